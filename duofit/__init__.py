@@ -1,0 +1,67 @@
+"""duofit: one experiment spec, compiled to a PyTorch loop and a Keras fit, compared honestly.
+
+``import duofit`` imports no deep-learning framework; a backend's framework is imported
+the first time that backend runs.
+
+Example:
+    >>> import duofit
+    >>> spec = duofit.load_spec("examples/seed.toml")          # doctest: +SKIP
+    >>> res = duofit.run(spec, backend="torch")                 # doctest: +SKIP
+    >>> res.metrics["accuracy"] > 0.85                          # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from duofit.common.errors import (
+    BackendError,
+    BackendNotInstalledError,
+    DataError,
+    DivergenceError,
+    DuofitError,
+    SpecError,
+)
+from duofit.common.loader import load_spec
+from duofit.common.registry import installed_backends as available_backends
+from duofit.common.spec import Spec
+
+if TYPE_CHECKING:
+    from duofit.common.result import RunResult
+    from duofit.runner import Comparison, compare, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendNotInstalledError",
+    "Comparison",
+    "DataError",
+    "DivergenceError",
+    "DuofitError",
+    "RunResult",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "available_backends",
+    "compare",
+    "load_spec",
+    "run",
+]
+
+_LAZY = {
+    "run": "duofit.runner",
+    "compare": "duofit.runner",
+    "Comparison": "duofit.runner",
+    "RunResult": "duofit.common.result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavier parts (numpy, pandas, sklearn) on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'duofit' has no attribute {name!r}")

@@ -1,0 +1,125 @@
+"""Spec layers -> Keras layers, and weights in/out in duofit's (Keras) layout.
+
+Translations (spec meaning -> Keras):
+- batch_norm momentum is torch's convention in the spec; Keras gets ``1 - momentum``.
+  Keras keeps the *biased* batch variance in ``moving_variance`` (torch: unbiased).
+- leaky_relu slope is passed explicitly (Keras default 0.2, spec default 0.01), so a dense
+  layer with ``activation = "leaky_relu"`` becomes Dense + LeakyReLU.
+- gelu is the exact (erf) form, Keras' default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from duofit.common.errors import BackendError
+from duofit.common.spec import (
+    ActivationLayer,
+    BatchNormLayer,
+    DenseLayer,
+    DropoutLayer,
+    FlattenLayer,
+    Spec,
+)
+
+__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "set_weights"]
+
+ACTIVATIONS: dict[str, Callable[[float, str], keras.layers.Layer]] = {
+    "relu": lambda slope, dtype: keras.layers.Activation("relu", dtype=dtype),
+    "sigmoid": lambda slope, dtype: keras.layers.Activation("sigmoid", dtype=dtype),
+    "tanh": lambda slope, dtype: keras.layers.Activation("tanh", dtype=dtype),
+    "softmax": lambda slope, dtype: keras.layers.Activation("softmax", dtype=dtype),
+    "gelu": lambda slope, dtype: keras.layers.Activation("gelu", dtype=dtype),
+    "leaky_relu": lambda slope, dtype: keras.layers.LeakyReLU(negative_slope=slope, dtype=dtype),
+    "linear": lambda slope, dtype: keras.layers.Activation("linear", dtype=dtype),
+}
+_DEFAULT_SLOPE = ActivationLayer.model_fields["negative_slope"].default
+_NATIVE_DENSE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "gelu", "linear")
+
+
+def _dense(layer: DenseLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+    reg = keras.regularizers.L1L2(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
+    native = layer.activation if layer.activation in _NATIVE_DENSE_ACTIVATIONS else None
+    out = [keras.layers.Dense(layer.units, activation=native, use_bias=layer.use_bias, kernel_regularizer=reg, dtype=dtype)]
+    if layer.activation == "leaky_relu":
+        out.append(ACTIVATIONS["leaky_relu"](_DEFAULT_SLOPE, dtype))
+    return out
+
+
+def _activation(layer: ActivationLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+    return [ACTIVATIONS[layer.activation](layer.negative_slope, dtype)]
+
+
+def _dropout(layer: DropoutLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+    return [keras.layers.Dropout(layer.rate, seed=seed, dtype=dtype)]
+
+
+def _batch_norm(layer: BatchNormLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+    return [keras.layers.BatchNormalization(momentum=1.0 - layer.momentum, epsilon=layer.epsilon, dtype=dtype)]
+
+
+def _flatten(layer: FlattenLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+    return [keras.layers.Flatten(dtype=dtype)]
+
+
+LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
+    DenseLayer: _dense,
+    ActivationLayer: _activation,
+    DropoutLayer: _dropout,
+    BatchNormLayer: _batch_norm,
+    FlattenLayer: _flatten,
+}
+
+
+def build_model(spec: Spec, n_features: int, dtype: str) -> tuple[keras.Model, list[keras.layers.Layer]]:
+    """A ``keras.Sequential`` model; also returns the first Keras layer of each spec layer.
+
+    Example:
+        >>> model, heads = build_model(spec, n_features=2, dtype="float32")  # doctest: +SKIP
+    """
+    layers: list[keras.layers.Layer] = []
+    heads: list[keras.layers.Layer] = []
+    for i, layer in enumerate(spec.model.layers):
+        factory = LAYERS.get(type(layer))
+        if factory is None:
+            raise BackendError(
+                f"model.layers[{i}]: the keras backend has no layer {type(layer).__name__}; "
+                f"supported: {', '.join(t.__name__ for t in LAYERS)}"
+            )
+        made = factory(layer, dtype, spec.train.seed + i)
+        heads.append(made[0])
+        layers.extend(made)
+    model = keras.Sequential([keras.Input(shape=(n_features,), dtype=dtype), *layers])
+    return model, heads
+
+
+_NAMES = {DenseLayer: ("kernel", "bias"), BatchNormLayer: ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def set_weights(heads: list[keras.layers.Layer], spec: Spec, weights: dict[str, np.ndarray]) -> None:
+    """Load duofit-layout arrays (already Keras' layout: no transposition)."""
+    for i, layer in enumerate(spec.model.layers):
+        names = _NAMES.get(type(layer))
+        if names is None:
+            continue
+        arrays = [np.asarray(weights[f"layers.{i}.{n}"]) for n in names if f"layers.{i}.{n}" in weights]
+        try:
+            heads[i].set_weights(arrays)
+        except ValueError as exc:
+            raise BackendError(f"weights of model.layers[{i}] do not fit the model: {exc}") from None
+
+
+def get_weights(heads: list[keras.layers.Layer], spec: Spec) -> dict[str, np.ndarray]:
+    """Model weights as duofit-layout numpy arrays."""
+    out: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(spec.model.layers):
+        names = _NAMES.get(type(layer))
+        if names is None:
+            continue
+        present = [n for n in names if not (n == "bias" and not layer.use_bias)]  # type: ignore[union-attr]
+        for name, arr in zip(present, heads[i].get_weights(), strict=True):
+            out[f"layers.{i}.{name}"] = np.asarray(arr).copy()
+    return out

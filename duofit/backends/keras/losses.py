@@ -1,0 +1,39 @@
+"""Spec losses -> Keras loss objects (``sum_over_batch_size`` reduction = batch mean).
+
+Each loss gets the run's dtype: Keras casts predictions to the loss' dtype, which
+defaults to ``floatx`` (float32) even for a float64 model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from duofit.common.errors import BackendError
+from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
+
+__all__ = ["LOSSES", "make_loss"]
+
+
+def _cce(spec: CCELoss, dtype: str) -> keras.losses.Loss:
+    if spec.labels == "integer":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=spec.from_logits, dtype=dtype)
+    return keras.losses.CategoricalCrossentropy(from_logits=spec.from_logits, dtype=dtype)
+
+
+LOSSES: dict[type, Callable[..., keras.losses.Loss]] = {
+    MSELoss: lambda spec, dtype: keras.losses.MeanSquaredError(dtype=dtype),
+    MAELoss: lambda spec, dtype: keras.losses.MeanAbsoluteError(dtype=dtype),
+    HuberLoss: lambda spec, dtype: keras.losses.Huber(delta=spec.delta, dtype=dtype),
+    BCELoss: lambda spec, dtype: keras.losses.BinaryCrossentropy(from_logits=spec.from_logits, dtype=dtype),
+    CCELoss: _cce,
+}
+
+
+def make_loss(spec: object, dtype: str) -> keras.losses.Loss:
+    """The Keras loss for a loss spec."""
+    factory = LOSSES.get(type(spec))
+    if factory is None:
+        raise BackendError(f"loss: the keras backend has no loss {type(spec).__name__}; supported: {', '.join(t.__name__ for t in LOSSES)}")
+    return factory(spec, dtype)

@@ -1,0 +1,79 @@
+"""Spec optimizers -> torch optimizers, plus the weight-decay and clipping steps.
+
+Order of one update, identical on every backend: clip gradients (global norm or
+value) -> add coupled L2 decay ``g += wd * w`` -> decoupled decay ``w -= lr * wd * w`` ->
+optimizer update.
+
+Translations: RMSprop ``rho`` is torch's ``alpha``; Adam with ``decay_kind = 'decoupled'``
+is ``torch.optim.AdamW``; decoupled decay for SGD/RMSprop is applied by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+from duofit.common.errors import BackendError
+from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
+
+__all__ = ["OPTIMIZERS", "make_optimizer"]
+
+Params = list[torch.nn.Parameter]
+
+
+def _coupled(spec: object) -> float:
+    return float(spec.weight_decay) if spec.decay_kind == "l2" else 0.0  # type: ignore[attr-defined]
+
+
+def _sgd(spec: SGDOptimizer, params: Params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=_coupled(spec))
+
+
+def _adam(spec: AdamOptimizer | AdamWOptimizer, params: Params) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if spec.decay_kind == "decoupled" else torch.optim.Adam
+    return cls(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.epsilon, weight_decay=spec.weight_decay, amsgrad=spec.amsgrad)
+
+
+def _rmsprop(spec: RMSpropOptimizer, params: Params) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.rho, eps=spec.epsilon, momentum=spec.momentum, centered=spec.centered, weight_decay=_coupled(spec))
+
+
+OPTIMIZERS: dict[type, Callable[..., torch.optim.Optimizer]] = {
+    SGDOptimizer: _sgd,
+    AdamOptimizer: _adam,
+    AdamWOptimizer: _adam,
+    RMSpropOptimizer: _rmsprop,
+}
+
+
+def make_optimizer(spec: object, params: Iterable[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
+    """Build the optimizer and the ``before_step()`` hook (clipping, decoupled decay).
+
+    Returns:
+        ``(optimizer, before_step)``; call ``before_step()`` after ``backward()`` and before
+        ``optimizer.step()``.
+    """
+    plist = [p for p in params if p.requires_grad]
+    factory = OPTIMIZERS.get(type(spec))
+    if factory is None:
+        raise BackendError(f"optimizer: the torch backend has no optimizer {type(spec).__name__}; supported: {', '.join(t.__name__ for t in OPTIMIZERS)}")
+    opt = factory(spec, plist)
+    clipnorm = spec.clipnorm  # type: ignore[attr-defined]
+    clipvalue = spec.clipvalue  # type: ignore[attr-defined]
+    manual_decay = (
+        float(spec.weight_decay) * float(spec.lr)  # type: ignore[attr-defined]
+        if spec.decay_kind == "decoupled" and not isinstance(spec, (AdamWOptimizer, AdamOptimizer))  # type: ignore[attr-defined]
+        else 0.0
+    )
+
+    def before_step() -> None:
+        if clipnorm is not None:
+            torch.nn.utils.clip_grad_norm_(plist, clipnorm)
+        if clipvalue is not None:
+            torch.nn.utils.clip_grad_value_(plist, clipvalue)
+        if manual_decay:
+            with torch.no_grad():
+                torch._foreach_mul_(plist, 1.0 - manual_decay)
+
+    return opt, before_step

@@ -1,0 +1,149 @@
+"""The torch training loop: the seed chapter's loop, without the DataLoader overhead.
+
+Per epoch: ``model.train()``; for each batch ``zero_grad`` -> forward -> loss (+ L1/L2
+penalty) -> ``backward`` -> clip/decay -> ``step``; then evaluation under
+``inference_mode`` in ``eval()`` mode. Batches are contiguous slices of the epoch's
+pre-permuted tensors (no per-sample indexing, no collate); the epoch loss accumulates on
+the device, so there is one host sync per epoch instead of one ``.item()`` per step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from duofit.backends.base import FitOutput, TrainPlan
+from duofit.backends.torch.layers import build_model, get_weights, set_weights
+from duofit.backends.torch.losses import make_loss
+from duofit.backends.torch.optimizers import make_optimizer
+from duofit.common.errors import BackendError
+from duofit.common.history import EpochRecorder
+from duofit.common.spec import DenseLayer
+
+__all__ = ["fit", "resolve_device"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (error if absent) or ``auto`` (cuda when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BackendError("train.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def _penalty(model: torch.nn.Sequential, plan: TrainPlan) -> Any:
+    """L1/L2 kernel penalties as Keras' regularizers compute them: l1*sum|W| + l2*sum W^2."""
+    terms = []
+    for i, layer in enumerate(plan.spec.model.layers):
+        if isinstance(layer, DenseLayer) and (layer.l1 or layer.l2):
+            block = model[i]
+            weight = (block if isinstance(block, torch.nn.Linear) else block[0]).weight
+            terms.append((weight, layer.l1, layer.l2))
+    if not terms:
+        return None
+
+    def penalty() -> torch.Tensor:
+        total = torch.zeros((), dtype=terms[0][0].dtype, device=terms[0][0].device)
+        for w, l1, l2 in terms:
+            if l1:
+                total = total + l1 * w.abs().sum()
+            if l2:
+                total = total + l2 * w.square().sum()
+        return total
+
+    return penalty
+
+
+def _targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if arr.dtype.kind in "iu":
+        return torch.as_tensor(arr, dtype=torch.long, device=device)
+    return torch.as_tensor(arr, dtype=dtype, device=device)
+
+
+def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
+    """Train ``plan`` and return test outputs, final weights and timings."""
+    t_start = time.perf_counter()
+    spec, ds = plan.spec, plan.dataset
+    tr = spec.train
+    if tr.threads is not None:
+        torch.set_num_threads(tr.threads)
+    torch.manual_seed(tr.seed)  # dropout masks
+    device = resolve_device(tr.device)
+    dtype = _DTYPES[tr.dtype]
+
+    model = build_model(spec, ds.n_features).to(device=device, dtype=dtype)
+    set_weights(model, spec, plan.weights)
+    loss_fn = make_loss(spec.loss)
+    optimizer, before_step = make_optimizer(spec.optimizer, model.parameters())
+    penalty = _penalty(model, plan)
+
+    x = torch.as_tensor(ds.x_train, dtype=dtype, device=device)
+    t = _targets(plan.t_train, dtype, device)
+    x_val = torch.as_tensor(ds.x_val, dtype=dtype, device=device)
+    t_val = _targets(plan.t_val, dtype, device)
+    order = torch.as_tensor(plan.order, device=device)
+    n, bs = x.shape[0], tr.batch_size
+    build_s = time.perf_counter() - t_start
+
+    epoch_s: list[float] = []
+    best: dict[str, torch.Tensor] | None = None
+    t_fit = time.perf_counter()
+    for epoch in range(tr.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = order[epoch]
+        xp, tp = x.index_select(0, perm), t.index_select(0, perm)
+        total = torch.zeros((), dtype=dtype, device=device)
+        for start in range(0, n, bs):
+            xb, tb = xp[start : start + bs], tp[start : start + bs]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), tb)
+            if penalty is not None:
+                loss = loss + penalty()
+            loss.backward()
+            before_step()
+            optimizer.step()
+            total += loss.detach() * xb.shape[0]  # Keras' epoch loss: batch-size weighted mean
+        model.eval()
+        with torch.inference_mode():
+            val_out = model(x_val)
+            val_loss = loss_fn(val_out, t_val)
+        train_loss = float((total / n).item())  # the epoch's one host sync
+        val_np = val_out.detach().cpu().numpy()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_s.append(time.perf_counter() - t0)
+        decision = recorder.end_epoch(epoch, train_loss, float(val_loss.item()), val_np, epoch_s[-1])
+        if decision.is_best:
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if decision.stop:
+            break
+    fit_s = time.perf_counter() - t_fit
+    if recorder.restore_best and best is not None:
+        model.load_state_dict(best)
+
+    t_pred = time.perf_counter()
+    model.eval()
+    with torch.inference_mode():
+        test_out = model(torch.as_tensor(ds.x_test, dtype=dtype, device=device)).cpu().numpy()
+    predict_s = time.perf_counter() - t_pred
+    return FitOutput(
+        test_outputs=test_out,
+        weights=get_weights(model, spec),
+        timings={"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s},  # type: ignore[dict-item]
+        environment={"device": str(device), "device_name": _device_name(device)},
+    )
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from duofit.common.envinfo import cpu_model
+
+    return cpu_model()

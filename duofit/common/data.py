@@ -1,0 +1,282 @@
+"""Arrays for a spec: load, split, scale (fit on train only) and the shared batch order.
+
+Both backends train on exactly the arrays and batch order made here.
+
+Example:
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec({"data": {"kind": "iris", "split_seed": 1},
+    ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+    ...                   "loss": {"type": "categorical_crossentropy"}})
+    >>> ds = load_dataset(spec)
+    >>> ds.x_train.shape, ds.task, ds.n_classes
+    ((120, 4), 'multiclass', 3)
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from duofit.common.errors import DataError
+from duofit.common.spec import DenseLayer, Spec
+
+__all__ = ["Dataset", "batch_order", "load_dataset", "targets_for_loss"]
+
+_GENERATORS = ("make_classification", "make_regression", "make_moons", "make_blobs")
+_BUNDLED = {
+    "iris": "load_iris",
+    "breast_cancer": "load_breast_cancer",
+    "digits": "load_digits",
+    "wine": "load_wine",
+    "diabetes": "load_diabetes",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Split and scaled arrays. ``y_*`` hold class indices (int64) or float targets.
+
+    Attributes:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        n_classes: number of classes (``None`` for regression).
+        classes: original label values, index i is class i (``None`` for regression).
+        val_is_test: True when per-epoch validation uses the test split (val_size = 0).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_classes: int | None
+    classes: np.ndarray | None
+    feature_names: tuple[str, ...]
+    val_is_test: bool
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features."""
+        return int(self.x_train.shape[1])
+
+
+def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import sklearn.datasets as skd
+
+    d = spec.data
+    if d.kind in _GENERATORS:
+        fn = getattr(skd, d.kind)
+        accepted = set(inspect.signature(fn).parameters)
+        for key in d.params:
+            if key not in accepted:
+                raise DataError(
+                    f"data.params.{key}: {d.kind} has no parameter {key!r}; "
+                    f"allowed: {', '.join(sorted(accepted))}",
+                    path=f"data.params.{key}",
+                )
+        try:
+            out = fn(**d.params)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"data.params: sklearn {d.kind} rejected the parameters: {exc}") from None
+        x, y = out[0], out[1]
+        names = tuple(f"x{i}" for i in range(x.shape[1]))
+        return np.asarray(x, dtype=np.float64), np.asarray(y), names
+    if d.kind in _BUNDLED:
+        if d.params:
+            raise DataError(f"data.params: bundled set {d.kind!r} takes no params", path="data.params")
+        bunch = getattr(skd, _BUNDLED[d.kind])()
+        names = tuple(str(n) for n in getattr(bunch, "feature_names", range(bunch.data.shape[1])))
+        return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), names
+    return _read_csv(spec)
+
+
+def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import pandas as pd
+
+    d = spec.data
+    path = Path(str(d.path))
+    if not path.is_file():
+        raise DataError(f"data.path: CSV file not found: {path}", path="data.path")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.path: CSV file {path} is empty", path="data.path") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"data.path: cannot parse CSV file {path}: {exc}", path="data.path") from None
+    if frame.empty:
+        raise DataError(f"data.path: CSV file {path} has no rows", path="data.path")
+    columns = [str(c) for c in frame.columns]
+    if d.target not in columns:
+        raise DataError(
+            f"data.target: column {d.target!r} is not in {path.name}; columns are: {', '.join(columns)}",
+            path="data.target",
+        )
+    features = list(d.features) if d.features else [c for c in columns if c != d.target]
+    missing = [c for c in features if c not in columns]
+    if missing:
+        raise DataError(f"data.features: columns not in {path.name}: {', '.join(missing)}", path="data.features")
+    if d.target in features:
+        raise DataError("data.features must not include the target column", path="data.features")
+    if not features:
+        raise DataError(f"data: {path.name} has no feature columns besides the target", path="data.features")
+    x_frame = frame[features]
+    bad = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c]) or pd.api.types.is_bool_dtype(x_frame[c])]
+    if bad:
+        raise DataError(
+            f"data.features: non-numeric columns {', '.join(bad)} in {path.name}; encode them as numbers "
+            "or leave them out with data.features = [...]",
+            path="data.features",
+        )
+    na_rows = x_frame.isna().any(axis=1) | frame[d.target].isna()
+    if na_rows.any():
+        first = int(np.flatnonzero(na_rows.to_numpy())[0]) + 2  # +1 header, +1 one-based
+        raise DataError(
+            f"data: {int(na_rows.sum())} row(s) of {path.name} have missing values (first at line {first}); "
+            "fill or drop them before training",
+            path="data.path",
+        )
+    target = frame[d.target].to_numpy()
+    return x_frame.to_numpy(dtype=np.float64), target, tuple(features)
+
+
+def _encode_target(spec: Spec, y: np.ndarray) -> tuple[np.ndarray, str, int | None, np.ndarray | None]:
+    task = spec.task
+    if task == "regression":
+        try:
+            yf = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"data.target: loss {spec.loss.type!r} needs a numeric target, got values like {y[:3].tolist()}",
+                path="data.target",
+            ) from None
+        if not np.all(np.isfinite(yf)):
+            raise DataError("data.target holds NaN or infinite values", path="data.target")
+        return yf, task, None, None
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise DataError("data.target holds NaN or infinite values", path="data.target")
+        if not np.all(y == np.round(y)):
+            raise DataError(
+                f"data.target: loss {spec.loss.type!r} needs class labels, but the target is continuous "
+                f"(e.g. {y[~(y == np.round(y))][:3].tolist()}); use loss 'mse', 'mae' or 'huber'",
+                path="loss.type",
+            )
+    classes, encoded = np.unique(y, return_inverse=True)
+    n_classes = int(classes.size)
+    if n_classes < 2:
+        raise DataError(f"data.target has a single class ({classes.tolist()}); a classifier needs two or more", path="data.target")
+    if task == "binary" and n_classes != 2:
+        raise DataError(
+            f"loss.type: binary_crossentropy needs exactly 2 classes, the target has {n_classes}; "
+            "use categorical_crossentropy with one output unit per class",
+            path="loss.type",
+        )
+    return encoded.astype(np.int64), task, n_classes, classes
+
+
+def _check_outputs(spec: Spec, task: str, n_classes: int | None, n_targets: int) -> None:
+    idx = max(i for i, layer in enumerate(spec.model.layers) if isinstance(layer, DenseLayer))
+    units = spec.model.layers[idx].units  # type: ignore[union-attr]
+    expected = n_classes if task == "multiclass" else (1 if task == "binary" else n_targets)
+    if units != expected:
+        what = {"multiclass": f"{n_classes} classes", "binary": "binary labels", "regression": f"{n_targets} target(s)"}[task]
+        raise DataError(
+            f"model.layers[{idx}].units = {units}, but the data has {what}; set units = {expected}",
+            path=f"model.layers[{idx}].units",
+        )
+
+
+def load_dataset(spec: Spec) -> Dataset:
+    """Load, split and scale the data of a spec.
+
+    Args:
+        spec: A validated spec.
+
+    Returns:
+        A :class:`Dataset`. Features are float64; the backend casts to the spec's dtype.
+
+    Raises:
+        DataError: missing file or column, non-numeric features, NaNs, wrong number of classes,
+            or an output layer that does not match the targets.
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y_raw, names = _raw_arrays(spec)
+    if x.ndim != 2:
+        x = x.reshape(len(x), -1)
+    if not np.all(np.isfinite(x)):
+        raise DataError("data: features hold NaN or infinite values", path="data")
+    y, task, n_classes, classes = _encode_target(spec, y_raw)
+    n_targets = 1 if y.ndim == 1 else int(y.shape[1])
+    _check_outputs(spec, task, n_classes, n_targets)
+    d = spec.data
+    strat = y if (d.stratify and task != "regression") else None
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=d.test_size, random_state=d.split_seed, stratify=strat)
+        if d.val_size > 0:
+            frac = d.val_size / (1 - d.test_size)
+            strat_tr = y_tr if strat is not None else None
+            x_tr, x_va, y_tr, y_va = train_test_split(x_tr, y_tr, test_size=frac, random_state=d.split_seed, stratify=strat_tr)
+        else:
+            x_va, y_va = x_te, y_te
+    except ValueError as exc:
+        raise DataError(f"data: cannot split {len(x)} samples (test_size={d.test_size}, val_size={d.val_size}): {exc}") from None
+    if d.standardize:
+        scaler = StandardScaler().fit(x_tr)  # fit on the training part only: no leakage
+        x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
+    return Dataset(
+        x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te,
+        task=task, n_classes=n_classes, classes=classes, feature_names=names, val_is_test=d.val_size == 0,
+    )
+
+
+def targets_for_loss(spec: Spec, y: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """The array a backend's loss consumes: float column for binary/regression,
+    int64 class indices, or float one-hot rows.
+
+    Example:
+        >>> import numpy as np
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec({"data": {"kind": "iris"},
+        ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+        ...                   "loss": {"type": "categorical_crossentropy", "labels": "one_hot"}})
+        >>> targets_for_loss(spec, np.array([0, 2]), 3)
+        array([[1., 0., 0.],
+               [0., 0., 1.]])
+    """
+    task = spec.task
+    if task == "multiclass":
+        if getattr(spec.loss, "labels", "integer") == "one_hot":
+            return np.eye(int(n_classes or 0), dtype=np.float64)[y]
+        return y.astype(np.int64)
+    return y.astype(np.float64).reshape(len(y), -1)
+
+
+def batch_order(n: int, epochs: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """One sample order per epoch, shared by every backend.
+
+    Each epoch is split into ``ceil(n / batch_size)`` consecutive batches of this order,
+    the last one possibly smaller, identically on every backend.
+
+    Args:
+        n: Number of training samples.
+        epochs: Number of epochs.
+        seed: Seed of the numpy Generator (``train.seed``).
+        shuffle: If False every epoch is ``0..n-1``.
+
+    Returns:
+        int64 array of shape ``(epochs, n)``.
+
+    Example:
+        >>> batch_order(4, 2, seed=0, shuffle=False).tolist()
+        [[0, 1, 2, 3], [0, 1, 2, 3]]
+    """
+    if not shuffle:
+        return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
+    rng = np.random.default_rng([seed, 0x0DE7])  # a stream of its own, separate from init
+    return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)

@@ -1,0 +1,103 @@
+"""Errors raised by duofit, each mapped to a CLI exit code.
+
+Every error carries a message written for the person who made the mistake:
+where it is (a field path such as ``model.layers[1].units``), what was given,
+what is allowed, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendNotInstalledError",
+    "DataError",
+    "DivergenceError",
+    "DuofitError",
+    "SpecError",
+]
+
+
+class DuofitError(Exception):
+    """Base class of all duofit errors.
+
+    Attributes:
+        exit_code: The exit code the CLI uses for this error.
+    """
+
+    exit_code: int = 1
+
+
+class SpecError(DuofitError, ValueError):
+    """A spec file or value is invalid.
+
+    Args:
+        message: Full human-readable message.
+        path: Dotted field path of the first offending field (``""`` for the whole file).
+        problems: One ``(path, message)`` pair per problem found.
+
+    Example:
+        >>> raise SpecError("optimizer.lr: must be > 0 (got -1)", path="optimizer.lr")
+        Traceback (most recent call last):
+        ...
+        duofit.common.errors.SpecError: optimizer.lr: must be > 0 (got -1)
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        path: str = "",
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problems = problems if problems is not None else [(path, message)]
+
+
+class DataError(DuofitError, ValueError):
+    """The data named by a spec cannot be used (missing column, NaN, wrong type...)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str = "data") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class BackendError(DuofitError, ValueError):
+    """An unknown backend name, or a backend that cannot run a spec item."""
+
+    exit_code = 2
+
+
+class BackendNotInstalledError(BackendError, ImportError):
+    """The framework a backend needs is not installed.
+
+    Args:
+        backend: Backend name, e.g. ``"keras"``.
+        missing: Python module that could not be found, e.g. ``"tensorflow"``.
+        extra: The duofit extra that installs it, e.g. ``"tensorflow"``.
+    """
+
+    exit_code = 2
+
+    def __init__(self, backend: str, missing: str, extra: str) -> None:
+        self.backend = backend
+        self.missing = missing
+        self.extra = extra
+        super().__init__(
+            f"backend {backend!r} needs the Python package {missing!r}, which is not "
+            f"installed. Install it with: pip install 'duofit[{extra}]' "
+            "(or run `duofit backends` to see what is installed)."
+        )
+
+
+class DivergenceError(DuofitError, ArithmeticError):
+    """Training produced a non-finite loss. The partial result is attached."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, result: object | None = None) -> None:
+        super().__init__(message)
+        self.result = result

@@ -1,0 +1,208 @@
+"""Load a spec from TOML / JSON / dict and turn validation failures into clear SpecErrors.
+
+Example:
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec({"data": {"kind": "iris"},
+    ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+    ...                   "loss": {"type": "categorical_crossentropy"}})
+    >>> spec.data.kind
+    'iris'
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from duofit.common.errors import SpecError
+from duofit.common.spec import Spec
+
+__all__ = ["MAX_SPEC_BYTES", "format_loc", "load_spec", "spec_from_validation_error", "spec_to_toml"]
+
+MAX_SPEC_BYTES = 1_000_000  # a spec is a few hundred bytes; anything near 1 MB is a mistake
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """Turn a pydantic location tuple into a path like ``model.layers[1].units``.
+
+    Discriminated-union tags (``'dense'`` etc.) that pydantic inserts are dropped.
+
+    Example:
+        >>> format_loc(("model", "layers", 1, "dense", "units"))
+        'model.layers[1].units'
+    """
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif i > 0 and isinstance(loc[i - 1], (int, str)) and _is_union_tag(loc, i):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+_UNION_FIELDS = {"layers", "loss", "optimizer"}
+
+
+def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
+    # pydantic puts the tag after the union field (loss -> 'mse') or after the list index.
+    prev = loc[i - 1]
+    if isinstance(prev, int):
+        return i >= 2 and loc[i - 2] == "layers"
+    return prev in ("loss", "optimizer")
+
+
+def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str] | None:
+    """Field names allowed at the parent of ``loc`` (for unknown-key errors)."""
+    model: type[BaseModel] | None = Spec
+    node: Any = raw
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            continue
+        if model is None:
+            return None
+        if item in model.model_fields:
+            annotation = model.model_fields[item].annotation
+            node = node.get(item) if isinstance(node, Mapping) else None
+            model = _model_of(annotation, node)
+        else:  # a union tag: pick the member named by it
+            continue
+    return sorted(model.model_fields) if model is not None else None
+
+
+def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = typing.get_args(annotation)
+    candidates: list[type[BaseModel]] = []
+    for arg in args:
+        sub = _model_of(arg, node)
+        if sub is not None:
+            candidates.append(sub)
+    if isinstance(node, list):
+        return None
+    tag = node.get("type") if isinstance(node, Mapping) else None
+    for cand in candidates:
+        field = cand.model_fields.get("type")
+        if field is not None and tag in typing.get_args(field.annotation):
+            return cand
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def spec_from_validation_error(exc: ValidationError, source: str, raw: Any = None) -> SpecError:
+    """Convert a pydantic ``ValidationError`` into a :class:`SpecError` with field paths."""
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        path = format_loc(loc) or "(top level)"
+        kind = err.get("type", "")
+        msg = str(err.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc, raw)
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            msg = f"unknown key {str(loc[-1])!r}{hint} (check the spelling)"
+        elif kind == "missing":
+            msg = "required field is missing"
+        elif kind == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            msg = (
+                f"unknown type {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
+            )
+        elif "input" in err and kind not in ("model_type", "dict_type", "list_type"):
+            given = err["input"]
+            text = repr(given)
+            if len(text) > 80:
+                text = text[:77] + "..."
+            msg = f"{msg} (got {text})"
+        problems.append((path, msg))
+    lines = [f"invalid spec {source}:"] + [f"  {p}: {m}" for p, m in problems]
+    lines.append("See `duofit schema` for every field, its type and its default.")
+    return SpecError("\n".join(lines), path=problems[0][0] if problems else "", problems=problems)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SpecError(f"spec file not found: {path}", path="")
+    if path.is_dir():
+        raise SpecError(f"spec path {path} is a directory; give a .toml or .json file", path="")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {path} is {size:,} bytes; the limit is {MAX_SPEC_BYTES:,}", path="")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8", path="") from None
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise SpecError(f"spec file {path}: unknown extension {suffix!r}; use .toml or .json", path="")
+    try:
+        doc = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except RecursionError:
+        raise SpecError(f"spec file {path} is nested too deeply", path="") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"spec file {path} is not valid {suffix[1:].upper()}: {exc}", path="") from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"spec file {path} must hold a table/object at the top level", path="")
+    return doc
+
+
+def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
+    """Load and validate a spec.
+
+    Args:
+        source: A path to a ``.toml``/``.json`` file, a mapping, or a ``Spec``.
+            A relative CSV ``data.path`` is resolved against the spec file's folder.
+
+    Returns:
+        The frozen, validated :class:`~duofit.common.spec.Spec`.
+
+    Raises:
+        SpecError: the file cannot be read or a field is invalid; the message names
+            every bad field path, the value and what is allowed.
+
+    Example:
+        >>> spec = load_spec("examples/seed.toml")  # doctest: +SKIP
+        >>> spec.optimizer.lr  # doctest: +SKIP
+        0.01
+    """
+    if isinstance(source, Spec):
+        return source
+    base: Path | None = None
+    if isinstance(source, Mapping):
+        doc: Any = dict(source)
+        label = "(from a mapping)"
+    else:
+        path = Path(source)
+        doc = _read_document(path)
+        label = str(path)
+        base = path.resolve().parent
+    try:
+        spec = Spec.model_validate(doc)
+    except ValidationError as exc:
+        raise spec_from_validation_error(exc, label, doc) from None
+    except RecursionError:
+        raise SpecError(f"spec {label} is nested too deeply", path="") from None
+    if spec.data.kind == "csv" and base is not None and spec.data.path:
+        csv_path = Path(spec.data.path)
+        if not csv_path.is_absolute():
+            data = spec.data.model_copy(update={"path": str(base / csv_path)})
+            spec = spec.model_copy(update={"data": data})
+    return spec
+
+
+def spec_to_toml(spec: Spec) -> str:
+    """Serialise a spec back to TOML (defaults included), e.g. to save a tuned spec."""
+    import tomli_w
+
+    return tomli_w.dumps(spec.model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,76 @@
+"""Plots (matplotlib, Agg backend, files only) and the terminal progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from duofit.common.history import ProgressFn
+
+__all__ = ["plot_histories", "progress_bar"]
+
+_METRIC_PREFERENCE = ("val_accuracy", "val_f1", "val_roc_auc", "val_r2", "val_rmse", "val_mse", "val_mae")
+
+
+def plot_histories(histories: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
+    """Loss curves (train solid, validation dashed) per backend, plus the main metric.
+
+    Args:
+        histories: ``{backend: history DataFrame}``.
+        path: PNG file to write.
+        title: Figure title.
+
+    Returns:
+        The PNG path.
+
+    Example:
+        >>> plot_histories({"torch": res.history}, "curves.png")  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = next((m for m in _METRIC_PREFERENCE if any(m in h.columns for h in histories.values())), None)
+    ncols = 2 if metric else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False)
+    for i, (name, hist) in enumerate(histories.items()):
+        color = f"C{i}"
+        ax = axes[0][0]
+        ax.plot(hist["epoch"], hist["loss"], color=color, label=f"{name} train")
+        ax.plot(hist["epoch"], hist["val_loss"], color=color, linestyle="--", label=f"{name} validation")
+        if metric and metric in hist.columns:
+            axes[0][1].plot(hist["epoch"], hist[metric], color=color, label=name)
+    axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[0][0].legend()
+    axes[0][0].grid(alpha=0.3)
+    if metric:
+        axes[0][1].set(xlabel="epoch", ylabel=metric, title=metric)
+        axes[0][1].legend()
+        axes[0][1].grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def progress_bar(label: str, epochs: int) -> ProgressFn:
+    """A tqdm bar on stderr, advanced once per epoch, showing the latest losses."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=epochs, desc=label, unit="epoch", leave=False, dynamic_ncols=True)
+
+    def update(epoch: int, total: int, row: dict[str, float]) -> None:
+        bar.update(epoch - bar.n)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", val_loss=f"{row['val_loss']:.4f}", refresh=False)
+        if epoch >= total:
+            bar.close()
+
+    return update

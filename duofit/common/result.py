@@ -1,0 +1,127 @@
+"""RunResult: what every backend returns, saved and loaded as plain files (CSV, JSON, npz).
+
+Example:
+    >>> res = duofit.run(spec, backend="torch")          # doctest: +SKIP
+    >>> res.save("results/seed/torch")                   # doctest: +SKIP
+    >>> RunResult.load("results/seed/torch").metrics     # doctest: +SKIP
+    {'accuracy': 0.9, ...}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duofit.common.io import load_npz, save_npz, write_json
+from duofit.common.spec import Spec
+
+__all__ = ["RESULT_SCHEMA", "RunResult"]
+
+RESULT_SCHEMA = 1  # bump when the saved layout changes
+
+
+@dataclass
+class RunResult:
+    """One training run on one backend.
+
+    Attributes:
+        backend: Backend name (``torch``, ``keras``).
+        spec: The spec that was run.
+        history: pandas DataFrame, one row per epoch: ``epoch, loss, val_loss, val_<metric>..., epoch_s``.
+            ``loss`` is the sample-weighted mean of the batch losses (regularisation included);
+            ``val_loss`` the data loss on the whole validation split.
+        metrics: Final test metrics from the shared sklearn reference.
+        predictions: Raw model outputs on the test split (logits or probabilities per the loss).
+        y_test: Test targets (class indices or values).
+        timings: Seconds: ``total_s``, ``build_s``, ``fit_s``, ``first_epoch_s``, ``steady_epoch_s``, ``predict_s``.
+        environment: Framework versions, device, threads, flags.
+        weights: Final weights ``layers.<i>.<name>`` in the Keras layout.
+        best_epoch: Epoch chosen by early stopping (1-based), if any.
+        stopped_epoch: Epoch where training stopped early (1-based), if it did.
+        diverged: True when the loss became non-finite.
+        message: Human-readable note (divergence reason).
+    """
+
+    backend: str
+    spec: Spec
+    history: Any
+    metrics: dict[str, float]
+    predictions: np.ndarray
+    y_test: np.ndarray
+    timings: dict[str, float]
+    environment: dict[str, Any]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None
+    diverged: bool = False
+    message: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Flat dict for tables: backend, metrics, epochs run, times."""
+        out: dict[str, Any] = {"backend": self.backend}
+        out.update(self.metrics)
+        out["epochs"] = len(self.history)
+        if len(self.history):
+            out["final_loss"] = float(self.history["loss"].iloc[-1])
+            out["final_val_loss"] = float(self.history["val_loss"].iloc[-1])
+        out["fit_s"] = self.timings.get("fit_s", float("nan"))
+        out["total_s"] = self.timings.get("total_s", float("nan"))
+        out["diverged"] = self.diverged
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the result into ``folder`` (created): history.csv, result.json, weights.npz,
+        predictions.npz, spec.json. Each file is written atomically."""
+        from duofit.common.io import atomic_write_text
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "history.csv", self.history.to_csv(index=False))
+        write_json(
+            out / "result.json",
+            {
+                "schema": RESULT_SCHEMA,
+                "backend": self.backend,
+                "metrics": self.metrics,
+                "timings": self.timings,
+                "environment": self.environment,
+                "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch,
+                "diverged": self.diverged,
+                "message": self.message,
+            },
+        )
+        atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
+        save_npz(out / "weights.npz", self.weights)
+        save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test})
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RunResult:
+        """Read a result written by :meth:`save`."""
+        import pandas as pd
+
+        folder = Path(folder)
+        meta = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        spec = Spec.model_validate_json((folder / "spec.json").read_text(encoding="utf-8"))
+        preds = load_npz(folder / "predictions.npz")
+        nan = float("nan")
+        return cls(
+            backend=meta["backend"],
+            spec=spec,
+            history=pd.read_csv(folder / "history.csv"),
+            metrics={k: (nan if v is None else float(v)) for k, v in meta["metrics"].items()},
+            predictions=preds["predictions"],
+            y_test=preds["y_test"],
+            timings={k: (nan if v is None else float(v)) for k, v in meta["timings"].items()},
+            environment=meta["environment"],
+            weights=load_npz(folder / "weights.npz"),
+            best_epoch=meta.get("best_epoch"),
+            stopped_epoch=meta.get("stopped_epoch"),
+            diverged=bool(meta.get("diverged", False)),
+            message=meta.get("message"),
+        )

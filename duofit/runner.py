@@ -1,0 +1,246 @@
+"""Run a spec on one backend (``run``) or on every installed backend (``compare``).
+
+``compare`` runs each backend in its own process (KERAS_BACKEND is read once per
+process) and reads the results back from plain files (CSV, JSON, npz: no pickle).
+
+Example:
+    >>> import duofit
+    >>> res = duofit.run("examples/seed.toml", backend="torch")    # doctest: +SKIP
+    >>> cmp = duofit.compare("examples/seed.toml")                 # doctest: +SKIP
+    >>> cmp.table()                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duofit.backends.base import make_plan
+from duofit.common.data import load_dataset
+from duofit.common.envinfo import base_environment
+from duofit.common.errors import (
+    BackendError,
+    BackendNotInstalledError,
+    DataError,
+    DuofitError,
+    SpecError,
+)
+from duofit.common.history import ProgressFn, recorder_for
+from duofit.common.loader import load_spec
+from duofit.common.metrics import compute_metrics
+from duofit.common.registry import BACKENDS, check_installed, get_backend, installed_backends
+from duofit.common.result import RunResult
+from duofit.common.spec import Spec
+
+__all__ = ["Comparison", "compare", "run"]
+
+SpecLike = str | Path | Mapping[str, Any] | Spec
+
+
+def _timings(fit_timings: dict[str, Any], total_s: float) -> dict[str, float]:
+    epochs = [float(s) for s in fit_timings.get("epoch_s", [])]
+    return {
+        "total_s": total_s,
+        "build_s": float(fit_timings["build_s"]),
+        "fit_s": float(fit_timings["fit_s"]),
+        "predict_s": float(fit_timings["predict_s"]),
+        "first_epoch_s": epochs[0] if epochs else float("nan"),
+        # steady state: median epoch after the first (graph building / warm-up excluded)
+        "steady_epoch_s": float(np.median(epochs[1:])) if len(epochs) > 1 else float("nan"),
+    }
+
+
+def run(
+    spec: SpecLike,
+    backend: str = "torch",
+    *,
+    progress: ProgressFn | None = None,
+    out: str | Path | None = None,
+) -> RunResult:
+    """Train a spec on one backend, in this process.
+
+    Args:
+        spec: A spec file path, mapping or :class:`~duofit.Spec`.
+        backend: ``"torch"`` or ``"keras"`` (see :func:`duofit.available_backends`).
+        progress: Optional callback ``(epoch, epochs, history_row)`` called after each epoch.
+        out: If given, the result is also saved into this folder.
+
+    Returns:
+        A :class:`~duofit.RunResult`. A run whose loss became non-finite returns with
+        ``diverged = True`` and a ``message`` saying where and what to change.
+
+    Raises:
+        SpecError, DataError: invalid spec or data (message names the field).
+        BackendNotInstalledError: the backend's framework is missing (names the extra).
+
+    Example:
+        >>> res = run("examples/seed.toml", backend="keras")  # doctest: +SKIP
+        >>> res.history.tail(1)                                # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    spec = load_spec(spec)
+    module = get_backend(backend)
+    dataset = load_dataset(spec)
+    plan = make_plan(spec, dataset)
+    recorder = recorder_for(spec, dataset.y_val, progress)
+    fitted = module.fit(plan, recorder)
+    from_logits = bool(getattr(spec.loss, "from_logits", False))
+    metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
+    env = {**base_environment(), **module.environment(spec.train.device), **fitted.environment}
+    env.update({"backend": backend, "dtype": spec.train.dtype, "batch_size": spec.train.batch_size})
+    result = RunResult(
+        backend=backend,
+        spec=spec,
+        history=recorder.frame(),
+        metrics=metrics,
+        predictions=np.asarray(fitted.test_outputs),
+        y_test=dataset.y_test,
+        timings=_timings(fitted.timings, time.perf_counter() - t0),
+        environment=env,
+        weights=fitted.weights,
+        best_epoch=recorder.best_epoch,
+        stopped_epoch=recorder.stopped_epoch,
+        diverged=recorder.diverged,
+        message=recorder.message,
+    )
+    if out is not None:
+        result.save(out)
+    return result
+
+
+@dataclass
+class Comparison:
+    """Results of one spec on several backends.
+
+    Attributes:
+        spec: The spec.
+        results: ``{backend: RunResult}`` in run order.
+        skipped: ``{backend: reason}`` for backends that were not run.
+    """
+
+    spec: Spec
+    results: dict[str, RunResult]
+    skipped: dict[str, str]
+
+    def table(self) -> Any:
+        """Side-by-side final test metrics, losses and times (a pandas DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame([r.summary() for r in self.results.values()]).set_index("backend")
+
+    def histories(self) -> Any:
+        """All histories in long form with a ``backend`` column."""
+        import pandas as pd
+
+        frames = [r.history.assign(backend=name) for name, r in self.results.items()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def save(self, folder: str | Path) -> dict[str, Path]:
+        """Write ``compare.csv``, ``history.csv``, ``loss_curves.png`` and one folder per backend."""
+        from duofit.common.io import atomic_write_text
+        from duofit.common.plots import plot_histories
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, res in self.results.items():
+            res.save(out / name)
+        paths = {"table": out / "compare.csv", "history": out / "history.csv", "plot": out / "loss_curves.png"}
+        atomic_write_text(paths["table"], self.table().to_csv())
+        atomic_write_text(paths["history"], self.histories().to_csv(index=False))
+        plot_histories({n: r.history for n, r in self.results.items()}, paths["plot"], title=self.spec.name or "")
+        return paths
+
+
+_ERRORS: dict[str, type[DuofitError]] = {
+    "SpecError": SpecError,
+    "DataError": DataError,
+    "BackendError": BackendError,
+}
+
+
+def _run_isolated(spec: Spec, backend: str, folder: Path, show_progress: bool) -> RunResult:
+    """Run one backend in a fresh Python process; results come back as files."""
+    spec_file = folder / "spec.in.json"
+    spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
+    cmd = [sys.executable, "-m", "duofit.worker", str(spec_file), backend, str(folder / "result")]
+    if show_progress:
+        cmd.append("--progress")
+    env = dict(os.environ)
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    err_file = folder / "result" / "error.json"
+    if proc.returncode != 0:
+        if err_file.exists():
+            info = json.loads(err_file.read_text(encoding="utf-8"))
+            if info["type"] == "BackendNotInstalledError":
+                raise BackendNotInstalledError(backend, info["missing"], info["extra"])
+            raise _ERRORS.get(info["type"], DuofitError)(info["message"])
+        raise DuofitError(f"backend {backend!r} failed in its worker process (exit code {proc.returncode}); output:\n{proc.stdout[-2000:]}")
+    return RunResult.load(folder / "result")
+
+
+def compare(
+    spec: SpecLike,
+    backends: Sequence[str] | None = None,
+    *,
+    out: str | Path | None = None,
+    isolate: bool = True,
+    progress: bool = False,
+) -> Comparison:
+    """Run a spec on several backends (default: every installed one).
+
+    Args:
+        spec: A spec file path, mapping or :class:`~duofit.Spec`.
+        backends: Backend names; ``None`` = all installed. A named backend that is not
+            installed raises ``BackendNotInstalledError``.
+        out: If given, save the comparison there (see :meth:`Comparison.save`).
+        isolate: Run each backend in its own process (recommended; Keras picks its
+            backend once per process).
+        progress: Show a progress bar per backend.
+
+    Returns:
+        A :class:`Comparison`; ``cmp.table()`` is the side-by-side table.
+
+    Example:
+        >>> cmp = compare("examples/seed.toml")          # doctest: +SKIP
+        >>> cmp.table()[["accuracy", "fit_s"]]           # doctest: +SKIP
+    """
+    spec = load_spec(spec)
+    load_dataset(spec)  # fail fast on bad data, before any worker starts
+    skipped: dict[str, str] = {}
+    if backends is None:
+        names = installed_backends()
+        for name in BACKENDS:
+            if name not in names:
+                skipped[name] = f"not installed: pip install 'duofit[{BACKENDS[name].extra}]'"
+        if not names:
+            raise BackendError(
+                "no backend is installed; install one with pip install 'duofit[torch]' or 'duofit[tensorflow]'"
+            )
+    else:
+        names = list(backends)
+        for name in names:
+            check_installed(name)
+    results: dict[str, RunResult] = {}
+    with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
+        for name in names:
+            if isolate:
+                folder = Path(tmp) / name
+                folder.mkdir()
+                results[name] = _run_isolated(spec, name, folder, progress)
+            else:
+                results[name] = run(spec, name)
+    cmp = Comparison(spec=spec, results=results, skipped=skipped)
+    if out is not None:
+        cmp.save(out)
+    return cmp
+
