@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from duofit.common.errors import SpecError
-from duofit.common.spec import Spec
+from duofit.common.spec import FieldProblem, Spec
 
 __all__ = ["MAX_SPEC_BYTES", "format_loc", "load_spec", "spec_from_validation_error", "spec_to_toml"]
 
@@ -60,20 +60,22 @@ def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
 
 def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str] | None:
     """Field names allowed at the parent of ``loc`` (for unknown-key errors)."""
-    model: type[BaseModel] | None = Spec
+    import typing
+
+    annotation: Any = Spec
     node: Any = raw
     for item in loc[:-1]:
         if isinstance(item, int):
-            node = node[item] if isinstance(node, list) and item < len(node) else None
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
             continue
-        if model is None:
-            return None
-        if item in model.model_fields:
+        model = _model_of(annotation, node)
+        if model is not None and item in model.model_fields:
             annotation = model.model_fields[item].annotation
             node = node.get(item) if isinstance(node, Mapping) else None
-            model = _model_of(annotation, node)
-        else:  # a union tag: pick the member named by it
-            continue
+        # else: a union tag that pydantic inserted; stay on the same node
+    model = _model_of(annotation, node)
     return sorted(model.model_fields) if model is not None else None
 
 
@@ -82,14 +84,14 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    if typing.get_origin(annotation) is list:
+        return None
     args = typing.get_args(annotation)
     candidates: list[type[BaseModel]] = []
     for arg in args:
         sub = _model_of(arg, node)
         if sub is not None:
             candidates.append(sub)
-    if isinstance(node, list):
-        return None
     tag = node.get("type") if isinstance(node, Mapping) else None
     for cand in candidates:
         field = cand.model_fields.get("type")
@@ -115,10 +117,16 @@ def spec_from_validation_error(exc: ValidationError, source: str, raw: Any = Non
             msg = "required field is missing"
         elif kind == "union_tag_invalid":
             ctx = err.get("ctx", {})
-            msg = (
-                f"unknown type {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
-            )
-        elif "input" in err and kind not in ("model_type", "dict_type", "list_type"):
+            path = f"{path}.type" if path != "(top level)" else "type"
+            msg = f"unknown type {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
+        elif kind == "union_tag_not_found":
+            path = f"{path}.type" if path != "(top level)" else "type"
+            msg = f"missing key 'type'; allowed: {err.get('ctx', {}).get('expected_tags', '')}".rstrip()
+        elif isinstance(err.get("ctx", {}).get("error"), FieldProblem):
+            problem = err["ctx"]["error"]
+            path = ".".join(p for p in (format_loc(loc), problem.path) if p).replace(".[", "[")
+            msg = str(problem)
+        elif "input" in err and not isinstance(err["input"], (dict, list)):
             given = err["input"]
             text = repr(given)
             if len(text) > 80:

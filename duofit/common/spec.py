@@ -39,6 +39,7 @@ __all__ = [
     "DenseLayer",
     "DropoutLayer",
     "EarlyStoppingSpec",
+    "FieldProblem",
     "FlattenLayer",
     "HuberLoss",
     "InitSpec",
@@ -123,6 +124,18 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 
 
+class FieldProblem(ValueError):
+    """A cross-field validation failure that knows which field is wrong.
+
+    ``path`` is relative to the model whose validator raised it (e.g. ``"metrics[0]"``
+    for the top-level Spec); the loader prefixes the model's own location.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -175,24 +188,24 @@ class DataSpec(_Base):
     def _csv_fields(self) -> DataSpec:
         if self.kind == "csv":
             if not self.path:
-                raise ValueError("kind = 'csv' needs `path` (the CSV file) — add path = 'data.csv'")
+                raise FieldProblem("path", "kind = 'csv' needs `path` (the CSV file), e.g. path = 'data.csv'")
             if not self.target:
-                raise ValueError("kind = 'csv' needs `target` (the target column name)")
+                raise FieldProblem("target", "kind = 'csv' needs `target` (the target column name)")
             if self.params:
-                raise ValueError("kind = 'csv' takes no `params`; use path/target/features")
+                raise FieldProblem("params", "kind = 'csv' takes no `params`; use path/target/features")
         else:
             for name in ("path", "target", "features"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"`{name}` is only allowed with kind = 'csv' (kind is {self.kind!r})")
+                    raise FieldProblem(name, f"`{name}` is only allowed with kind = 'csv' (kind is {self.kind!r})")
             if self.task != "auto":
-                raise ValueError("`task` is only needed with kind = 'csv'; other kinds know their task")
+                raise FieldProblem("task", "`task` is only needed with kind = 'csv'; other kinds know their task")
         for key in ("n_samples", "n_features"):
             value = self.params.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > MAX_SAMPLES:
-                raise ValueError(f"params.{key} = {value} exceeds the cap of {MAX_SAMPLES:,}")
+                raise FieldProblem(f"params.{key}", f"{value} exceeds the cap of {MAX_SAMPLES:,}")
         if self.test_size + self.val_size >= 1:
-            raise ValueError(
-                f"test_size + val_size must be < 1 (got {self.test_size} + {self.val_size}); "
+            raise FieldProblem(
+                "val_size", f"test_size + val_size must be < 1 (got {self.test_size} + {self.val_size}); "
                 "leave some data for training"
             )
         return self
@@ -276,7 +289,7 @@ class ModelSpec(_Base):
     @model_validator(mode="after")
     def _has_dense(self) -> ModelSpec:
         if not any(isinstance(layer, DenseLayer) for layer in self.layers):
-            raise ValueError("the model needs at least one layer of type 'dense'")
+            raise FieldProblem("layers", "the model needs at least one layer of type 'dense'")
         return self
 
 
@@ -347,7 +360,7 @@ class _OptimizerBase(_Base):
     @model_validator(mode="after")
     def _one_clip(self) -> _OptimizerBase:
         if self.clipnorm is not None and self.clipvalue is not None:
-            raise ValueError("set clipnorm or clipvalue, not both (Keras accepts only one)")
+            raise FieldProblem("clipvalue", "set clipnorm or clipvalue, not both (Keras accepts only one)")
         return self
 
 
@@ -366,7 +379,7 @@ class SGDOptimizer(_OptimizerBase):
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> SGDOptimizer:
         if self.nesterov and self.momentum == 0:
-            raise ValueError("nesterov = true needs momentum > 0 (e.g. momentum = 0.9)")
+            raise FieldProblem("nesterov", "nesterov = true needs momentum > 0 (e.g. momentum = 0.9)")
         return self
 
 
@@ -476,32 +489,34 @@ class Spec(_Base):
         allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
         for i, metric in enumerate(self.metrics):
             if metric not in allowed:
-                raise ValueError(
-                    f"metrics[{i}] = {metric!r} does not fit loss {self.loss.type!r} "
+                raise FieldProblem(
+                    f"metrics[{i}]", f"{metric!r} does not fit loss {self.loss.type!r} "
                     f"({task} task); allowed: {', '.join(allowed)}"
                 )
         if len(set(self.metrics)) != len(self.metrics):
-            raise ValueError("metrics lists a metric twice")
+            raise FieldProblem("metrics", "a metric is listed twice")
         regression_data = self.data.kind in ("make_regression", "diabetes") or self.data.task == "regression"
         if regression_data and task != "regression":
-            raise ValueError(
-                f"loss {self.loss.type!r} needs class labels, but data kind {self.data.kind!r} "
+            raise FieldProblem(
+                "loss.type", f"loss {self.loss.type!r} needs class labels, but data kind {self.data.kind!r} "
                 "has a continuous target; use loss type 'mse', 'mae' or 'huber'"
             )
         if self.data.task not in ("auto", "regression") and task != self.data.task:
-            raise ValueError(f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task")
+            raise FieldProblem("data.task", f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task")
         es = self.train.early_stopping
         if es is not None and es.monitor not in ("loss", "val_loss"):
             if es.monitor[4:] not in self.metrics:
-                raise ValueError(
-                    f"train.early_stopping.monitor = {es.monitor!r} needs {es.monitor[4:]!r} in `metrics`"
+                raise FieldProblem(
+                    "train.early_stopping.monitor", f"{es.monitor!r} needs {es.monitor[4:]!r} in `metrics`"
                 )
             if not self.train.history_metrics:
-                raise ValueError("early stopping on a metric needs train.history_metrics = true")
-        last_dense = [layer for layer in self.model.layers if isinstance(layer, DenseLayer)][-1]
+                raise FieldProblem("train.history_metrics", "early stopping on a metric needs history_metrics = true")
+        last_idx = max(i for i, layer in enumerate(self.model.layers) if isinstance(layer, DenseLayer))
+        last_dense = self.model.layers[last_idx]
+        assert isinstance(last_dense, DenseLayer)
         if task == "binary" and last_dense.units != 1:
-            raise ValueError(
-                f"binary_crossentropy needs one output unit; the last dense layer has "
+            raise FieldProblem(
+                f"model.layers[{last_idx}].units", f"binary_crossentropy needs one output unit; the last dense layer has "
                 f"units = {last_dense.units}. Use units = 1, or categorical_crossentropy"
             )
         return self

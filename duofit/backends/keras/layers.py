@@ -10,7 +10,8 @@ Translations (spec meaning -> Keras):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
@@ -25,7 +26,18 @@ from duofit.common.spec import (
     Spec,
 )
 
-__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "set_weights"]
+__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "floatx", "get_weights", "set_weights"]
+
+
+@contextlib.contextmanager
+def floatx(dtype: str) -> Iterator[None]:
+    """Temporarily set Keras' ``floatx``: loss trackers and regularisation losses follow it."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
 
 ACTIVATIONS: dict[str, Callable[[float, str], keras.layers.Layer]] = {
     "relu": lambda slope, dtype: keras.layers.Activation("relu", dtype=dtype),
@@ -40,8 +52,33 @@ _DEFAULT_SLOPE = ActivationLayer.model_fields["negative_slope"].default
 _NATIVE_DENSE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "gelu", "linear")
 
 
+@keras.saving.register_keras_serializable(package="duofit")
+class KernelPenalty(keras.regularizers.Regularizer):
+    """``l1 * sum(|w|) + l2 * sum(w^2)`` computed in the weight's dtype.
+
+    Keras' own ``L1L2`` does ``ops.cast(self.l1, x.dtype)``, which first makes a float32
+    tensor of the Python float: in float64 the coefficients are rounded to float32
+    (0.01 -> 0.009999999776). Multiplying by the Python float keeps them exact.
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.l1 = float(l1)
+        self.l2 = float(l2)
+
+    def __call__(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        total = keras.ops.zeros((), dtype=x.dtype)
+        if self.l1:
+            total = total + keras.ops.sum(keras.ops.abs(x)) * self.l1
+        if self.l2:
+            total = total + keras.ops.sum(keras.ops.square(x)) * self.l2
+        return total
+
+    def get_config(self) -> dict[str, float]:
+        return {"l1": self.l1, "l2": self.l2}
+
+
 def _dense(layer: DenseLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
-    reg = keras.regularizers.L1L2(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
+    reg = KernelPenalty(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
     native = layer.activation if layer.activation in _NATIVE_DENSE_ACTIVATIONS else None
     out = [keras.layers.Dense(layer.units, activation=native, use_bias=layer.use_bias, kernel_regularizer=reg, dtype=dtype)]
     if layer.activation == "leaky_relu":

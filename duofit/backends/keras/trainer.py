@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from duofit.backends.base import FitOutput, TrainPlan
-from duofit.backends.keras.layers import build_model, get_weights, set_weights
+from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.common.errors import BackendError
@@ -101,9 +101,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     _threads(tr.threads)
     device = resolve_device(tr.device)
     dtype = tr.dtype
-    previous_floatx = keras.config.floatx()
-    keras.config.set_floatx(dtype)  # metric trackers (the logged loss) follow floatx
-    try:
+    with floatx(dtype):  # the logged loss and regularisation losses follow floatx
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with tf.device(device):
             model, heads = build_model(spec, ds.n_features, dtype)
@@ -122,8 +120,6 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             t_pred = time.perf_counter()
             test_out = np.asarray(model(tf.constant(ds.x_test.astype(dtype)), training=False))
             predict_s = time.perf_counter() - t_pred
-    finally:
-        keras.config.set_floatx(previous_floatx)
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(heads, spec),

@@ -1,0 +1,60 @@
+"""Single-shot evaluations used by tests and parity checks: forward, loss, gradients.
+
+Twin of ``duofit/backends/torch/probe.py``; arrays in and out are numpy in duofit's layout.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from duofit.backends.keras.layers import build_model, floatx, set_weights
+from duofit.backends.keras.losses import make_loss
+from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
+
+__all__ = ["forward", "gradients", "loss_value"]
+
+
+def _model(spec: Spec, weights: dict[str, np.ndarray], n_features: int) -> tuple[keras.Model, list]:
+    model, heads = build_model(spec, n_features, spec.train.dtype)
+    set_weights(heads, spec, weights)
+    return model, heads
+
+
+def _targets(targets: np.ndarray, dtype: str) -> tf.Tensor:
+    return tf.constant(targets if targets.dtype.kind in "iu" else targets.astype(dtype))
+
+
+def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False) -> np.ndarray:
+    """Model outputs for ``x`` with the given weights (inference mode unless ``training``)."""
+    model, _ = _model(spec, weights, x.shape[1])
+    return np.asarray(model(tf.constant(x.astype(spec.train.dtype)), training=training))
+
+
+def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
+    """The spec's loss of ``outputs`` against loss-ready ``targets``."""
+    dtype = spec.train.dtype
+    return float(make_loss(spec.loss, dtype)(_targets(targets, dtype), tf.constant(outputs.astype(dtype))))
+
+
+def gradients(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """Training-mode loss (with regularisation losses) and its gradient per weight, duofit layout."""
+    dtype = spec.train.dtype
+    model, heads = _model(spec, weights, x.shape[1])
+    with floatx(dtype), tf.GradientTape() as tape:
+        out = model(tf.constant(x.astype(dtype)), training=True)
+        loss = make_loss(spec.loss, dtype)(_targets(targets, dtype), out)
+        if model.losses:
+            loss = loss + tf.add_n(model.losses)
+    slots = []
+    for i, layer in enumerate(spec.model.layers):
+        if isinstance(layer, DenseLayer):
+            names = ["kernel", "bias"] if layer.use_bias else ["kernel"]
+        elif isinstance(layer, BatchNormLayer):
+            names = ["gamma", "beta"]
+        else:
+            continue
+        slots += [(f"layers.{i}.{n}", v) for n, v in zip(names, heads[i].trainable_weights, strict=True)]
+    grads = tape.gradient(loss, [v for _, v in slots])
+    return float(loss), {name: np.asarray(g) for (name, _), g in zip(slots, grads, strict=True)}

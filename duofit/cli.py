@@ -1,0 +1,170 @@
+"""Command line: ``duofit run|compare|backends|validate|schema``.
+
+Exit codes: 0 success, 2 bad input (spec, data, backend), 3 training diverged,
+1 unexpected internal error, 130 interrupted. Errors are printed as one paragraph
+without a traceback (set ``DUOFIT_DEBUG=1`` to see it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from duofit.common.errors import DuofitError
+
+__all__ = ["main"]
+
+EXIT_DIVERGED = 3
+
+
+def _default_out(spec_path: str, spec: Any) -> Path:
+    return Path("results") / (spec.name or Path(spec_path).stem)
+
+
+def _print_frame(frame: Any) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 50, "display.width", 160, "display.float_format", "{:.4f}".format):
+        print(frame.to_string())
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from duofit.common.loader import load_spec
+    from duofit.common.plots import plot_histories, progress_bar
+    from duofit.runner import run
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else _default_out(args.spec, spec) / args.backend
+    progress = None if args.quiet else progress_bar(args.backend, spec.train.epochs)
+    res = run(spec, args.backend, progress=progress, out=out)
+    plot_histories({args.backend: res.history}, out / "loss_curves.png", title=spec.name or "")
+    print(f"backend: {args.backend} ({res.environment.get('framework')}), device: {res.environment.get('device')}")
+    print(f"epochs run: {len(res.history)}" + (f" (early stop, best epoch {res.best_epoch})" if res.stopped_epoch else ""))
+    if len(res.history):
+        last = res.history.iloc[-1]
+        print(f"final train loss {last['loss']:.4f}, validation loss {last['val_loss']:.4f}")
+    for name, value in res.metrics.items():
+        print(f"  test {name:<10} {value:.4f}")
+    print(f"fit {res.timings['fit_s']:.2f} s, total {res.timings['total_s']:.2f} s; results in {out}/")
+    if res.diverged:
+        print(f"error: {res.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from duofit.common.loader import load_spec
+    from duofit.runner import compare
+
+    spec = load_spec(args.spec)
+    names = [b.strip() for b in args.backends.split(",")] if args.backends else None
+    out = Path(args.out) if args.out else _default_out(args.spec, spec)
+    cmp = compare(spec, names, out=out, isolate=not args.in_process, progress=not args.quiet)
+    for name, reason in cmp.skipped.items():
+        print(f"skipped {name}: {reason}")
+    _print_frame(cmp.table())
+    print("metrics: the same sklearn reference code on every backend's test predictions")
+    print(f"written: {out}/compare.csv, {out}/history.csv, {out}/loss_curves.png, {out}/<backend>/")
+    diverged = [n for n, r in cmp.results.items() if r.diverged]
+    for name in diverged:
+        print(f"error: {name}: {cmp.results[name].message}", file=sys.stderr)
+    return EXIT_DIVERGED if diverged else 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from duofit.common.backends_info import backend_rows
+
+    rows = backend_rows(devices=args.devices)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        status = f"installed ({row['versions']})" if row["installed"] else f"missing: pip install 'duofit[{row['extra']}]'"
+        print(f"{row['name']:<8} {row['framework']:<24} {status}")
+        if row.get("devices"):
+            print(f"{'':<8} devices: {', '.join(row['devices'])}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from duofit.common.data import load_dataset
+    from duofit.common.loader import load_spec
+
+    spec = load_spec(args.spec)
+    ds = load_dataset(spec)
+    print(f"{args.spec}: valid. task {ds.task}, {ds.n_features} features, "
+          f"{len(ds.x_train)} train / {len(ds.x_val) if not ds.val_is_test else 0} validation / {len(ds.x_test)} test samples")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from duofit.common.spec import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="duofit", description="Compile one spec to PyTorch and Keras; compare them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train a spec on one backend")
+    p.add_argument("spec", help="spec file (.toml or .json)")
+    p.add_argument("--backend", "-b", default="torch", help="backend name (see `duofit backends`); default torch")
+    p.add_argument("--out", "-o", help="output folder (default results/<spec name>/<backend>)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compare", help="train a spec on every installed backend, side by side")
+    p.add_argument("spec", help="spec file (.toml or .json)")
+    p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
+    p.add_argument("--out", "-o", help="output folder (default results/<spec name>)")
+    p.add_argument("--in-process", action="store_true", help="run backends in this process (default: one process each)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("backends", help="list backends, installed versions and devices")
+    p.add_argument("--devices", action="store_true", help="also import each framework and list its devices (slow)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_backends)
+
+    p = sub.add_parser("validate", help="check a spec and its data without training")
+    p.add_argument("spec")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("schema", help="print the spec's JSON schema")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code.
+
+    Example:
+        >>> main(["validate", "examples/seed.toml"])  # doctest: +SKIP
+        0
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DuofitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a raw traceback
+        if os.environ.get("DUOFIT_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n(set DUOFIT_DEBUG=1 to see the traceback; "
+              "please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+
+from duofit.common.metrics import REFERENCE_METRICS, compute_metrics, probabilities
+from duofit.common.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+
+def test_every_metric_has_a_reference() -> None:
+    assert set(REFERENCE_METRICS) == set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS)
+
+
+def test_binary_metrics_match_sklearn_on_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 1))
+    y = (logits[:, 0] + rng.normal(size=200) > 0).astype(int)
+    got = compute_metrics(list(CLASSIFICATION_METRICS), "binary", y, logits, from_logits=True)
+    p = 1 / (1 + np.exp(-logits[:, 0]))
+    labels = (p > 0.5).astype(int)
+    assert got["accuracy"] == skm.accuracy_score(y, labels)
+    assert got["f1"] == skm.f1_score(y, labels)
+    assert got["roc_auc"] == skm.roc_auc_score(y, p)  # probabilities, not thresholded labels
+    assert got["roc_auc"] != skm.roc_auc_score(y, labels)
+
+
+def test_multiclass_metrics_macro_and_ovr() -> None:
+    rng = np.random.default_rng(1)
+    out = rng.normal(size=(150, 3))
+    y = rng.integers(0, 3, size=150)
+    got = compute_metrics(["precision", "roc_auc"], "multiclass", y, out, from_logits=True)
+    proba = probabilities("multiclass", out, True)
+    assert got["precision"] == skm.precision_score(y, proba.argmax(1), average="macro", zero_division=0)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+
+
+def test_regression_metrics() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([[1.5], [2.0], [2.0], [5.0]])
+    got = compute_metrics(list(REGRESSION_METRICS), "regression", y, p, from_logits=False)
+    assert got["mse"] == pytest.approx(0.5625)
+    assert got["rmse"] == pytest.approx(0.75)
+    assert got["mae"] == pytest.approx(0.625)
+    assert got["r2"] == pytest.approx(skm.r2_score(y, p[:, 0]))
+
+
+def test_non_finite_outputs_give_nan_not_a_crash() -> None:
+    got = compute_metrics(["accuracy", "roc_auc"], "binary", np.array([0, 1]), np.array([[np.nan], [1.0]]), True)
+    assert all(math.isnan(v) for v in got.values())

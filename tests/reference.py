@@ -1,0 +1,78 @@
+"""Numpy reference implementations every backend is tested against first."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf, log_softmax
+
+from duofit.common.spec import ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, FlattenLayer, Spec
+
+EPS = 1e-7  # Keras' probability clip, adopted by the spec
+
+
+def activation(name: str, z: np.ndarray, slope: float = 0.01) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if name == "gelu":
+        return 0.5 * z * (1 + erf(z / math.sqrt(2)))
+    if name == "leaky_relu":
+        return np.where(z >= 0, z, slope * z)
+    if name == "linear":
+        return z
+    raise KeyError(name)
+
+
+def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Inference-mode forward pass (dropout off, batch norm on moving statistics)."""
+    h = x.astype(np.float64)
+    for i, layer in enumerate(spec.model.layers):
+        if isinstance(layer, DenseLayer):
+            h = h @ weights[f"layers.{i}.kernel"]
+            if layer.use_bias:
+                h = h + weights[f"layers.{i}.bias"]
+            if layer.activation:
+                h = activation(layer.activation, h)
+        elif isinstance(layer, ActivationLayer):
+            h = activation(layer.activation, h, layer.negative_slope)
+        elif isinstance(layer, BatchNormLayer):
+            mean, var = weights[f"layers.{i}.moving_mean"], weights[f"layers.{i}.moving_variance"]
+            h = (h - mean) / np.sqrt(var + layer.epsilon) * weights[f"layers.{i}.gamma"] + weights[f"layers.{i}.beta"]
+        elif isinstance(layer, (DropoutLayer, FlattenLayer)):
+            h = h.reshape(len(h), -1)
+    return h
+
+
+def loss(spec: Spec, out: np.ndarray, target: np.ndarray) -> float:
+    """The spec's loss in numpy (batch mean)."""
+    ls = spec.loss
+    out = out.astype(np.float64)
+    if ls.type == "mse":
+        return float(np.mean((out - target) ** 2))
+    if ls.type == "mae":
+        return float(np.mean(np.abs(out - target)))
+    if ls.type == "huber":
+        d = np.abs(out - target)
+        return float(np.mean(np.where(d <= ls.delta, 0.5 * d**2, ls.delta * (d - 0.5 * ls.delta))))
+    if ls.type == "binary_crossentropy":
+        if ls.from_logits:
+            return float(np.mean(np.maximum(out, 0) - out * target + np.log1p(np.exp(-np.abs(out)))))
+        p = np.clip(out, EPS, 1 - EPS)
+        return float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)))
+    # categorical
+    if ls.from_logits:
+        logp = log_softmax(out, axis=1)
+    elif ls.labels == "integer":
+        logp = log_softmax(np.log(np.clip(out, EPS, 1 - EPS)), axis=1)
+    else:
+        logp = np.log(np.clip(out / out.sum(axis=1, keepdims=True), EPS, 1 - EPS))
+    onehot = np.eye(out.shape[1])[target] if target.ndim == 1 else target
+    return float(-np.mean((onehot * logp).sum(axis=1)))
