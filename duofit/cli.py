@@ -43,7 +43,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     res = run(spec, args.backend, progress=progress, out=out)
     plot_histories({args.backend: res.history}, out / "loss_curves.png", title=spec.name or "")
     print(f"backend: {args.backend} ({res.environment.get('framework')}), device: {res.environment.get('device')}")
-    print(f"epochs run: {len(res.history)}" + (f" (early stop, best epoch {res.best_epoch})" if res.stopped_epoch else ""))
+    if res.diverged:
+        note = " (diverged)"
+    elif res.stopped_epoch:
+        note = f" (early stop; best epoch {res.best_epoch})"
+    else:
+        note = ""
+    print(f"epochs run: {len(res.history)}{note}")
     if len(res.history):
         last = res.history.iloc[-1]
         print(f"final train loss {last['loss']:.4f}, validation loss {last['val_loss']:.4f}")
@@ -83,7 +89,9 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
-        status = f"installed ({row['versions']})" if row["installed"] else f"missing: pip install 'duofit[{row['extra']}]'"
+        status = (
+            f"installed ({row['versions']})" if row["installed"] else f"missing: pip install 'duofit[{row['extra']}]'"
+        )
         print(f"{row['name']:<8} {row['framework']:<24} {status}")
         if row.get("devices"):
             print(f"{'':<8} devices: {', '.join(row['devices'])}")
@@ -96,8 +104,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     ds = load_dataset(spec)
-    print(f"{args.spec}: valid. task {ds.task}, {ds.n_features} features, "
-          f"{len(ds.x_train)} train / {len(ds.x_val) if not ds.val_is_test else 0} validation / {len(ds.x_test)} test samples")
+    print(
+        f"{args.spec}: valid. task {ds.task}, {ds.n_features} features, "
+        f"{len(ds.x_train)} train / {len(ds.x_val) if not ds.val_is_test else 0} validation / "
+        f"{len(ds.x_test)} test samples"
+    )
     return 0
 
 
@@ -158,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI never shows a raw traceback
+    except Exception as exc:
         if os.environ.get("DUOFIT_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}\n(set DUOFIT_DEBUG=1 to see the traceback; "
-              "please report it)", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n(set DUOFIT_DEBUG=1 to see the traceback; please report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

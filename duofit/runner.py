@@ -184,7 +184,10 @@ def _run_isolated(spec: Spec, backend: str, folder: Path, show_progress: bool) -
             if info["type"] == "BackendNotInstalledError":
                 raise BackendNotInstalledError(backend, info["missing"], info["extra"])
             raise _ERRORS.get(info["type"], DuofitError)(info["message"])
-        raise DuofitError(f"backend {backend!r} failed in its worker process (exit code {proc.returncode}); output:\n{proc.stdout[-2000:]}")
+        raise DuofitError(
+            f"backend {backend!r} failed in its worker process (exit code {proc.returncode}); "
+            f"output:\n{proc.stdout[-2000:]}"
+        )
     return RunResult.load(folder / "result")
 
 
@@ -243,4 +246,3 @@ def compare(
     if out is not None:
         cmp.save(out)
     return cmp
-

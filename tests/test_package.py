@@ -12,9 +12,11 @@ from duofit.common import spec as spec_module
 
 
 def test_import_duofit_imports_no_framework() -> None:
-    code = ("import duofit, sys; duofit.load_spec('examples/seed.toml'); duofit.available_backends(); "
-            "bad = [m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules]; "
-            "assert not bad, bad; print('ok')")
+    code = (
+        "import duofit, sys; duofit.load_spec('examples/seed.toml'); duofit.available_backends(); "
+        "bad = [m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules]; "
+        "assert not bad, bad; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
@@ -26,8 +28,9 @@ def _members(union: object) -> set[type]:
     return {a for a in inner if isinstance(a, type)}
 
 
-@pytest.mark.parametrize("backend", [pytest.param("torch", marks=pytest.mark.torch),
-                                     pytest.param("keras", marks=pytest.mark.keras)])
+@pytest.mark.parametrize(
+    "backend", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
+)
 def test_backend_tables_cover_every_spec_type(backend: str) -> None:
     """Adding a layer/loss/optimizer/activation to the spec fails here until every backend has it."""
     import importlib

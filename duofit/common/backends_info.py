@@ -25,10 +25,7 @@ def _version(module: str) -> str:
 
 
 def _devices(name: str) -> list[str]:
-    code = (
-        "import json, duofit.common.registry as r; "
-        f"print(json.dumps(r.get_backend({name!r}).devices()))"
-    )
+    code = f"import json, duofit.common.registry as r; print(json.dumps(r.get_backend({name!r}).devices()))"
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:

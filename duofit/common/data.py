@@ -74,8 +74,7 @@ def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         for key in d.params:
             if key not in accepted:
                 raise DataError(
-                    f"data.params.{key}: {d.kind} has no parameter {key!r}; "
-                    f"allowed: {', '.join(sorted(accepted))}",
+                    f"data.params.{key}: {d.kind} has no parameter {key!r}; allowed: {', '.join(sorted(accepted))}",
                     path=f"data.params.{key}",
                 )
         try:
@@ -124,7 +123,9 @@ def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if not features:
         raise DataError(f"data: {path.name} has no feature columns besides the target", path="data.features")
     x_frame = frame[features]
-    bad = [c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c]) or pd.api.types.is_bool_dtype(x_frame[c])]
+    bad = [
+        c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c]) or pd.api.types.is_bool_dtype(x_frame[c])
+    ]
     if bad:
         raise DataError(
             f"data.features: non-numeric columns {', '.join(bad)} in {path.name}; encode them as numbers "
@@ -134,9 +135,10 @@ def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     na_rows = x_frame.isna().any(axis=1) | frame[d.target].isna()
     if na_rows.any():
         first = int(np.flatnonzero(na_rows.to_numpy())[0]) + 2  # +1 header, +1 one-based
+        na_cols = [c for c in [*features, str(d.target)] if frame[c].isna().any()]
         raise DataError(
-            f"data: {int(na_rows.sum())} row(s) of {path.name} have missing values (first at line {first}); "
-            "fill or drop them before training",
+            f"data.path: {int(na_rows.sum())} row(s) of {path.name} have missing values (first at line {first}; "
+            f"columns with gaps: {', '.join(na_cols)}); fill or drop them before training",
             path="data.path",
         )
     target = frame[d.target].to_numpy()
@@ -161,14 +163,16 @@ def _encode_target(spec: Spec, y: np.ndarray) -> tuple[np.ndarray, str, int | No
             raise DataError("data.target holds NaN or infinite values", path="data.target")
         if not np.all(y == np.round(y)):
             raise DataError(
-                f"data.target: loss {spec.loss.type!r} needs class labels, but the target is continuous "
+                f"loss.type: loss {spec.loss.type!r} needs class labels, but the target column is continuous "
                 f"(e.g. {y[~(y == np.round(y))][:3].tolist()}); use loss 'mse', 'mae' or 'huber'",
                 path="loss.type",
             )
     classes, encoded = np.unique(y, return_inverse=True)
     n_classes = int(classes.size)
     if n_classes < 2:
-        raise DataError(f"data.target has a single class ({classes.tolist()}); a classifier needs two or more", path="data.target")
+        raise DataError(
+            f"data.target has a single class ({classes.tolist()}); a classifier needs two or more", path="data.target"
+        )
     if task == "binary" and n_classes != 2:
         raise DataError(
             f"loss.type: binary_crossentropy needs exactly 2 classes, the target has {n_classes}; "
@@ -183,7 +187,11 @@ def _check_outputs(spec: Spec, task: str, n_classes: int | None, n_targets: int)
     units = spec.model.layers[idx].units  # type: ignore[union-attr]
     expected = n_classes if task == "multiclass" else (1 if task == "binary" else n_targets)
     if units != expected:
-        what = {"multiclass": f"{n_classes} classes", "binary": "binary labels", "regression": f"{n_targets} target(s)"}[task]
+        what = {
+            "multiclass": f"{n_classes} classes",
+            "binary": "binary labels",
+            "regression": f"{n_targets} target(s)",
+        }[task]
         raise DataError(
             f"model.layers[{idx}].units = {units}, but the data has {what}; set units = {expected}",
             path=f"model.layers[{idx}].units",
@@ -217,27 +225,43 @@ def load_dataset(spec: Spec) -> Dataset:
     d = spec.data
     strat = y if (d.stratify and task != "regression") else None
     try:
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=d.test_size, random_state=d.split_seed, stratify=strat)
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x, y, test_size=d.test_size, random_state=d.split_seed, stratify=strat
+        )
         if d.val_size > 0:
             frac = d.val_size / (1 - d.test_size)
             strat_tr = y_tr if strat is not None else None
-            x_tr, x_va, y_tr, y_va = train_test_split(x_tr, y_tr, test_size=frac, random_state=d.split_seed, stratify=strat_tr)
+            x_tr, x_va, y_tr, y_va = train_test_split(
+                x_tr, y_tr, test_size=frac, random_state=d.split_seed, stratify=strat_tr
+            )
         else:
             x_va, y_va = x_te, y_te
     except ValueError as exc:
-        raise DataError(f"data: cannot split {len(x)} samples (test_size={d.test_size}, val_size={d.val_size}): {exc}") from None
+        raise DataError(
+            f"data: cannot split {len(x)} samples (test_size={d.test_size}, val_size={d.val_size}): {exc}"
+        ) from None
     if d.standardize:
         scaler = StandardScaler().fit(x_tr)  # fit on the training part only: no leakage
         x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
     return Dataset(
-        x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te,
-        task=task, n_classes=n_classes, classes=classes, feature_names=names, val_is_test=d.val_size == 0,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        x_test=x_te,
+        y_test=y_te,
+        task=task,
+        n_classes=n_classes,
+        classes=classes,
+        feature_names=names,
+        val_is_test=d.val_size == 0,
     )
 
 
 def targets_for_loss(spec: Spec, y: np.ndarray, n_classes: int | None) -> np.ndarray:
-    """The array a backend's loss consumes: float column for binary/regression,
-    int64 class indices, or float one-hot rows.
+    """The array a backend's loss consumes.
+
+    A float column for binary/regression, int64 class indices, or float one-hot rows.
 
     Example:
         >>> import numpy as np

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "unsupported",
     "BackendNotInstalledError",
     "DataError",
     "DivergenceError",
@@ -101,3 +102,14 @@ class DivergenceError(DuofitError, ArithmeticError):
     def __init__(self, message: str, result: object | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+def unsupported(backend: str, where: str, item: object, table: object) -> BackendError:
+    """The error for a spec item a backend's dispatch table lacks.
+
+    Example:
+        >>> str(unsupported("torch", "loss", 3.0, {int: None}))
+        "loss: the torch backend has no float; supported: int"
+    """
+    names = ", ".join(getattr(t, "__name__", str(t)) for t in table)  # type: ignore[attr-defined]
+    return BackendError(f"{where}: the {backend} backend has no {type(item).__name__}; supported: {names}")

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from duofit.common.spec import INITIALIZERS, BatchNormLayer, DenseLayer, InitSpec, Spec

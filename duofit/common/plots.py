@@ -65,9 +65,12 @@ def progress_bar(label: str, epochs: int) -> ProgressFn:
     """A tqdm bar on stderr, advanced once per epoch, showing the latest losses."""
     from tqdm import tqdm
 
-    bar = tqdm(total=epochs, desc=label, unit="epoch", leave=False, dynamic_ncols=True)
+    bars: list[Any] = []  # created at the first epoch, so errors before training print cleanly
 
     def update(epoch: int, total: int, row: dict[str, float]) -> None:
+        if not bars:
+            bars.append(tqdm(total=epochs, desc=label, unit="epoch", leave=False, dynamic_ncols=True))
+        bar = bars[0]
         bar.update(epoch - bar.n)
         bar.set_postfix(loss=f"{row['loss']:.4f}", val_loss=f"{row['val_loss']:.4f}", refresh=False)
         if epoch >= total:

@@ -42,7 +42,9 @@ class BackendInfo:
 
 BACKENDS: dict[str, BackendInfo] = {
     "torch": BackendInfo("duofit.backends.torch", ("torch",), "torch", "PyTorch", isolated=False),
-    "keras": BackendInfo("duofit.backends.keras", ("tensorflow", "keras"), "tensorflow", "Keras 3 on TensorFlow", isolated=True),
+    "keras": BackendInfo(
+        "duofit.backends.keras", ("tensorflow", "keras"), "tensorflow", "Keras 3 on TensorFlow", isolated=True
+    ),
 }
 
 

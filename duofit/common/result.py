@@ -74,8 +74,10 @@ class RunResult:
         return out
 
     def save(self, folder: str | Path) -> Path:
-        """Write the result into ``folder`` (created): history.csv, result.json, weights.npz,
-        predictions.npz, spec.json. Each file is written atomically."""
+        """Write the result into ``folder`` (created), each file atomically.
+
+        Files: history.csv, result.json, weights.npz, predictions.npz, spec.json.
+        """
         from duofit.common.io import atomic_write_text
 
         out = Path(folder)

@@ -160,9 +160,7 @@ class DataSpec(_Base):
         "diabetes",
         "csv",
     ]
-    params: dict[str, Union[bool, int, float, str, list[float], list[int], None]] = Field(
-        default_factory=dict
-    )
+    params: dict[str, Union[bool, int, float, str, list[float], list[int], None]] = Field(default_factory=dict)
     path: str | None = Field(default=None, description="CSV file (kind = 'csv' only).")
     target: str | None = Field(default=None, description="Target column (kind = 'csv').")
     features: list[str] | None = Field(
@@ -205,8 +203,9 @@ class DataSpec(_Base):
                 raise FieldProblem(f"params.{key}", f"{value} exceeds the cap of {MAX_SAMPLES:,}")
         if self.test_size + self.val_size >= 1:
             raise FieldProblem(
-                "val_size", f"test_size + val_size must be < 1 (got {self.test_size} + {self.val_size}); "
-                "leave some data for training"
+                "val_size",
+                f"test_size + val_size must be < 1 (got {self.test_size} + {self.val_size}); "
+                "leave some data for training",
             )
         return self
 
@@ -336,9 +335,7 @@ class CCELoss(_Base):
     labels: Literal["integer", "one_hot"] = "integer"
 
 
-LossSpec = Annotated[
-    Union[MSELoss, MAELoss, HuberLoss, BCELoss, CCELoss], Field(discriminator="type")
-]
+LossSpec = Annotated[Union[MSELoss, MAELoss, HuberLoss, BCELoss, CCELoss], Field(discriminator="type")]
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -490,19 +487,22 @@ class Spec(_Base):
         for i, metric in enumerate(self.metrics):
             if metric not in allowed:
                 raise FieldProblem(
-                    f"metrics[{i}]", f"{metric!r} does not fit loss {self.loss.type!r} "
-                    f"({task} task); allowed: {', '.join(allowed)}"
+                    f"metrics[{i}]",
+                    f"{metric!r} does not fit loss {self.loss.type!r} ({task} task); allowed: {', '.join(allowed)}",
                 )
         if len(set(self.metrics)) != len(self.metrics):
             raise FieldProblem("metrics", "a metric is listed twice")
         regression_data = self.data.kind in ("make_regression", "diabetes") or self.data.task == "regression"
         if regression_data and task != "regression":
             raise FieldProblem(
-                "loss.type", f"loss {self.loss.type!r} needs class labels, but data kind {self.data.kind!r} "
-                "has a continuous target; use loss type 'mse', 'mae' or 'huber'"
+                "loss.type",
+                f"loss {self.loss.type!r} needs class labels, but data kind {self.data.kind!r} "
+                "has a continuous target; use loss type 'mse', 'mae' or 'huber'",
             )
         if self.data.task not in ("auto", "regression") and task != self.data.task:
-            raise FieldProblem("data.task", f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task")
+            raise FieldProblem(
+                "data.task", f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task"
+            )
         es = self.train.early_stopping
         if es is not None and es.monitor not in ("loss", "val_loss"):
             if es.monitor[4:] not in self.metrics:
@@ -516,8 +516,9 @@ class Spec(_Base):
         assert isinstance(last_dense, DenseLayer)
         if task == "binary" and last_dense.units != 1:
             raise FieldProblem(
-                f"model.layers[{last_idx}].units", f"binary_crossentropy needs one output unit; the last dense layer has "
-                f"units = {last_dense.units}. Use units = 1, or categorical_crossentropy"
+                f"model.layers[{last_idx}].units",
+                f"binary_crossentropy needs one output unit; the last dense layer has "
+                f"units = {last_dense.units}. Use units = 1, or categorical_crossentropy",
             )
         return self
 
@@ -530,4 +531,3 @@ class Spec(_Base):
             return es.mode
         base = es.monitor.removeprefix("val_")
         return "min" if base in ("loss", "mse", "rmse", "mae") else "max"
-

@@ -104,11 +104,14 @@ def test_binary_and_regression_losses_match_numpy(backend: str, seed_spec_dict: 
 @pytest.mark.parametrize("labels", ["integer", "one_hot"])
 @pytest.mark.parametrize("from_logits", [True, False])
 def test_categorical_losses_match_numpy(backend: str, labels: str, from_logits: bool) -> None:
-    spec = duofit.load_spec({
-        "data": {"kind": "iris"}, "model": {"layers": [{"type": "dense", "units": 3}]},
-        "loss": {"type": "categorical_crossentropy", "from_logits": from_logits, "labels": labels},
-        "train": {"dtype": "float64"},
-    })
+    spec = duofit.load_spec(
+        {
+            "data": {"kind": "iris"},
+            "model": {"layers": [{"type": "dense", "units": 3}]},
+            "loss": {"type": "categorical_crossentropy", "from_logits": from_logits, "labels": labels},
+            "train": {"dtype": "float64"},
+        }
+    )
     rng = np.random.default_rng(2)
     out = rng.normal(size=(30, 3)) * 2
     if not from_logits:
@@ -121,7 +124,10 @@ def test_categorical_losses_match_numpy(backend: str, labels: str, from_logits: 
 
 def test_gradients_match_finite_differences(backend: str, seed_spec_dict: dict) -> None:
     """Gradient of loss + L1/L2 penalty vs central differences of the numpy reference."""
-    layers = [{"type": "dense", "units": 4, "activation": "tanh", "l1": 0.01, "l2": 0.02}, {"type": "dense", "units": 1}]
+    layers = [
+        {"type": "dense", "units": 4, "activation": "tanh", "l1": 0.01, "l2": 0.02},
+        {"type": "dense", "units": 1},
+    ]
     spec = _spec(seed_spec_dict, model__layers=layers, train__dtype="float64")
     plan = make_plan(spec, load_dataset(spec))
     x, t = plan.dataset.x_train[:16], plan.t_train[:16]
@@ -159,14 +165,17 @@ def test_seed_spec_reaches_seed_accuracy(backend: str) -> None:
     assert res.environment["backend"] == backend
 
 
-@pytest.mark.parametrize("optimizer", [
-    {"type": "sgd", "lr": 0.1},
-    {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "clipnorm": 1.0},
-    {"type": "adam", "lr": 0.01, "weight_decay": 1e-3},
-    {"type": "adamw", "lr": 0.01},
-    {"type": "rmsprop", "lr": 0.01, "centered": True, "momentum": 0.5, "clipvalue": 0.5},
-    {"type": "sgd", "lr": 0.1, "weight_decay": 1e-2, "decay_kind": "decoupled"},
-])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"type": "sgd", "lr": 0.1},
+        {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "clipnorm": 1.0},
+        {"type": "adam", "lr": 0.01, "weight_decay": 1e-3},
+        {"type": "adamw", "lr": 0.01},
+        {"type": "rmsprop", "lr": 0.01, "centered": True, "momentum": 0.5, "clipvalue": 0.5},
+        {"type": "sgd", "lr": 0.1, "weight_decay": 1e-2, "decay_kind": "decoupled"},
+    ],
+)
 def test_every_optimizer_learns(backend: str, seed_spec_dict: dict, optimizer: dict) -> None:
     spec = _spec(seed_spec_dict, optimizer=optimizer, train__epochs=8)
     res = duofit.run(spec, backend=backend)
@@ -192,7 +201,9 @@ def test_float64_run_and_weights_roundtrip(backend: str, seed_spec_dict: dict, t
     assert again.metrics == pytest.approx(res.metrics)
     np.testing.assert_array_equal(again.weights["layers.0.kernel"], res.weights["layers.0.kernel"])
     # the saved final weights reproduce the saved predictions
-    np.testing.assert_allclose(reference.forward(spec, again.weights, load_dataset(spec).x_test), again.predictions, rtol=1e-10)
+    np.testing.assert_allclose(
+        reference.forward(spec, again.weights, load_dataset(spec).x_test), again.predictions, rtol=1e-10
+    )
 
 
 def test_early_stopping_restores_best(backend: str, seed_spec_dict: dict) -> None:
@@ -210,12 +221,19 @@ def test_early_stopping_restores_best(backend: str, seed_spec_dict: dict) -> Non
 
 
 def test_divergence_is_reported_not_silent(backend: str) -> None:
-    spec = duofit.load_spec({
-        "data": {"kind": "make_regression", "params": {"n_samples": 200, "n_features": 5, "noise": 1.0, "random_state": 0}},
-        "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
-        "loss": {"type": "mse"}, "metrics": ["mse"],
-        "optimizer": {"type": "sgd", "lr": 1000.0}, "train": {"epochs": 20},
-    })
+    spec = duofit.load_spec(
+        {
+            "data": {
+                "kind": "make_regression",
+                "params": {"n_samples": 200, "n_features": 5, "noise": 1.0, "random_state": 0},
+            },
+            "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
+            "loss": {"type": "mse"},
+            "metrics": ["mse"],
+            "optimizer": {"type": "sgd", "lr": 1000.0},
+            "train": {"epochs": 20},
+        }
+    )
     res = duofit.run(spec, backend=backend)
     assert res.diverged
     assert res.stopped_epoch is not None and res.stopped_epoch < 20

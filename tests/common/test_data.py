@@ -13,8 +13,9 @@ from duofit.common.loader import load_spec
 
 def test_seed_data_is_the_seed_chapters_data() -> None:
     """Same arrays as the chapter's code: make_classification -> split(42) -> scaler on train."""
-    x, y = make_classification(n_samples=1000, n_features=2, n_informative=2, n_redundant=0,
-                               n_clusters_per_class=1, random_state=42)
+    x, y = make_classification(
+        n_samples=1000, n_features=2, n_informative=2, n_redundant=0, n_clusters_per_class=1, random_state=42
+    )
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=42)
     scaler = StandardScaler().fit(x_tr)
     ds = load_dataset(load_spec("examples/seed.toml"))
@@ -33,9 +34,13 @@ def test_scaler_is_fitted_on_training_part_only() -> None:
 
 
 def test_validation_split_and_stratify() -> None:
-    spec = load_spec({"data": {"kind": "iris", "val_size": 0.2, "stratify": True, "split_seed": 3},
-                      "model": {"layers": [{"type": "dense", "units": 3}]},
-                      "loss": {"type": "categorical_crossentropy"}})
+    spec = load_spec(
+        {
+            "data": {"kind": "iris", "val_size": 0.2, "stratify": True, "split_seed": 3},
+            "model": {"layers": [{"type": "dense", "units": 3}]},
+            "loss": {"type": "categorical_crossentropy"},
+        }
+    )
     ds = load_dataset(spec)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (90, 30, 30)
     assert not ds.val_is_test
@@ -63,10 +68,13 @@ def test_plan_has_partial_last_batch() -> None:
     assert plan.steps_per_epoch == 27  # 26 full batches of 30 and one of 20
 
 
-@pytest.mark.parametrize(("loss", "expect_shape", "kind"), [
-    ({"type": "categorical_crossentropy", "labels": "integer"}, (4,), "i"),
-    ({"type": "categorical_crossentropy", "labels": "one_hot"}, (4, 3), "f"),
-])
+@pytest.mark.parametrize(
+    ("loss", "expect_shape", "kind"),
+    [
+        ({"type": "categorical_crossentropy", "labels": "integer"}, (4,), "i"),
+        ({"type": "categorical_crossentropy", "labels": "one_hot"}, (4, 3), "f"),
+    ],
+)
 def test_targets_for_loss(loss: dict, expect_shape: tuple, kind: str) -> None:
     spec = load_spec({"data": {"kind": "iris"}, "model": {"layers": [{"type": "dense", "units": 3}]}, "loss": loss})
     t = targets_for_loss(spec, np.array([0, 1, 2, 1]), 3)

@@ -16,8 +16,15 @@ SEQUENCES = [
 
 
 def _ours(values: list[float], patience: int, min_delta: float, mode: str) -> tuple[int | None, int | None]:
-    rec = EpochRecorder([], "regression", False, None, len(values),
-                        EarlyStoppingSpec(monitor="val_loss", patience=patience, min_delta=min_delta), mode=mode)
+    rec = EpochRecorder(
+        [],
+        "regression",
+        False,
+        None,
+        len(values),
+        EarlyStoppingSpec(monitor="val_loss", patience=patience, min_delta=min_delta),
+        mode=mode,
+    )
     for epoch, value in enumerate(values):
         # val_loss carries the monitored value; train loss stays finite
         rec.rows  # noqa: B018
@@ -54,8 +61,9 @@ def test_early_stopping_matches_keras_callback(values: list[float], patience: in
 
 
 def test_best_epoch_and_max_mode() -> None:
-    rec = EpochRecorder(["accuracy"], "binary", True, None, 10,
-                        EarlyStoppingSpec(monitor="val_loss", patience=1), mode="max")
+    rec = EpochRecorder(
+        ["accuracy"], "binary", True, None, 10, EarlyStoppingSpec(monitor="val_loss", patience=1), mode="max"
+    )
     for epoch, value in enumerate([0.1, 0.5, 0.4, 0.3]):
         decision = rec.end_epoch(epoch, 1.0, value, None, 0.0)
         if decision.stop:

@@ -11,8 +11,11 @@ from duofit.common.spec import INITIALIZERS
 
 
 def _spec(init: str, units: int = 300, extra: list | None = None):
-    layers = [{"type": "dense", "units": units, "kernel_init": init, "bias_init": init}, *(extra or []),
-              {"type": "dense", "units": 1}]
+    layers = [
+        {"type": "dense", "units": units, "kernel_init": init, "bias_init": init},
+        *(extra or []),
+        {"type": "dense", "units": 1},
+    ]
     return load_spec({"data": {"kind": "make_regression"}, "model": {"layers": layers}, "loss": {"type": "mse"}})
 
 
@@ -26,10 +29,20 @@ def test_every_initializer_has_the_documented_distribution(init: str) -> None:
     glorot = math.sqrt(2 / (FAN_IN + FAN_OUT))
     he = math.sqrt(2 / FAN_IN)
     expected_std = {
-        "glorot_uniform": glorot, "xavier_uniform": glorot, "glorot_normal": glorot, "xavier_normal": glorot,
-        "he_uniform": he, "kaiming_uniform": he, "he_normal": he, "kaiming_normal": he,
-        "lecun_uniform": math.sqrt(1 / FAN_IN), "lecun_normal": math.sqrt(1 / FAN_IN),
-        "torch_linear": 1 / math.sqrt(3 * FAN_IN), "zeros": 0.0, "ones": 0.0, "constant": 0.0,
+        "glorot_uniform": glorot,
+        "xavier_uniform": glorot,
+        "glorot_normal": glorot,
+        "xavier_normal": glorot,
+        "he_uniform": he,
+        "kaiming_uniform": he,
+        "he_normal": he,
+        "kaiming_normal": he,
+        "lecun_uniform": math.sqrt(1 / FAN_IN),
+        "lecun_normal": math.sqrt(1 / FAN_IN),
+        "torch_linear": 1 / math.sqrt(3 * FAN_IN),
+        "zeros": 0.0,
+        "ones": 0.0,
+        "constant": 0.0,
     }[init]
     assert w.std() == pytest.approx(expected_std, rel=0.03, abs=1e-12)
     if init.endswith("uniform") or init == "torch_linear":
@@ -45,7 +58,9 @@ def test_weights_are_seeded_and_per_layer_independent() -> None:
     b = initial_weights(_spec("glorot_uniform"), 4)
     np.testing.assert_array_equal(a["layers.0.kernel"], b["layers.0.kernel"])
     c = initial_weights(_spec("glorot_uniform", extra=[{"type": "dense", "units": 7}]), 4)
-    np.testing.assert_array_equal(a["layers.0.kernel"], c["layers.0.kernel"])  # editing a later layer changes nothing before it
+    np.testing.assert_array_equal(
+        a["layers.0.kernel"], c["layers.0.kernel"]
+    )  # editing a later layer changes nothing before it
 
 
 def test_batch_norm_starts_at_identity() -> None:

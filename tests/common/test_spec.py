@@ -12,8 +12,14 @@ from duofit.common.spec import AdamOptimizer, DenseLayer, Spec
 def test_seed_example_matches_the_seed_chapter() -> None:
     spec = load_spec("examples/seed.toml")
     assert spec.data.kind == "make_classification"
-    assert spec.data.params == {"n_samples": 1000, "n_features": 2, "n_informative": 2, "n_redundant": 0,
-                                "n_clusters_per_class": 1, "random_state": 42}
+    assert spec.data.params == {
+        "n_samples": 1000,
+        "n_features": 2,
+        "n_informative": 2,
+        "n_redundant": 0,
+        "n_clusters_per_class": 1,
+        "random_state": 42,
+    }
     assert (spec.data.test_size, spec.data.split_seed, spec.data.standardize) == (0.2, 42, True)
     assert [type(layer) for layer in spec.model.layers] == [DenseLayer, DenseLayer]
     assert spec.model.layers[0].units == 10 and spec.model.layers[0].activation == "relu"
@@ -31,8 +37,13 @@ def test_spec_is_frozen() -> None:
 
 
 def test_defaults_live_in_the_spec() -> None:
-    spec = load_spec({"data": {"kind": "iris"}, "model": {"layers": [{"type": "dense", "units": 3}]},
-                      "loss": {"type": "categorical_crossentropy"}})
+    spec = load_spec(
+        {
+            "data": {"kind": "iris"},
+            "model": {"layers": [{"type": "dense", "units": 3}]},
+            "loss": {"type": "categorical_crossentropy"},
+        }
+    )
     assert spec.optimizer.type == "adam" and spec.optimizer.epsilon == 1e-8
     assert spec.train.dtype == "float32" and spec.train.device == "cpu" and spec.train.shuffle
     assert spec.model.layers[0].kernel_init.name == "glorot_uniform"
@@ -50,8 +61,9 @@ def test_toml_roundtrip_and_json_schema(tmp_path) -> None:
 
 
 def test_initializer_accepts_string_or_table() -> None:
-    layer = DenseLayer.model_validate({"type": "dense", "units": 2, "kernel_init": "he_uniform",
-                                       "bias_init": {"name": "constant", "value": 0.1}})
+    layer = DenseLayer.model_validate(
+        {"type": "dense", "units": 2, "kernel_init": "he_uniform", "bias_init": {"name": "constant", "value": 0.1}}
+    )
     assert layer.kernel_init.name == "he_uniform"
     assert layer.bias_init.value == 0.1
 
@@ -63,8 +75,12 @@ def test_format_loc_drops_union_tags() -> None:
 
 
 def test_monitor_mode_auto() -> None:
-    base = {"data": {"kind": "iris"}, "model": {"layers": [{"type": "dense", "units": 3}]},
-            "loss": {"type": "categorical_crossentropy"}, "metrics": ["accuracy"]}
+    base = {
+        "data": {"kind": "iris"},
+        "model": {"layers": [{"type": "dense", "units": 3}]},
+        "loss": {"type": "categorical_crossentropy"},
+        "metrics": ["accuracy"],
+    }
     spec = Spec.model_validate({**base, "train": {"early_stopping": {"monitor": "val_accuracy"}}})
     assert spec.monitor_mode() == "max"
     spec = Spec.model_validate({**base, "train": {"early_stopping": {"monitor": "val_loss"}}})

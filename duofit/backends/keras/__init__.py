@@ -25,10 +25,10 @@ else:
     os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ start-up chatter
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from duofit.backends.keras.trainer import fit  # noqa: E402
+import keras
+from duofit.backends.keras.trainer import fit
 
 __all__ = ["FRAMEWORK", "devices", "environment", "fit"]
 

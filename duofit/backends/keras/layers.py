@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-import keras
 import numpy as np
 
-from duofit.common.errors import BackendError
+import keras
+from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
     BatchNormLayer,
@@ -38,6 +38,7 @@ def floatx(dtype: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_floatx(previous)
+
 
 ACTIVATIONS: dict[str, Callable[[float, str], keras.layers.Layer]] = {
     "relu": lambda slope, dtype: keras.layers.Activation("relu", dtype=dtype),
@@ -80,7 +81,9 @@ class KernelPenalty(keras.regularizers.Regularizer):
 def _dense(layer: DenseLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
     reg = KernelPenalty(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
     native = layer.activation if layer.activation in _NATIVE_DENSE_ACTIVATIONS else None
-    out = [keras.layers.Dense(layer.units, activation=native, use_bias=layer.use_bias, kernel_regularizer=reg, dtype=dtype)]
+    out = [
+        keras.layers.Dense(layer.units, activation=native, use_bias=layer.use_bias, kernel_regularizer=reg, dtype=dtype)
+    ]
     if layer.activation == "leaky_relu":
         out.append(ACTIVATIONS["leaky_relu"](_DEFAULT_SLOPE, dtype))
     return out
@@ -122,10 +125,7 @@ def build_model(spec: Spec, n_features: int, dtype: str) -> tuple[keras.Model, l
     for i, layer in enumerate(spec.model.layers):
         factory = LAYERS.get(type(layer))
         if factory is None:
-            raise BackendError(
-                f"model.layers[{i}]: the keras backend has no layer {type(layer).__name__}; "
-                f"supported: {', '.join(t.__name__ for t in LAYERS)}"
-            )
+            raise unsupported("keras", f"model.layers[{i}]", layer, LAYERS)
         made = factory(layer, dtype, spec.train.seed + i)
         heads.append(made[0])
         layers.extend(made)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-
-from duofit.common.errors import BackendError
+from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
 
 __all__ = ["LOSSES", "make_loss"]
@@ -35,5 +34,5 @@ def make_loss(spec: object, dtype: str) -> keras.losses.Loss:
     """The Keras loss for a loss spec."""
     factory = LOSSES.get(type(spec))
     if factory is None:
-        raise BackendError(f"loss: the keras backend has no loss {type(spec).__name__}; supported: {', '.join(t.__name__ for t in LOSSES)}")
+        raise unsupported("keras", "loss", spec, LOSSES)
     return factory(spec, dtype)

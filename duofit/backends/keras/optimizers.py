@@ -17,8 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
-
-from duofit.common.errors import BackendError
+from duofit.common.errors import unsupported
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 
 __all__ = ["OPTIMIZERS", "make_optimizer"]
@@ -45,7 +44,12 @@ def _adam(spec: AdamOptimizer | AdamWOptimizer) -> tuple[type, dict[str, Any]]:
 
 
 def _rmsprop(spec: RMSpropOptimizer) -> tuple[type, dict[str, Any]]:
-    return keras.optimizers.RMSprop, {"rho": spec.rho, "momentum": spec.momentum, "epsilon": spec.epsilon, "centered": spec.centered}
+    return keras.optimizers.RMSprop, {
+        "rho": spec.rho,
+        "momentum": spec.momentum,
+        "epsilon": spec.epsilon,
+        "centered": spec.centered,
+    }
 
 
 OPTIMIZERS: dict[type, Callable[[Any], tuple[type, dict[str, Any]]]] = {
@@ -75,7 +79,7 @@ def make_optimizer(spec: object) -> keras.optimizers.Optimizer:
     """Build the Keras optimizer for an optimizer spec."""
     factory = OPTIMIZERS.get(type(spec))
     if factory is None:
-        raise BackendError(f"optimizer: the keras backend has no optimizer {type(spec).__name__}; supported: {', '.join(t.__name__ for t in OPTIMIZERS)}")
+        raise unsupported("keras", "optimizer", spec, OPTIMIZERS)
     cls, kwargs = factory(spec)
     wd = float(spec.weight_decay)  # type: ignore[attr-defined]
     if spec.decay_kind == "l2" and wd:  # type: ignore[attr-defined]

@@ -5,10 +5,10 @@ Twin of ``duofit/backends/torch/probe.py``; arrays in and out are numpy in duofi
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+import keras
 from duofit.backends.keras.layers import build_model, floatx, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
@@ -38,7 +38,9 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
     return float(make_loss(spec.loss, dtype)(_targets(targets, dtype), tf.constant(outputs.astype(dtype))))
 
 
-def gradients(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+def gradients(
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray
+) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with regularisation losses) and its gradient per weight, duofit layout."""
     dtype = spec.train.dtype
     model, heads = _model(spec, weights, x.shape[1])

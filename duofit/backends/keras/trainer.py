@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+import keras
 from duofit.backends.base import FitOutput, TrainPlan
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss

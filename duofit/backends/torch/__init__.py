@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from duofit.backends.torch.trainer import fit
 
 __all__ = ["FRAMEWORK", "devices", "environment", "fit"]

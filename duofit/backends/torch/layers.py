@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
-from torch import nn
 
-from duofit.common.errors import BackendError
+import torch
+from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
     BatchNormLayer,
@@ -24,6 +23,7 @@ from duofit.common.spec import (
     FlattenLayer,
     Spec,
 )
+from torch import nn
 
 __all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "set_weights"]
 
@@ -72,8 +72,9 @@ LAYERS: dict[type, Callable[..., tuple[nn.Module, int]]] = {
 
 
 def build_model(spec: Spec, n_features: int) -> nn.Sequential:
-    """One ``nn.Sequential`` entry per spec layer (a dense layer with an activation is a
-    two-module ``nn.Sequential`` of its own).
+    """One ``nn.Sequential`` entry per spec layer.
+
+    A dense layer with an activation is a two-module ``nn.Sequential`` of its own.
 
     Example:
         >>> build_model(spec, n_features=2)  # doctest: +SKIP
@@ -84,10 +85,7 @@ def build_model(spec: Spec, n_features: int) -> nn.Sequential:
     for i, layer in enumerate(spec.model.layers):
         factory = LAYERS.get(type(layer))
         if factory is None:
-            raise BackendError(
-                f"model.layers[{i}]: the torch backend has no layer {type(layer).__name__}; "
-                f"supported: {', '.join(t.__name__ for t in LAYERS)}"
-            )
+            raise unsupported("torch", f"model.layers[{i}]", layer, LAYERS)
         module, width = factory(layer, width)
         modules.append(module)
     return nn.Sequential(*modules)

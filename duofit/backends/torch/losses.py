@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
-
-from duofit.common.errors import BackendError
+from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
+from torch import nn
 
 __all__ = ["EPSILON", "LOSSES", "make_loss"]
 
@@ -61,5 +60,5 @@ def make_loss(spec: object) -> LossFn:
     """The torch loss for a loss spec (mean over the batch)."""
     factory = LOSSES.get(type(spec))
     if factory is None:
-        raise BackendError(f"loss: the torch backend has no loss {type(spec).__name__}; supported: {', '.join(t.__name__ for t in LOSSES)}")
+        raise unsupported("torch", "loss", spec, LOSSES)
     return factory(spec)

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
-
-from duofit.common.errors import BackendError
+from duofit.common.errors import unsupported
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 
 __all__ = ["OPTIMIZERS", "make_optimizer"]
@@ -27,16 +26,33 @@ def _coupled(spec: object) -> float:
 
 
 def _sgd(spec: SGDOptimizer, params: Params) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=_coupled(spec))
+    return torch.optim.SGD(
+        params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=_coupled(spec)
+    )
 
 
 def _adam(spec: AdamOptimizer | AdamWOptimizer, params: Params) -> torch.optim.Optimizer:
     cls = torch.optim.AdamW if spec.decay_kind == "decoupled" else torch.optim.Adam
-    return cls(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.epsilon, weight_decay=spec.weight_decay, amsgrad=spec.amsgrad)
+    return cls(
+        params,
+        lr=spec.lr,
+        betas=(spec.beta1, spec.beta2),
+        eps=spec.epsilon,
+        weight_decay=spec.weight_decay,
+        amsgrad=spec.amsgrad,
+    )
 
 
 def _rmsprop(spec: RMSpropOptimizer, params: Params) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.rho, eps=spec.epsilon, momentum=spec.momentum, centered=spec.centered, weight_decay=_coupled(spec))
+    return torch.optim.RMSprop(
+        params,
+        lr=spec.lr,
+        alpha=spec.rho,
+        eps=spec.epsilon,
+        momentum=spec.momentum,
+        centered=spec.centered,
+        weight_decay=_coupled(spec),
+    )
 
 
 OPTIMIZERS: dict[type, Callable[..., torch.optim.Optimizer]] = {
@@ -47,7 +63,9 @@ OPTIMIZERS: dict[type, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(spec: object, params: Iterable[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
+def make_optimizer(
+    spec: object, params: Iterable[torch.nn.Parameter]
+) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
     """Build the optimizer and the ``before_step()`` hook (clipping, decoupled decay).
 
     Returns:
@@ -57,7 +75,7 @@ def make_optimizer(spec: object, params: Iterable[torch.nn.Parameter]) -> tuple[
     plist = [p for p in params if p.requires_grad]
     factory = OPTIMIZERS.get(type(spec))
     if factory is None:
-        raise BackendError(f"optimizer: the torch backend has no optimizer {type(spec).__name__}; supported: {', '.join(t.__name__ for t in OPTIMIZERS)}")
+        raise unsupported("torch", "optimizer", spec, OPTIMIZERS)
     opt = factory(spec, plist)
     clipnorm = spec.clipnorm  # type: ignore[attr-defined]
     clipvalue = spec.clipvalue  # type: ignore[attr-defined]

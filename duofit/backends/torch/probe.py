@@ -6,8 +6,8 @@ Twin of ``duofit/backends/keras/probe.py``; arrays in and out are numpy in duofi
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+import torch
 from duofit.backends.torch.layers import build_model, set_weights
 from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.trainer import _DTYPES, _targets
@@ -37,7 +37,9 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
     return float(make_loss(spec.loss)(out, _targets(targets, dtype, torch.device("cpu"))))
 
 
-def gradients(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+def gradients(
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray
+) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with L1/L2 penalty) and its gradient per weight, duofit layout."""
     dtype = _DTYPES[spec.train.dtype]
     model = _model(spec, weights, x.shape[1])

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
+import torch
 from duofit.backends.base import FitOutput, TrainPlan
 from duofit.backends.torch.layers import build_model, get_weights, set_weights
 from duofit.backends.torch.losses import make_loss
