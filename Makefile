@@ -20,7 +20,7 @@ test: venv  ## the whole tox matrix (lint, torch, keras, both)
 	$(BIN)/tox run -e lint,torch,keras,both
 
 lint: venv
-	$(BIN)/ruff check duofit tests benchmarks
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 constraints: venv  ## re-pin constraints.txt from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -iE '^(pip|setuptools|wheel)==' \
