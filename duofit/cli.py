@@ -8,6 +8,7 @@ without a traceback (set ``DUOFIT_DEBUG=1`` to see it).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -150,7 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the spec's JSON schema")
     p.set_defaults(func=_cmd_schema)
+
+    for module in _COMMAND_MODULES:  # feature packages add their own subcommands
+        try:
+            importlib.import_module(module).add_commands(sub)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not module.startswith(exc.name):
+                raise
     return parser
+
+
+# Each module defines ``add_commands(subparsers)``; their handlers follow this file's
+# conventions (return an exit code, raise DuofitError subclasses for bad input).
+_COMMAND_MODULES = ("duofit.parity.cli", "duofit.tuning.cli", "duofit.bench.cli")
 
 
 def main(argv: list[str] | None = None) -> int:
