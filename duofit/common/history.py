@@ -104,7 +104,7 @@ class EpochRecorder:
         """Record one epoch (0-based) and decide what happens next."""
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(train_loss), "val_loss": float(val_loss)}
         if val_outputs is not None and self.y_val is not None and self.metric_names:
-            vals = compute_metrics(self.metric_names, self.task, self.y_val, val_outputs, self.from_logits)
+            vals = compute_metrics(self.metric_names, self.task, self.y_val, val_outputs, self.from_logits, fast=True)
             row.update({f"val_{k}": v for k, v in vals.items()})
         row["epoch_s"] = float(seconds)
         self.rows.append(row)

@@ -84,7 +84,10 @@ def _classification(name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray, 
         present = np.unique(y)
         if present.size < k:  # some class absent from this split: score the present ones
             p = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
-            return float(skm.roc_auc_score(np.searchsorted(present, y), p, multi_class="ovr"))
+            y_present = np.searchsorted(present, y)
+            if present.size == 2:  # sklearn wants 1-d scores for two classes (ovr of 2 == binary)
+                return float(skm.roc_auc_score(y_present, p[:, 1]))
+            return float(skm.roc_auc_score(y_present, p, multi_class="ovr"))
         return float(skm.roc_auc_score(y, proba, multi_class="ovr"))
 
     return fn
@@ -121,6 +124,7 @@ def compute_metrics(
     y_true: np.ndarray,
     outputs: np.ndarray,
     from_logits: bool,
+    fast: bool = False,
 ) -> dict[str, float]:
     """Compute metrics on raw model outputs with the reference (sklearn) code.
 
@@ -130,6 +134,8 @@ def compute_metrics(
         y_true: Class indices or regression targets.
         outputs: Raw model outputs (logits or probabilities, per ``from_logits``).
         from_logits: Whether ``outputs`` are logits.
+        fast: Use the numpy closed forms of :mod:`duofit.common.fastmetrics` (same values,
+            for the per-epoch history) instead of calling sklearn.
 
     Returns:
         ``{name: value}``; a metric that is undefined (e.g. ROC-AUC on one class, or any
@@ -140,11 +146,19 @@ def compute_metrics(
         pred = np.asarray(outputs, dtype=np.float64).reshape(len(y_true), -1)
         y = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
         finite = bool(np.all(np.isfinite(pred)))
+        if fast and finite:
+            from duofit.common.fastmetrics import fast_metrics
+
+            return fast_metrics(names, task, y_true, pred)
         for name in names:
             out[name] = _regression(name)(y, pred) if finite else float("nan")
         return out
     proba = probabilities(task, outputs, from_logits)
     finite = bool(np.all(np.isfinite(proba)))
+    if fast and finite:
+        from duofit.common.fastmetrics import fast_metrics
+
+        return fast_metrics(names, task, y_true, proba)
     labels = predicted_labels(task, np.nan_to_num(proba))
     for name in names:
         out[name] = _classification(name)(y_true, labels, proba, task) if finite else float("nan")

@@ -50,3 +50,40 @@ def test_regression_metrics() -> None:
 def test_non_finite_outputs_give_nan_not_a_crash() -> None:
     got = compute_metrics(["accuracy", "roc_auc"], "binary", np.array([0, 1]), np.array([[np.nan], [1.0]]), True)
     assert all(math.isnan(v) for v in got.values())
+
+
+# The numpy closed forms only reorder sums: agreement to 1e-12 (a few ulps of 1).
+FAST_RTOL = 1e-12
+
+
+@pytest.mark.parametrize("trial", range(25))
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_fast_per_epoch_metrics_equal_the_sklearn_reference(task: str, trial: int) -> None:
+    rng = np.random.default_rng(trial)
+    n = int(rng.integers(5, 300))
+    if task == "regression":
+        names, y = list(REGRESSION_METRICS), rng.normal(size=n)
+        out = (y + rng.normal(size=n) * rng.uniform(0.1, 3)).reshape(-1, 1)
+        if trial == 0:
+            y = np.ones(n)  # constant target: r2 special case
+    elif task == "binary":
+        names, y = list(CLASSIFICATION_METRICS), rng.integers(0, 2, size=n)
+        out = rng.normal(size=(n, 1)) + y[:, None] * rng.uniform(0, 2)
+        if trial % 5 == 0:
+            out = np.round(out)  # ties in the scores
+        if trial == 1:
+            y = np.zeros(n, dtype=int)  # one class only: roc_auc undefined
+    else:
+        k = int(rng.integers(3, 6))
+        names, y = list(CLASSIFICATION_METRICS), rng.integers(0, k, size=n)
+        out = rng.normal(size=(n, k)) + np.eye(k)[y] * rng.uniform(0, 2)
+        if trial == 2:
+            y = np.where(y == k - 1, 0, y)  # a class absent from y_true
+    slow = compute_metrics(names, task, y, out, from_logits=True)
+    fast = compute_metrics(names, task, y, out, from_logits=True, fast=True)
+    assert set(slow) == set(fast)
+    for name in names:
+        if math.isnan(slow[name]):
+            assert math.isnan(fast[name]), name
+        else:
+            assert fast[name] == pytest.approx(slow[name], rel=FAST_RTOL, abs=1e-14), name
