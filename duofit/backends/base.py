@@ -33,6 +33,10 @@ class TrainPlan:
         order: ``(epochs, n_train)`` sample order; batch ``b`` of epoch ``e`` is
             ``order[e, b*bs:(b+1)*bs]``.
         weights: Initial weights (Keras layout, float64).
+        record_steps: Also record every step's loss, global gradient norm (before clipping)
+            and parameter norm (after the update) into ``FitOutput.steps``.
+        strict: Parity mode: where the frameworks' formulas differ, both backends compute
+            the same math (see ``duofit/parity/strict.py``), at some cost in idiom and speed.
     """
 
     spec: Spec
@@ -41,6 +45,8 @@ class TrainPlan:
     t_val: np.ndarray
     order: np.ndarray
     weights: dict[str, np.ndarray]
+    record_steps: bool = False
+    strict: bool = False
 
     @property
     def steps_per_epoch(self) -> int:
@@ -56,6 +62,7 @@ class FitOutput:
     weights: dict[str, np.ndarray]
     timings: dict[str, float]
     environment: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class BackendModule(Protocol):
@@ -68,7 +75,7 @@ class BackendModule(Protocol):
     def devices(self) -> list[str]: ...  # noqa: D102
 
 
-def make_plan(spec: Spec, dataset: Dataset) -> TrainPlan:
+def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, strict: bool = False) -> TrainPlan:
     """Build the shared plan: loss targets, batch order and initial weights.
 
     Example:
@@ -89,4 +96,6 @@ def make_plan(spec: Spec, dataset: Dataset) -> TrainPlan:
         t_val=targets_for_loss(spec, dataset.y_val, n_classes),
         order=batch_order(len(dataset.x_train), spec.train.epochs, spec.train.seed, spec.train.shuffle),
         weights=initial_weights(spec, dataset.n_features),
+        record_steps=record_steps,
+        strict=strict,
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 import keras
+from duofit.backends.keras.exact import EXACT_ACTIVATIONS
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
@@ -78,30 +79,38 @@ class KernelPenalty(keras.regularizers.Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
-def _dense(layer: DenseLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+def _act(name: str, slope: float, dtype: str, strict: bool) -> keras.layers.Layer:
+    if strict and name in EXACT_ACTIVATIONS:  # float64-exact constants (parity mode)
+        cls = EXACT_ACTIVATIONS[name]
+        return cls(negative_slope=slope, dtype=dtype) if name == "leaky_relu" else cls(dtype=dtype)
+    return ACTIVATIONS[name](slope, dtype)
+
+
+def _dense(layer: DenseLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     reg = KernelPenalty(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
-    native = layer.activation if layer.activation in _NATIVE_DENSE_ACTIVATIONS else None
+    separate = layer.activation == "leaky_relu" or (strict and layer.activation in EXACT_ACTIVATIONS)
+    native = None if separate else layer.activation
     out = [
         keras.layers.Dense(layer.units, activation=native, use_bias=layer.use_bias, kernel_regularizer=reg, dtype=dtype)
     ]
-    if layer.activation == "leaky_relu":
-        out.append(ACTIVATIONS["leaky_relu"](_DEFAULT_SLOPE, dtype))
+    if separate and layer.activation is not None:
+        out.append(_act(layer.activation, _DEFAULT_SLOPE, dtype, strict))
     return out
 
 
-def _activation(layer: ActivationLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
-    return [ACTIVATIONS[layer.activation](layer.negative_slope, dtype)]
+def _activation(layer: ActivationLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
+    return [_act(layer.activation, layer.negative_slope, dtype, strict)]
 
 
-def _dropout(layer: DropoutLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+def _dropout(layer: DropoutLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     return [keras.layers.Dropout(layer.rate, seed=seed, dtype=dtype)]
 
 
-def _batch_norm(layer: BatchNormLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+def _batch_norm(layer: BatchNormLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     return [keras.layers.BatchNormalization(momentum=1.0 - layer.momentum, epsilon=layer.epsilon, dtype=dtype)]
 
 
-def _flatten(layer: FlattenLayer, dtype: str, seed: int) -> list[keras.layers.Layer]:
+def _flatten(layer: FlattenLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     return [keras.layers.Flatten(dtype=dtype)]
 
 
@@ -114,8 +123,13 @@ LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
 }
 
 
-def build_model(spec: Spec, n_features: int, dtype: str) -> tuple[keras.Model, list[keras.layers.Layer]]:
+def build_model(
+    spec: Spec, n_features: int, dtype: str, strict: bool = False, model_cls: type = keras.Sequential
+) -> tuple[keras.Model, list[keras.layers.Layer]]:
     """A ``keras.Sequential`` model; also returns the first Keras layer of each spec layer.
+
+    ``strict`` swaps gelu/leaky_relu for float64-exact layers; ``model_cls`` lets the
+    trainer use a Sequential subclass (per-step loss recording).
 
     Example:
         >>> model, heads = build_model(spec, n_features=2, dtype="float32")  # doctest: +SKIP
@@ -126,10 +140,10 @@ def build_model(spec: Spec, n_features: int, dtype: str) -> tuple[keras.Model, l
         factory = LAYERS.get(type(layer))
         if factory is None:
             raise unsupported("keras", f"model.layers[{i}]", layer, LAYERS)
-        made = factory(layer, dtype, spec.train.seed + i)
+        made = factory(layer, dtype, spec.train.seed + i, strict)
         heads.append(made[0])
         layers.extend(made)
-    model = keras.Sequential([keras.Input(shape=(n_features,), dtype=dtype), *layers])
+    model = model_cls([keras.Input(shape=(n_features,), dtype=dtype), *layers])
     return model, heads
 
 

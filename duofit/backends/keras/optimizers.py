@@ -75,11 +75,16 @@ def _with_coupled_l2(cls: type, decay: float) -> type:
     return CoupledL2
 
 
-def make_optimizer(spec: object) -> keras.optimizers.Optimizer:
-    """Build the Keras optimizer for an optimizer spec."""
+def make_optimizer(spec: object, strict: bool = False) -> keras.optimizers.Optimizer:
+    """Build the Keras optimizer for an optimizer spec (torch's formulas when ``strict``)."""
     factory = OPTIMIZERS.get(type(spec))
     if factory is None:
         raise unsupported("keras", "optimizer", spec, OPTIMIZERS)
+    if strict:
+        from duofit.backends.keras.exact import exact_optimizer
+
+        clip = {k: v for k, v in _common(spec).items() if k in ("global_clipnorm", "clipvalue")}
+        return exact_optimizer(spec, **clip)
     cls, kwargs = factory(spec)
     wd = float(spec.weight_decay)  # type: ignore[attr-defined]
     if spec.decay_kind == "l2" and wd:  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from duofit.backends.base import FitOutput, TrainPlan
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.backends.keras.optimizers import make_optimizer
+from duofit.backends.keras.recording import RecordingSequential, StepBuffers, record_optimizer
 from duofit.common.errors import BackendError
 from duofit.common.history import EpochRecorder
 
@@ -104,11 +105,15 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     with floatx(dtype):  # the logged loss and regularisation losses follow floatx
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with tf.device(device):
-            model, heads = build_model(spec, ds.n_features, dtype)
+            model, heads = build_model(spec, ds.n_features, dtype, strict=plan.strict, model_cls=RecordingSequential)
             set_weights(heads, spec, plan.weights)
             loss = make_loss(spec.loss, dtype)
             steps = plan.steps_per_epoch
-            model.compile(optimizer=make_optimizer(spec.optimizer), loss=loss, steps_per_execution=steps)
+            buffers = StepBuffers(tr.epochs * steps, dtype, norms=plan.record_steps)
+            model.attach(buffers)
+            optimizer = make_optimizer(spec.optimizer, strict=plan.strict)
+            record_optimizer(optimizer, buffers)
+            model.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps)
             data = make_dataset(plan, dtype)
             callback = _EpochEnd(recorder, plan, heads, loss, dtype)
             build_s = time.perf_counter() - t_start
@@ -120,6 +125,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             t_pred = time.perf_counter()
             test_out = np.asarray(model(tf.constant(ds.x_test.astype(dtype)), training=False))
             predict_s = time.perf_counter() - t_pred
+            n_done = int(optimizer.iterations.numpy())
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(heads, spec),
@@ -129,7 +135,9 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             "device_name": _device_name(device),
             "steps_per_execution": steps,
             "jit_compile": bool(getattr(model, "jit_compile", False)),
+            "strict": plan.strict,
         },
+        steps=buffers.numpy(n_done),
     )
 
 

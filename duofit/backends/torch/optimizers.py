@@ -64,9 +64,12 @@ OPTIMIZERS: dict[type, Callable[..., torch.optim.Optimizer]] = {
 
 
 def make_optimizer(
-    spec: object, params: Iterable[torch.nn.Parameter]
+    spec: object, params: Iterable[torch.nn.Parameter], strict: bool = False
 ) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
     """Build the optimizer and the ``before_step()`` hook (clipping, decoupled decay).
+
+    With ``strict``, global-norm clipping uses Keras' formula ``g * c * min(1/|g|, 1/c)``
+    instead of ``clip_grad_norm_``'s ``g * min(c / (|g| + 1e-6), 1)`` (parity mode).
 
     Returns:
         ``(optimizer, before_step)``; call ``before_step()`` after ``backward()`` and before
@@ -86,7 +89,9 @@ def make_optimizer(
     )
 
     def before_step() -> None:
-        if clipnorm is not None:
+        if clipnorm is not None and strict:
+            _clip_like_keras(plist, clipnorm)
+        elif clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(plist, clipnorm)
         if clipvalue is not None:
             torch.nn.utils.clip_grad_value_(plist, clipvalue)
@@ -95,3 +100,12 @@ def make_optimizer(
                 torch._foreach_mul_(plist, 1.0 - manual_decay)
 
     return opt, before_step
+
+
+def _clip_like_keras(params: Params, clipnorm: float) -> None:
+    """keras.optimizers.base_optimizer.clip_by_global_norm, in torch."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.sqrt(sum((g * g).sum() for g in grads))  # type: ignore[arg-type]
+    scale = clipnorm * torch.minimum(1.0 / norm, torch.as_tensor(1.0 / clipnorm, dtype=norm.dtype))
+    with torch.no_grad():
+        torch._foreach_mul_(grads, scale)

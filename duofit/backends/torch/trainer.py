@@ -80,7 +80,8 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     model = build_model(spec, ds.n_features).to(device=device, dtype=dtype)
     set_weights(model, spec, plan.weights)
     loss_fn = make_loss(spec.loss)
-    optimizer, before_step = make_optimizer(spec.optimizer, model.parameters())
+    optimizer, before_step = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
+    params = [p for p in model.parameters() if p.requires_grad]
     penalty = _penalty(model, plan)
 
     x = torch.as_tensor(ds.x_train, dtype=dtype, device=device)
@@ -93,6 +94,12 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
 
     epoch_s: list[float] = []
     best: dict[str, torch.Tensor] | None = None
+    steps_per_epoch = -(-n // bs)
+    # per-step records stay on the device (no sync) and are read once at the end
+    step_loss = torch.full((tr.epochs * steps_per_epoch,), float("nan"), dtype=dtype, device=device)
+    grad_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
+    param_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
+    step = 0
     t_fit = time.perf_counter()
     for epoch in range(tr.epochs):
         t0 = time.perf_counter()
@@ -107,8 +114,14 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             if penalty is not None:
                 loss = loss + penalty()
             loss.backward()
+            if grad_norm is not None:
+                grad_norm[step] = _global_norm([p.grad for p in params if p.grad is not None])
             before_step()
             optimizer.step()
+            if param_norm is not None:
+                param_norm[step] = _global_norm(params)
+            step_loss[step] = loss.detach()
+            step += 1
             total += loss.detach() * xb.shape[0]  # Keras' epoch loss: batch-size weighted mean
         model.eval()
         with torch.inference_mode():
@@ -133,12 +146,22 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     with torch.inference_mode():
         test_out = model(torch.as_tensor(ds.x_test, dtype=dtype, device=device)).cpu().numpy()
     predict_s = time.perf_counter() - t_pred
+    steps = {"loss": step_loss[:step].cpu().numpy()}
+    if grad_norm is not None and param_norm is not None:
+        steps.update(grad_norm=grad_norm[:step].cpu().numpy(), param_norm=param_norm[:step].cpu().numpy())
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(model, spec),
         timings={"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s},  # type: ignore[dict-item]
-        environment={"device": str(device), "device_name": _device_name(device)},
+        environment={"device": str(device), "device_name": _device_name(device), "strict": plan.strict},
+        steps=steps,
     )
+
+
+def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Sqrt of the sum of squares of every element (no host sync)."""
+    with torch.no_grad():
+        return torch.sqrt(sum((t.detach() * t.detach()).sum() for t in tensors))  # type: ignore[arg-type]
 
 
 def _device_name(device: torch.device) -> str:
