@@ -66,6 +66,8 @@ def run(
     *,
     progress: ProgressFn | None = None,
     out: str | Path | None = None,
+    record_steps: bool = False,
+    strict: bool = False,
 ) -> RunResult:
     """Train a spec on one backend, in this process.
 
@@ -74,6 +76,9 @@ def run(
         backend: ``"torch"`` or ``"keras"`` (see :func:`duofit.available_backends`).
         progress: Optional callback ``(epoch, epochs, history_row)`` called after each epoch.
         out: If given, the result is also saved into this folder.
+        record_steps: Also record each step's gradient and parameter norms (``result.steps``).
+        strict: Parity mode (see :mod:`duofit.parity.strict`): identical math where the
+            frameworks' formulas differ.
 
     Returns:
         A :class:`~duofit.RunResult`. A run whose loss became non-finite returns with
@@ -91,7 +96,7 @@ def run(
     spec = load_spec(spec)
     module = get_backend(backend)
     dataset = load_dataset(spec)
-    plan = make_plan(spec, dataset)
+    plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
     recorder = recorder_for(spec, dataset.y_val, progress)
     fitted = module.fit(plan, recorder)
     from_logits = bool(getattr(spec.loss, "from_logits", False))
@@ -112,6 +117,7 @@ def run(
         stopped_epoch=recorder.stopped_epoch,
         diverged=recorder.diverged,
         message=recorder.message,
+        steps=fitted.steps,
     )
     if out is not None:
         result.save(out)

@@ -44,6 +44,8 @@ class RunResult:
         stopped_epoch: Epoch where training stopped early (1-based), if it did.
         diverged: True when the loss became non-finite.
         message: Human-readable note (divergence reason).
+        steps: Per-step records (``loss``; with ``record_steps`` also ``grad_norm`` and
+            ``param_norm``), one entry per optimizer step.
     """
 
     backend: str
@@ -59,6 +61,7 @@ class RunResult:
     stopped_epoch: int | None = None
     diverged: bool = False
     message: str | None = None
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Flat dict for tables: backend, metrics, epochs run, times."""
@@ -76,7 +79,7 @@ class RunResult:
     def save(self, folder: str | Path) -> Path:
         """Write the result into ``folder`` (created), each file atomically.
 
-        Files: history.csv, result.json, weights.npz, predictions.npz, spec.json.
+        Files: history.csv, result.json, weights.npz, predictions.npz, steps.npz, spec.json.
         """
         from duofit.common.io import atomic_write_text
 
@@ -100,6 +103,7 @@ class RunResult:
         atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
         save_npz(out / "weights.npz", self.weights)
         save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test})
+        save_npz(out / "steps.npz", self.steps)
         return out
 
     @classmethod
@@ -126,4 +130,5 @@ class RunResult:
             stopped_epoch=meta.get("stopped_epoch"),
             diverged=bool(meta.get("diverged", False)),
             message=meta.get("message"),
+            steps=load_npz(folder / "steps.npz") if (folder / "steps.npz").exists() else {},
         )

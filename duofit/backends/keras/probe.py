@@ -9,26 +9,37 @@ import numpy as np
 import tensorflow as tf
 
 import keras
-from duofit.backends.keras.layers import build_model, floatx, set_weights
+from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
 
-__all__ = ["forward", "gradients", "loss_value"]
+__all__ = ["forward", "gradients", "loss_value", "roundtrip"]
 
 
-def _model(spec: Spec, weights: dict[str, np.ndarray], n_features: int) -> tuple[keras.Model, list]:
-    model, heads = build_model(spec, n_features, spec.train.dtype)
+def _model(
+    spec: Spec, weights: dict[str, np.ndarray], n_features: int, strict: bool = False
+) -> tuple[keras.Model, list]:
+    model, heads = build_model(spec, n_features, spec.train.dtype, strict=strict)
     set_weights(heads, spec, weights)
     return model, heads
+
+
+def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
+    """Load ``weights`` into a Keras model and read them back (duofit layout, run dtype)."""
+    first = next(k for k in weights if k.endswith(".kernel"))
+    _, heads = _model(spec, weights, int(weights[first].shape[0]), strict)
+    return get_weights(heads, spec)
 
 
 def _targets(targets: np.ndarray, dtype: str) -> tf.Tensor:
     return tf.constant(targets if targets.dtype.kind in "iu" else targets.astype(dtype))
 
 
-def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False) -> np.ndarray:
+def forward(
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
+) -> np.ndarray:
     """Model outputs for ``x`` with the given weights (inference mode unless ``training``)."""
-    model, _ = _model(spec, weights, x.shape[1])
+    model, _ = _model(spec, weights, x.shape[1], strict)
     return np.asarray(model(tf.constant(x.astype(spec.train.dtype)), training=training))
 
 
@@ -39,11 +50,11 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
 
 
 def gradients(
-    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, strict: bool = False
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with regularisation losses) and its gradient per weight, duofit layout."""
     dtype = spec.train.dtype
-    model, heads = _model(spec, weights, x.shape[1])
+    model, heads = _model(spec, weights, x.shape[1], strict)
     with floatx(dtype), tf.GradientTape() as tape:
         out = model(tf.constant(x.astype(dtype)), training=True)
         loss = make_loss(spec.loss, dtype)(_targets(targets, dtype), out)

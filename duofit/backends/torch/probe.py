@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 import torch
-from duofit.backends.torch.layers import build_model, set_weights
+from duofit.backends.torch.layers import build_model, get_weights, set_weights
 from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.trainer import _DTYPES, _targets
 from duofit.common.spec import DenseLayer, Spec
 
-__all__ = ["forward", "gradients", "loss_value"]
+__all__ = ["forward", "gradients", "loss_value", "roundtrip"]
 
 
 def _model(spec: Spec, weights: dict[str, np.ndarray], n_features: int) -> torch.nn.Sequential:
@@ -22,7 +22,19 @@ def _model(spec: Spec, weights: dict[str, np.ndarray], n_features: int) -> torch
     return model
 
 
-def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False) -> np.ndarray:
+def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
+    """Load ``weights`` into a torch model and read them back (duofit layout, run dtype)."""
+    return get_weights(_model(spec, weights, _n_features(weights)), spec)
+
+
+def _n_features(weights: dict[str, np.ndarray]) -> int:
+    first = next(k for k in weights if k.endswith(".kernel"))
+    return int(weights[first].shape[0])
+
+
+def forward(
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
+) -> np.ndarray:
     """Model outputs for ``x`` with the given weights (eval mode unless ``training``)."""
     model = _model(spec, weights, x.shape[1])
     model.train(training)
@@ -38,7 +50,7 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
 
 
 def gradients(
-    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray
+    spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, strict: bool = False
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with L1/L2 penalty) and its gradient per weight, duofit layout."""
     dtype = _DTYPES[spec.train.dtype]

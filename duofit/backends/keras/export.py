@@ -1,0 +1,51 @@
+"""Save and load trained weights as Keras files: ``.weights.h5`` or a whole ``.keras`` model.
+
+``.keras`` files are loaded with ``safe_mode=True`` (no arbitrary code from the file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import keras
+from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
+from duofit.common.errors import DataError
+from duofit.common.spec import Spec
+
+__all__ = ["FORMATS", "load_weights", "save_weights"]
+
+FORMATS = {".weights.h5": "Keras weights (HDF5)", ".keras": "Keras model archive"}
+
+
+def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, n_features: int) -> None:
+    """Write duofit-layout ``weights`` as a Keras weights file or model archive."""
+    with floatx(spec.train.dtype):
+        model, heads = build_model(spec, n_features, spec.train.dtype)
+        set_weights(heads, spec, weights)
+        if path.name.endswith(".weights.h5"):
+            model.save_weights(path)
+        else:
+            model.save(path)
+
+
+def load_weights(spec: Spec, path: Path, n_features: int) -> dict[str, np.ndarray]:
+    """Read a Keras weights file or ``.keras`` archive back into duofit-layout arrays."""
+    with floatx(spec.train.dtype):
+        try:
+            if path.name.endswith(".weights.h5"):
+                model, heads = build_model(spec, n_features, spec.train.dtype)
+                model.load_weights(path)
+            else:
+                model = keras.saving.load_model(path, safe_mode=True, compile=False)
+                _, heads = build_model(spec, n_features, spec.train.dtype)
+                for mine, theirs in zip(_weighted(heads), _weighted(model.layers), strict=True):
+                    mine.set_weights(theirs.get_weights())
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: does not match the spec's model: {exc}", path="weights") from None
+    return get_weights(heads, spec)
+
+
+def _weighted(layers: list[keras.layers.Layer]) -> list[keras.layers.Layer]:
+    return [layer for layer in layers if layer.weights]

@@ -1,0 +1,239 @@
+"""One benchmark cell, in its own fresh process: ``python -m duofit.bench.cell CELL.json OUT.json``.
+
+The runner starts one process per cell and repeat, with the BLAS/OpenMP/TensorFlow thread
+variables already in its environment; this module then imports the one framework the cell
+needs, sets its intra/inter-op threads before the framework runs anything, trains (duofit
+rows call :func:`duofit.run`; baselines call their hand-written loop) and writes the
+measured columns to OUT.json, or ``{"ok": false, "type": ..., "message": ...}`` with a
+non-zero exit code.
+
+CELL.json: ``{"backend": "duofit-torch", "spec": {...validated spec...}, "device": "cpu",
+"threads": 2, "warmup_epochs": 1}``.
+
+Example:
+    >>> run_cell({"backend": "numpy-lean", "spec": spec_dict, "device": "cpu",
+    ...           "threads": 1, "warmup_epochs": 1})["steady_ms_per_step"]   # doctest: +SKIP
+    0.05
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from duofit.bench.flops import train_flops_per_step
+from duofit.bench.measure import Measurement, mlp_of, steady_epochs
+from duofit.bench.runners import RunnerInfo, runner_info
+from duofit.common.envinfo import cpu_model, git_commit
+from duofit.common.errors import DuofitError, SpecError
+from duofit.common.io import write_json
+from duofit.common.spec import Spec
+
+__all__ = ["init_framework", "main", "run_cell"]
+
+
+def init_framework(framework: str, threads: int) -> None:
+    """Import ``framework`` and set its thread counts before it runs any op.
+
+    Example:
+        >>> init_framework("numpy", threads=2)   # BLAS threads come from the environment
+    """
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
+            pass
+    elif framework == "tensorflow":
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import keras  # noqa: F401  (imported here so import_s covers it)
+
+
+def _peak_rss_mb() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return float(getattr(psutil.Process().memory_info(), "peak_wset", 0)) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _peak_device_mem_mb(framework: str, device: str) -> float:
+    if device != "cuda":
+        return 0.0
+    if framework == "torch":
+        import torch
+
+        return float(torch.cuda.max_memory_allocated()) / 2**20
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        return float(tf.config.experimental.get_memory_info("GPU:0")["peak"]) / 2**20
+    return 0.0
+
+
+def _process_flags(framework: str) -> dict[str, Any]:
+    if framework == "torch":
+        from duofit.bench.torch_loops import torch_flags
+
+        return torch_flags()
+    from duofit.bench.keras_loops import keras_flags
+
+    return keras_flags()
+
+
+def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
+    """Train with :func:`duofit.run`; epoch ends come from its per-epoch progress callback."""
+    import duofit
+
+    ends: list[float] = []
+    res = duofit.run(spec, backend=info.target, progress=lambda epoch, total, row: ends.append(time.perf_counter()))
+    env = res.environment
+    if info.framework == "torch":
+        versions = f"torch {env.get('torch')}"
+    else:
+        versions = f"keras {env.get('keras')}; tensorflow {env.get('tensorflow')}"
+    flags = _process_flags(info.framework)
+    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution") if k in env})
+    hist = res.history
+    metric = spec.metrics[0] if spec.metrics else None
+    m = Measurement(
+        fit_start=math.nan,
+        epoch_ends=ends,
+        final_train_loss=float(hist["loss"].iloc[-1]) if len(hist) else math.nan,
+        final_val_loss=float(hist["val_loss"].iloc[-1]) if len(hist) else math.nan,
+        test_outputs=res.predictions,
+        versions=versions,
+        flags=flags,
+        interop_threads=env.get("interop_threads"),
+        device_name=str(env.get("device_name") or cpu_model()),
+        loop_epoch_s=[float(s) for s in hist["epoch_s"]] if "epoch_s" in hist else None,
+        first_epoch_s=float(res.timings.get("first_epoch_s", math.nan)),
+    )
+    return m, (res.metrics.get(metric, math.nan) if metric else math.nan)
+
+
+def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple[Measurement, float]:
+    from duofit.common.data import load_dataset
+    from duofit.common.metrics import compute_metrics
+
+    dataset = load_dataset(spec)
+    mlp = mlp_of(spec, dataset, name)
+    module, func = info.target.split(":")
+    m: Measurement = getattr(importlib.import_module(module), func)(mlp, dataset, device)
+    if not spec.metrics:
+        return m, math.nan
+    values = compute_metrics(spec.metrics[:1], spec.task, dataset.y_test, m.test_outputs, from_logits=True)
+    return m, values[spec.metrics[0]]
+
+
+def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell in this process and return its measured CSV columns.
+
+    Call it only in a fresh process (``python -m duofit.bench.cell``): the framework's
+    threads can be set only before it initialises.
+    """
+    name = str(cfg["backend"])
+    info = runner_info(name)
+    device, threads, warmup = str(cfg["device"]), int(cfg["threads"]), int(cfg["warmup_epochs"])
+    if device not in info.devices:
+        raise SpecError(f"backend {name!r} cannot run on device {device!r}; allowed: {', '.join(info.devices)}")
+    t0 = time.perf_counter()
+    init_framework(info.framework, threads)
+    import_s = time.perf_counter() - t0
+    spec = Spec.model_validate(cfg["spec"])
+    t_run = time.perf_counter()
+    if info.impl == "duofit":
+        m, metric = _run_duofit(spec, info)
+    else:
+        m, metric = _run_baseline(name, spec, info, device)
+    total_wall_s = time.perf_counter() - t_run
+
+    from duofit.common.data import load_dataset
+
+    dataset = load_dataset(spec)  # after the clock: sizes for the per-step numbers
+    n_train, bs = len(dataset.x_train), spec.train.batch_size
+    steps_per_epoch = math.ceil(n_train / bs)
+    epochs = len(m.epoch_ends)
+    steady = steady_epochs(m.epoch_ends, warmup)
+    median_epoch = float(np.median(steady)) if len(steady) else math.nan
+    loop = m.loop_epoch_s[warmup:] if m.loop_epoch_s is not None else list(steady)
+    loop_epoch = float(np.median(loop)) if len(loop) else math.nan
+    first = m.first_epoch_s if m.first_epoch_s is not None else m.epoch_ends[0] - m.fit_start
+    per_step = train_flops_per_step(spec, dataset.n_features, bs)
+    epoch_flops = per_step / bs * n_train
+    return {
+        "impl": info.impl,
+        "framework": info.framework,
+        "framework_versions": m.versions,
+        "device": device,
+        "device_name": m.device_name,
+        "cpu_model": cpu_model(),
+        "threads": threads,
+        "interop_threads": m.interop_threads,
+        "dtype": spec.train.dtype,
+        "batch_size": bs,
+        "epochs": epochs,
+        "warmup_epochs": warmup,
+        "n_train": n_train,
+        "steps_per_epoch": steps_per_epoch,
+        "steps": steps_per_epoch * epochs,
+        "first_epoch_s": first,
+        "steady_ms_per_step": median_epoch / steps_per_epoch * 1e3,
+        "steady_loop_ms_per_step": loop_epoch / steps_per_epoch * 1e3,
+        "samples_per_s": n_train / median_epoch,
+        "total_wall_s": total_wall_s,
+        "import_s": import_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "peak_device_mem_mb": _peak_device_mem_mb(info.framework, device),
+        "final_train_loss": m.final_train_loss,
+        "final_val_loss": m.final_val_loss,
+        "test_metric_name": spec.metrics[0] if spec.metrics else "",
+        "test_metric": metric,
+        "epoch_eval": info.epoch_eval,
+        **{k: m.flags.get(k) for k in ("jit_compile", "steps_per_execution", "torch_compile", "tf32", "onednn")},
+        "flops_per_step": per_step,
+        "achieved_gflops": epoch_flops / median_epoch / 1e9,
+        "git_commit": git_commit(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the cell process; returns its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print("usage: python -m duofit.bench.cell CELL.json OUT.json", file=sys.stderr)
+        return 2
+    cfg_path, out_path = Path(args[0]), Path(args[1])
+    try:
+        result = run_cell(json.loads(cfg_path.read_text(encoding="utf-8")))
+    except DuofitError as exc:
+        write_json(out_path, {"ok": False, "type": type(exc).__name__, "message": str(exc)})
+        return exc.exit_code
+    except Exception as exc:  # reported by the runner, which goes on with the next cell
+        tail = traceback.format_exc(limit=-3)
+        write_json(out_path, {"ok": False, "type": type(exc).__name__, "message": f"{exc}\n{tail}"})
+        return 1
+    write_json(out_path, {"ok": True, "columns": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

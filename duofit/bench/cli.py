@@ -1,0 +1,186 @@
+"""``duofit bench run|plot|list``, and the entry points of ``benchmarks/run.py`` / ``benchmarks/plot.py``.
+
+Handlers return an exit code and raise :class:`~duofit.common.errors.DuofitError`
+subclasses for bad input; :func:`standalone` maps them to messages without a traceback,
+as ``duofit``'s own ``main`` does.
+
+Example:
+    >>> standalone("run", ["--quick", "--backends", "numpy-lean", "--dry-run"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from duofit.common.errors import DuofitError, SpecError
+
+__all__ = ["add_commands", "add_plot_arguments", "add_run_arguments", "standalone"]
+
+EXIT_CELLS_FAILED = 1
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    return names or None
+
+
+def _ints(text: str | None, option: str) -> list[int] | None:
+    names = _names(text)
+    if names is None:
+        return None
+    try:
+        return [int(n) for n in names]
+    except ValueError:
+        raise SpecError(f"{option}: {text!r} is not a comma-separated list of integers; e.g. {option} 32,256") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``bench run`` (shared by ``benchmarks/run.py``)."""
+    from duofit.bench.matrix import SUITES
+
+    p.add_argument("--suite", default=None, help=f"one of {', '.join(SUITES)} (default quick)")
+    p.add_argument("--quick", action="store_true", help="same as --suite quick; replaces its CSV unless --resume")
+    p.add_argument("--workloads", help="comma-separated workload names or spec paths (default: the suite's)")
+    p.add_argument("--backends", help="comma-separated benchmark backends (default: every installed one)")
+    p.add_argument("--batch-sizes", help="comma-separated batch sizes (default: the suite's)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: the suite's)")
+    p.add_argument("--repeats", type=int, help="repeats of every cell (default: quick 1, full 5)")
+    p.add_argument("--threads", type=int, help="intra-op threads for every framework (default: available cores)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", help="float32 or float64 (default: the workload's)")
+    p.add_argument("--out", "-o", help="CSV file (default results/bench-<suite>.csv)")
+    p.add_argument("--resume", action="store_true", help="continue the CSV: skip cells it already has")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
+    p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell is killed (default 900)")
+    p.add_argument("--workloads-dir", help="folder of named workload specs (default benchmarks/workloads)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+
+
+def add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``bench plot`` (shared by ``benchmarks/plot.py``)."""
+    p.add_argument("csv", help="benchmark CSV written by bench run")
+    p.add_argument("--out", "-o", help="folder for the PNGs and summary (default: the CSV's folder)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Plan and run the matrix, then write the summary files next to the CSV."""
+    from duofit.bench.matrix import DEFAULT_CELL_TIMEOUT_S, plan_matrix, run_matrix
+    from duofit.bench.summary import write_summary
+
+    suite = "quick" if args.quick else (args.suite or "quick")
+    if args.quick and args.suite not in (None, "quick"):
+        raise SpecError(f"--quick contradicts --suite {args.suite}; use one of them")
+    if args.dtype is not None and args.dtype not in ("float32", "float64"):
+        raise SpecError(f"--dtype: unknown {args.dtype!r}; allowed: float32, float64")
+    plan = plan_matrix(
+        suite,
+        workloads=_names(args.workloads),
+        backends=_names(args.backends),
+        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
+        epochs=args.epochs,
+        repeats=args.repeats,
+        threads=args.threads,
+        device=args.device,
+        dtype=args.dtype,
+        workloads_dir=args.workloads_dir,
+    )
+    for name, reason in plan.skipped.items():
+        print(f"skipped backend {name}: {reason}")
+    if args.dry_run:
+        for cell in plan.cells:
+            print(cell.cell_id)
+        print(f"{len(plan.cells)} cells, {plan.threads} threads")
+        return 0
+    out = Path(args.out or f"results/bench-{suite}.csv")
+    overwrite = args.overwrite or (args.quick and not args.resume)
+    timeout = args.cell_timeout if args.cell_timeout is not None else DEFAULT_CELL_TIMEOUT_S
+    if timeout <= 0:
+        raise SpecError(f"--cell-timeout must be > 0 seconds (got {timeout})")
+    report = run_matrix(plan, out, resume=args.resume, overwrite=overwrite, cell_timeout=timeout)
+    paths = write_summary(out)
+    print(f"rows: {out} ({len(report.ran)} new, {len(report.already_done)} already there)")
+    print(f"summary: {paths['markdown']}, {paths['summary']}, {paths['ratios']}")
+    for cell_id, error in report.failed:
+        print(f"error: cell {cell_id} failed: {error}", file=sys.stderr)
+    if report.failed:
+        print(f"error: {len(report.failed)} cells failed; rerun with --resume to retry them", file=sys.stderr)
+        return EXIT_CELLS_FAILED
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write the PNG charts and the summary of a benchmark CSV."""
+    from duofit.bench.plot import plot_results
+
+    paths = plot_results(args.csv, args.out)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print suites, workloads and benchmark backends (with install status)."""
+    from duofit.bench.matrix import SUITES, WORKLOADS_DIR, workload_names
+    from duofit.bench.runners import RUNNERS, missing_module
+
+    for name, suite in SUITES.items():
+        parts = [f"{w.name} (epochs {w.epochs}, batch {','.join(map(str, w.batch_sizes))})" for w in suite.workloads]
+        print(f"suite {name}: {'; '.join(parts)}; repeats {suite.repeats}")
+    print(f"workloads in {WORKLOADS_DIR}: {', '.join(workload_names())}")
+    for name, info in RUNNERS.items():
+        missing = missing_module(name)
+        status = "installed" if missing is None else f"missing {missing!r}"
+        print(f"backend {name:<16} {info.impl:<8} {info.framework:<10} {status}; per epoch: {info.epoch_eval}")
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bench`` (with ``run``, ``plot``, ``list``) to duofit's command line."""
+    p = subparsers.add_parser("bench", help="benchmark matrix: duofit vs hand-written loops, CSV + charts")
+    sub = p.add_subparsers(dest="bench_command", required=True)
+    run = sub.add_parser("run", help="run the benchmark matrix, one process per cell; CSV + summary")
+    add_run_arguments(run)
+    run.set_defaults(func=cmd_run)
+    plot = sub.add_parser("plot", help="PNG charts and a markdown summary of a benchmark CSV")
+    add_plot_arguments(plot)
+    plot.set_defaults(func=cmd_plot)
+    lst = sub.add_parser("list", help="suites, workloads and benchmark backends")
+    lst.set_defaults(func=cmd_list)
+
+
+_STANDALONE: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "run": (add_run_arguments, cmd_run),
+    "plot": (add_plot_arguments, cmd_plot),
+}
+
+
+def standalone(command: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point of ``benchmarks/run.py`` and ``benchmarks/plot.py``; returns the exit code.
+
+    Errors print one paragraph without a traceback (``DUOFIT_DEBUG=1`` shows it): exit 2 for
+    bad input, 1 for a failed cell or an internal error, 130 when interrupted.
+    """
+    add, handler = _STANDALONE[command]
+    parser = argparse.ArgumentParser(prog=prog or f"duofit bench {command}")
+    add(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(handler(args))
+    except DuofitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; the CSV holds every finished cell (continue with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("DUOFIT_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}\n(DUOFIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,261 @@
+"""From the per-repeat CSV to medians with IQR, overhead ratios against the targets, and markdown.
+
+Every number is a median over the repeats of a configuration; the IQR (75th - 25th
+percentile) says how much the repeats disagree. A ratio is a ratio of medians, with a
+conservative band from the quartiles (``low = q25(a) / q75(b)``, ``high = q75(a) / q25(b)``).
+
+Example:
+    >>> frame = load_results("benchmarks/results/bench-cpu.csv")    # doctest: +SKIP
+    >>> table = summarize(frame)                                      # doctest: +SKIP
+    >>> ratios = overhead_ratios(table)                               # doctest: +SKIP
+    >>> print(markdown(table, ratios))                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from duofit.bench.schema import read_rows
+from duofit.common.io import atomic_write_text
+
+__all__ = ["CONFIG", "RATIOS", "Ratio", "load_results", "markdown", "overhead_ratios", "summarize", "write_summary"]
+
+CONFIG = ["workload", "device", "threads", "dtype", "batch_size"]  # one comparison = one configuration
+_KEY = [*CONFIG, "backend"]
+_MEDIANS = [
+    "steady_loop_ms_per_step",
+    "samples_per_s",
+    "first_epoch_s",
+    "total_wall_s",
+    "import_s",
+    "achieved_gflops",
+    "mfu",
+    "peak_rss_mb",
+    "final_train_loss",
+    "test_metric",
+]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``slower / faster`` of two backends' steady ms/step, and the target the issue sets for it.
+
+    Attributes:
+        name: Column label.
+        numerator, denominator: Backend names.
+        op: ``<=`` (an overhead that must stay small) or ``>=`` (a speed-up that must be large).
+        target: The threshold.
+    """
+
+    name: str
+    numerator: str
+    denominator: str
+    op: str
+    target: float
+
+    def met(self, value: float) -> bool:
+        """Whether ``value`` meets the target."""
+        return value <= self.target if self.op == "<=" else value >= self.target
+
+
+# Targets from issue 4 ("Targets"), defined there for the seed workload on CPU.
+RATIOS = (
+    Ratio("duofit-torch / lean-torch", "duofit-torch", "lean-torch", "<=", 1.05),
+    Ratio("seed-loop / duofit-torch", "seed-loop", "duofit-torch", ">=", 1.5),
+    Ratio("duofit-keras / keras-tuned", "duofit-keras", "keras-tuned", "<=", 1.15),
+    Ratio("keras-naive-fit / duofit-keras", "keras-naive-fit", "duofit-keras", ">=", 5.0),
+)
+
+
+def load_results(path: str | Path) -> Any:
+    """Read a benchmark CSV into a typed pandas DataFrame (schema checked first)."""
+    import pandas as pd
+
+    rows = read_rows(path)  # clear error for a foreign or older file
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    for col in frame.columns:
+        converted = pd.to_numeric(frame[col], errors="coerce")
+        if converted.notna().sum() == (frame[col] != "").sum():
+            frame[col] = converted
+    return frame
+
+
+def summarize(frame: Any) -> Any:
+    """One row per configuration and backend: repeats, median and IQR of steady ms/step, other medians."""
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame()
+    groups = frame.groupby(_KEY, sort=True)
+    ms = groups["steady_ms_per_step"]
+    table = pd.DataFrame(
+        {
+            "repeats": groups.size(),
+            "ms_per_step": ms.median(),
+            "ms_q25": ms.quantile(0.25),
+            "ms_q75": ms.quantile(0.75),
+        }
+    )
+    table["ms_iqr"] = table["ms_q75"] - table["ms_q25"]
+    sps = groups["samples_per_s"]
+    table["sps_q25"], table["sps_q75"] = sps.quantile(0.25), sps.quantile(0.75)
+    for col in _MEDIANS:
+        table[col] = pd.to_numeric(groups[col].median(), errors="coerce")
+    table["test_metric_name"] = groups["test_metric_name"].first()
+    table["epochs"] = groups["epochs"].first()
+    table["host_busy_pct_max"] = groups["host_busy_pct"].max()
+    return table.reset_index()
+
+
+def overhead_ratios(summary: Any) -> Any:
+    """Each :data:`RATIOS` entry for every configuration that has both backends.
+
+    Columns: the configuration, ``ratio``, ``low``/``high`` (quartile band), ``loop_ratio``
+    (duofit's own loop timer, i.e. without its per-epoch history metrics), ``target``, ``met``.
+    """
+    import pandas as pd
+
+    rows = []
+    if summary.empty:
+        return pd.DataFrame()
+    for config, group in summary.groupby(CONFIG, sort=True):
+        by = group.set_index("backend")
+        for r in RATIOS:
+            if r.numerator not in by.index or r.denominator not in by.index:
+                continue
+            a, b = by.loc[r.numerator], by.loc[r.denominator]
+            value = a["ms_per_step"] / b["ms_per_step"]
+            row = dict(zip(CONFIG, config, strict=True))
+            row.update(
+                ratio=r.name,
+                value=value,
+                low=a["ms_q25"] / b["ms_q75"],
+                high=a["ms_q75"] / b["ms_q25"],
+                loop_value=a["steady_loop_ms_per_step"] / b["steady_loop_ms_per_step"],
+                target=f"{r.op} {r.target:g}",
+                met=r.met(value),
+            )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(summary: Any, ratios: Any) -> str:
+    """Markdown tables: per-backend medians, the fastest backend per configuration, the ratios."""
+    if summary.empty:
+        return "_no results_\n"
+    parts = ["### Steady state per backend (median of repeats; IQR = q75 - q25)\n"]
+    rows = [
+        [
+            s.workload,
+            int(s.batch_size),
+            s.backend,
+            int(s.repeats),
+            s.ms_per_step,
+            s.ms_iqr,
+            s.samples_per_s,
+            s.first_epoch_s,
+            s.total_wall_s,
+            s.mfu,
+            s.final_train_loss,
+            f"{s.test_metric_name} {_fmt(s.test_metric)}",
+        ]
+        for s in summary.itertuples()
+    ]
+    header = ["workload", "batch", "backend", "n", "ms/step", "IQR", "samples/s", "first epoch s", "total s", "MFU"]
+    parts.append(_md_table([*header, "final loss", "test metric"], rows))
+    parts.append("\n\n### Fastest backend per configuration\n")
+    win_rows = []
+    for config, group in summary.groupby(CONFIG, sort=True):
+        ranked = group.sort_values("ms_per_step")
+        if len(ranked) < 2:
+            continue
+        first, second = ranked.iloc[0], ranked.iloc[1]
+        torch_keras = ""
+        by = group.set_index("backend")
+        if {"duofit-torch", "duofit-keras"} <= set(by.index):
+            tk = by.loc["duofit-keras", "ms_per_step"] / by.loc["duofit-torch", "ms_per_step"]
+            torch_keras = f"{tk:.2f}"
+        win_rows.append(
+            [
+                config[0],
+                int(config[4]),
+                first.backend,
+                first.ms_per_step,
+                second.backend,
+                second.ms_per_step / first.ms_per_step,
+                torch_keras,
+            ]
+        )
+    parts.append(
+        _md_table(
+            [
+                "workload",
+                "batch",
+                "fastest",
+                "ms/step",
+                "runner-up",
+                "runner-up / fastest",
+                "duofit-keras / duofit-torch",
+            ],
+            win_rows,
+        )
+    )
+    if not ratios.empty:
+        parts.append("\n\n### Overhead ratios (steady ms/step; targets from issue 4, set for the seed workload)\n")
+        rat_rows = [
+            [
+                r.workload,
+                int(r.batch_size),
+                r.ratio,
+                r.value,
+                f"{r.low:.3g}-{r.high:.3g}",
+                r.loop_value,
+                r.target,
+                "yes" if r.met else "no",
+            ]
+            for r in ratios.itertuples()
+        ]
+        header = ["workload", "batch", "ratio", "value", "quartile band", "loop-timer value", "target", "met"]
+        parts.append(_md_table(header, rat_rows))
+    return "\n".join(parts) + "\n"
+
+
+def write_summary(csv_path: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write ``<stem>_summary.csv``, ``<stem>_ratios.csv`` and ``<stem>_summary.md`` next to the CSV.
+
+    Example:
+        >>> write_summary("results/bench-quick.csv")   # doctest: +SKIP
+        {'summary': PosixPath('results/bench-quick_summary.csv'), ...}
+    """
+    csv_path = Path(csv_path)
+    folder = Path(out_dir) if out_dir is not None else csv_path.parent
+    table = summarize(load_results(csv_path))
+    ratios = overhead_ratios(table)
+    paths = {
+        "summary": folder / f"{csv_path.stem}_summary.csv",
+        "ratios": folder / f"{csv_path.stem}_ratios.csv",
+        "markdown": folder / f"{csv_path.stem}_summary.md",
+    }
+    atomic_write_text(paths["summary"], table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["ratios"], ratios.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths["markdown"], markdown(table, ratios))
+    return paths

@@ -1,0 +1,125 @@
+"""Parity engine: same weights, same batches, a per-stage report naming divergences and causes.
+
+The report gives the first step where the two backends' losses part and the catalogued
+framework differences (:mod:`duofit.parity.causes`) that explain it.
+
+Example:
+    >>> import duofit
+    >>> report = duofit.parity("examples/seed.toml", strict=True, epochs=10)  # doctest: +SKIP
+    >>> report.passed  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from duofit.common.errors import DataError, DuofitError, SpecError
+from duofit.common.loader import load_spec
+from duofit.common.overrides import apply_overrides
+from duofit.common.registry import check_installed
+from duofit.common.result import RunResult
+from duofit.common.spec import Spec
+from duofit.parity.causes import CAUSES, Cause, matching_causes
+from duofit.parity.report import TOLERANCES, ParityReport, build_report
+from duofit.parity.strict import strict_spec, strict_translations
+
+__all__ = ["CAUSES", "TOLERANCES", "Cause", "ParityReport", "matching_causes", "parity"]
+
+
+def _worker(spec: Spec, backend: str, folder: Path, strict: bool) -> tuple[dict[str, Any], RunResult]:
+    from duofit.common.io import load_npz
+
+    folder.mkdir(parents=True)
+    spec_file = folder / "spec.json"
+    spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
+    cmd = [sys.executable, "-m", "duofit.parity.worker", str(spec_file), backend, str(folder / "out")]
+    if strict:
+        cmd.append("--strict")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    err = folder / "out" / "error.json"
+    if proc.returncode != 0:
+        if err.exists():
+            info = json.loads(err.read_text(encoding="utf-8"))
+            cls = {"SpecError": SpecError, "DataError": DataError}.get(info["type"], DuofitError)
+            raise cls(f"{backend}: {info['message']}")
+        raise DuofitError(f"parity worker for {backend!r} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
+    return load_npz(folder / "out" / "probe.npz"), RunResult.load(folder / "out" / "run")
+
+
+def parity(
+    spec: str | Path | Mapping[str, Any] | Spec,
+    *,
+    strict: bool = False,
+    dtype: str | None = None,
+    epochs: int | None = None,
+    backends: Sequence[str] = ("torch", "keras"),
+    overrides: Mapping[str, Sequence[str]] | None = None,
+    out: str | Path | None = None,
+) -> ParityReport:
+    """Train a spec on two backends from identical weights and batches and compare every stage.
+
+    Args:
+        spec: Spec file, mapping or Spec.
+        strict: float64 and identical math where the frameworks' formulas differ.
+        dtype: Override ``train.dtype`` (strict mode forces float64).
+        epochs: Override ``train.epochs``.
+        backends: The two backends to compare.
+        overrides: Per-backend ``FIELD=VALUE`` settings, e.g.
+            ``{"keras": ["optimizer.decay_kind=decoupled"]}``, to study a deliberate mismatch.
+        out: Save ``parity.json``, ``parity.csv``, ``steps.csv``, ``parity.png`` and both runs there.
+
+    Returns:
+        A :class:`ParityReport`; ``report.text()`` prints it, ``report.passed`` tells.
+
+    Raises:
+        SpecError / DataError / BackendNotInstalledError: bad input or missing framework.
+    """
+    spec = load_spec(spec)
+    if len(backends) != 2 or backends[0] == backends[1]:
+        raise SpecError(f"parity compares two different backends; got {list(backends)}", path="backends")
+    for name in backends:
+        check_installed(name)
+    train_update: dict[str, Any] = {}
+    if dtype is not None:
+        train_update["dtype"] = dtype
+    if epochs is not None:
+        train_update["epochs"] = epochs
+    if train_update:
+        spec = load_spec({**spec.model_dump(), "train": {**spec.train.model_dump(), **train_update}})
+    changes: list[str] = []
+    if strict:
+        spec, changes = strict_spec(spec)
+        changes += strict_translations(spec)
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(backends)
+    if unknown:
+        raise SpecError(f"--set names backend(s) {sorted(unknown)} not compared here; use one of {list(backends)}")
+    specs = {name: apply_overrides(spec, overrides.get(name, ())) for name in backends}
+    for name, items in overrides.items():
+        changes += [f"{name} only: {item}" for item in items]
+    probes: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunResult] = {}
+    with tempfile.TemporaryDirectory(prefix="duofit-parity-") as tmp:
+        for name in backends:
+            probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict)
+    pair = (backends[0], backends[1])
+    report = build_report(
+        specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec)
+    )
+    if out is not None:
+        report.save(out)
+    return report
+
+
+def _steps_per_epoch(spec: Spec) -> int:
+    from duofit.backends.base import make_plan
+    from duofit.common.data import load_dataset
+
+    return make_plan(spec, load_dataset(spec)).steps_per_epoch

@@ -1,0 +1,240 @@
+"""Catalogue of known formula differences between PyTorch and Keras 3 (TensorFlow backend).
+
+Each entry states the math on both sides, where it was verified (file and function in
+the frameworks' source, versions in constraints.txt), which spec settings trigger it,
+which report stages it can break, and what duofit does about it (translate always, or
+only in ``--strict`` mode, or nothing possible). The report names every matching cause
+of a failing stage.
+
+Example:
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec("examples/seed.toml")  # doctest: +SKIP
+    >>> [c.id for c in matching_causes(spec, spec, strict=False, stage="trajectory")]  # doctest: +SKIP
+    ['adam_epsilon_hat', 'onednn']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from duofit.common.spec import ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, Spec
+
+__all__ = ["CAUSES", "Cause", "matching_causes"]
+
+STAGES = ("initial_weights", "forward", "first_step", "trajectory", "final_weights", "metrics")
+_TRAINING = ("first_step", "trajectory", "final_weights", "metrics")
+_UPDATES = ("trajectory", "final_weights", "metrics")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One known difference.
+
+    Attributes:
+        id: Stable identifier.
+        title: One line.
+        math: The two formulas.
+        source: Where it was verified in each framework's source.
+        duofit: What duofit does about it.
+        stages: Report stages it can make fail.
+        applies: ``(spec_torch, spec_keras, strict) -> bool``.
+    """
+
+    id: str
+    title: str
+    math: str
+    source: str
+    duofit: str
+    stages: tuple[str, ...]
+    applies: Callable[[Spec, Spec, bool], bool]
+
+
+def _opt(*types: str) -> Callable[[Spec, Spec, bool], bool]:
+    return lambda a, b, strict: not strict and (a.optimizer.type in types or b.optimizer.type in types)
+
+
+def _has(layer_type: type, pred: Callable[[object], bool] = lambda layer: True) -> Callable[[Spec], bool]:
+    return lambda s: any(isinstance(layer, layer_type) and pred(layer) for layer in s.model.layers)
+
+
+def _differs(field: str) -> Callable[[Spec, Spec, bool], bool]:
+    def check(a: Spec, b: Spec, strict: bool) -> bool:
+        return getattr(a.optimizer, field, None) != getattr(b.optimizer, field, None)
+
+    return check
+
+
+def _f32_hyper(a: Spec, b: Spec, strict: bool) -> bool:
+    if strict or a.train.dtype != "float64":
+        return False
+    names = ("momentum", "beta1", "beta2", "rho", "weight_decay")
+    values = [float(getattr(s.optimizer, n)) for s in (a, b) for n in names if hasattr(s.optimizer, n)]
+    return any(float(np.float32(v)) != v for v in values)
+
+
+def _f32_activation(a: Spec, b: Spec, strict: bool) -> bool:
+    def uses(s: Spec) -> bool:
+        return any(
+            getattr(layer, "activation", None) in ("gelu", "leaky_relu")
+            for layer in s.model.layers
+            if isinstance(layer, (DenseLayer, ActivationLayer))
+        )
+
+    return not strict and a.train.dtype == "float64" and (uses(a) or uses(b))
+
+
+def _probs_ce(a: Spec, b: Spec, strict: bool) -> bool:
+    return any(
+        s.loss.type in ("binary_crossentropy", "categorical_crossentropy") and not s.loss.from_logits  # type: ignore[union-attr]
+        for s in (a, b)
+    )
+
+
+def _partial_batch(a: Spec, b: Spec, strict: bool) -> bool:
+    return False  # duofit computes the Keras weighting on both; listed for users porting by hand
+
+
+CAUSES: tuple[Cause, ...] = (
+    Cause(
+        "adam_epsilon_hat",
+        "Adam/AdamW: epsilon added to sqrt(v) before bias correction in Keras, after in torch",
+        "torch: w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps); "
+        "Keras: w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), i.e. eps_hat = eps*sqrt(1-b2^t)",
+        "keras/src/optimizers/adam.py Adam.update_step; torch/optim/adam.py _single_tensor_adam",
+        "--strict runs torch's formula in Keras (duofit.backends.keras.exact.ExactAdam)",
+        _UPDATES,
+        _opt("adam", "adamw"),
+    ),
+    Cause(
+        "rmsprop_epsilon",
+        "RMSprop: epsilon inside the square root in Keras, outside in torch",
+        "torch: w -= lr * g / (sqrt(v) + eps); Keras: w -= lr * g / sqrt(v + eps). Default rho: "
+        "Keras 0.9, torch alpha 0.99 (duofit's spec fixes rho)",
+        "keras/src/optimizers/rmsprop.py RMSprop.update_step; torch/optim/rmsprop.py _single_tensor_rmsprop",
+        "--strict runs torch's formula in Keras (ExactRMSprop)",
+        _UPDATES,
+        _opt("rmsprop"),
+    ),
+    Cause(
+        "sgd_momentum_form",
+        "SGD momentum: torch accumulates gradients, Keras accumulates lr-scaled steps",
+        "torch: v = mu*v + g; w -= lr*v.  Keras: v = mu*v - lr*g; w += v.  Equal only while the learning "
+        "rate is constant (a schedule changes the effective history); rounding differs otherwise",
+        "keras/src/optimizers/sgd.py SGD.update_step; torch/optim/sgd.py _single_tensor_sgd",
+        "--strict runs torch's formula in Keras (ExactSGD)",
+        _UPDATES,
+        lambda a, b, strict: not strict and any(getattr(s.optimizer, "momentum", 0) for s in (a, b)),
+    ),
+    Cause(
+        "keras_float32_hyperparameters",
+        "Keras rounds optimizer hyperparameters to float32, even in a float64 model",
+        "ops.cast(self.momentum, variable.dtype) first makes a float32 tensor of the Python float: "
+        "momentum 0.9 -> 0.8999999762 (also beta_1, beta_2, rho, weight_decay); measured: lr=0.1, "
+        "momentum=0.9, float64, 10 epochs of the seed spec -> 3.5e-8 relative loss drift; values exactly "
+        "representable in float32 (0.125, 0.875) agree to 1e-15",
+        "keras/src/optimizers/sgd.py, adam.py, rmsprop.py update_step; base_optimizer._apply_weight_decay",
+        "--strict holds every hyperparameter as a Python float multiplied in float64 (exact optimizers)",
+        _UPDATES,
+        _f32_hyper,
+    ),
+    Cause(
+        "weight_decay_coupling",
+        "Weight decay coupled (L2 added to the gradient) vs decoupled (AdamW)",
+        "coupled: g <- g + wd*w (torch's `weight_decay` on SGD/Adam/RMSprop); "
+        "decoupled: w <- w - lr*wd*w (torch AdamW, Keras `weight_decay` on every optimizer)",
+        "keras/src/optimizers/base_optimizer.py _apply_weight_decay; torch/optim/adam.py (weight_decay) vs adamw.py",
+        "the spec's decay_kind says which; each backend translates (Keras: coupled via a gradient hook)",
+        _UPDATES,
+        lambda a, b, strict: _differs("decay_kind")(a, b, strict) or _differs("weight_decay")(a, b, strict),
+    ),
+    Cause(
+        "l2_in_logged_loss",
+        "Keras adds kernel regularisation (L1/L2) to the logged loss; a torch loop only if written to",
+        "Keras: loss = data_loss + sum(layer.losses); torch: whatever the loop adds",
+        "keras/src/trainers/trainer.py Trainer.compute_loss",
+        "duofit's torch loop adds the same l1*sum|W| + l2*sum W^2 to the loss it optimises and logs",
+        ("first_step", "trajectory"),
+        lambda a, b, strict: (
+            _has(DenseLayer, lambda layer: bool(layer.l1 or layer.l2))(a)  # type: ignore[attr-defined]
+            != _has(DenseLayer, lambda layer: bool(layer.l1 or layer.l2))(b)
+        ),  # type: ignore[attr-defined]
+    ),
+    Cause(
+        "batchnorm_conventions",
+        "Batch norm: momentum convention, epsilon default and running variance",
+        "torch: running = (1-m)*running + m*batch, m=0.1, eps=1e-5, running_var uses the UNBIASED batch "
+        "variance (n/(n-1)); Keras: moving = m*moving + (1-m)*batch, m=0.99, eps=1e-3, BIASED variance",
+        "torch/nn/modules/batchnorm.py + aten batch_norm; keras/src/layers/normalization/batch_normalization.py",
+        "momentum and epsilon are translated; the running-variance bias cannot be: training-mode losses "
+        "agree, but evaluation (val loss, final weights' moving_variance, metrics) drifts",
+        ("final_weights", "metrics"),
+        lambda a, b, strict: _has(BatchNormLayer)(a) or _has(BatchNormLayer)(b),
+    ),
+    Cause(
+        "probability_clipping",
+        "Cross-entropy on probabilities: Keras clips to [1e-7, 1-1e-7] and uses the logits of a final "
+        "sigmoid/softmax when it can",
+        "Keras: p = clip(p, eps, 1-eps); if the output tensor came from sigmoid/softmax it computes from its "
+        "_keras_logits instead. torch BCELoss: clamps log(p) at -100",
+        "keras/src/backend/tensorflow/nn.py binary_crossentropy/_get_logits; "
+        "torch/nn/functional.py binary_cross_entropy",
+        "duofit's torch loss clips like Keras; the logits shortcut differs only for saturated outputs",
+        ("first_step", "trajectory", "final_weights", "metrics"),
+        _probs_ce,
+    ),
+    Cause(
+        "epoch_loss_weighting",
+        "Epoch loss: Keras weights each batch by its size; the seed chapter's loop averages batch means",
+        "Keras: sum(loss_b * n_b) / sum(n_b); seed loop: mean(loss_b). Differs when the last batch is partial",
+        "keras/src/backend/tensorflow/trainer.py train_step (_loss_tracker.update_state(sample_weight=batch))",
+        "duofit's torch loop reports the Keras definition",
+        (),
+        _partial_batch,
+    ),
+    Cause(
+        "clipnorm_formula",
+        "Global-norm clipping: torch divides by (norm + 1e-6), Keras by max(norm, clip)",
+        "torch clip_grad_norm_: g *= min(c / (|g| + 1e-6), 1); Keras: g *= c * min(1/|g|, 1/c)",
+        "torch/nn/utils/clip_grad.py clip_grad_norm_; keras/src/optimizers/base_optimizer.py clip_by_global_norm",
+        "--strict uses Keras' formula in torch",
+        _UPDATES,
+        lambda a, b, strict: not strict and any(s.optimizer.clipnorm is not None for s in (a, b)),
+    ),
+    Cause(
+        "tf_float32_constants",
+        "TensorFlow's gelu and LeakyRelu use float32 constants in float64",
+        "tf.nn.gelu multiplies by 1/sqrt(2) rounded to float32 (5e-7 relative error measured); the LeakyRelu "
+        "op's alpha is a float32 attribute (0.01 -> 0.0099999998)",
+        "tensorflow/python/ops/nn_ops.py gelu; LeakyRelu op definition (attr alpha: float)",
+        "--strict uses float64-exact Keras layers (ExactGELU, ExactLeakyReLU)",
+        ("forward", "first_step", "trajectory", "final_weights", "metrics"),
+        _f32_activation,
+    ),
+    Cause(
+        "dropout_masks",
+        "Dropout: each framework draws its own random masks",
+        "torch and TensorFlow use different generators; the same seed gives different masks",
+        "torch.nn.functional.dropout; keras.random.dropout",
+        "parity with dropout is checked at evaluation only (stage forward); training stages are not comparable",
+        _TRAINING,
+        lambda a, b, strict: _has(DropoutLayer, lambda layer: layer.rate > 0)(a),  # type: ignore[attr-defined]
+    ),
+    Cause(
+        "onednn",
+        "oneDNN (TensorFlow CPU) and TF32 (GPU) change float32 summation order or precision",
+        "TF_ENABLE_ONEDNN_OPTS=1 (TensorFlow's CPU default) reorders float32 reductions; on Ampere+ GPUs "
+        "TensorFlow allows TF32 matmuls by default, torch does not (torch.backends.cuda.matmul.allow_tf32)",
+        "tensorflow/core/util/port.cc (oneDNN notice); tf.config.experimental.enable_tensor_float_32_execution",
+        "float32 tolerances allow for it; recorded in each result's environment",
+        ("forward", "first_step", "trajectory", "final_weights", "metrics"),
+        lambda a, b, strict: a.train.dtype == "float32",
+    ),
+)
+
+
+def matching_causes(spec_torch: Spec, spec_keras: Spec, strict: bool, stage: str) -> list[Cause]:
+    """The catalogued causes that apply to this pair of specs and can affect ``stage``."""
+    return [c for c in CAUSES if stage in c.stages and c.applies(spec_torch, spec_keras, strict)]

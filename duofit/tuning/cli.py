@@ -1,0 +1,253 @@
+"""Subcommands ``duofit cv``, ``duofit tune`` and ``duofit sweep`` (added by ``duofit.cli``).
+
+Handlers follow ``duofit/cli.py``'s conventions: they return an exit code and raise
+``DuofitError`` subclasses for bad input (printed as one paragraph, exit code 2).
+
+Example:
+    >>> from duofit.cli import main
+    >>> main(["cv", "examples/seed.toml", "--folds", "5"])    # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from duofit.common.errors import SpecError
+
+__all__ = ["add_commands"]
+
+EXIT_DIVERGED = 3  # as duofit/cli.py: training diverged (results are still written)
+
+
+def _print_frame(frame: Any, digits: int = 4) -> None:
+    import pandas as pd
+
+    fmt = f"{{:.{digits}f}}".format
+    with pd.option_context("display.max_columns", 60, "display.width", 200, "display.float_format", fmt):
+        print(frame.to_string())
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [b.strip() for b in text.split(",") if b.strip()] if text else None
+
+
+def _spec_name(spec: Any, path: str) -> str:
+    return spec.name or Path(path).stem
+
+
+# --------------------------------------------------------------------------- cv
+def _cmd_cv(args: argparse.Namespace) -> int:
+    from duofit.common.loader import load_spec
+    from duofit.tuning.cv import STD_DDOF, cross_validate
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("results") / _spec_name(spec, args.spec) / "cv"
+    cv = cross_validate(
+        spec,
+        args.folds,
+        _names(args.backends),
+        seed=args.seed,
+        stratify=not args.no_stratify,
+        isolate=not args.in_process,
+        progress=not args.quiet,
+        out=out,
+    )
+    for name, reason in cv.skipped.items():
+        print(f"skipped {name}: {reason}")
+    n = sum(len(f.test_idx) for f in cv.folds)
+    print(
+        f"{args.folds}-fold cross-validation of {_spec_name(spec, args.spec)}: {n} samples, {cv.splitter}"
+        f"(shuffle, seed {cv.seed}); scaler fitted on each fold's training part; "
+        f"fold i starts from the shared initial weights of train.seed + i"
+    )
+    cols = ["backend", "fold", "n_train", "n_test", *spec.metrics, "epochs", "final_val_loss", "fit_s"]
+    table = cv.fold_table()
+    _print_frame(table[[c for c in cols if c in table]].set_index(["backend", "fold"]))
+    print(f"\nmean ± std over {args.folds} folds (std with ddof={STD_DDOF}); metrics on each held-out fold:")
+    print(cv.table().to_string())
+    print(f"written: {out}/cv_folds.csv, {out}/cv_summary.csv, {out}/cv_history.csv, {out}/<backend>/fold_<i>/")
+    diverged = [(b, i + 1) for b, rs in cv.results.items() for i, r in enumerate(rs) if r.diverged]
+    for backend, fold in diverged:
+        print(f"error: {backend} fold {fold}: {cv.results[backend][fold - 1].message}", file=sys.stderr)
+    return EXIT_DIVERGED if diverged else 0
+
+
+# --------------------------------------------------------------------------- tune
+def _trial_printer(backend: str, column: str, quiet: bool) -> Any:
+    def show(study: Any, trial: Any) -> None:
+        if quiet:
+            return
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        value = f"{column}={trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        try:
+            best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "no finished trial yet"
+        print(f"[{backend}] trial {trial.number:>3} {trial.state.name:<8} {value}  {params}  | {best}", flush=True)
+
+    return show
+
+
+def _tune_one(args: argparse.Namespace, spec: Any, backend: str, study: str, out: Path) -> int:
+    from duofit.tuning.report import save_tuning
+    from duofit.tuning.search import objective_column, tune
+    from duofit.tuning.space import load_space
+
+    space = load_space(args.space, spec)
+    column, _ = objective_column(spec, args.metric or space.metric)
+    res = tune(
+        spec,
+        space,
+        backend,
+        search=args.search,
+        n_trials=args.trials,
+        total_trials=args.total,
+        storage=args.storage,
+        study_name=study,
+        metric=args.metric,
+        seed=args.seed,
+        prune=args.prune,
+        heartbeat_s=args.heartbeat or None,
+        callback=_trial_printer(backend, column, args.quiet),
+    )
+    paths = save_tuning(res, out)
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(res.counts.items()))
+    print(f"study {res.study_name!r} ({res.storage}): {sum(res.counts.values())} trials ({counts}); ran {res.ran} now")
+    if res.best_value is None:
+        print("no finished trial yet: no best spec")
+    else:
+        print(f"best {res.metric} = {res.best_value:.4f} ({res.direction}) at trial {res.best_trial}:")
+        for key, value in res.best_params.items():
+            print(f"  {key} = {value}")
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: str, out: Path) -> int:
+    """One process per backend (each runs `duofit tune --backend B`), then the best values side by side."""
+    from duofit.tuning.report import agreement, load_best
+    from duofit.tuning.space import load_space
+
+    space = load_space(args.space, spec)  # bad input fails here, once
+    best: dict[str, Any] = {}
+    for backend in backends:
+        cmd = [sys.executable, "-m", "duofit.cli", "tune", args.spec, "--space", args.space, "--backend", backend]
+        cmd += ["--search", args.search, "--storage", args.storage, "--study", f"{study}-{backend}"]
+        cmd += ["--out", str(out / backend), "--seed", str(args.seed), "--heartbeat", str(args.heartbeat)]
+        for flag, value in (("--trials", args.trials), ("--total", args.total), ("--metric", args.metric)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        if args.prune is not None:
+            cmd.append("--prune" if args.prune else "--no-prune")
+        if args.quiet:
+            cmd.append("--quiet")
+        code = subprocess.run(cmd, env=dict(os.environ), check=False).returncode
+        if code != 0:
+            return code
+        best[backend] = load_best(out / backend)
+    log_fields = {p.field for p in space.params if getattr(p, "log", False)}
+    print("\nbest hyperparameters per backend (same space, same search):")
+    print(agreement(best, log_fields).to_string())
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from duofit.common.loader import load_spec
+    from duofit.common.registry import check_installed, installed_backends
+
+    spec = load_spec(args.spec)
+    name = _spec_name(spec, args.spec)
+    backends = _names(args.backend) or installed_backends()
+    if not backends:
+        raise SpecError("no backend is installed; pip install 'duofit[torch]' or 'duofit[tensorflow]'", path="backend")
+    for backend in backends:
+        check_installed(backend)
+    if args.trials is not None and args.total is not None:
+        raise SpecError("give --trials (trials to add) or --total (trials the study should reach), not both")
+    args.storage = args.storage or f"sqlite:///results/{name}/tune.db"
+    study = args.study or name
+    if len(backends) == 1:
+        study = args.study or f"{name}-{backends[0]}"
+        out = Path(args.out) if args.out else Path("results") / name / "tune" / study
+        return _tune_one(args, spec, backends[0], study, out)
+    out = Path(args.out) if args.out else Path("results") / name / "tune"
+    return _tune_many(args, spec, backends, study, out)
+
+
+# --------------------------------------------------------------------------- sweep
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from duofit.common.loader import load_spec
+    from duofit.tuning.paths import parse_values
+    from duofit.tuning.sweep import is_sweep_file, load_sweep, sweep
+
+    if is_sweep_file(args.spec):
+        spec, values = load_sweep(args.spec)
+    else:
+        spec, values = load_spec(args.spec), {}
+    for assignment in args.set or []:
+        key, vals = parse_values(assignment)
+        values[key] = vals
+    out = Path(args.out) if args.out else Path("results") / _spec_name(spec, args.spec) / "sweep"
+    res = sweep(spec, values, _names(args.backends), isolate=not args.in_process, progress=not args.quiet, out=out)
+    table = res.table()
+    cols = [*res.fields, "backend", *spec.metrics, "epochs", "final_loss", "final_val_loss", "diverged", "fit_s"]
+    _print_frame(table[[c for c in cols if c in table]].set_index([*res.fields, "backend"]))
+    print(f"written: {out}/sweep.csv, {out}/sweep_history.csv, {out}/sweep_curves.png, one folder per run")
+    for _, row in table[table["diverged"]].iterrows():
+        setting = ", ".join(f"{f}={row[f]}" for f in res.fields)
+        print(f"note: {row['backend']} diverged at {setting} (the table keeps it; lower the value to avoid it)")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``cv``, ``tune`` and ``sweep`` to duofit's argument parser.
+
+    Example:
+        >>> import argparse
+        >>> sub = argparse.ArgumentParser().add_subparsers()
+        >>> add_commands(sub)
+    """
+    p = subparsers.add_parser("cv", help="k-fold cross-validation on every backend (mean ± std per metric)")
+    p.add_argument("spec", help="spec file (.toml or .json)")
+    p.add_argument("--folds", "-k", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--seed", type=int, help="splitter shuffling seed (default: the spec's data.split_seed)")
+    p.add_argument("--no-stratify", action="store_true", help="KFold instead of StratifiedKFold for classification")
+    p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
+    p.add_argument("--out", "-o", help="output folder (default results/<spec name>/cv)")
+    p.add_argument("--in-process", action="store_true", help="run backends in this process (default: one each)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_cv)
+
+    p = subparsers.add_parser("tune", help="hyperparameter search (grid, random, Bayesian) with Optuna")
+    p.add_argument("spec", help="spec file (.toml or .json)")
+    p.add_argument("--space", required=True, help="search-space file (see examples/space.toml)")
+    p.add_argument("--search", default="bayes", choices=["grid", "random", "bayes"], help="default bayes (TPE)")
+    p.add_argument("--trials", type=int, help="trials to add now (default: the rest of the grid, or 20)")
+    p.add_argument("--total", type=int, help="run until the study has this many finished trials (all workers)")
+    p.add_argument("--backend", "--backends", "-b", help="backend(s), comma-separated (default: all installed)")
+    p.add_argument("--storage", help="SQLAlchemy URL or SQLite file (default sqlite:///results/<name>/tune.db)")
+    p.add_argument("--study", help="study name (default <spec name>-<backend>); the same name continues it")
+    p.add_argument("--metric", help="objective: a spec metric or val_loss (default: the space's, else the first)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    prune = p.add_mutually_exclusive_group()
+    prune.add_argument("--prune", dest="prune", action="store_true", default=None, help="median pruning (bayes: on)")
+    prune.add_argument("--no-prune", dest="prune", action="store_false", help="never prune")
+    p.add_argument("--heartbeat", type=int, default=10, help="seconds between heartbeats; 0 = off (default 10)")
+    p.add_argument("--out", "-o", help="output folder (default results/<name>/tune/<study>)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no line per trial")
+    p.set_defaults(func=_cmd_tune)
+
+    p = subparsers.add_parser("sweep", help="run a spec over values of a field on every backend")
+    p.add_argument("spec", help="spec file, or a sweep file with a [sweep] table (see examples/lr_sweep.toml)")
+    p.add_argument("--set", action="append", metavar="FIELD=V1,V2", help="e.g. optimizer.lr=0.1,0.01,0.001")
+    p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
+    p.add_argument("--out", "-o", help="output folder (default results/<spec name>/sweep)")
+    p.add_argument("--in-process", action="store_true", help="run backends in this process (default: one each)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_sweep)

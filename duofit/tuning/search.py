@@ -1,0 +1,393 @@
+"""Hyperparameter search on one backend with Optuna: grid, random, or Bayesian (TPE) with pruning.
+
+Each trial sets the space's fields on the spec (:mod:`duofit.tuning.space`), trains it in
+this process with :func:`duofit.run`, and reports the per-epoch validation metric to
+Optuna through the run's ``progress`` callback, so a poor trial is pruned mid-training
+(Bayesian search). The objective is the last epoch's validation metric (the early-stopping
+epoch when the spec restores the best weights).
+
+Studies live in a database: an SQLite file by default, or any SQLAlchemy URL (PostgreSQL
+lets several machines share one study). Running the same command again continues the
+same study: ``--trials 20`` twice gives 40 trials. Every trial is committed when it
+finishes, so killing the process loses only the trial that was running; a heartbeat marks
+that one ``FAIL`` once it has been silent for twice the heartbeat interval.
+
+Example:
+    >>> from duofit.tuning.space import load_space
+    >>> spec = duofit.load_spec("examples/seed.toml")                          # doctest: +SKIP
+    >>> res = tune(spec, load_space("examples/space.toml", spec), "torch",
+    ...            search="bayes", n_trials=20, storage="sqlite:///tune.db")   # doctest: +SKIP
+    >>> res.best_params                                                        # doctest: +SKIP
+    {'optimizer.lr': 0.0123, ...}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from duofit.common.errors import SpecError
+from duofit.common.registry import check_installed
+from duofit.common.spec import Spec
+from duofit.tuning.paths import with_values
+from duofit.tuning.space import SearchSpace
+
+__all__ = [
+    "DEFAULT_TRIALS",
+    "HEARTBEAT_S",
+    "MAXIMIZE",
+    "PRUNER_STARTUP_TRIALS",
+    "PRUNER_WARMUP_FRACTION",
+    "SEARCHES",
+    "TPE_STARTUP_TRIALS",
+    "TuneResult",
+    "objective_column",
+    "open_storage",
+    "study_counts",
+    "tune",
+]
+
+SEARCHES = ("grid", "random", "bayes")
+DEFAULT_TRIALS = 20  # trials per call for random / Bayesian search when neither --trials nor --total is given
+# Metrics where higher is better (the rest -- loss, mse, rmse, mae -- are minimised).
+MAXIMIZE = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2")
+TPE_STARTUP_TRIALS = 10  # Optuna's default: random trials before TPE starts modelling the space
+PRUNER_STARTUP_TRIALS = 5  # Optuna MedianPruner's default: never prune before 5 trials have finished
+# A trial is not judged during its first 10% of epochs: early epochs of every learning rate look alike.
+PRUNER_WARMUP_FRACTION = 0.1
+HEARTBEAT_S = 10  # a running trial writes a heartbeat this often; silent for 2x -> marked FAIL
+_FINISHED = ("COMPLETE", "PRUNED")
+
+
+def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
+    """The history column a study optimises and its direction.
+
+    Args:
+        spec: The spec.
+        metric: ``"accuracy"``, ``"val_accuracy"``, ``"val_loss"``...; ``None`` = the spec's
+            first metric, or ``val_loss`` when it lists none.
+
+    Returns:
+        ``(column, "maximize" | "minimize")``.
+
+    Raises:
+        SpecError: the metric is not in the spec's ``metrics`` (lists what is allowed).
+
+    Example:
+        >>> objective_column(spec, None)       # doctest: +SKIP
+        ('val_accuracy', 'maximize')
+    """
+    name = metric or (spec.metrics[0] if spec.metrics else "val_loss")
+    base = name.removeprefix("val_")
+    if base != "loss" and base not in spec.metrics:
+        allowed = ", ".join(["loss", *spec.metrics])
+        raise SpecError(f"--metric: {name!r} is not one of the spec's metrics; allowed: {allowed}", path="metric")
+    if base != "loss" and not spec.train.history_metrics:
+        raise SpecError(
+            f"--metric {name!r} needs per-epoch metrics; set train.history_metrics = true or use --metric val_loss",
+            path="train.history_metrics",
+        )
+    return f"val_{base}", ("maximize" if base in MAXIMIZE else "minimize")
+
+
+def _sqlite_url(storage: str) -> str:
+    """A plain file path becomes an SQLite URL; an SQLite file's folder is created."""
+    from sqlalchemy.engine import make_url
+
+    url = storage if "://" in storage else f"sqlite:///{Path(storage).resolve()}"
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends: the URL is malformed
+        raise SpecError(f"--storage {storage!r} is not a database URL ({exc})", path="storage") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def open_storage(storage: str, heartbeat_s: int | None = HEARTBEAT_S) -> Any:
+    """An Optuna RDB storage for an SQLAlchemy URL (or an SQLite file path).
+
+    Two workers may open a fresh database at the same moment; creating the tables is
+    retried so the loser of that race simply uses the winner's tables.
+
+    Raises:
+        SpecError: malformed URL, missing database driver, or unreachable server.
+
+    Example:
+        >>> open_storage("sqlite:///results/tune.db")   # doctest: +SKIP
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    url = _sqlite_url(storage)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 60}  # wait for the heartbeat thread's writes, don't fail
+    else:
+        kwargs["pool_pre_ping"] = True
+    last: Exception | None = None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=2 * heartbeat_s if heartbeat_s else None,
+                )
+        except ModuleNotFoundError as exc:
+            raise SpecError(
+                f"--storage {storage!r} needs the database driver {exc.name!r}; for PostgreSQL: "
+                "pip install 'duofit[tune-postgres]' (psycopg2-binary)",
+                path="storage",
+            ) from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            last = exc  # another worker is creating the same tables right now
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, ValueError) as exc:
+            raise SpecError(f"--storage {storage!r}: cannot open the database: {exc}", path="storage") from None
+    raise SpecError(f"--storage {storage!r}: cannot create the study tables: {last}", path="storage")
+
+
+def study_counts(study: Any) -> dict[str, int]:
+    """Number of trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ...)."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+@dataclass
+class TuneResult:
+    """Outcome of one ``tune`` call (the study may hold trials from other runs and workers).
+
+    Attributes:
+        study_name: The Optuna study name.
+        storage: The storage URL.
+        backend: The backend every trial ran on.
+        metric: The optimised history column and ``direction``.
+        counts: Trials per state in the whole study.
+        ran: Trials this call started.
+        best_value: Best objective value so far (``None`` without a finished trial).
+        best_params: ``{field: value}`` of the best trial.
+        best_trial: Its number.
+        best_spec: The spec with the best values set.
+        study: The Optuna study (for ``trials_dataframe()`` and plots).
+    """
+
+    study_name: str
+    storage: str
+    backend: str
+    metric: str
+    direction: str
+    counts: dict[str, int]
+    ran: int
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_trial: int | None
+    best_spec: Spec | None
+    study: Any = field(repr=False, default=None)
+
+
+def _check_study(study: Any, spec: Spec, backend: str, column: str, direction: str, space: SearchSpace) -> None:
+    """A study keeps one spec, backend, objective and space; refuse to mix another into it."""
+    wanted = {"backend": backend, "metric": column, "fields": space.fields, "spec": spec.model_dump(mode="json")}
+    attrs = study.user_attrs
+    if study.direction.name.lower() != direction:
+        raise SpecError(
+            f"--study {study.study_name!r} {study.direction.name.lower()}s its objective, this run would "
+            f"{direction} {column}; use another --study name",
+            path="study",
+        )
+    for key, value in wanted.items():
+        if key not in attrs:
+            study.set_user_attr(key, value)
+        elif attrs[key] != value:
+            what = "spec" if key == "spec" else f"{key} ({attrs[key]!r} there, {value!r} here)"
+            raise SpecError(
+                f"--study {study.study_name!r} in this storage was run with a different {what}; "
+                "use another --study name (or the same spec, backend, metric and space to continue it)",
+                path="study",
+            )
+
+
+def _sampler(search: str, space: SearchSpace, seed: int) -> Any:
+    import optuna
+
+    if search == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if search == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
+
+
+def _grid_left(study: Any, space: SearchSpace) -> int:
+    """Grid points no trial has taken yet (finished, failed or running), as Optuna's GridSampler counts."""
+    taken = {t.system_attrs.get("grid_id") for t in study.get_trials(deepcopy=False) if "grid_id" in t.system_attrs}
+    return max(0, space.grid_size() - len(taken))
+
+
+def _objective(
+    spec: Spec, space: SearchSpace, backend: str, column: str, prune: bool, search: str
+) -> Callable[[Any], float]:
+    import optuna
+
+    from duofit.runner import run
+
+    warmup = max(1, math.ceil(PRUNER_WARMUP_FRACTION * spec.train.epochs))
+
+    def objective(trial: Any) -> float:
+        values = space.suggest(trial)
+        trial_spec = with_values(spec, values, source=f"trial {trial.number}")
+        trial.set_user_attr("backend", backend)
+        trial.set_user_attr("search", search)
+
+        def report(epoch: int, epochs: int, row: dict[str, float]) -> None:
+            value = row.get(column, math.nan)
+            if not prune or not math.isfinite(value):
+                return
+            trial.report(value, epoch)
+            if epoch > warmup and trial.should_prune():
+                trial.set_user_attr("pruned_at_epoch", epoch)
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}: {column} = {value:.4g}")
+
+        res = run(trial_spec, backend, progress=report)
+        trial.set_user_attr("epochs_run", len(res.history))
+        trial.set_user_attr("fit_s", round(float(res.timings["fit_s"]), 4))
+        for name, value in res.metrics.items():
+            trial.set_user_attr(f"test_{name}", None if math.isnan(value) else float(value))
+        if res.diverged:
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned(res.message or "diverged")
+        rows = res.history
+        if res.best_epoch is not None and res.spec.train.early_stopping is not None:
+            if res.spec.train.early_stopping.restore_best:
+                rows = rows[rows["epoch"] == res.best_epoch]
+        value = float(rows[column].iloc[-1]) if column in rows else math.nan
+        if not math.isfinite(value):
+            raise optuna.TrialPruned(f"{column} is not finite ({value})")
+        return value
+
+    return objective
+
+
+def tune(
+    spec: Spec,
+    space: SearchSpace,
+    backend: str = "torch",
+    *,
+    search: str = "bayes",
+    n_trials: int | None = None,
+    total_trials: int | None = None,
+    storage: str = "sqlite:///results/tune.db",
+    study_name: str | None = None,
+    metric: str | None = None,
+    seed: int = 0,
+    prune: bool | None = None,
+    heartbeat_s: int | None = HEARTBEAT_S,
+    callback: Callable[[Any, Any], None] | None = None,
+) -> TuneResult:
+    """Run (or continue) a study on one backend, in this process.
+
+    Args:
+        spec: The base spec; the space's fields are set on it per trial.
+        space: The search space (checked against ``spec`` here).
+        backend: ``"torch"`` or ``"keras"``.
+        search: ``"grid"``, ``"random"`` or ``"bayes"`` (TPE).
+        n_trials: Trials to add in this call (default: the rest of the grid for grid
+            search, else 20).
+        total_trials: Instead, run until the study holds this many finished (complete or
+            pruned) trials, counting other workers' too.
+        storage: SQLAlchemy URL or SQLite file path.
+        study_name: Default ``<spec name>-<backend>``.
+        metric: Objective (see :func:`objective_column`); default: the space's ``metric``,
+            else the spec's first metric.
+        seed: Sampler seed; a continued study offsets it by the trials it already has,
+            so a second run does not replay the first one's random draws.
+        prune: Median pruning on the per-epoch validation metric; default on for
+            ``bayes``, off for ``grid`` and ``random``.
+        heartbeat_s: Heartbeat interval; ``None`` turns stale-trial detection off.
+        callback: Called as ``callback(study, frozen_trial)`` after every trial.
+
+    Returns:
+        A :class:`TuneResult`.
+
+    Raises:
+        SpecError: bad search name, metric, storage or study mismatch.
+
+    Example:
+        >>> res = tune(spec, space, "keras", search="random", n_trials=5)   # doctest: +SKIP
+        >>> res.counts                                                     # doctest: +SKIP
+        {'COMPLETE': 5}
+    """
+    import optuna
+
+    if search not in SEARCHES:
+        raise SpecError(f"--search: unknown search {search!r}; allowed: {', '.join(SEARCHES)}", path="search")
+    if (n_trials is not None and n_trials < 0) or (total_trials is not None and total_trials < 0):
+        raise SpecError("--trials / --total must be >= 0", path="trials")
+    check_installed(backend)
+    space.check(spec)
+    column, direction = objective_column(spec, metric or space.metric)
+    prune = (search == "bayes") if prune is None else prune
+    name = study_name or f"{spec.name or 'study'}-{backend}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = open_storage(storage, heartbeat_s)
+    probe = optuna.create_study(storage=store, study_name=name, direction=direction, load_if_exists=True)
+    _check_study(probe, spec, backend, column, direction, space)
+    existing = len(probe.get_trials(deepcopy=False))
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS) if prune else optuna.pruners.NopPruner()
+    )
+    study = optuna.load_study(
+        study_name=name, storage=store, sampler=_sampler(search, space, seed + existing), pruner=pruner
+    )
+    finished = sum(study_counts(study).get(s, 0) for s in _FINISHED)
+    if total_trials is not None:
+        todo = max(0, total_trials - finished)
+    elif n_trials is not None:
+        todo = n_trials
+    else:
+        todo = _grid_left(study, space) if search == "grid" else DEFAULT_TRIALS
+    if search == "grid":
+        todo = min(todo, _grid_left(study, space))
+    ran: list[int] = []
+    callbacks: list[Any] = [lambda _study, trial: ran.append(trial.number)]
+    if total_trials is not None:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        callbacks.append(optuna.study.MaxTrialsCallback(total_trials, states=states))
+    if callback is not None:
+        callbacks.append(callback)
+    if todo > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(_objective(spec, space, backend, column, prune, search), n_trials=todo, callbacks=callbacks)
+    return _result(study, spec, storage, backend, column, direction, ran=len(ran))
+
+
+def _result(study: Any, spec: Spec, storage: str, backend: str, column: str, direction: str, ran: int) -> TuneResult:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    best = None
+    if done:
+        best = max(done, key=lambda t: t.value) if direction == "maximize" else min(done, key=lambda t: t.value)
+    params = dict(best.params) if best is not None else {}
+    return TuneResult(
+        study_name=study.study_name,
+        storage=storage,
+        backend=backend,
+        metric=column,
+        direction=direction,
+        counts=study_counts(study),
+        ran=max(0, ran),
+        best_value=float(best.value) if best is not None else None,
+        best_params=params,
+        best_trial=best.number if best is not None else None,
+        best_spec=with_values(spec, params) if best is not None else None,
+        study=study,
+    )
