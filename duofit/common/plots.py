@@ -38,10 +38,11 @@ def plot_histories(histories: Mapping[str, Any], path: str | Path, title: str = 
     for i, (name, hist) in enumerate(histories.items()):
         color = f"C{i}"
         ax = axes[0][0]
-        ax.plot(hist["epoch"], hist["loss"], color=color, label=f"{name} train")
-        ax.plot(hist["epoch"], hist["val_loss"], color=color, linestyle="--", label=f"{name} validation")
+        width = 3.0 if i == 0 else 1.2  # identical curves stay visible: the first one is drawn wide
+        ax.plot(hist["epoch"], hist["loss"], color=color, lw=width, alpha=0.8, label=f"{name} train")
+        ax.plot(hist["epoch"], hist["val_loss"], color=color, lw=width, alpha=0.8, ls="--", label=f"{name} validation")
         if metric and metric in hist.columns:
-            axes[0][1].plot(hist["epoch"], hist[metric], color=color, label=name)
+            axes[0][1].plot(hist["epoch"], hist[metric], color=color, lw=width, alpha=0.8, label=name)
     axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
     axes[0][0].legend()
     axes[0][0].grid(alpha=0.3)
