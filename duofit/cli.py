@@ -33,6 +33,33 @@ def _print_frame(frame: Any) -> None:
         print(frame.to_string())
 
 
+def _print_diagnostics(name: str, res: Any) -> None:
+    diag = res.diagnostics
+    notes = {
+        "exploding": lambda d: (
+            "exploding gradients ("
+            + ("training diverged" if res.diverged else f"norm grew {d['growth']:.0f}x to {d['max_grad_norm']:.3g}")
+            + "): lower optimizer.lr or set optimizer.clipnorm"
+        ),
+        "vanishing": lambda d: (
+            f"vanishing gradients (norm {d['median_grad_norm_last_third']:.2g} < "
+            f"{d['threshold']:g} while the loss is still high): try relu, he_* initialisers or batch_norm"
+        ),
+        "overfitting": lambda d: (
+            f"overfitting from epoch {d['started_epoch']} (validation loss rising for "
+            f">= {d['patience']} epochs while training loss falls): early stopping, dropout, l2, more data"
+        ),
+        "underfitting": lambda d: (
+            f"underfitting (final loss {d['final_loss_over_baseline']:.0%} of a constant "
+            "predictor's): a bigger model, more epochs, a better learning rate"
+        ),
+    }
+    for flag in res.flags():
+        print(f"  [{name}] {notes[flag](diag[flag])}")
+    for warning in diag.get("warnings", []):
+        print(f"  [{name}] warning: {warning}")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from duofit.common.loader import load_spec
     from duofit.common.plots import plot_histories, progress_bar
@@ -42,7 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(args.spec, spec) / args.backend
     progress = None if args.quiet else progress_bar(args.backend, spec.train.epochs)
     res = run(spec, args.backend, progress=progress, out=out)
-    plot_histories({args.backend: res.history}, out / "loss_curves.png", title=spec.name or "")
+    plot_histories({args.backend: res.history}, out / "loss_curves.png", spec.name or "", {args.backend: res.events()})
     print(f"backend: {args.backend} ({res.environment.get('framework')}), device: {res.environment.get('device')}")
     if res.diverged:
         note = " (diverged)"
@@ -56,6 +83,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"final train loss {last['loss']:.4f}, validation loss {last['val_loss']:.4f}")
     for name, value in res.metrics.items():
         print(f"  test {name:<10} {value:.4f}")
+    _print_diagnostics(args.backend, res)
     print(f"fit {res.timings['fit_s']:.2f} s, total {res.timings['total_s']:.2f} s; results in {out}/")
     if res.diverged:
         print(f"error: {res.message}", file=sys.stderr)
@@ -75,6 +103,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"skipped {name}: {reason}")
     _print_frame(cmp.table())
     print("metrics: the same sklearn reference code on every backend's test predictions")
+    for name, res in cmp.results.items():
+        _print_diagnostics(name, res)
     print(f"written: {out}/compare.csv, {out}/history.csv, {out}/loss_curves.png, {out}/<backend>/")
     diverged = [n for n, r in cmp.results.items() if r.diverged]
     for name in diverged:

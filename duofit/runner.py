@@ -27,6 +27,7 @@ import numpy as np
 
 from duofit.backends.base import make_plan
 from duofit.common.data import load_dataset
+from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
 from duofit.common.errors import (
     BackendError,
@@ -97,7 +98,7 @@ def run(
     module = get_backend(backend)
     dataset = load_dataset(spec)
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
-    recorder = recorder_for(spec, dataset.y_val, progress)
+    recorder = recorder_for(spec, dataset.y_val, progress, plan.steps_per_epoch)
     fitted = module.fit(plan, recorder)
     from_logits = bool(getattr(spec.loss, "from_logits", False))
     metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
@@ -119,6 +120,7 @@ def run(
         message=recorder.message,
         steps=fitted.steps,
     )
+    result.diagnostics = diagnose(spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged)
     if out is not None:
         result.save(out)
     return result
@@ -163,7 +165,12 @@ class Comparison:
         paths = {"table": out / "compare.csv", "history": out / "history.csv", "plot": out / "loss_curves.png"}
         atomic_write_text(paths["table"], self.table().to_csv())
         atomic_write_text(paths["history"], self.histories().to_csv(index=False))
-        plot_histories({n: r.history for n, r in self.results.items()}, paths["plot"], title=self.spec.name or "")
+        plot_histories(
+            {n: r.history for n, r in self.results.items()},
+            paths["plot"],
+            title=self.spec.name or "",
+            events={n: r.events() for n, r in self.results.items()},
+        )
         return paths
 
 

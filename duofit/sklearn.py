@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -63,8 +63,8 @@ _REGRESSION_LOSSES = ("mse", "mae", "huber")
 class _DuofitEstimator(BaseEstimator):
     """Shared parameter handling, spec resolution and training of both estimators."""
 
-    _default_spec: dict[str, Any]
-    _placeholder_data: dict[str, Any]
+    _default_spec: ClassVar[dict[str, Any]]
+    _placeholder_data: ClassVar[dict[str, Any]]
 
     def __init__(
         self, spec: str | Path | Mapping[str, Any] | Spec | None = None, backend: str = "torch", **fields: Any
@@ -81,18 +81,16 @@ class _DuofitEstimator(BaseEstimator):
         return params
 
     def set_params(self, **params: Any) -> _DuofitEstimator:
-        """Set ``spec``, ``backend`` or any spec field as ``section__field`` (e.g. ``train__epochs``)."""
+        """Set ``spec``, ``backend`` or any spec field as ``section__field`` (e.g. ``train__epochs``).
+
+        Like scikit-learn's own estimators, nothing is checked here; ``fit`` reports an
+        unknown field or a bad value as a :class:`~duofit.SpecError` naming it.
+        """
         for key, value in params.items():
             if key in ("spec", "backend"):
                 setattr(self, key, value)
-            elif key.split("__", 1)[0] in _SPEC_FIELDS:
-                self._fields[key] = value
             else:
-                raise ValueError(
-                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. Valid parameters are: "
-                    f"'spec', 'backend', and spec fields as section__field with section one of "
-                    f"{', '.join(_SPEC_FIELDS)} (e.g. optimizer__lr, train__epochs, model__layers__0__units)."
-                )
+                self._fields[key] = value
         return self
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -108,6 +106,14 @@ class _DuofitEstimator(BaseEstimator):
         return load_spec(self.spec)
 
     def _routed_spec(self) -> Spec:
+        bad = [k for k in self._fields if k.split("__", 1)[0] not in _SPEC_FIELDS]
+        if bad:
+            raise SpecError(
+                f"{type(self).__name__}: unknown parameter {bad[0]!r}. Valid parameters are 'spec', 'backend', "
+                f"and spec fields as section__field with section one of {', '.join(_SPEC_FIELDS)} "
+                "(e.g. optimizer__lr, train__epochs, model__layers__0__units)",
+                path=bad[0],
+            )
         values = {path_from_param(k): v for k, v in self._fields.items()}
         return with_values(self._base_spec(), values, source=f"{type(self).__name__} parameters")
 
@@ -196,8 +202,8 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         True
     """
 
-    _default_spec = DEFAULT_CLASSIFIER_SPEC
-    _placeholder_data = {"kind": "make_classification"}
+    _default_spec: ClassVar[dict[str, Any]] = DEFAULT_CLASSIFIER_SPEC
+    _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_classification"}
 
     def fit(self, X: Any, y: Any) -> DuofitClassifier:
         """Train on ``X`` (n_samples, n_features) and class labels ``y``; returns ``self``."""
@@ -205,7 +211,7 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.size < 2:
-            raise DataError(f"y holds a single class ({classes.tolist()}); a classifier needs 2 or more classes", "y")
+            raise DataError(f"y has 1 class ({classes.tolist()}); a classifier needs 2 or more classes", "y")
         spec = self._routed_spec()
         if spec.loss.type not in ("binary_crossentropy", "categorical_crossentropy"):
             raise SpecError(
@@ -229,10 +235,9 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         """Class probabilities, one column per class of ``classes_``."""
         from duofit.common.metrics import probabilities
 
-        spec = getattr(self, "spec_", None)
+        check_is_fitted(self, "weights_")
         out = self._outputs(X)
-        assert spec is not None
-        from_logits = bool(getattr(spec.loss, "from_logits", False))
+        from_logits = bool(getattr(self.spec_.loss, "from_logits", False))
         if len(self.classes_) == 2:
             p = probabilities("binary", out, from_logits)
             return np.column_stack([1.0 - p, p])
@@ -240,7 +245,8 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class label per sample (threshold 0.5 for two classes)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class DuofitRegressor(RegressorMixin, _DuofitEstimator):
@@ -261,8 +267,8 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
         >>> reg = DuofitRegressor(backend="keras", optimizer__lr=0.05).fit(X, y)   # doctest: +SKIP
     """
 
-    _default_spec = DEFAULT_REGRESSOR_SPEC
-    _placeholder_data = {"kind": "make_regression"}
+    _default_spec: ClassVar[dict[str, Any]] = DEFAULT_REGRESSOR_SPEC
+    _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_regression"}
 
     def fit(self, X: Any, y: Any) -> DuofitRegressor:
         """Train on ``X`` (n_samples, n_features) and targets ``y`` (n_samples,); returns ``self``."""

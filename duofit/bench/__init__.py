@@ -19,7 +19,8 @@ from duofit.bench.runners import RUNNERS, RunnerInfo
 from duofit.bench.schema import COLUMN_DOCS, COLUMNS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from duofit.bench.matrix import SUITES, MatrixPlan, MatrixReport, plan_matrix, run_matrix
+    from duofit.bench.matrix import MatrixReport, run_matrix
+    from duofit.bench.plan import SUITES, MatrixPlan, plan_matrix
     from duofit.bench.plot import plot_results
     from duofit.bench.summary import overhead_ratios, summarize, write_summary
 
@@ -41,10 +42,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "SUITES": "duofit.bench.matrix",
-    "MatrixPlan": "duofit.bench.matrix",
+    "SUITES": "duofit.bench.plan",
+    "MatrixPlan": "duofit.bench.plan",
     "MatrixReport": "duofit.bench.matrix",
-    "plan_matrix": "duofit.bench.matrix",
+    "plan_matrix": "duofit.bench.plan",
     "run_matrix": "duofit.bench.matrix",
     "plot_results": "duofit.bench.plot",
     "overhead_ratios": "duofit.bench.summary",

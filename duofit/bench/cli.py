@@ -43,7 +43,7 @@ def _ints(text: str | None, option: str) -> list[int] | None:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``bench run`` (shared by ``benchmarks/run.py``)."""
-    from duofit.bench.matrix import SUITES
+    from duofit.bench.plan import SUITES
 
     p.add_argument("--suite", default=None, help=f"one of {', '.join(SUITES)} (default quick)")
     p.add_argument("--quick", action="store_true", help="same as --suite quick; replaces its CSV unless --resume")
@@ -59,6 +59,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the CSV: skip cells it already has")
     p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell is killed (default 900)")
+    p.add_argument(
+        "--wait-idle", type=float, default=0.0, help="wait up to S seconds for an idle host before each cell"
+    )
     p.add_argument("--workloads-dir", help="folder of named workload specs (default benchmarks/workloads)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
 
@@ -103,7 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     timeout = args.cell_timeout if args.cell_timeout is not None else DEFAULT_CELL_TIMEOUT_S
     if timeout <= 0:
         raise SpecError(f"--cell-timeout must be > 0 seconds (got {timeout})")
-    report = run_matrix(plan, out, resume=args.resume, overwrite=overwrite, cell_timeout=timeout)
+    if args.wait_idle < 0:
+        raise SpecError(f"--wait-idle must be >= 0 seconds (got {args.wait_idle})")
+    report = run_matrix(
+        plan, out, resume=args.resume, overwrite=overwrite, cell_timeout=timeout, wait_idle_s=args.wait_idle
+    )
     paths = write_summary(out)
     print(f"rows: {out} ({len(report.ran)} new, {len(report.already_done)} already there)")
     print(f"summary: {paths['markdown']}, {paths['summary']}, {paths['ratios']}")
@@ -127,7 +134,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print suites, workloads and benchmark backends (with install status)."""
-    from duofit.bench.matrix import SUITES, WORKLOADS_DIR, workload_names
+    from duofit.bench.plan import SUITES, WORKLOADS_DIR, workload_names
     from duofit.bench.runners import RUNNERS, missing_module
 
     for name, suite in SUITES.items():

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 BACKWARD_FACTOR = 2  # backward = 2x forward for dense layers (grad wrt inputs + grad wrt weights)
-PEAK_REPEATS = 5  # timed matmuls per library; the fastest one is kept (best-of-n rejects interference)
+PEAK_REPEATS = 10  # timed matmuls per library; the fastest is kept (best-of-n rejects interference)
 PEAK_SIZE = 2048  # square float32 matrices: large enough to reach BLAS peak on a few cores
 
 

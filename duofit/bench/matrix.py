@@ -1,23 +1,21 @@
-"""The benchmark matrix: suites, cells, and the runner that appends one CSV row per cell.
+"""The benchmark runner: one fresh process per cell, one CSV row per finished cell.
 
-A cell is (workload, backend, device, threads, dtype, batch size, epochs, repeat). Each
-runs in a fresh ``python -m duofit.bench.cell`` process with the thread variables set
-before any framework loads, so every Keras backend and every repeat starts cold and
-equal. Repeats are the outer loop (all cells once, then again), so a slow patch on the
-host spreads over every backend instead of hitting one. ``resume`` skips the cells whose
-``cell_id`` is already in the CSV; rows are appended atomically (see :mod:`.schema`).
+Each cell runs as ``python -m duofit.bench.cell`` with the BLAS/OpenMP/TensorFlow thread
+variables in its environment, so the framework starts with the same thread counts in
+every cell, and every Keras backend gets its own process. ``resume`` skips the cells whose
+``cell_id`` is already in the CSV; rows are appended atomically (see :mod:`.schema`), so a
+run killed at any moment leaves a valid CSV that ``resume`` completes without duplicates.
 
 Example:
-    >>> plan = plan_matrix("quick", backends=["numpy-lean"])
-    >>> [c.cell_id for c in plan.cells][:1]   # doctest: +SKIP
-    ['seed|numpy-lean|cpu|t2|float32|bs32|e20|r0']
+    >>> plan = plan_matrix("quick", backends=["numpy-lean"])                    # doctest: +SKIP
     >>> report = run_matrix(plan, "results/bench-quick.csv", overwrite=True)   # doctest: +SKIP
+    >>> report.failed                                                           # doctest: +SKIP
+    []
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -25,105 +23,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from duofit.bench.runners import RUNNERS, missing_module, runner_info
+from duofit.bench.plan import WARMUP_EPOCHS, Cell, MatrixPlan, plan_matrix
 from duofit.bench.schema import BenchFileError, append_row, read_rows, start_file
-from duofit.common.errors import BackendError, BackendNotInstalledError, SpecError
-from duofit.common.loader import load_spec
 
-__all__ = [
-    "SUITES",
-    "WORKLOADS_DIR",
-    "Cell",
-    "MatrixPlan",
-    "MatrixReport",
-    "Suite",
-    "WorkloadPlan",
-    "default_threads",
-    "plan_matrix",
-    "run_matrix",
-    "workload_names",
-]
+__all__ = ["DEFAULT_CELL_TIMEOUT_S", "MatrixReport", "plan_matrix", "run_matrix"]
 
-# The checkout's benchmarks/workloads (an installed, non-editable duofit falls back to ./benchmarks/workloads).
-_CHECKOUT_WORKLOADS = Path(__file__).resolve().parents[2] / "benchmarks" / "workloads"
-WORKLOADS_DIR = _CHECKOUT_WORKLOADS if _CHECKOUT_WORKLOADS.is_dir() else Path("benchmarks") / "workloads"
-WARMUP_EPOCHS = 1  # the first epoch (tracing / graph building / compilation) is reported separately
-MIN_STEADY_EPOCHS = 2  # at least two timed epochs after the warm-up, so a median means something
 DEFAULT_CELL_TIMEOUT_S = 900.0  # a cell of the full suite takes < 1 min on 2 cores; 15x headroom
 BUSY_SAMPLE_S = 0.25  # window for the host CPU use recorded before each cell
+IDLE_BUSY_PCT = 20.0  # --wait-idle waits until other processes use less than this share of the CPU
+IDLE_POLL_S = 2.0  # how often --wait-idle looks again
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
-
-
-@dataclass(frozen=True)
-class WorkloadPlan:
-    """A workload in a suite: its spec file's stem, epochs and batch sizes."""
-
-    name: str
-    epochs: int | None
-    batch_sizes: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Suite:
-    """Named set of workloads with default repeats and the matmul size for the peak."""
-
-    workloads: tuple[WorkloadPlan, ...]
-    repeats: int
-    peak_size: int
-
-
-SUITES: dict[str, Suite] = {
-    # < 2 min on 2 cores: every backend once, short runs.
-    "quick": Suite((WorkloadPlan("seed", 20, (32,)), WorkloadPlan("wide_mlp", 3, (256,))), repeats=1, peak_size=1024),
-    # The issue's matrix: the seed problem as the chapter runs it (100 epochs) and the wide MLP.
-    "full": Suite(
-        (WorkloadPlan("seed", 100, (32, 128)), WorkloadPlan("wide_mlp", 6, (64, 256, 1024))), repeats=5, peak_size=2048
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One process to run: a backend on one workload configuration, one repeat."""
-
-    workload: str
-    backend: str
-    device: str
-    threads: int
-    dtype: str
-    batch_size: int
-    epochs: int
-    repeat: int
-    spec_json: str = field(repr=False)
-
-    @property
-    def cell_id(self) -> str:
-        """The resume key, e.g. ``seed|duofit-torch|cpu|t2|float32|bs32|e100|r0``."""
-        return (
-            f"{self.workload}|{self.backend}|{self.device}|t{self.threads}|{self.dtype}"
-            f"|bs{self.batch_size}|e{self.epochs}|r{self.repeat}"
-        )
-
-    @property
-    def spec_hash(self) -> str:
-        """First 12 hex digits of the spec's sha256 (a changed workload file is detected)."""
-        return hashlib.sha256(self.spec_json.encode("utf-8")).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class MatrixPlan:
-    """The cells of a run, the backends left out (with the reason), and run-wide settings."""
-
-    cells: tuple[Cell, ...]
-    skipped: dict[str, str]
-    threads: int
-    peak_size: int
 
 
 @dataclass
@@ -135,136 +50,6 @@ class MatrixReport:
     already_done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     peak: dict[str, Any] = field(default_factory=dict)
-
-
-def default_threads() -> int:
-    """Cores this process may use (affinity-aware)."""
-    with contextlib.suppress(AttributeError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def workload_names(folder: Path = WORKLOADS_DIR) -> list[str]:
-    """Names of the workload spec files in ``folder`` (stems of ``*.toml`` / ``*.json``)."""
-    return sorted(p.stem for p in folder.glob("*") if p.suffix in (".toml", ".json"))
-
-
-def _workload_file(name: str, folder: Path) -> tuple[str, Path]:
-    path = Path(name)
-    if path.suffix in (".toml", ".json") and path.is_file():
-        return path.stem, path
-    for suffix in (".toml", ".json"):
-        candidate = folder / f"{name}{suffix}"
-        if candidate.is_file():
-            return name, candidate
-    raise SpecError(
-        f"unknown workload {name!r}; allowed: {', '.join(workload_names(folder)) or '(none)'} "
-        f"(spec files in {folder}) or a path to a .toml/.json spec",
-        path="workload",
-    )
-
-
-def _check_backends(names: Sequence[str] | None, device: str) -> tuple[list[str], dict[str, str]]:
-    skipped: dict[str, str] = {}
-    if names is None:
-        chosen = []
-        for name, info in RUNNERS.items():
-            missing = missing_module(name)
-            if missing:
-                skipped[name] = f"not installed: needs {missing!r} (pip install 'duofit[{info.extra}]')"
-            elif device not in info.devices:
-                skipped[name] = f"does not run on {device}"
-            else:
-                chosen.append(name)
-        return chosen, skipped
-    for name in names:
-        info = runner_info(name)
-        missing = missing_module(name)
-        if missing:
-            raise BackendNotInstalledError(name, missing, info.extra)
-        if device not in info.devices:
-            raise BackendError(
-                f"backend {name!r} does not run on device {device!r}; allowed: {', '.join(info.devices)}"
-            )
-    return list(dict.fromkeys(names)), skipped
-
-
-def plan_matrix(
-    suite: str = "quick",
-    *,
-    workloads: Sequence[str] | None = None,
-    backends: Sequence[str] | None = None,
-    batch_sizes: Sequence[int] | None = None,
-    epochs: int | None = None,
-    repeats: int | None = None,
-    threads: int | None = None,
-    device: str = "cpu",
-    dtype: str | None = None,
-    workloads_dir: str | Path | None = None,
-) -> MatrixPlan:
-    """Expand a suite (plus overrides) into cells, checking every name first.
-
-    Args:
-        suite: ``quick`` or ``full`` (see :data:`SUITES`).
-        workloads: Workload names (or spec paths); default: the suite's.
-        backends: Benchmark backends; default: every installed one (others are listed in ``skipped``).
-        batch_sizes: Override the suite's batch sizes.
-        epochs: Override the suite's epochs (at least warm-up + 2).
-        repeats: Override the suite's repeats.
-        dtype: Override the workload's dtype.
-        threads: Intra-op threads for every framework; default: the cores available.
-        device: ``cpu`` or ``cuda``.
-        workloads_dir: Folder of the named workloads (default ``benchmarks/workloads``).
-
-    Raises:
-        SpecError: unknown suite/workload/device, or a bad override (the message lists what is allowed).
-        BackendError: unknown backend; ``BackendNotInstalledError`` for a named one that is missing.
-
-    Example:
-        >>> plan = plan_matrix("quick", backends=["numpy-lean"], repeats=2)
-        >>> len(plan.cells)
-        4
-    """
-    if suite not in SUITES:
-        raise SpecError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}", path="suite")
-    if device not in ("cpu", "cuda"):
-        raise SpecError(f"unknown device {device!r}; allowed: cpu, cuda", path="device")
-    for label, value in (("repeats", repeats), ("epochs", epochs), ("threads", threads)):
-        if value is not None and value < 1:
-            raise SpecError(f"{label} must be a positive integer (got {value})", path=label)
-    if epochs is not None and epochs < WARMUP_EPOCHS + MIN_STEADY_EPOCHS:
-        raise SpecError(
-            f"epochs must be >= {WARMUP_EPOCHS + MIN_STEADY_EPOCHS} (the first {WARMUP_EPOCHS} is timed "
-            f"separately, and the steady state needs {MIN_STEADY_EPOCHS}); got {epochs}",
-            path="epochs",
-        )
-    if any(b < 1 for b in batch_sizes or ()):
-        raise SpecError(f"batch sizes must be positive integers (got {list(batch_sizes or ())})", path="batch_sizes")
-    chosen, skipped = _check_backends(backends, device)
-    cfg = SUITES[suite]
-    folder = Path(workloads_dir) if workloads_dir is not None else WORKLOADS_DIR
-    by_name = {w.name: w for w in cfg.workloads}
-    plans = [by_name.get(n, WorkloadPlan(n, None, ())) for n in workloads] if workloads else list(cfg.workloads)
-    threads = threads or default_threads()
-    variants: list[tuple[str, int, int, str, str]] = []  # workload, batch size, epochs, dtype, spec json
-    for wp in plans:
-        name, path = _workload_file(wp.name, folder)
-        base = load_spec(path).model_dump(mode="json")
-        for bs in batch_sizes or wp.batch_sizes or (base["train"]["batch_size"],):
-            train = {**base["train"], "batch_size": bs, "threads": threads, "device": device}
-            train["epochs"] = epochs or wp.epochs or train["epochs"]
-            train["dtype"] = dtype or train["dtype"]
-            if train["epochs"] < WARMUP_EPOCHS + MIN_STEADY_EPOCHS:
-                raise SpecError(f"workload {name!r}: train.epochs must be >= {WARMUP_EPOCHS + MIN_STEADY_EPOCHS}")
-            spec = load_spec({**base, "train": train})  # validates the overrides (clear field errors)
-            variants.append((name, bs, train["epochs"], train["dtype"], spec.model_dump_json()))
-    cells = [
-        Cell(name, backend, device, threads, dt, bs, ep, r, js)
-        for r in range(repeats or cfg.repeats)
-        for (name, bs, ep, dt, js) in variants
-        for backend in chosen
-    ]
-    return MatrixPlan(cells=tuple(cells), skipped=skipped, threads=threads, peak_size=cfg.peak_size)
 
 
 def _child_env(threads: int) -> dict[str, str]:
@@ -314,12 +99,56 @@ def _measure_peak(threads: int, size: int, folder: Path, timeout: float) -> dict
     return dict(json.loads(out.read_text(encoding="utf-8")))
 
 
-def _host_load() -> tuple[float, float]:
+def _host_load(wait_idle_s: float = 0.0, log: Callable[[str], None] = print) -> tuple[float, float]:
+    """Host CPU use (%) of the last BUSY_SAMPLE_S and the 1-minute load average.
+
+    With ``wait_idle_s`` > 0, first wait (up to that long) until the host is below IDLE_BUSY_PCT.
+    """
     import psutil
 
     busy = float(psutil.cpu_percent(interval=BUSY_SAMPLE_S))
+    deadline = time.monotonic() + wait_idle_s
+    if busy > IDLE_BUSY_PCT and wait_idle_s > 0:
+        log(f"host {busy:.0f}% busy; waiting up to {wait_idle_s:.0f} s for it to drop below {IDLE_BUSY_PCT:.0f}%")
+        while busy > IDLE_BUSY_PCT and time.monotonic() < deadline:
+            time.sleep(IDLE_POLL_S)
+            busy = float(psutil.cpu_percent(interval=BUSY_SAMPLE_S))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     return busy, load
+
+
+class _OtherLoad:
+    """CPU time the rest of the host used while a cell ran: host busy time minus the cell's own."""
+
+    def __enter__(self) -> _OtherLoad:
+        import psutil
+
+        self.pct = math.nan
+        self._host, self._child, self._t0 = psutil.cpu_times(), _children_cpu_s(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import psutil
+
+        host = psutil.cpu_times()
+        wall = time.perf_counter() - self._t0
+        busy = _busy_s(host) - _busy_s(self._host)
+        other = max(busy - (_children_cpu_s() - self._child), 0.0)
+        self.pct = 100.0 * other / (wall * (psutil.cpu_count() or 1)) if wall > 0 else math.nan
+
+
+def _busy_s(times: Any) -> float:
+    idle = getattr(times, "idle", 0.0) + getattr(times, "iowait", 0.0)
+    return float(sum(times)) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+
+def _children_cpu_s() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows: not measured
+        return math.nan
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_cell(cell: Cell, folder: Path, timeout: float) -> tuple[dict[str, Any] | None, str]:
@@ -370,6 +199,7 @@ def run_matrix(
     resume: bool = False,
     overwrite: bool = False,
     cell_timeout: float = DEFAULT_CELL_TIMEOUT_S,
+    wait_idle_s: float = 0.0,
     log: Callable[[str], None] = print,
 ) -> MatrixReport:
     """Run every pending cell of ``plan``, appending one row per finished cell to ``out``.
@@ -381,6 +211,8 @@ def run_matrix(
         resume: Continue ``out``: cells already in it are skipped.
         overwrite: Replace ``out`` (ignored with ``resume``).
         cell_timeout: Seconds before a cell process is killed (the cell is reported as failed).
+        wait_idle_s: Before each cell, wait up to this long for the host's other processes to go
+            quiet (below IDLE_BUSY_PCT); what was measured is recorded in ``host_busy_pct`` anyway.
         log: Receives one progress line per cell.
 
     Returns:
@@ -401,13 +233,16 @@ def run_matrix(
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="duofit-bench-") as tmp:
         folder = Path(tmp)
+        busy, _ = _host_load(wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
         report.peak = _measure_peak(plan.threads, plan.peak_size, folder, cell_timeout)
+        report.peak["peak_source"] = f"{report.peak.get('peak_source')}; host {busy:.0f}% busy before"
         peak = float(report.peak.get("peak_gflops", math.nan))
-        log(f"matmul peak: {peak:.1f} GFLOP/s ({report.peak.get('peak_source')})")
+        log(f"matmul peak: {peak:.1f} GFLOP/s ({report.peak['peak_source']})")
         for i, cell in enumerate(pending, 1):
-            busy, load = _host_load()
+            busy, load = _host_load(wait_idle_s, log)
             t0 = time.perf_counter()
-            columns, error = _run_cell(cell, folder, cell_timeout)
+            with _OtherLoad() as other:
+                columns, error = _run_cell(cell, folder, cell_timeout)
             label = f"[{i}/{len(pending)}] {cell.cell_id}"
             if columns is None:
                 report.failed.append((cell.cell_id, error))
@@ -427,6 +262,7 @@ def run_matrix(
                 "peak_source": report.peak.get("peak_source"),
                 "mfu": achieved / peak if peak > 0 else math.nan,
                 "host_busy_pct": busy,
+                "other_busy_pct": other.pct,
                 "loadavg_1m": load,
             }
             append_row(out, row)

@@ -85,6 +85,7 @@ COLUMN_DOCS: dict[str, str] = {
     "peak_source": "which library and matrix size gave peak_gflops",
     "mfu": "achieved_gflops / peak_gflops",
     "host_busy_pct": "CPU use of the whole host just before the cell started (other processes)",
+    "other_busy_pct": "CPU use of other processes while the cell ran, % of all cores (host minus the cell)",
     "loadavg_1m": "1-minute load average just before the cell started",
 }
 COLUMNS: tuple[str, ...] = tuple(COLUMN_DOCS)
@@ -147,7 +148,8 @@ def _check_header(path: Path, text: str) -> None:
 def start_file(path: str | Path, overwrite: bool = False) -> None:
     """Create ``path`` with just the header row (replacing it when ``overwrite``).
 
-    An existing file is kept (for ``--resume``) after checking that its header is this schema.
+    An existing file is kept (for ``--resume``) after checking that its header is this schema;
+    temp files left by a writer that was killed mid-write are removed.
 
     Example:
         >>> import tempfile, pathlib
@@ -158,6 +160,8 @@ def start_file(path: str | Path, overwrite: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
+            stale.unlink(missing_ok=True)
         if path.exists() and not overwrite:
             _check_header(path, path.read_text(encoding="utf-8"))
             return

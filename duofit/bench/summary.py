@@ -21,9 +21,22 @@ from typing import Any
 from duofit.bench.schema import read_rows
 from duofit.common.io import atomic_write_text
 
-__all__ = ["CONFIG", "RATIOS", "Ratio", "load_results", "markdown", "overhead_ratios", "summarize", "write_summary"]
+__all__ = [
+    "CONFIG",
+    "CONTENDED_PCT",
+    "RATIOS",
+    "Ratio",
+    "load_results",
+    "markdown",
+    "overhead_ratios",
+    "summarize",
+    "write_summary",
+]
 
 CONFIG = ["workload", "device", "threads", "dtype", "batch_size"]  # one comparison = one configuration
+# A repeat during which other processes used more than this share of the host's cores is
+# counted as contended: on 2 cores, one busy core (50%) made 2-thread torch steps ~10x slower here.
+CONTENDED_PCT = 10.0
 _KEY = [*CONFIG, "backend"]
 _MEDIANS = [
     "steady_loop_ms_per_step",
@@ -108,7 +121,9 @@ def summarize(frame: Any) -> Any:
         table[col] = pd.to_numeric(groups[col].median(), errors="coerce")
     table["test_metric_name"] = groups["test_metric_name"].first()
     table["epochs"] = groups["epochs"].first()
-    table["host_busy_pct_max"] = groups["host_busy_pct"].max()
+    busy = pd.to_numeric(frame["other_busy_pct"], errors="coerce").fillna(0.0) > CONTENDED_PCT
+    table["contended"] = busy.groupby([frame[k] for k in _KEY]).sum().astype(int)
+    table["other_busy_pct_max"] = groups["other_busy_pct"].max()
     return table.reset_index()
 
 
@@ -162,13 +177,16 @@ def markdown(summary: Any, ratios: Any) -> str:
     """Markdown tables: per-backend medians, the fastest backend per configuration, the ratios."""
     if summary.empty:
         return "_no results_\n"
-    parts = ["### Steady state per backend (median of repeats; IQR = q75 - q25)\n"]
+    parts = [
+        "### Steady state per backend (median of repeats; IQR = q75 - q25; n (c): c repeats ran while other "
+        f"processes used > {CONTENDED_PCT:g}% of the host)\n"
+    ]
     rows = [
         [
             s.workload,
             int(s.batch_size),
             s.backend,
-            int(s.repeats),
+            f"{int(s.repeats)} ({int(s.contended)})" if s.contended else int(s.repeats),
             s.ms_per_step,
             s.ms_iqr,
             s.samples_per_s,

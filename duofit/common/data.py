@@ -15,15 +15,43 @@ Example:
 from __future__ import annotations
 
 import inspect
+import warnings
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from duofit.common.errors import DataError
-from duofit.common.spec import DenseLayer, Spec
+from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
 
-__all__ = ["Dataset", "batch_order", "load_dataset", "targets_for_loss"]
+__all__ = [
+    "MAX_CSV_BYTES",
+    "MAX_DATA_ELEMENTS",
+    "MAX_ORDER_ELEMENTS",
+    "MAX_PARAMETERS",
+    "Dataset",
+    "batch_order",
+    "load_dataset",
+    "targets_for_loss",
+]
+
+# Resource caps: a shared spec must fail with a clear message instead of exhausting memory.
+# Feature cells (samples x features, targets included): 800 MB as float64; the split and the
+# scaled copies take about 4x that, which a 16 GB machine still survives.
+MAX_DATA_ELEMENTS = 100_000_000
+# CSV size on disk: MAX_DATA_ELEMENTS cells at ~10 bytes each ("0.1234567,"); pandas needs a
+# few times the file size while parsing.
+MAX_CSV_BYTES = 1_000_000_000
+# Weights + biases of the model: 400 MB per copy in float32 (800 MB in float64), and Adam keeps
+# two more copies plus the gradients.
+MAX_PARAMETERS = 100_000_000
+# Epochs x training samples: the shared batch order is one int64 per entry (800 MB at the cap).
+MAX_ORDER_ELEMENTS = 100_000_000
+# Compressed CSVs are refused: a few kilobytes of gzip can expand to gigabytes (a "zip bomb").
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
 
 _GENERATORS = ("make_classification", "make_regression", "make_moons", "make_blobs")
 _BUNDLED = {
@@ -77,6 +105,7 @@ def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
                     f"data.params.{key}: {d.kind} has no parameter {key!r}; allowed: {', '.join(sorted(accepted))}",
                     path=f"data.params.{key}",
                 )
+        _check_generator_size(d.kind, d.params, fn)
         try:
             out = fn(**d.params)
         except (TypeError, ValueError) as exc:
@@ -93,21 +122,99 @@ def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     return _read_csv(spec)
 
 
+def _count(value: Any) -> int:
+    """A size parameter as a count (a list of per-cluster sizes sums); 0 when sklearn will reject it."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, (list, tuple)):
+        return sum(_count(v) for v in value if isinstance(v, int))
+    return 0
+
+
+def _check_generator_size(kind: str, params: Mapping[str, Any], fn: Any) -> None:
+    """Refuse generator parameters whose arrays would exceed :data:`MAX_DATA_ELEMENTS` (before allocating)."""
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    values = {**defaults, **params}
+    n_samples = _count(values.get("n_samples"))
+    n_features = _count(values.get("n_features", 2))  # make_moons has no n_features: always 2
+    n_targets = _count(values.get("n_targets", 1))
+    cells = n_samples * (n_features + n_targets)
+    if kind == "make_regression":
+        cells += n_features * n_targets  # the coefficient matrix
+    if kind == "make_blobs" and isinstance(values.get("centers"), int):
+        cells += _count(values["centers"]) * n_features
+    if cells > MAX_DATA_ELEMENTS:
+        key = "n_features" if n_features > n_samples else "n_samples"
+        raise DataError(
+            f"data.params.{key}: {kind} with n_samples = {n_samples:,} and n_features = {n_features:,} "
+            f"makes {cells:,} values; the cap is {MAX_DATA_ELEMENTS:,} (duofit/common/data.py MAX_DATA_ELEMENTS)",
+            path=f"data.params.{key}",
+        )
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first row of a CSV as written (pandas renames a duplicate ``a`` to ``a.1`` silently)."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for row in csv.reader(fh):
+            if row:  # pandas skips blank lines before the header too
+                return row
+    return []
+
+
 def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import csv
+
     import pandas as pd
 
     d = spec.data
     path = Path(str(d.path))
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"data.path: CSV file not found: {path}", path="data.path")
+    if not path.is_file():  # a folder, FIFO or device (/dev/zero) would block or never end
+        raise DataError(f"data.path: {path} is not a regular file", path="data.path")
+    if path.suffix.lower() in _COMPRESSED_SUFFIXES:
+        raise DataError(
+            f"data.path: {path.name} is compressed; duofit reads plain CSV only (a small archive can "
+            "expand without bound): decompress it first",
+            path="data.path",
+        )
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(
+            f"data.path: CSV file {path} is {size:,} bytes; the cap is {MAX_CSV_BYTES:,} "
+            "(duofit/common/data.py MAX_CSV_BYTES)",
+            path="data.path",
+        )
     try:
-        frame = pd.read_csv(path)
+        header = _csv_header(path)
+        with warnings.catch_warnings():
+            # index_col=False: a row with more fields than the header must not silently turn the
+            # first column into the index (pandas' default), which shifts every feature by one.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, index_col=False, compression=None, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise DataError(f"data.path: CSV file {path} is empty", path="data.path") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"data.path: rows of {path.name} have more fields than its header ({len(header)} columns: "
+            f"{', '.join(header[:10])}); add the missing column names or remove the extra fields",
+            path="data.path",
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, csv.Error) as exc:
         raise DataError(f"data.path: cannot parse CSV file {path}: {exc}", path="data.path") from None
     if frame.empty:
         raise DataError(f"data.path: CSV file {path} has no rows", path="data.path")
+    twice = sorted(name for name, n in Counter(header).items() if n > 1)
+    if twice:
+        raise DataError(
+            f"data.path: {path.name} names a column more than once: {', '.join(twice[:10])}; "
+            "give every column its own name",
+            path="data.path",
+        )
     columns = [str(c) for c in frame.columns]
     if d.target not in columns:
         raise DataError(
@@ -115,6 +222,9 @@ def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             path="data.target",
         )
     features = list(d.features) if d.features else [c for c in columns if c != d.target]
+    repeated = sorted(name for name, n in Counter(features).items() if n > 1)
+    if repeated:
+        raise DataError(f"data.features lists {', '.join(repeated)} more than once", path="data.features")
     missing = [c for c in features if c not in columns]
     if missing:
         raise DataError(f"data.features: columns not in {path.name}: {', '.join(missing)}", path="data.features")
@@ -139,6 +249,13 @@ def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raise DataError(
             f"data.path: {int(na_rows.sum())} row(s) of {path.name} have missing values (first at line {first}; "
             f"columns with gaps: {', '.join(na_cols)}); fill or drop them before training",
+            path="data.path",
+        )
+    cells = len(frame) * (len(features) + 1)
+    if cells > MAX_DATA_ELEMENTS:
+        raise DataError(
+            f"data.path: {path.name} has {len(frame):,} rows x {len(features) + 1} columns = {cells:,} values; "
+            f"the cap is {MAX_DATA_ELEMENTS:,} (duofit/common/data.py MAX_DATA_ELEMENTS)",
             path="data.path",
         )
     target = frame[d.target].to_numpy()
@@ -198,6 +315,45 @@ def _check_outputs(spec: Spec, task: str, n_classes: int | None, n_targets: int)
         )
 
 
+def _check_finite_after_scaling(names: tuple[str, ...], *arrays: np.ndarray) -> None:
+    """Values near the float64 limit overflow the scaler's variance: never hand on a silent NaN/inf."""
+    bad = np.zeros(arrays[0].shape[1], dtype=bool)
+    for arr in arrays:
+        bad |= ~np.isfinite(arr).all(axis=0)
+    if bad.any():
+        cols = [names[i] if i < len(names) else f"x{i}" for i in np.flatnonzero(bad)[:10]]
+        raise DataError(
+            f"data.standardize: feature(s) {', '.join(cols)} overflow when standardized (values near "
+            "1e308); rescale them or set data.standardize = false",
+            path="data.standardize",
+        )
+
+
+def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
+    """Refuse a model or batch order too large to allocate (:data:`MAX_PARAMETERS`, :data:`MAX_ORDER_ELEMENTS`)."""
+    width, total = n_features, 0
+    for i, layer in enumerate(spec.model.layers):
+        if isinstance(layer, DenseLayer):
+            total += width * layer.units + (layer.units if layer.use_bias else 0)
+            width = layer.units
+        elif isinstance(layer, BatchNormLayer):
+            total += 4 * width  # gamma, beta, running mean, running variance
+        if total > MAX_PARAMETERS:
+            raise DataError(
+                f"model.layers[{i}]: the model reaches {total:,} parameters here ({n_features} input features); "
+                f"the cap is {MAX_PARAMETERS:,} (duofit/common/data.py MAX_PARAMETERS); use fewer units",
+                path=f"model.layers[{i}].units" if isinstance(layer, DenseLayer) else f"model.layers[{i}]",
+            )
+    epochs = spec.train.epochs
+    if epochs * n_train > MAX_ORDER_ELEMENTS:
+        raise DataError(
+            f"train.epochs: {epochs:,} epochs x {n_train:,} training samples = {epochs * n_train:,} batch-order "
+            f"entries; the cap is {MAX_ORDER_ELEMENTS:,} (duofit/common/data.py MAX_ORDER_ELEMENTS); "
+            "use fewer epochs",
+            path="train.epochs",
+        )
+
+
 def load_dataset(spec: Spec) -> Dataset:
     """Load, split and scale the data of a spec.
 
@@ -209,7 +365,8 @@ def load_dataset(spec: Spec) -> Dataset:
 
     Raises:
         DataError: missing file or column, non-numeric features, NaNs, wrong number of classes,
-            or an output layer that does not match the targets.
+            an output layer that does not match the targets, or sizes over the caps
+            (``MAX_DATA_ELEMENTS``, ``MAX_CSV_BYTES``, ``MAX_PARAMETERS``, ``MAX_ORDER_ELEMENTS``).
     """
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -240,9 +397,17 @@ def load_dataset(spec: Spec) -> Dataset:
         raise DataError(
             f"data: cannot split {len(x)} samples (test_size={d.test_size}, val_size={d.val_size}): {exc}"
         ) from None
+    if task != "regression" and np.unique(y_tr).size < 2:
+        raise DataError(
+            f"data: the training split holds a single class ({np.unique(y_tr).tolist()[:1]}); "
+            "set data.stratify = true or provide more samples of every class",
+            path="data.stratify",
+        )
     if d.standardize:
         scaler = StandardScaler().fit(x_tr)  # fit on the training part only: no leakage
         x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
+        _check_finite_after_scaling(names, x_tr, x_va, x_te)
+    _check_sizes(spec, x.shape[1], len(x_tr))
     return Dataset(
         x_train=x_tr,
         y_train=y_tr,

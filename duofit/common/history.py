@@ -26,23 +26,33 @@ from typing import Any
 import numpy as np
 
 from duofit.common.metrics import compute_metrics
+from duofit.common.monitor import Monitor
+from duofit.common.schedules import LRSchedule
 from duofit.common.spec import EarlyStoppingSpec, Spec
 
 __all__ = ["EpochDecision", "EpochRecorder", "ProgressFn", "recorder_for"]
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
+StepLossFn = Callable[[], np.ndarray]
 
 
 @dataclass(frozen=True)
 class EpochDecision:
-    """What a backend does after an epoch: stop training, and/or snapshot best weights."""
+    """What a backend does after an epoch.
+
+    Attributes:
+        stop: Stop training now.
+        is_best: Snapshot the weights (early stopping's best so far).
+        lr: Learning rate for the next epoch (set it on the optimizer if it changed).
+    """
 
     stop: bool
     is_best: bool
+    lr: float = math.nan
 
 
 class EpochRecorder:
-    """Collects history rows and decides early stopping / divergence.
+    """Collects history rows; decides early stopping, divergence and the next learning rate.
 
     Args:
         metric_names: Metrics computed on the validation outputs each epoch.
@@ -51,8 +61,10 @@ class EpochRecorder:
         y_val: Validation targets (class indices or values); ``None`` skips metrics.
         epochs: Planned number of epochs (for progress display).
         early_stopping: Early-stopping settings or ``None``.
-        mode: ``min`` or ``max`` for the monitored value.
+        mode: ``min`` or ``max`` for the early-stopping monitor.
         progress: Optional callback ``(epoch, epochs, row)``.
+        schedule: Learning-rate schedule (default: constant ``lr`` of 0.001).
+        steps_per_epoch: Batches per epoch (to name the step where training diverged).
     """
 
     def __init__(
@@ -65,6 +77,8 @@ class EpochRecorder:
         early_stopping: EarlyStoppingSpec | None = None,
         mode: str = "min",
         progress: ProgressFn | None = None,
+        schedule: LRSchedule | None = None,
+        steps_per_epoch: int = 1,
     ) -> None:
         self.metric_names = list(metric_names)
         self.task = task
@@ -72,26 +86,46 @@ class EpochRecorder:
         self.y_val = y_val
         self.epochs = epochs
         self.early_stopping = early_stopping
-        self.mode = mode
         self.progress = progress
+        self.schedule = schedule if schedule is not None else LRSchedule(1e-3, None)
+        self.steps_per_epoch = steps_per_epoch
         self.rows: list[dict[str, Any]] = []
-        self.best: float = math.inf if mode == "min" else -math.inf
-        self.best_epoch: int | None = None
+        self.monitor = Monitor(early_stopping.monitor, mode, early_stopping.min_delta) if early_stopping else None
         self.stopped_epoch: int | None = None
-        self.wait = 0
         self.diverged = False
+        self.diverged_step: int | None = None
         self.message: str | None = None
 
-    def _improved(self, value: float) -> bool:
-        es = self.early_stopping
-        delta = es.min_delta if es is not None else 0.0
-        if not math.isfinite(value):
-            return False
-        # Keras EarlyStopping._is_improvement: monitor_op(current - min_delta, best) with the
-        # delta's sign flipped for "min".
-        if self.mode == "min":
-            return value + delta < self.best
-        return value - delta > self.best
+    @property
+    def lr(self) -> float:
+        """The learning rate of the coming epoch."""
+        return self.schedule.lr
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch (1-based) with the best monitored value, if early stopping is on."""
+        return self.monitor.best_epoch if self.monitor is not None else None
+
+    def _diverged(self, epoch: int, row: dict[str, Any], step_losses: StepLossFn | None) -> EpochDecision:
+        self.diverged = True
+        self.stopped_epoch = epoch + 1
+        where, last = f"epoch {epoch + 1}", None
+        losses = np.asarray(step_losses(), dtype=np.float64) if step_losses is not None else np.array([])
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            i = int(bad[0])
+            self.diverged_step = epoch * self.steps_per_epoch + i + 1
+            where += f", step {self.diverged_step} (batch {i + 1} of {self.steps_per_epoch})"
+            if i > 0:
+                last = float(losses[i - 1])
+        if last is None:
+            last = next((r["loss"] for r in reversed(self.rows[:-1]) if math.isfinite(r["loss"])), None)
+        self.message = (
+            f"training diverged at {where}: loss = {row['loss']}, val_loss = {row['val_loss']}; "
+            f"last finite training loss: {last}. Lower optimizer.lr (now {row['lr']:g}) or set optimizer.clipnorm "
+            "(e.g. 1.0)."
+        )
+        return EpochDecision(stop=True, is_best=False, lr=self.lr)
 
     def end_epoch(
         self,
@@ -100,37 +134,39 @@ class EpochRecorder:
         val_loss: float,
         val_outputs: np.ndarray | None,
         seconds: float,
+        grad_norm: float = math.nan,
+        step_losses: StepLossFn | None = None,
     ) -> EpochDecision:
-        """Record one epoch (0-based) and decide what happens next."""
+        """Record one epoch (0-based) and decide what happens next.
+
+        Args:
+            epoch: 0-based epoch index.
+            train_loss: Sample-weighted mean of the epoch's batch losses.
+            val_loss: Loss on the validation split.
+            val_outputs: Raw validation outputs (for metrics).
+            seconds: Wall time of the epoch.
+            grad_norm: Global gradient norm (before clipping) at the epoch's first step.
+            step_losses: Returns this epoch's per-step losses; called only if training diverged.
+        """
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(train_loss), "val_loss": float(val_loss)}
         if val_outputs is not None and self.y_val is not None and self.metric_names:
             vals = compute_metrics(self.metric_names, self.task, self.y_val, val_outputs, self.from_logits, fast=True)
             row.update({f"val_{k}": v for k, v in vals.items()})
-        row["epoch_s"] = float(seconds)
+        row.update(lr=self.lr, grad_norm=float(grad_norm), epoch_s=float(seconds))
         self.rows.append(row)
         if self.progress is not None:
             self.progress(epoch + 1, self.epochs, row)
         if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
-            self.diverged = True
+            return self._diverged(epoch, row, step_losses)
+        next_lr = self.schedule.end_epoch(epoch, row)
+        if self.monitor is None or self.early_stopping is None:
+            return EpochDecision(stop=False, is_best=False, lr=next_lr)
+        if self.monitor.update(row):
+            return EpochDecision(stop=False, is_best=True, lr=next_lr)
+        if self.monitor.wait >= self.early_stopping.patience and epoch > 0:  # Keras: never after the first epoch
             self.stopped_epoch = epoch + 1
-            last = next((r["loss"] for r in reversed(self.rows) if math.isfinite(r["loss"])), None)
-            self.message = (
-                f"training diverged at epoch {epoch + 1}: loss = {row['loss']}, val_loss = {row['val_loss']}"
-                f" (last finite training loss: {last}). Lower optimizer.lr or set optimizer.clipnorm."
-            )
-            return EpochDecision(stop=True, is_best=False)
-        es = self.early_stopping
-        if es is None:
-            return EpochDecision(stop=False, is_best=False)
-        value = float(row.get(es.monitor, math.nan))
-        if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch + 1, 0
-            return EpochDecision(stop=False, is_best=True)
-        self.wait += 1
-        if self.wait >= es.patience and epoch > 0:  # Keras: never stops after the first epoch
-            self.stopped_epoch = epoch + 1
-            return EpochDecision(stop=True, is_best=False)
-        return EpochDecision(stop=False, is_best=False)
+            return EpochDecision(stop=True, is_best=False, lr=next_lr)
+        return EpochDecision(stop=False, is_best=False, lr=next_lr)
 
     @property
     def restore_best(self) -> bool:
@@ -145,9 +181,12 @@ class EpochRecorder:
         return pd.DataFrame(self.rows)
 
 
-def recorder_for(spec: Spec, y_val: np.ndarray, progress: ProgressFn | None = None) -> EpochRecorder:
+def recorder_for(
+    spec: Spec, y_val: np.ndarray, progress: ProgressFn | None = None, steps_per_epoch: int = 1
+) -> EpochRecorder:
     """The recorder a run of ``spec`` uses (metrics per the spec's ``train.history_metrics``)."""
     names = spec.metrics if spec.train.history_metrics else []
+    sched = spec.optimizer.schedule
     return EpochRecorder(
         metric_names=names,
         task=spec.task,
@@ -157,4 +196,6 @@ def recorder_for(spec: Spec, y_val: np.ndarray, progress: ProgressFn | None = No
         early_stopping=spec.train.early_stopping,
         mode=spec.monitor_mode(),
         progress=progress,
+        schedule=LRSchedule(spec.optimizer.lr, sched, spec.monitor_mode(sched) if sched is not None else "min"),
+        steps_per_epoch=steps_per_epoch,
     )

@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import json
+import math
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,9 +24,42 @@ from pydantic import BaseModel, ValidationError
 from duofit.common.errors import SpecError
 from duofit.common.spec import FieldProblem, Spec
 
-__all__ = ["MAX_SPEC_BYTES", "format_loc", "load_spec", "spec_from_validation_error", "spec_to_toml"]
+__all__ = [
+    "MAX_SEED",
+    "MAX_SHOWN_CHARS",
+    "MAX_SPEC_BYTES",
+    "check_safety",
+    "format_loc",
+    "load_spec",
+    "spec_from_validation_error",
+    "spec_to_toml",
+]
 
 MAX_SPEC_BYTES = 1_000_000  # a spec is a few hundred bytes; anything near 1 MB is a mistake
+# Longest key or value quoted back in an error message; a fuzzed 1 MB key must not become a 1 MB message.
+MAX_SHOWN_CHARS = 80
+# Largest seed every consumer accepts: sklearn's random_state and keras.utils.set_random_seed take
+# [0, 2**32 - 1]; numpy's SeedSequence rejects negatives; torch.manual_seed overflows past 2**64.
+MAX_SEED = 2**32 - 1
+# `name` becomes a folder (results/<name>/ in the CLI, tuning study names): one path component, no
+# separators, no drive colon, no control characters, not made of dots only (".", "..").
+_UNSAFE_NAME = re.compile(r"[/\\:\x00-\x1f\x7f]")
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_SHOWN_CHARS`; safe for ints too long to print."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"an integer of about {digits:,} digits"
+    if isinstance(value, Mapping):
+        return "a table"
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() inside a list
+        return "a value with an integer of too many digits"
+    except RecursionError:  # a list nested thousands deep
+        return "a list nested too deeply"
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -39,11 +74,14 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for i, item in enumerate(loc):
         if isinstance(item, int):
-            parts.append(f"[{item}]")
+            parts.append(f"[{item if abs(item) < 10**12 else _short(item)}]")
         elif i > 0 and isinstance(loc[i - 1], (int, str)) and _is_union_tag(loc, i):
             continue
         else:
-            parts.append(("." if parts else "") + str(item))
+            text = str(item)
+            if len(text) > MAX_SHOWN_CHARS:
+                text = text[: MAX_SHOWN_CHARS - 3] + "..."
+            parts.append(("." if parts else "") + text)
     return "".join(parts)
 
 
@@ -100,25 +138,40 @@ def _model_of(annotation: Any, node: Any) -> type[BaseModel] | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
+# pydantic's member tags of the ``data.params`` value union (bool | int | float | str | list[...]).
+_PARAM_TAGS = frozenset({"bool", "int", "float", "str", "list[float]", "list[int]"})
+_PARAM_MESSAGE = "must be a boolean, a number, a string or a list of numbers"
+
+
+def _param_value_error(loc: tuple[Any, ...]) -> bool:
+    """True for one member's error of the ``data.params`` union (reported once per key instead)."""
+    return len(loc) >= 4 and loc[:2] == ("data", "params") and loc[3] in _PARAM_TAGS
+
+
 def spec_from_validation_error(exc: ValidationError, source: str, raw: Any = None) -> SpecError:
     """Convert a pydantic ``ValidationError`` into a :class:`SpecError` with field paths."""
     problems: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err.get("loc", ()))
-        path = format_loc(loc) or "(top level)"
         kind = err.get("type", "")
+        if _param_value_error(loc):
+            path = format_loc(loc[:3])
+            if all(p != path for p, _ in problems):  # one line per key, not one per union member
+                problems.append((path, f"{_PARAM_MESSAGE} (got {_short(err.get('input'))})"))
+            continue
+        path = format_loc(loc) or "(top level)"
         msg = str(err.get("msg", "invalid value"))
         msg = msg.removeprefix("Value error, ")
         if kind == "extra_forbidden":
             allowed = _allowed_keys(loc, raw)
             hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
-            msg = f"unknown key {str(loc[-1])!r}{hint} (check the spelling)"
+            msg = f"unknown key {_short(str(loc[-1]))}{hint} (check the spelling)"
         elif kind == "missing":
             msg = "required field is missing"
         elif kind == "union_tag_invalid":
             ctx = err.get("ctx", {})
             path = f"{path}.type" if path != "(top level)" else "type"
-            msg = f"unknown type {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
+            msg = f"unknown type {_short(ctx.get('tag'))}; allowed: {ctx.get('expected_tags')}"
         elif kind == "union_tag_not_found":
             path = f"{path}.type" if path != "(top level)" else "type"
             msg = f"missing key 'type'; allowed: {err.get('ctx', {}).get('expected_tags', '')}".rstrip()
@@ -127,11 +180,7 @@ def spec_from_validation_error(exc: ValidationError, source: str, raw: Any = Non
             path = ".".join(p for p in (format_loc(loc), problem.path) if p).replace(".[", "[")
             msg = str(problem)
         elif "input" in err and not isinstance(err["input"], (dict, list)):
-            given = err["input"]
-            text = repr(given)
-            if len(text) > 80:
-                text = text[:77] + "..."
-            msg = f"{msg} (got {text})"
+            msg = f"{msg} (got {_short(err['input'])})"
         problems.append((path, msg))
     lines = [f"invalid spec {source}:"] + [f"  {p}: {m}" for p, m in problems]
     lines.append("See `duofit schema` for every field, its type and its default.")
@@ -143,26 +192,63 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise SpecError(f"spec file not found: {path}", path="")
     if path.is_dir():
         raise SpecError(f"spec path {path} is a directory; give a .toml or .json file", path="")
-    size = path.stat().st_size
-    if size > MAX_SPEC_BYTES:
-        raise SpecError(f"spec file {path} is {size:,} bytes; the limit is {MAX_SPEC_BYTES:,}", path="")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8", path="") from None
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
         raise SpecError(f"spec file {path}: unknown extension {suffix!r}; use .toml or .json", path="")
+    if not path.is_file():  # a FIFO or device (/dev/zero) would block or never end
+        raise SpecError(f"spec path {path} is not a regular file", path="")
+    with path.open("rb") as fh:  # bounded read: the size on disk may change or lie (procfs)
+        data = fh.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {path} is larger than the limit of {MAX_SPEC_BYTES:,} bytes", path="")
+    try:
+        text = data.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) is dropped
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8", path="") from None
     try:
         doc = json.loads(text) if suffix == ".json" else tomllib.loads(text)
     except RecursionError:
         raise SpecError(f"spec file {path} is nested too deeply", path="") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, TOMLDecodeError, or an integer of > 4300 digits
         raise SpecError(f"spec file {path} is not valid {suffix[1:].upper()}: {exc}", path="") from None
     if not isinstance(doc, dict):
         raise SpecError(f"spec file {path} must hold a table/object at the top level", path="")
     return doc
+
+
+def check_safety(spec: Spec, label: str = "(spec)") -> Spec:
+    """Refuse values that are valid pydantic but unsafe to run: an escaping ``name``, an unusable seed.
+
+    ``name`` becomes an output folder (``results/<name>/``), so it must be a single path
+    component; seeds must be accepted by numpy, sklearn, torch and Keras alike.
+
+    Args:
+        spec: A validated spec.
+        label: Where it came from (a file name), for the message.
+
+    Returns:
+        ``spec`` unchanged.
+
+    Raises:
+        SpecError: naming ``name``, ``data.split_seed`` or ``train.seed``.
+    """
+    problems: list[tuple[str, str]] = []
+    name = spec.name
+    if name is not None and (_UNSAFE_NAME.search(name) or (name.strip(". ") == "" and name != "")):
+        problems.append(
+            (
+                "name",
+                f"{_short(name)} cannot be used as a folder name: use letters, digits, '-', '_' or '.', "
+                "without '/', '\\', ':' or control characters, and not only dots",
+            )
+        )
+    for path, seed in (("data.split_seed", spec.data.split_seed), ("train.seed", spec.train.seed)):
+        if not 0 <= seed <= MAX_SEED:
+            problems.append((path, f"must be between 0 and {MAX_SEED} (2**32 - 1) (got {_short(seed)})"))
+    if problems:
+        lines = [f"invalid spec {label}:"] + [f"  {p}: {m}" for p, m in problems]
+        raise SpecError("\n".join(lines), path=problems[0][0], problems=problems)
+    return spec
 
 
 def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
@@ -185,7 +271,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         0.01
     """
     if isinstance(source, Spec):
-        return source
+        return check_safety(source)
     base: Path | None = None
     if isinstance(source, Mapping):
         doc: Any = dict(source)
@@ -201,6 +287,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         raise spec_from_validation_error(exc, label, doc) from None
     except RecursionError:
         raise SpecError(f"spec {label} is nested too deeply", path="") from None
+    check_safety(spec, label)
     if spec.data.kind == "csv" and base is not None and spec.data.path:
         csv_path = Path(spec.data.path)
         if not csv_path.is_absolute():

@@ -13,13 +13,20 @@ __all__ = ["plot_histories", "progress_bar"]
 _METRIC_PREFERENCE = ("val_accuracy", "val_f1", "val_roc_auc", "val_r2", "val_rmse", "val_mse", "val_mae")
 
 
-def plot_histories(histories: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
+def plot_histories(
+    histories: Mapping[str, Any],
+    path: str | Path,
+    title: str = "",
+    events: Mapping[str, Mapping[str, int | None]] | None = None,
+) -> Path:
     """Loss curves (train solid, validation dashed) per backend, plus the main metric.
 
     Args:
         histories: ``{backend: history DataFrame}``.
         path: PNG file to write.
         title: Figure title.
+        events: ``{backend: {"best": epoch, "stopped": epoch, "diverged": epoch}}``; early-stop
+            best epochs are marked with a dotted line, divergence with an x.
 
     Returns:
         The PNG path.
@@ -35,15 +42,33 @@ def plot_histories(histories: Mapping[str, Any], path: str | Path, title: str = 
     metric = next((m for m in _METRIC_PREFERENCE if any(m in h.columns for h in histories.values())), None)
     ncols = 2 if metric else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.2), squeeze=False)
+    ax = axes[0][0]
     for i, (name, hist) in enumerate(histories.items()):
         color = f"C{i}"
-        ax = axes[0][0]
         width = 3.0 if i == 0 else 1.2  # identical curves stay visible: the first one is drawn wide
         ax.plot(hist["epoch"], hist["loss"], color=color, lw=width, alpha=0.8, label=f"{name} train")
         ax.plot(hist["epoch"], hist["val_loss"], color=color, lw=width, alpha=0.8, ls="--", label=f"{name} validation")
         if metric and metric in hist.columns:
             axes[0][1].plot(hist["epoch"], hist[metric], color=color, lw=width, alpha=0.8, label=name)
-    axes[0][0].set(xlabel="epoch", ylabel="loss", title="loss")
+        ev = (events or {}).get(name, {})
+        if ev.get("best") and ev.get("stopped"):
+            ax.axvline(ev["best"], color=color, ls=":", lw=1.2, label=f"{name} early stop: best epoch {ev['best']}")
+        if ev.get("diverged"):
+            finite = hist["loss"].where(hist["loss"].abs() < float("inf")).dropna()
+            y = float(finite.iloc[-1]) if len(finite) else 0.0
+            ax.plot(
+                [ev["diverged"]],
+                [y],
+                marker="x",
+                ms=12,
+                mew=3,
+                color=color,
+                ls="none",
+                label=f"{name} diverged at epoch {ev['diverged']}",
+            )
+    ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    if any(h["loss"].abs().max() > 100 * max(h["loss"].abs().min(), 1e-12) for h in histories.values()):
+        ax.set_yscale("log")  # a diverging or exploding run spans orders of magnitude
     axes[0][0].legend()
     axes[0][0].grid(alpha=0.3)
     if metric:

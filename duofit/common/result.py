@@ -46,6 +46,8 @@ class RunResult:
         message: Human-readable note (divergence reason).
         steps: Per-step records (``loss``; with ``record_steps`` also ``grad_norm`` and
             ``param_norm``), one entry per optimizer step.
+        diagnostics: Pitfall flags (exploding, vanishing, overfitting, underfitting) with
+            their thresholds, and warnings (see :mod:`duofit.common.diagnostics`).
     """
 
     backend: str
@@ -62,6 +64,19 @@ class RunResult:
     diverged: bool = False
     message: str | None = None
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def events(self) -> dict[str, int | None]:
+        """Epochs to mark on learning curves: early-stop best/stop, divergence."""
+        return {
+            "best": self.best_epoch,
+            "stopped": None if self.diverged else self.stopped_epoch,
+            "diverged": self.stopped_epoch if self.diverged else None,
+        }
+
+    def flags(self) -> list[str]:
+        """Names of the pitfall flags that fired."""
+        return [k for k, v in self.diagnostics.items() if isinstance(v, dict) and v.get("flag")]
 
     def summary(self) -> dict[str, Any]:
         """Flat dict for tables: backend, metrics, epochs run, times."""
@@ -74,6 +89,7 @@ class RunResult:
         out["fit_s"] = self.timings.get("fit_s", float("nan"))
         out["total_s"] = self.timings.get("total_s", float("nan"))
         out["diverged"] = self.diverged
+        out["flags"] = ",".join(self.flags()) or "-"
         return out
 
     def save(self, folder: str | Path) -> Path:
@@ -98,6 +114,7 @@ class RunResult:
                 "stopped_epoch": self.stopped_epoch,
                 "diverged": self.diverged,
                 "message": self.message,
+                "diagnostics": self.diagnostics,
             },
         )
         atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
@@ -131,4 +148,5 @@ class RunResult:
             diverged=bool(meta.get("diverged", False)),
             message=meta.get("message"),
             steps=load_npz(folder / "steps.npz") if (folder / "steps.npz").exists() else {},
+            diagnostics=meta.get("diagnostics", {}),
         )

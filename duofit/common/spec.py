@@ -51,7 +51,12 @@ __all__ = [
     "OptimizerSpec",
     "RMSpropOptimizer",
     "SGDOptimizer",
+    "ScheduleSpec",
     "Spec",
+    "StepSchedule",
+    "ExponentialSchedule",
+    "CosineSchedule",
+    "PlateauSchedule",
     "TrainSpec",
 ]
 
@@ -134,6 +139,17 @@ class FieldProblem(ValueError):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+def _check_monitor(value: str) -> str:
+    base = value[4:] if value.startswith("val_") else value
+    allowed = ("loss", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+    if base not in allowed or (value != "loss" and not value.startswith("val_")):
+        raise ValueError(
+            f"monitor {value!r} is not a history column; use 'loss', 'val_loss' or "
+            "'val_<metric>' with a metric listed in `metrics`"
+        )
+    return value
 
 
 class _Base(BaseModel):
@@ -338,6 +354,62 @@ class CCELoss(_Base):
 LossSpec = Annotated[Union[MSELoss, MAELoss, HuberLoss, BCELoss, CCELoss], Field(discriminator="type")]
 
 
+# --------------------------------------------------------------------------- schedules
+class StepSchedule(_Base):
+    """lr = lr0 * gamma ** (epoch // step_size) (torch StepLR, stepped once per epoch)."""
+
+    type: Literal["step"]
+    step_size: Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
+    gamma: Fraction = 0.1
+
+
+class ExponentialSchedule(_Base):
+    """lr = lr0 * gamma ** epoch (torch ExponentialLR)."""
+
+    type: Literal["exponential"]
+    gamma: Fraction
+
+
+class CosineSchedule(_Base):
+    """lr = eta_min + (lr0 - eta_min) * (1 + cos(pi * min(epoch, t_max) / t_max)) / 2.
+
+    torch's CosineAnnealingLR closed form up to ``t_max``; duofit then holds ``eta_min``
+    (torch would climb back up: a restart is rarely what a user wants by default).
+    """
+
+    type: Literal["cosine"]
+    t_max: Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
+    eta_min: NonNegFloat = 0.0
+
+
+class PlateauSchedule(_Base):
+    """Reduce lr by ``factor`` after ``patience`` epochs without improvement of ``monitor``.
+
+    Improvement means better by more than ``min_delta``; after a reduction wait ``cooldown``
+    epochs; never below ``min_lr``. One implementation for both backends (torch's and
+    Keras' ReduceLROnPlateau differ in their threshold rules).
+    """
+
+    type: Literal["plateau"]
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    factor: Fraction = 0.1
+    patience: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 10
+    min_delta: NonNegFloat = 0.0
+    cooldown: Annotated[int, Field(ge=0, le=MAX_EPOCHS)] = 0
+    min_lr: NonNegFloat = 0.0
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor_name(cls, value: str) -> str:
+        return _check_monitor(value)
+
+
+ScheduleSpec = Annotated[
+    Union[StepSchedule, ExponentialSchedule, CosineSchedule, PlateauSchedule], Field(discriminator="type")
+]
+
+
 # --------------------------------------------------------------------------- optimizers
 class _OptimizerBase(_Base):
     lr: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 0.001
@@ -353,6 +425,7 @@ class _OptimizerBase(_Base):
         default=None, description="Clip the global gradient norm (torch clip_grad_norm_)."
     )
     clipvalue: PositiveFloat | None = Field(default=None, description="Clip each gradient element.")
+    schedule: ScheduleSpec | None = Field(default=None, description="Learning-rate schedule, applied per epoch.")
 
     @model_validator(mode="after")
     def _one_clip(self) -> _OptimizerBase:
@@ -434,14 +507,7 @@ class EarlyStoppingSpec(_Base):
     @field_validator("monitor")
     @classmethod
     def _monitor_name(cls, value: str) -> str:
-        base = value[4:] if value.startswith("val_") else value
-        allowed = ("loss", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-        if base not in allowed or (value != "loss" and not value.startswith("val_")):
-            raise ValueError(
-                f"monitor {value!r} is not a history column; use 'loss', 'val_loss' or "
-                "'val_<metric>' with a metric listed in `metrics`"
-            )
-        return value
+        return _check_monitor(value)
 
 
 class TrainSpec(_Base):
@@ -503,6 +569,13 @@ class Spec(_Base):
             raise FieldProblem(
                 "data.task", f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task"
             )
+        sched = self.optimizer.schedule
+        if isinstance(sched, PlateauSchedule) and sched.monitor not in ("loss", "val_loss"):
+            if sched.monitor[4:] not in self.metrics or not self.train.history_metrics:
+                raise FieldProblem(
+                    "optimizer.schedule.monitor",
+                    f"{sched.monitor!r} needs {sched.monitor[4:]!r} in `metrics` and train.history_metrics = true",
+                )
         es = self.train.early_stopping
         if es is not None and es.monitor not in ("loss", "val_loss"):
             if es.monitor[4:] not in self.metrics:
@@ -522,9 +595,13 @@ class Spec(_Base):
             )
         return self
 
-    def monitor_mode(self) -> str:
-        """Resolved early-stopping mode (``min`` for losses/errors, ``max`` for scores)."""
-        es = self.train.early_stopping
+    def monitor_mode(self, settings: EarlyStoppingSpec | PlateauSchedule | None = None) -> str:
+        """Resolved mode of a monitor (``min`` for losses/errors, ``max`` for scores).
+
+        Args:
+            settings: Early stopping or plateau settings; default: ``train.early_stopping``.
+        """
+        es = settings if settings is not None else self.train.early_stopping
         if es is None:
             return "min"
         if es.mode != "auto":

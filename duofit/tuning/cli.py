@@ -62,7 +62,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
         print(f"skipped {name}: {reason}")
     n = sum(len(f.test_idx) for f in cv.folds)
     print(
-        f"{args.folds}-fold cross-validation of {_spec_name(spec, args.spec)}: {n} samples, {cv.splitter}"
+        f"{args.folds}-fold cross-validation of {_spec_name(spec, args.spec)}: {n} samples, {cv.splitter} "
         f"(shuffle, seed {cv.seed}); scaler fitted on each fold's training part; "
         f"fold i starts from the shared initial weights of train.seed + i"
     )

@@ -24,6 +24,8 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -241,12 +243,14 @@ def _objective(
     from duofit.runner import run
 
     warmup = max(1, math.ceil(PRUNER_WARMUP_FRACTION * spec.train.epochs))
+    worker = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (distributed studies)
 
     def objective(trial: Any) -> float:
         values = space.suggest(trial)
         trial_spec = with_values(spec, values, source=f"trial {trial.number}")
         trial.set_user_attr("backend", backend)
         trial.set_user_attr("search", search)
+        trial.set_user_attr("worker", worker)
 
         def report(epoch: int, epochs: int, row: dict[str, float]) -> None:
             value = row.get(column, math.nan)

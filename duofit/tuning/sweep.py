@@ -157,11 +157,14 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
         for name, res in cmp.results.items():
             if name not in backends:
                 backends.append(name)
-            style = styles[backends.index(name) % len(styles)]
+            k = backends.index(name)
+            # the first backend wide and pale, the others thin on top: identical curves stay visible
+            look = {"color": f"C{i}", "linestyle": styles[k % len(styles)], "linewidth": 2.8 if k == 0 else 1.2}
+            look["alpha"] = 0.45 if k == 0 else 1.0
             label = f"{_label(setting)} ({name})"
             hist = res.history
-            axes[0].plot(hist["epoch"], hist["loss"], color=f"C{i}", linestyle=style, label=label)
-            axes[1].plot(hist["epoch"], hist["val_loss"], color=f"C{i}", linestyle=style, label=label)
+            axes[0].plot(hist["epoch"], hist["loss"], label=label, **look)
+            axes[1].plot(hist["epoch"], hist["val_loss"], label=label, **look)
     for ax, title in zip(axes, ("training loss", "validation loss"), strict=True):
         ax.set(xlabel="epoch", ylabel="loss", title=title, yscale="log")
         ax.grid(alpha=0.3)

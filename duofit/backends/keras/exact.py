@@ -32,7 +32,6 @@ class _TorchFormula(keras.optimizers.Optimizer):
 
     def __init__(self, spec: Any, **kwargs: Any) -> None:
         super().__init__(learning_rate=float(spec.lr), **kwargs)
-        self._lr = float(spec.lr)
         wd = float(spec.weight_decay)
         self._coupled = wd if spec.decay_kind == "l2" else 0.0
         self._decoupled = wd if spec.decay_kind == "decoupled" else 0.0
@@ -40,9 +39,9 @@ class _TorchFormula(keras.optimizers.Optimizer):
     def _slots(self, var_list: list[Any], *names: str) -> list[list[Any]]:
         return [[self.add_variable_from_reference(v, name) for v in var_list] for name in names]
 
-    def _decay(self, gradient: Any, variable: Any) -> Any:
+    def _decay(self, gradient: Any, variable: Any, lr: Any) -> Any:
         if self._decoupled:  # torch: param.mul_(1 - lr * weight_decay)
-            self.assign(variable, variable * (1.0 - self._lr * self._decoupled))
+            self.assign(variable, variable * (1.0 - lr * self._decoupled))
         if self._coupled:  # torch: grad = grad.add(param, alpha=weight_decay)
             gradient = gradient + variable * self._coupled
         return gradient
@@ -63,12 +62,13 @@ class ExactSGD(_TorchFormula):
         (self._bufs,) = self._slots(var_list, "momentum_buffer") if self._mu else ([],)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        g = self._decay(ops.cast(gradient, variable.dtype), variable)
+        lr = ops.cast(learning_rate, variable.dtype)  # a floatx (float64) variable: exact, and scheduled
+        g = self._decay(ops.cast(gradient, variable.dtype), variable, lr)
         if self._mu:
             buf = self._bufs[self._get_variable_index(variable)]
             self.assign(buf, buf * self._mu + g)  # zero-initialised: step 1 gives buf = g, as torch's clone
             g = g + buf * self._mu if self._nesterov else buf
-        self.assign(variable, variable + g * (-self._lr))
+        self.assign(variable, variable + g * (-lr))
 
 
 class ExactAdam(_TorchFormula):
@@ -90,7 +90,8 @@ class ExactAdam(_TorchFormula):
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         i = self._get_variable_index(variable)
-        g = self._decay(ops.cast(gradient, variable.dtype), variable)
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._decay(ops.cast(gradient, variable.dtype), variable, lr)
         m, v = self._m[i], self._v[i]
         self.assign(m, m + (g - m) * (1.0 - self._b1))  # exp_avg.lerp_(grad, 1 - beta1)
         self.assign(v, v * self._b2 + g * g * (1.0 - self._b2))  # mul_(beta2).addcmul_(g, g, 1 - beta2)
@@ -103,7 +104,7 @@ class ExactAdam(_TorchFormula):
             self.assign(vmax, ops.maximum(vmax, v))
             second = vmax
         denom = ops.sqrt(second) / ops.sqrt(bc2) + self._eps
-        self.assign(variable, variable + (m / denom) * (-(self._lr / bc1)))
+        self.assign(variable, variable + (m / denom) * (-(lr / bc1)))
 
 
 class ExactRMSprop(_TorchFormula):
@@ -126,7 +127,8 @@ class ExactRMSprop(_TorchFormula):
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         i = self._get_variable_index(variable)
-        g = self._decay(ops.cast(gradient, variable.dtype), variable)
+        lr = ops.cast(learning_rate, variable.dtype)
+        g = self._decay(ops.cast(gradient, variable.dtype), variable, lr)
         sq = self._sq[i]
         self.assign(sq, sq * self._rho + g * g * (1.0 - self._rho))
         if self._centered:
@@ -138,9 +140,9 @@ class ExactRMSprop(_TorchFormula):
         if self._mu:
             buf = self._bufs[i]
             self.assign(buf, buf * self._mu + g / avg)
-            self.assign(variable, variable + buf * (-self._lr))
+            self.assign(variable, variable + buf * (-lr))
         else:
-            self.assign(variable, variable + (g / avg) * (-self._lr))
+            self.assign(variable, variable + (g / avg) * (-lr))
 
 
 _EXACT = {SGDOptimizer: ExactSGD, AdamOptimizer: ExactAdam, AdamWOptimizer: ExactAdam, RMSpropOptimizer: ExactRMSprop}

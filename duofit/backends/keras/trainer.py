@@ -55,8 +55,13 @@ def make_dataset(plan: TrainPlan, dtype: str) -> tf.data.Dataset:
 class _EpochEnd(keras.callbacks.Callback):
     """Validation, history and stop decisions at each epoch end."""
 
-    def __init__(self, recorder: EpochRecorder, plan: TrainPlan, heads: list[Any], loss: Any, dtype: str) -> None:
+    def __init__(
+        self, recorder: EpochRecorder, plan: TrainPlan, heads: list[Any], loss: Any, dtype: str, buffers: StepBuffers
+    ) -> None:
         super().__init__()
+        self.buffers = buffers
+        self.steps = plan.steps_per_epoch
+        self.scheduled = plan.spec.optimizer.schedule is not None
         self.recorder = recorder
         self.spec = plan.spec
         self.heads = heads
@@ -70,6 +75,8 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._t0 = time.perf_counter()
+        if self.scheduled:
+            self.model.optimizer.learning_rate = self.recorder.lr
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -77,7 +84,17 @@ class _EpochEnd(keras.callbacks.Callback):
         val_loss = float(self.loss(self.t_val, val_out))
         train_loss = float(logs.get("loss", float("nan")))  # batch-size weighted mean (Keras)
         self.epoch_s.append(time.perf_counter() - self._t0)
-        decision = self.recorder.end_epoch(epoch, train_loss, val_loss, np.asarray(val_out), self.epoch_s[-1])
+        first = epoch * self.steps
+        assert self.buffers.grad_norm is not None
+        decision = self.recorder.end_epoch(
+            epoch,
+            train_loss,
+            val_loss,
+            np.asarray(val_out),
+            self.epoch_s[-1],
+            grad_norm=float(self.buffers.grad_norm[first].numpy()),
+            step_losses=lambda: self.buffers.loss.numpy()[first : first + self.steps],
+        )
         if decision.is_best:
             self.best = get_weights(self.heads, self.spec)
         if decision.stop:
@@ -109,13 +126,13 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             set_weights(heads, spec, plan.weights)
             loss = make_loss(spec.loss, dtype)
             steps = plan.steps_per_epoch
-            buffers = StepBuffers(tr.epochs * steps, dtype, norms=plan.record_steps)
+            buffers = StepBuffers(tr.epochs * steps, dtype, norms=True)  # in-graph: nearly free in Keras
             model.attach(buffers)
             optimizer = make_optimizer(spec.optimizer, strict=plan.strict)
             record_optimizer(optimizer, buffers)
             model.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps)
             data = make_dataset(plan, dtype)
-            callback = _EpochEnd(recorder, plan, heads, loss, dtype)
+            callback = _EpochEnd(recorder, plan, heads, loss, dtype, buffers)
             build_s = time.perf_counter() - t_start
             t_fit = time.perf_counter()
             model.fit(data, epochs=tr.epochs, steps_per_epoch=steps, callbacks=[callback], verbose=0, shuffle=False)
@@ -137,7 +154,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             "jit_compile": bool(getattr(model, "jit_compile", False)),
             "strict": plan.strict,
         },
-        steps=buffers.numpy(n_done),
+        steps=buffers.numpy(n_done) if plan.record_steps else {"loss": buffers.loss.numpy()[:n_done]},
     )
 
 

@@ -83,7 +83,7 @@ def make_optimizer(
     clipnorm = spec.clipnorm  # type: ignore[attr-defined]
     clipvalue = spec.clipvalue  # type: ignore[attr-defined]
     manual_decay = (
-        float(spec.weight_decay) * float(spec.lr)  # type: ignore[attr-defined]
+        float(spec.weight_decay)  # type: ignore[attr-defined]
         if spec.decay_kind == "decoupled" and not isinstance(spec, (AdamWOptimizer, AdamOptimizer))  # type: ignore[attr-defined]
         else 0.0
     )
@@ -95,9 +95,9 @@ def make_optimizer(
             torch.nn.utils.clip_grad_norm_(plist, clipnorm)
         if clipvalue is not None:
             torch.nn.utils.clip_grad_value_(plist, clipvalue)
-        if manual_decay:
+        if manual_decay:  # as AdamW: w *= 1 - lr * wd, with the current (scheduled) lr
             with torch.no_grad():
-                torch._foreach_mul_(plist, 1.0 - manual_decay)
+                torch._foreach_mul_(plist, 1.0 - opt.param_groups[0]["lr"] * manual_decay)
 
     return opt, before_step
 

@@ -95,18 +95,24 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     epoch_s: list[float] = []
     best: dict[str, torch.Tensor] | None = None
     steps_per_epoch = -(-n // bs)
-    # per-step records stay on the device (no sync) and are read once at the end
+    # per-step records stay on the device (no sync) and are read once per epoch / at the end
     step_loss = torch.full((tr.epochs * steps_per_epoch,), float("nan"), dtype=dtype, device=device)
     grad_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
     param_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
+    epoch_grad_norm = torch.full((tr.epochs,), float("nan"), dtype=dtype, device=device)
+    scheduled = spec.optimizer.schedule is not None
     step = 0
     t_fit = time.perf_counter()
     for epoch in range(tr.epochs):
         t0 = time.perf_counter()
+        if scheduled:
+            for group in optimizer.param_groups:
+                group["lr"] = recorder.lr
         model.train()
         perm = order[epoch]
         xp, tp = x.index_select(0, perm), t.index_select(0, perm)
         total = torch.zeros((), dtype=dtype, device=device)
+        first_step = step
         for start in range(0, n, bs):
             xb, tb = xp[start : start + bs], tp[start : start + bs]
             optimizer.zero_grad(set_to_none=True)
@@ -114,8 +120,12 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             if penalty is not None:
                 loss = loss + penalty()
             loss.backward()
-            if grad_norm is not None:
-                grad_norm[step] = _global_norm([p.grad for p in params if p.grad is not None])
+            if grad_norm is not None or start == 0:  # diagnostics: the norm at each epoch's first step
+                norm = _global_norm([p.grad for p in params if p.grad is not None])
+                if grad_norm is not None:
+                    grad_norm[step] = norm
+                if start == 0:
+                    epoch_grad_norm[epoch] = norm
             before_step()
             optimizer.step()
             if param_norm is not None:
@@ -127,12 +137,21 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         with torch.inference_mode():
             val_out = model(x_val)
             val_loss = loss_fn(val_out, t_val)
-        train_loss = float((total / n).item())  # the epoch's one host sync
+        # the epoch's one host sync: three scalars in one transfer
+        train_loss, val_value, gnorm = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).tolist()
         val_np = val_out.detach().cpu().numpy()
         if device.type == "cuda":
             torch.cuda.synchronize()
         epoch_s.append(time.perf_counter() - t0)
-        decision = recorder.end_epoch(epoch, train_loss, float(val_loss.item()), val_np, epoch_s[-1])
+        decision = recorder.end_epoch(
+            epoch,
+            train_loss,
+            val_value,
+            val_np,
+            epoch_s[-1],
+            grad_norm=gnorm,
+            step_losses=lambda lo=first_step, hi=step: step_loss[lo:hi].cpu().numpy(),
+        )
         if decision.is_best:
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if decision.stop:
