@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_CELL_TIMEOUT_S", "MatrixReport", "plan_matrix", "run_matrix"
 
 DEFAULT_CELL_TIMEOUT_S = 900.0  # a cell of the full suite takes < 1 min on 2 cores; 15x headroom
 BUSY_SAMPLE_S = 0.25  # window for the host CPU use recorded before each cell
-IDLE_BUSY_PCT = 20.0  # --wait-idle waits until other processes use less than this share of the CPU
+IDLE_MARGIN_PCT = 10.0  # --wait-idle: the cell's cores must be free, with this margin of the host for the rest
 IDLE_POLL_S = 2.0  # how often --wait-idle looks again
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
@@ -99,18 +99,21 @@ def _measure_peak(threads: int, size: int, folder: Path, timeout: float) -> dict
     return dict(json.loads(out.read_text(encoding="utf-8")))
 
 
-def _host_load(wait_idle_s: float = 0.0, log: Callable[[str], None] = print) -> tuple[float, float]:
+def _host_load(threads: int, wait_idle_s: float = 0.0, log: Callable[[str], None] = print) -> tuple[float, float]:
     """Host CPU use (%) of the last BUSY_SAMPLE_S and the 1-minute load average.
 
-    With ``wait_idle_s`` > 0, first wait (up to that long) until the host is below IDLE_BUSY_PCT.
+    With ``wait_idle_s`` > 0, first wait (up to that long) until ``threads`` cores are free:
+    host use below ``100 * (1 - threads / cores) + IDLE_MARGIN_PCT`` percent.
     """
     import psutil
 
+    cores = psutil.cpu_count() or 1
+    limit = max(100.0 * (1 - threads / cores), 0.0) + IDLE_MARGIN_PCT
     busy = float(psutil.cpu_percent(interval=BUSY_SAMPLE_S))
     deadline = time.monotonic() + wait_idle_s
-    if busy > IDLE_BUSY_PCT and wait_idle_s > 0:
-        log(f"host {busy:.0f}% busy; waiting up to {wait_idle_s:.0f} s for it to drop below {IDLE_BUSY_PCT:.0f}%")
-        while busy > IDLE_BUSY_PCT and time.monotonic() < deadline:
+    if busy > limit and wait_idle_s > 0:
+        log(f"host {busy:.0f}% busy; waiting up to {wait_idle_s:.0f} s for it to drop below {limit:.0f}%")
+        while busy > limit and time.monotonic() < deadline:
             time.sleep(IDLE_POLL_S)
             busy = float(psutil.cpu_percent(interval=BUSY_SAMPLE_S))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
@@ -212,7 +215,7 @@ def run_matrix(
         overwrite: Replace ``out`` (ignored with ``resume``).
         cell_timeout: Seconds before a cell process is killed (the cell is reported as failed).
         wait_idle_s: Before each cell, wait up to this long for the host's other processes to go
-            quiet (below IDLE_BUSY_PCT); what was measured is recorded in ``host_busy_pct`` anyway.
+            quiet enough to leave the cell's cores free; the host's use is recorded either way.
         log: Receives one progress line per cell.
 
     Returns:
@@ -233,13 +236,13 @@ def run_matrix(
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="duofit-bench-") as tmp:
         folder = Path(tmp)
-        busy, _ = _host_load(wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
+        busy, _ = _host_load(plan.threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
         report.peak = _measure_peak(plan.threads, plan.peak_size, folder, cell_timeout)
         report.peak["peak_source"] = f"{report.peak.get('peak_source')}; host {busy:.0f}% busy before"
         peak = float(report.peak.get("peak_gflops", math.nan))
         log(f"matmul peak: {peak:.1f} GFLOP/s ({report.peak['peak_source']})")
         for i, cell in enumerate(pending, 1):
-            busy, load = _host_load(wait_idle_s, log)
+            busy, load = _host_load(cell.threads, wait_idle_s, log)
             t0 = time.perf_counter()
             with _OtherLoad() as other:
                 columns, error = _run_cell(cell, folder, cell_timeout)

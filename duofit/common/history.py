@@ -28,7 +28,7 @@ import numpy as np
 from duofit.common.metrics import compute_metrics
 from duofit.common.monitor import Monitor
 from duofit.common.schedules import LRSchedule
-from duofit.common.spec import EarlyStoppingSpec, Spec
+from duofit.common.spec import EarlyStoppingSpec, PlateauSchedule, Spec
 
 __all__ = ["EpochDecision", "EpochRecorder", "ProgressFn", "recorder_for"]
 
@@ -196,6 +196,8 @@ def recorder_for(
         early_stopping=spec.train.early_stopping,
         mode=spec.monitor_mode(),
         progress=progress,
-        schedule=LRSchedule(spec.optimizer.lr, sched, spec.monitor_mode(sched) if sched is not None else "min"),
+        schedule=LRSchedule(
+            spec.optimizer.lr, sched, spec.monitor_mode(sched) if isinstance(sched, PlateauSchedule) else "min"
+        ),
         steps_per_epoch=steps_per_epoch,
     )
