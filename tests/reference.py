@@ -7,7 +7,18 @@ import math
 import numpy as np
 from scipy.special import erf, log_softmax
 
-from duofit.common.spec import ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, FlattenLayer, Spec
+from duofit.common.shapes import same_padding
+from duofit.common.spec import (
+    ActivationLayer,
+    AvgPool2DLayer,
+    BatchNormLayer,
+    Conv2DLayer,
+    DenseLayer,
+    FlattenLayer,
+    GlobalAvgPool2DLayer,
+    MaxPool2DLayer,
+    Spec,
+)
 
 EPS = 1e-7  # Keras' probability clip, adopted by the spec
 
@@ -31,6 +42,35 @@ def activation(name: str, z: np.ndarray, slope: float = 0.01) -> np.ndarray:
     raise KeyError(name)
 
 
+def conv2d(x: np.ndarray, k: np.ndarray, strides: list[int], dilation: list[int], padding: str) -> np.ndarray:
+    """NHWC convolution (cross-correlation) with TensorFlow's "same" padding."""
+    kh, kw = k.shape[:2]
+    if padding == "same":
+        axes = zip(x.shape[1:3], (kh, kw), strides, dilation, strict=True)
+        (top, bottom), (left, right) = (same_padding(n, kk, s, d) for n, kk, s, d in axes)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    sh, sw = strides
+    dh, dw = dilation
+    oh = (x.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    ow = (x.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((x.shape[0], oh, ow, k.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            patch = x[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw, :]
+            out += patch @ k[i, j]
+    return out
+
+
+def pool2d(x: np.ndarray, size: list[int], strides: list[int], op: str) -> np.ndarray:
+    ph, pw = size
+    sh, sw = strides
+    oh, ow = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
+    windows = np.stack(
+        [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :] for i in range(ph) for j in range(pw)]
+    )
+    return windows.max(axis=0) if op == "max" else windows.mean(axis=0)
+
+
 def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Inference-mode forward pass (dropout off, batch norm on moving statistics)."""
     h = x.astype(np.float64)
@@ -41,12 +81,27 @@ def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.nda
                 h = h + weights[f"layers.{i}.bias"]
             if layer.activation:
                 h = activation(layer.activation, h)
+        elif isinstance(layer, Conv2DLayer):
+            h = conv2d(h, weights[f"layers.{i}.kernel"], layer.strides, layer.dilation, layer.padding)
+            if layer.use_bias:
+                h = h + weights[f"layers.{i}.bias"]
+            if layer.activation:
+                h = activation(layer.activation, h)
+        elif isinstance(layer, MaxPool2DLayer):
+            h = pool2d(
+                h,
+                layer.pool_size,
+                layer.strides or layer.pool_size,
+                "avg" if isinstance(layer, AvgPool2DLayer) else "max",
+            )
+        elif isinstance(layer, GlobalAvgPool2DLayer):
+            h = h.mean(axis=(1, 2))
         elif isinstance(layer, ActivationLayer):
             h = activation(layer.activation, h, layer.negative_slope)
         elif isinstance(layer, BatchNormLayer):
             mean, var = weights[f"layers.{i}.moving_mean"], weights[f"layers.{i}.moving_variance"]
             h = (h - mean) / np.sqrt(var + layer.epsilon) * weights[f"layers.{i}.gamma"] + weights[f"layers.{i}.beta"]
-        elif isinstance(layer, (DropoutLayer, FlattenLayer)):
+        elif isinstance(layer, FlattenLayer):
             h = h.reshape(len(h), -1)
     return h
 

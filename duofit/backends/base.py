@@ -95,7 +95,7 @@ def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, stric
         t_train=targets_for_loss(spec, dataset.y_train, n_classes),
         t_val=targets_for_loss(spec, dataset.y_val, n_classes),
         order=batch_order(len(dataset.x_train), spec.train.epochs, spec.train.seed, spec.train.shuffle),
-        weights=initial_weights(spec, dataset.n_features),
+        weights=initial_weights(spec, dataset.input_shape),
         record_steps=record_steps,
         strict=strict,
     )

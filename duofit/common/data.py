@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from duofit.common.errors import DataError
-from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
+from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 
 __all__ = [
     "MAX_CSV_BYTES",
@@ -88,8 +88,13 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        """Number of input features."""
-        return int(self.x_train.shape[1])
+        """Number of input features (height * width * channels for images)."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(features,)`` or ``(height, width, channels)``."""
+        return tuple(int(n) for n in self.x_train.shape[1:])
 
 
 def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -110,9 +115,15 @@ def _raw_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             out = fn(**d.params)
         except (TypeError, ValueError) as exc:
             raise DataError(f"data.params: sklearn {d.kind} rejected the parameters: {exc}") from None
-        x, y = out[0], out[1]
+        x, y = np.asarray(out[0], dtype=np.float64), np.asarray(out[1])
+        if len(x) == 0:
+            raise DataError(f"data.params.n_samples: {d.kind} made no samples", path="data.params.n_samples")
+        # sklearn squeezes y: n_samples = 1 gives a 0-d target, (1, n_targets) becomes (n_targets,)
+        y = y.reshape(len(x), -1)
+        if y.shape[1] == 1:
+            y = y[:, 0]
         names = tuple(f"x{i}" for i in range(x.shape[1]))
-        return np.asarray(x, dtype=np.float64), np.asarray(y), names
+        return x, y, names
     if d.kind in _BUNDLED:
         if d.params:
             raise DataError(f"data.params: bundled set {d.kind!r} takes no params", path="data.params")
@@ -331,13 +342,21 @@ def _check_finite_after_scaling(names: tuple[str, ...], *arrays: np.ndarray) -> 
 
 def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
     """Refuse a model or batch order too large to allocate (:data:`MAX_PARAMETERS`, :data:`MAX_ORDER_ELEMENTS`)."""
-    width, total = n_features, 0
+    from duofit.common.shapes import infer_shapes
+
+    image = tuple(spec.data.image_shape) if spec.data.image_shape else None
+    shapes = infer_shapes(spec.model.layers, image)
+    current: tuple[int, ...] = image or (n_features,)
+    total = 0
     for i, layer in enumerate(spec.model.layers):
         if isinstance(layer, DenseLayer):
-            total += width * layer.units + (layer.units if layer.use_bias else 0)
-            width = layer.units
+            total += int(np.prod(current)) * layer.units + (layer.units if layer.use_bias else 0)
+        elif isinstance(layer, Conv2DLayer):
+            kh, kw = layer.kernel_size
+            total += kh * kw * current[-1] * layer.filters + (layer.filters if layer.use_bias else 0)
         elif isinstance(layer, BatchNormLayer):
-            total += 4 * width  # gamma, beta, running mean, running variance
+            total += 4 * current[-1]  # gamma, beta, running mean, running variance
+        current = shapes[i] or current
         if total > MAX_PARAMETERS:
             raise DataError(
                 f"model.layers[{i}]: the model reaches {total:,} parameters here ({n_features} input features); "
@@ -408,6 +427,15 @@ def load_dataset(spec: Spec) -> Dataset:
         x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
         _check_finite_after_scaling(names, x_tr, x_va, x_te)
     _check_sizes(spec, x.shape[1], len(x_tr))
+    if d.image_shape:  # after scaling: the scaler works per pixel on flat rows
+        shape = tuple(d.image_shape)
+        if int(np.prod(shape)) != x.shape[1]:
+            raise DataError(
+                f"data.image_shape: {list(shape)} holds {int(np.prod(shape))} values per sample but the data has "
+                f"{x.shape[1]} features",
+                path="data.image_shape",
+            )
+        x_tr, x_va, x_te = (a.reshape(len(a), *shape) for a in (x_tr, x_va, x_te))
     return Dataset(
         x_train=x_tr,
         y_train=y_tr,

@@ -8,7 +8,7 @@ Example:
     >>> spec = load_spec({"data": {"kind": "iris"},
     ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
     ...                   "loss": {"type": "categorical_crossentropy"}})
-    >>> w = initial_weights(spec, n_features=4)
+    >>> w = initial_weights(spec, 4)
     >>> {k: v.shape for k, v in w.items()}
     {'layers.0.kernel': (4, 3), 'layers.0.bias': (3,)}
 """
@@ -19,9 +19,10 @@ import math
 
 import numpy as np
 
-from duofit.common.spec import INITIALIZERS, BatchNormLayer, DenseLayer, InitSpec, Spec
+from duofit.common.shapes import infer_shapes
+from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, InitSpec, Spec
 
-__all__ = ["INITIALIZERS", "initial_weights", "layer_shapes"]
+__all__ = ["INITIALIZERS", "initial_weights"]
 
 # Keras divides the std of its truncated normals by this constant: the std of a unit
 # normal truncated to [-2, 2] (keras/src/initializers/random_initializers.py, VarianceScaling).
@@ -70,44 +71,48 @@ def _sample(init: InitSpec, rng: np.random.Generator, shape: tuple[int, ...], fa
     raise ValueError(f"unknown initializer {name!r}")  # unreachable: the spec validates names
 
 
-def layer_shapes(spec: Spec, n_features: int) -> list[int]:
-    """Feature width after each layer (inputs are flat ``[batch, n_features]``)."""
-    width = n_features
-    out: list[int] = []
-    for layer in spec.model.layers:
-        if isinstance(layer, DenseLayer):
-            width = layer.units
-        out.append(width)
-    return out
-
-
-def initial_weights(spec: Spec, n_features: int) -> dict[str, np.ndarray]:
+def initial_weights(spec: Spec, input_shape: int | tuple[int, ...]) -> dict[str, np.ndarray]:
     """Generate every layer's initial weights (float64) from ``train.seed``.
 
     Each layer draws from its own stream ``default_rng([seed, layer_index])`` so that
-    editing one layer leaves the others' weights unchanged.
+    editing one layer leaves the others' weights unchanged. Fans follow Keras and torch:
+    dense ``fan_in = inputs``; conv ``fan_in = kh * kw * in_channels``,
+    ``fan_out = kh * kw * filters``.
 
     Args:
         spec: The spec.
-        n_features: Input width.
+        input_shape: Input width (flat data) or ``(height, width, channels)``.
 
     Returns:
-        Ordered mapping ``layers.<i>.<name>`` -> array, in the Keras layout.
+        Ordered mapping ``layers.<i>.<name>`` -> array, in the Keras layout (dense kernel
+        ``[in, out]``, conv kernel ``[kh, kw, in, out]``).
     """
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    shapes = infer_shapes(spec.model.layers, shape if len(shape) == 3 else None)
     weights: dict[str, np.ndarray] = {}
-    width = n_features
+    current = shape
     for i, layer in enumerate(spec.model.layers):
         rng = np.random.default_rng([spec.train.seed, i])
         if isinstance(layer, DenseLayer):
-            fan_in, fan_out = width, layer.units
+            fan_in, fan_out = int(np.prod(current)), layer.units
             weights[f"layers.{i}.kernel"] = _sample(layer.kernel_init, rng, (fan_in, fan_out), fan_in, fan_out)
             if layer.use_bias:
-                bias_init = layer.bias_init
-                weights[f"layers.{i}.bias"] = _sample(bias_init, rng, (fan_out,), fan_in, fan_out)
-            width = layer.units
+                weights[f"layers.{i}.bias"] = _sample(layer.bias_init, rng, (fan_out,), fan_in, fan_out)
+        elif isinstance(layer, Conv2DLayer):
+            kh, kw = layer.kernel_size
+            c_in = current[-1]
+            fan_in, fan_out = kh * kw * c_in, kh * kw * layer.filters
+            kshape = (kh, kw, c_in, layer.filters)
+            weights[f"layers.{i}.kernel"] = _sample(layer.kernel_init, rng, kshape, fan_in, fan_out)
+            if layer.use_bias:
+                weights[f"layers.{i}.bias"] = _sample(layer.bias_init, rng, (layer.filters,), fan_in, fan_out)
         elif isinstance(layer, BatchNormLayer):
+            width = current[-1]  # features, or channels of an image
             weights[f"layers.{i}.gamma"] = np.ones(width)
             weights[f"layers.{i}.beta"] = np.zeros(width)
             weights[f"layers.{i}.moving_mean"] = np.zeros(width)
             weights[f"layers.{i}.moving_variance"] = np.ones(width)
+        nxt = shapes[i]
+        if nxt is not None:
+            current = nxt
     return weights

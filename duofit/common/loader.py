@@ -41,6 +41,10 @@ MAX_SHOWN_CHARS = 80
 # Largest seed every consumer accepts: sklearn's random_state and keras.utils.set_random_seed take
 # [0, 2**32 - 1]; numpy's SeedSequence rejects negatives; torch.manual_seed overflows past 2**64.
 MAX_SEED = 2**32 - 1
+# Integers of more than ~4300 digits cannot be printed (Python's int/str limit, CVE-2020-10735) and make
+# pydantic-core report "unraisable" exceptions; 14,000 bits (~4,200 digits) is below that limit and far
+# above any value a spec field accepts (the largest, a seed, is 32 bits).
+_MAX_INT_BITS = 14_000
 # `name` becomes a folder (results/<name>/ in the CLI, tuning study names): one path component, no
 # separators, no drive colon, no control characters, not made of dots only (".", "..").
 _UNSAFE_NAME = re.compile(r"[/\\:\x00-\x1f\x7f]")
@@ -251,6 +255,27 @@ def check_safety(spec: Spec, label: str = "(spec)") -> Spec:
     return spec
 
 
+def _huge_int_path(doc: Any) -> tuple[Any, ...] | None:
+    """Location of the first integer (value or key) over :data:`_MAX_INT_BITS`, walking without recursion."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    seen: set[int] = set()
+    while stack:
+        loc, node = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if node.bit_length() > _MAX_INT_BITS:
+                return loc
+            continue
+        if not isinstance(node, (Mapping, list, tuple)) or id(node) in seen:
+            continue
+        seen.add(id(node))  # a self-referencing mapping is visited once
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, value in items:
+            if isinstance(node, Mapping) and isinstance(key, int) and key.bit_length() > _MAX_INT_BITS:
+                return (*loc, "(key)")
+            stack.append(((*loc, key), value))
+    return None
+
+
 def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
     """Load and validate a spec.
 
@@ -281,6 +306,11 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         doc = _read_document(path)
         label = str(path)
         base = path.resolve().parent
+    huge = _huge_int_path(doc)
+    if huge is not None:
+        where = format_loc(huge) or "(top level)"
+        message = f"invalid spec {label}:\n  {where}: an integer with thousands of digits; no field accepts one"
+        raise SpecError(message, path=where)
     try:
         spec = Spec.model_validate(doc)
     except ValidationError as exc:

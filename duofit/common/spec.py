@@ -38,6 +38,10 @@ __all__ = [
     "DataSpec",
     "DenseLayer",
     "DropoutLayer",
+    "Conv2DLayer",
+    "MaxPool2DLayer",
+    "AvgPool2DLayer",
+    "GlobalAvgPool2DLayer",
     "EarlyStoppingSpec",
     "FieldProblem",
     "FlattenLayer",
@@ -197,6 +201,12 @@ class DataSpec(_Base):
     split_seed: int = 0
     stratify: bool = False
     standardize: bool = True
+    image_shape: Annotated[list[Annotated[int, Field(gt=0, le=4096)]], Field(min_length=3, max_length=3)] | None = (
+        Field(
+            default=None,
+            description="Reshape each sample's features to [height, width, channels] (channels last) for conv layers.",
+        )
+    )
 
     @model_validator(mode="after")
     def _csv_fields(self) -> DataSpec:
@@ -285,13 +295,96 @@ class BatchNormLayer(_Base):
 
 
 class FlattenLayer(_Base):
-    """Flattens all but the batch axis."""
+    """Flattens all but the batch axis, in channels-last order (height, width, channel).
+
+    torch models see NCHW tensors; the torch backend flattens them channels-last too, so the
+    next dense kernel has the same row order on every backend.
+    """
 
     type: Literal["flatten"]
 
 
+Pair = Annotated[list[Annotated[int, Field(gt=0, le=4096)]], Field(min_length=2, max_length=2)]
+
+
+def _pair(value: Any) -> Any:
+    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Conv2DLayer(_Base):
+    """2-D convolution on channels-last images (``[height, width, channels]``).
+
+    ``padding = "same"`` is TensorFlow's rule: output size ceil(in / stride), with the odd
+    pixel of padding at the bottom/right; the torch backend pads explicitly to match.
+    """
+
+    type: Literal["conv2d"]
+    filters: Annotated[int, Field(gt=0, le=65536)]
+    kernel_size: Pair
+    strides: Pair = [1, 1]
+    padding: Literal["valid", "same"] = "valid"
+    dilation: Pair = [1, 1]
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    kernel_init: InitSpec = InitSpec(name="glorot_uniform")
+    bias_init: InitSpec = InitSpec(name="zeros")
+    l1: NonNegFloat = 0.0
+    l2: NonNegFloat = 0.0
+
+    @field_validator("kernel_size", "strides", "dilation", mode="before")
+    @classmethod
+    def _int_or_pair(cls, value: Any) -> Any:
+        return _pair(value)
+
+    @field_validator("kernel_init", "bias_init", mode="before")
+    @classmethod
+    def _init_from_string(cls, value: Any) -> Any:
+        return _coerce_init(value)
+
+    @model_validator(mode="after")
+    def _no_strided_dilation(self) -> Conv2DLayer:
+        if max(self.strides) > 1 and max(self.dilation) > 1:
+            raise FieldProblem("dilation", "strides > 1 and dilation > 1 together are not supported (Keras refuses it)")
+        return self
+
+
+class MaxPool2DLayer(_Base):
+    """Max pooling (``strides`` default to ``pool_size``; padding "valid")."""
+
+    type: Literal["max_pool2d"]
+    pool_size: Pair = [2, 2]
+    strides: Pair | None = None
+
+    @field_validator("pool_size", "strides", mode="before")
+    @classmethod
+    def _int_or_pair(cls, value: Any) -> Any:
+        return _pair(value)
+
+
+class AvgPool2DLayer(MaxPool2DLayer):
+    """Average pooling (``strides`` default to ``pool_size``; padding "valid")."""
+
+    type: Literal["avg_pool2d"]  # type: ignore[assignment]
+
+
+class GlobalAvgPool2DLayer(_Base):
+    """Mean over height and width: ``[h, w, c] -> [c]``."""
+
+    type: Literal["global_avg_pool2d"]
+
+
 LayerSpec = Annotated[
-    Union[DenseLayer, ActivationLayer, DropoutLayer, BatchNormLayer, FlattenLayer],
+    Union[
+        DenseLayer,
+        ActivationLayer,
+        DropoutLayer,
+        BatchNormLayer,
+        FlattenLayer,
+        Conv2DLayer,
+        MaxPool2DLayer,
+        AvgPool2DLayer,
+        GlobalAvgPool2DLayer,
+    ],
     Field(discriminator="type"),
 ]
 
@@ -569,6 +662,10 @@ class Spec(_Base):
             raise FieldProblem(
                 "data.task", f"data.task = {self.data.task!r} but loss {self.loss.type!r} trains a {task} task"
             )
+        from duofit.common.shapes import infer_shapes
+
+        image = tuple(self.data.image_shape) if self.data.image_shape else None
+        infer_shapes(self.model.layers, image)  # raises FieldProblem naming the layer
         sched = self.optimizer.schedule
         if isinstance(sched, PlateauSchedule) and sched.monitor not in ("loss", "val_loss"):
             if sched.monitor[4:] not in self.metrics or not self.train.history_metrics:

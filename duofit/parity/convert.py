@@ -68,8 +68,8 @@ def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
     found = _model_file(folder)
     if found is not None:
         backend, path = found
-        n_features = load_dataset(spec).n_features
-        return spec, _export_module(backend).load_weights(spec, path, n_features), f"{backend} file {path.name}"
+        shape = load_dataset(spec).x_train.shape[1:]
+        return spec, _export_module(backend).load_weights(spec, path, shape), f"{backend} file {path.name}"
     if (folder / "weights.npz").exists():
         return spec, load_npz(folder / "weights.npz"), "weights.npz"
     raise DataError(f"{folder} holds no weights (weights.npz, model.safetensors, model.weights.h5 ...)")
@@ -117,8 +117,8 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
         stage = Path(tmp) / "out"
         stage.mkdir()
         model_path = stage / f"{_FILE_STEM}{fmt}"
-        export.save_weights(spec, weights, model_path, x_test.shape[1])
-        reloaded = export.load_weights(spec, model_path, x_test.shape[1])  # read back with the target framework
+        export.save_weights(spec, weights, model_path, x_test.shape[1:])
+        reloaded = export.load_weights(spec, model_path, x_test.shape[1:])  # read back with the target framework
         got = probe.forward(spec, reloaded, x_test)
         diff = float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
         tol = CONVERT_RTOL[spec.train.dtype]

@@ -24,7 +24,7 @@ FAN_IN, FAN_OUT = 200, 300
 
 @pytest.mark.parametrize("init", INITIALIZERS)
 def test_every_initializer_has_the_documented_distribution(init: str) -> None:
-    w = initial_weights(_spec(init), n_features=FAN_IN)["layers.0.kernel"]
+    w = initial_weights(_spec(init), FAN_IN)["layers.0.kernel"]
     assert w.shape == (FAN_IN, FAN_OUT)
     glorot = math.sqrt(2 / (FAN_IN + FAN_OUT))
     he = math.sqrt(2 / FAN_IN)

@@ -19,10 +19,10 @@ __all__ = ["FORMATS", "load_weights", "save_weights"]
 FORMATS = {".weights.h5": "Keras weights (HDF5)", ".keras": "Keras model archive"}
 
 
-def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, n_features: int) -> None:
+def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, input_shape: tuple[int, ...]) -> None:
     """Write duofit-layout ``weights`` as a Keras weights file or model archive."""
     with floatx(spec.train.dtype):
-        model, heads = build_model(spec, n_features, spec.train.dtype)
+        model, heads = build_model(spec, input_shape, spec.train.dtype)
         set_weights(heads, spec, weights)
         if path.name.endswith(".weights.h5"):
             model.save_weights(path)
@@ -30,16 +30,16 @@ def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, n_featu
             model.save(path)
 
 
-def load_weights(spec: Spec, path: Path, n_features: int) -> dict[str, np.ndarray]:
+def load_weights(spec: Spec, path: Path, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Read a Keras weights file or ``.keras`` archive back into duofit-layout arrays."""
     with floatx(spec.train.dtype):
         try:
             if path.name.endswith(".weights.h5"):
-                model, heads = build_model(spec, n_features, spec.train.dtype)
+                model, heads = build_model(spec, input_shape, spec.train.dtype)
                 model.load_weights(path)
             else:
                 model = keras.saving.load_model(path, safe_mode=True, compile=False)
-                _, heads = build_model(spec, n_features, spec.train.dtype)
+                _, heads = build_model(spec, input_shape, spec.train.dtype)
                 for mine, theirs in zip(_weighted(heads), _weighted(model.layers), strict=True):
                     mine.set_weights(theirs.get_weights())
         except (ValueError, OSError) as exc:

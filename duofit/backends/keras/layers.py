@@ -20,10 +20,14 @@ from duofit.backends.keras.exact import EXACT_ACTIVATIONS
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
+    AvgPool2DLayer,
     BatchNormLayer,
+    Conv2DLayer,
     DenseLayer,
     DropoutLayer,
     FlattenLayer,
+    GlobalAvgPool2DLayer,
+    MaxPool2DLayer,
     Spec,
 )
 
@@ -114,7 +118,36 @@ def _flatten(layer: FlattenLayer, dtype: str, seed: int, strict: bool) -> list[k
     return [keras.layers.Flatten(dtype=dtype)]
 
 
+def _conv(layer: Conv2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
+    reg = KernelPenalty(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
+    separate = layer.activation == "leaky_relu" or (strict and layer.activation in EXACT_ACTIVATIONS)
+    conv = keras.layers.Conv2D(
+        layer.filters,
+        tuple(layer.kernel_size),
+        strides=tuple(layer.strides),
+        padding=layer.padding,
+        dilation_rate=tuple(layer.dilation),
+        activation=None if separate else layer.activation,
+        use_bias=layer.use_bias,
+        kernel_regularizer=reg,
+        dtype=dtype,
+    )
+    if separate and layer.activation is not None:
+        return [conv, _act(layer.activation, _DEFAULT_SLOPE, dtype, strict)]
+    return [conv]
+
+
+def _pool(layer: MaxPool2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
+    cls = keras.layers.AveragePooling2D if isinstance(layer, AvgPool2DLayer) else keras.layers.MaxPooling2D
+    strides = tuple(layer.strides or layer.pool_size)
+    return [cls(pool_size=tuple(layer.pool_size), strides=strides, padding="valid", dtype=dtype)]
+
+
 LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
+    Conv2DLayer: _conv,
+    MaxPool2DLayer: _pool,
+    AvgPool2DLayer: _pool,
+    GlobalAvgPool2DLayer: lambda layer, dtype, seed, strict: [keras.layers.GlobalAveragePooling2D(dtype=dtype)],
     DenseLayer: _dense,
     ActivationLayer: _activation,
     DropoutLayer: _dropout,
@@ -124,7 +157,7 @@ LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
 
 
 def build_model(
-    spec: Spec, n_features: int, dtype: str, strict: bool = False, model_cls: type = keras.Sequential
+    spec: Spec, input_shape: int | tuple[int, ...], dtype: str, strict: bool = False, model_cls: type = keras.Sequential
 ) -> tuple[keras.Model, list[keras.layers.Layer]]:
     """A ``keras.Sequential`` model; also returns the first Keras layer of each spec layer.
 
@@ -132,7 +165,7 @@ def build_model(
     trainer use a Sequential subclass (per-step loss recording).
 
     Example:
-        >>> model, heads = build_model(spec, n_features=2, dtype="float32")  # doctest: +SKIP
+        >>> model, heads = build_model(spec, 2, dtype="float32")  # doctest: +SKIP
     """
     layers: list[keras.layers.Layer] = []
     heads: list[keras.layers.Layer] = []
@@ -143,11 +176,16 @@ def build_model(
         made = factory(layer, dtype, spec.train.seed + i, strict)
         heads.append(made[0])
         layers.extend(made)
-    model = model_cls([keras.Input(shape=(n_features,), dtype=dtype), *layers])
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    model = model_cls([keras.Input(shape=shape, dtype=dtype), *layers])
     return model, heads
 
 
-_NAMES = {DenseLayer: ("kernel", "bias"), BatchNormLayer: ("gamma", "beta", "moving_mean", "moving_variance")}
+_NAMES = {
+    DenseLayer: ("kernel", "bias"),
+    Conv2DLayer: ("kernel", "bias"),
+    BatchNormLayer: ("gamma", "beta", "moving_mean", "moving_variance"),
+}
 
 
 def set_weights(heads: list[keras.layers.Layer], spec: Spec, weights: dict[str, np.ndarray]) -> None:

@@ -11,23 +11,23 @@ import tensorflow as tf
 import keras
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
-from duofit.common.spec import BatchNormLayer, DenseLayer, Spec
+from duofit.common.shapes import model_input_shape
+from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 
 __all__ = ["forward", "gradients", "loss_value", "roundtrip"]
 
 
 def _model(
-    spec: Spec, weights: dict[str, np.ndarray], n_features: int, strict: bool = False
+    spec: Spec, weights: dict[str, np.ndarray], input_shape: tuple[int, ...], strict: bool = False
 ) -> tuple[keras.Model, list]:
-    model, heads = build_model(spec, n_features, spec.train.dtype, strict=strict)
+    model, heads = build_model(spec, input_shape, spec.train.dtype, strict=strict)
     set_weights(heads, spec, weights)
     return model, heads
 
 
 def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
     """Load ``weights`` into a Keras model and read them back (duofit layout, run dtype)."""
-    first = next(k for k in weights if k.endswith(".kernel"))
-    _, heads = _model(spec, weights, int(weights[first].shape[0]), strict)
+    _, heads = _model(spec, weights, model_input_shape(spec.data.image_shape, weights), strict)
     return get_weights(heads, spec)
 
 
@@ -39,7 +39,7 @@ def forward(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
 ) -> np.ndarray:
     """Model outputs for ``x`` with the given weights (inference mode unless ``training``)."""
-    model, _ = _model(spec, weights, x.shape[1], strict)
+    model, _ = _model(spec, weights, x.shape[1:], strict)
     return np.asarray(model(tf.constant(x.astype(spec.train.dtype)), training=training))
 
 
@@ -54,7 +54,7 @@ def gradients(
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with regularisation losses) and its gradient per weight, duofit layout."""
     dtype = spec.train.dtype
-    model, heads = _model(spec, weights, x.shape[1], strict)
+    model, heads = _model(spec, weights, x.shape[1:], strict)
     with floatx(dtype), tf.GradientTape() as tape:
         out = model(tf.constant(x.astype(dtype)), training=True)
         loss = make_loss(spec.loss, dtype)(_targets(targets, dtype), out)
@@ -62,7 +62,7 @@ def gradients(
             loss = loss + tf.add_n(model.losses)
     slots = []
     for i, layer in enumerate(spec.model.layers):
-        if isinstance(layer, DenseLayer):
+        if isinstance(layer, (DenseLayer, Conv2DLayer)):
             names = ["kernel", "bias"] if layer.use_bias else ["kernel"]
         elif isinstance(layer, BatchNormLayer):
             names = ["gamma", "beta"]

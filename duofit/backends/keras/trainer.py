@@ -122,7 +122,9 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     with floatx(dtype):  # the logged loss and regularisation losses follow floatx
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with tf.device(device):
-            model, heads = build_model(spec, ds.n_features, dtype, strict=plan.strict, model_cls=RecordingSequential)
+            model, heads = build_model(
+                spec, ds.x_train.shape[1:], dtype, strict=plan.strict, model_cls=RecordingSequential
+            )
             set_weights(heads, spec, plan.weights)
             loss = make_loss(spec.loss, dtype)
             steps = plan.steps_per_epoch

@@ -21,13 +21,13 @@ __all__ = ["FORMATS", "load_weights", "save_weights"]
 FORMATS = {".safetensors": "safetensors", ".npz": "numpy npz"}
 
 
-def _model(spec: Spec, n_features: int) -> torch.nn.Sequential:
-    return build_model(spec, n_features).to(dtype=_DTYPES[spec.train.dtype])
+def _model(spec: Spec, input_shape: tuple[int, ...]) -> torch.nn.Sequential:
+    return build_model(spec, input_shape).to(dtype=_DTYPES[spec.train.dtype])
 
 
-def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, n_features: int) -> None:
+def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, input_shape: tuple[int, ...]) -> None:
     """Write duofit-layout ``weights`` as a torch ``state_dict`` file."""
-    model = _model(spec, n_features)
+    model = _model(spec, input_shape)
     set_weights(model, spec, weights)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if path.suffix == ".safetensors":
@@ -38,9 +38,9 @@ def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, n_featu
         np.savez(path, **{k: v.numpy() for k, v in state.items()})
 
 
-def load_weights(spec: Spec, path: Path, n_features: int) -> dict[str, np.ndarray]:
+def load_weights(spec: Spec, path: Path, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Read a torch ``state_dict`` file back into duofit-layout arrays."""
-    model = _model(spec, n_features)
+    model = _model(spec, input_shape)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -1,7 +1,11 @@
 """Spec layers -> torch modules, and weights in/out in duofit's (Keras) layout.
 
 Translations (spec meaning -> torch):
-- dense kernel is stored ``[in, out]``; ``nn.Linear.weight`` is ``[out, in]`` (transposed).
+- dense kernel is stored ``[in, out]``; ``nn.Linear.weight`` is ``[out, in]`` (transposed);
+  conv kernel ``[kh, kw, in, out]``; ``nn.Conv2d.weight`` is ``[out, in, kh, kw]``.
+- images are NHWC in duofit and NCHW inside the torch model (:func:`to_model_input`);
+  flatten is channels-last so the next dense kernel has Keras' row order.
+- conv ``padding = "same"`` is TensorFlow's (odd pixel after): explicit ``ZeroPad2d``.
 - batch_norm momentum uses torch's convention already (weight of the new batch statistic);
   torch keeps the *unbiased* batch variance in ``running_var`` (Keras: biased).
 - leaky_relu slope is passed explicitly (torch default 0.01, Keras 0.2).
@@ -15,113 +19,172 @@ import numpy as np
 
 import torch
 from duofit.common.errors import BackendError, unsupported
+from duofit.common.shapes import infer_shapes, same_padding
 from duofit.common.spec import (
     ActivationLayer,
+    AvgPool2DLayer,
     BatchNormLayer,
+    Conv2DLayer,
     DenseLayer,
     DropoutLayer,
     FlattenLayer,
+    GlobalAvgPool2DLayer,
+    MaxPool2DLayer,
     Spec,
 )
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "set_weights"]
+__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "kernel_penalty", "set_weights", "to_model_input"]
+
+
+class _Softmax(nn.Module):
+    """Softmax over features, or over channels of an NCHW image (Keras' axis -1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=1 if x.dim() == 4 else -1)
+
+
+class ChannelsLastFlatten(nn.Module):
+    """Flatten NCHW images in (height, width, channel) order, as Keras flattens NHWC."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.permute(0, 2, 3, 1) if x.dim() == 4 else x).flatten(1)
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over height and width of an NCHW image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
 
 ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {
     "relu": lambda slope: nn.ReLU(),
     "sigmoid": lambda slope: nn.Sigmoid(),
     "tanh": lambda slope: nn.Tanh(),
-    "softmax": lambda slope: nn.Softmax(dim=-1),
+    "softmax": lambda slope: _Softmax(),
     "gelu": lambda slope: nn.GELU(approximate="none"),  # exact erf form, as Keras' default
     "leaky_relu": lambda slope: nn.LeakyReLU(negative_slope=slope),
     "linear": lambda slope: nn.Identity(),
 }
 _DEFAULT_SLOPE = ActivationLayer.model_fields["negative_slope"].default
+Shape = tuple[int, ...]
 
 
-def _dense(layer: DenseLayer, width: int) -> tuple[nn.Module, int]:
-    linear = nn.Linear(width, layer.units, bias=layer.use_bias)
-    if layer.activation in (None, "linear"):
-        return linear, layer.units
-    return nn.Sequential(linear, ACTIVATIONS[layer.activation](_DEFAULT_SLOPE)), layer.units
+def _with_activation(module: nn.Module, activation: str | None) -> nn.Module:
+    if activation in (None, "linear"):
+        return module
+    return nn.Sequential(module, ACTIVATIONS[activation](_DEFAULT_SLOPE))
 
 
-def _activation(layer: ActivationLayer, width: int) -> tuple[nn.Module, int]:
-    return ACTIVATIONS[layer.activation](layer.negative_slope), width
+def _dense(layer: DenseLayer, shape: Shape, out: Shape) -> nn.Module:
+    return _with_activation(nn.Linear(shape[-1], layer.units, bias=layer.use_bias), layer.activation)
 
 
-def _dropout(layer: DropoutLayer, width: int) -> tuple[nn.Module, int]:
-    return nn.Dropout(p=layer.rate), width
+def _conv(layer: Conv2DLayer, shape: Shape, out: Shape) -> nn.Module:
+    conv = nn.Conv2d(
+        shape[-1],
+        layer.filters,
+        tuple(layer.kernel_size),
+        stride=tuple(layer.strides),
+        dilation=tuple(layer.dilation),
+        bias=layer.use_bias,
+    )
+    if layer.padding == "valid":
+        return _with_activation(conv, layer.activation)
+    # TensorFlow's "same": explicit, possibly asymmetric zero padding (odd pixel bottom/right)
+    (top, bottom), (left, right) = (
+        same_padding(n, k, st, d)
+        for n, k, st, d in zip(shape[:2], layer.kernel_size, layer.strides, layer.dilation, strict=True)
+    )
+    block = nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
+    return _with_activation(block, layer.activation)
 
 
-def _batch_norm(layer: BatchNormLayer, width: int) -> tuple[nn.Module, int]:
-    return nn.BatchNorm1d(width, eps=layer.epsilon, momentum=layer.momentum), width
+def _pool(layer: MaxPool2DLayer, shape: Shape, out: Shape) -> nn.Module:
+    cls = nn.AvgPool2d if isinstance(layer, AvgPool2DLayer) else nn.MaxPool2d
+    return cls(tuple(layer.pool_size), stride=tuple(layer.strides or layer.pool_size))
 
 
-def _flatten(layer: FlattenLayer, width: int) -> tuple[nn.Module, int]:
-    return nn.Flatten(), width
+def _batch_norm(layer: BatchNormLayer, shape: Shape, out: Shape) -> nn.Module:
+    cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    return cls(shape[-1], eps=layer.epsilon, momentum=layer.momentum)
 
 
-LAYERS: dict[type, Callable[..., tuple[nn.Module, int]]] = {
+LAYERS: dict[type, Callable[..., nn.Module]] = {
     DenseLayer: _dense,
-    ActivationLayer: _activation,
-    DropoutLayer: _dropout,
+    ActivationLayer: lambda layer, shape, out: ACTIVATIONS[layer.activation](layer.negative_slope),
+    DropoutLayer: lambda layer, shape, out: nn.Dropout(p=layer.rate),
     BatchNormLayer: _batch_norm,
-    FlattenLayer: _flatten,
+    FlattenLayer: lambda layer, shape, out: ChannelsLastFlatten(),
+    Conv2DLayer: _conv,
+    MaxPool2DLayer: _pool,
+    AvgPool2DLayer: _pool,
+    GlobalAvgPool2DLayer: lambda layer, shape, out: GlobalAvgPool(),
 }
 
 
-def build_model(spec: Spec, n_features: int) -> nn.Sequential:
-    """One ``nn.Sequential`` entry per spec layer.
+def build_model(spec: Spec, input_shape: int | Shape) -> nn.Sequential:
+    """One ``nn.Sequential`` entry per spec layer; images are NCHW inside the model.
 
-    A dense layer with an activation is a two-module ``nn.Sequential`` of its own.
+    A dense/conv layer with an activation is an ``nn.Sequential`` of its own.
 
     Example:
-        >>> build_model(spec, n_features=2)  # doctest: +SKIP
+        >>> build_model(spec, 2)  # doctest: +SKIP
         Sequential((0): Sequential((0): Linear(2, 10) (1): ReLU()) (1): Linear(10, 1))
     """
+    shape: Shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    shapes = infer_shapes(spec.model.layers, shape if len(shape) == 3 else None)
     modules: list[nn.Module] = []
-    width = n_features
     for i, layer in enumerate(spec.model.layers):
         factory = LAYERS.get(type(layer))
         if factory is None:
             raise unsupported("torch", f"model.layers[{i}]", layer, LAYERS)
-        module, width = factory(layer, width)
-        modules.append(module)
+        out = shapes[i] or shape
+        modules.append(factory(layer, shape, out))
+        shape = out
     return nn.Sequential(*modules)
 
 
-def _linear(block: nn.Module) -> nn.Linear:
-    return block if isinstance(block, nn.Linear) else block[0]  # type: ignore[index,return-value]
+def _find(block: nn.Module, cls: type) -> nn.Module:
+    if isinstance(block, cls):
+        return block
+    return next(m for m in block.modules() if isinstance(m, cls))
 
 
-def _slots(model: nn.Sequential, spec: Spec) -> list[tuple[str, torch.Tensor, bool]]:
-    """``(duofit name, torch tensor, transpose)`` for every stored tensor."""
-    slots: list[tuple[str, torch.Tensor, bool]] = []
+# duofit layout -> torch layout: dense kernel [in, out] -> [out, in]; conv [kh, kw, in, out] -> [out, in, kh, kw]
+_DENSE_PERM = (1, 0)
+_CONV_PERM = (3, 2, 0, 1)
+
+
+def _slots(model: nn.Sequential, spec: Spec) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
+    """``(duofit name, torch tensor, permutation from duofit to torch layout)`` per stored tensor."""
+    slots: list[tuple[str, torch.Tensor, tuple[int, ...] | None]] = []
     for i, layer in enumerate(spec.model.layers):
         block = model[i]
-        if isinstance(layer, DenseLayer):
-            lin = _linear(block)
-            slots.append((f"layers.{i}.kernel", lin.weight, True))
-            if lin.bias is not None:
-                slots.append((f"layers.{i}.bias", lin.bias, False))
+        if isinstance(layer, (DenseLayer, Conv2DLayer)):
+            mod = _find(block, nn.Linear if isinstance(layer, DenseLayer) else nn.Conv2d)
+            perm = _DENSE_PERM if isinstance(layer, DenseLayer) else _CONV_PERM
+            slots.append((f"layers.{i}.kernel", mod.weight, perm))  # type: ignore[arg-type]
+            if mod.bias is not None:
+                slots.append((f"layers.{i}.bias", mod.bias, None))  # type: ignore[arg-type]
         elif isinstance(layer, BatchNormLayer):
-            assert isinstance(block, nn.BatchNorm1d)
+            assert isinstance(block, (nn.BatchNorm1d, nn.BatchNorm2d))
             slots += [
-                (f"layers.{i}.gamma", block.weight, False),
-                (f"layers.{i}.beta", block.bias, False),
-                (f"layers.{i}.moving_mean", block.running_mean, False),  # type: ignore[list-item]
-                (f"layers.{i}.moving_variance", block.running_var, False),  # type: ignore[list-item]
+                (f"layers.{i}.gamma", block.weight, None),
+                (f"layers.{i}.beta", block.bias, None),
+                (f"layers.{i}.moving_mean", block.running_mean, None),  # type: ignore[list-item]
+                (f"layers.{i}.moving_variance", block.running_var, None),  # type: ignore[list-item]
             ]
     return slots
 
 
 def set_weights(model: nn.Sequential, spec: Spec, weights: dict[str, np.ndarray]) -> None:
-    """Copy duofit-layout arrays into the model (transposing dense kernels)."""
+    """Copy duofit-layout arrays into the model (dense/conv kernels permuted to torch's layout)."""
     with torch.no_grad():
-        for name, tensor, transpose in _slots(model, spec):
+        for name, tensor, perm in _slots(model, spec):
             arr = np.asarray(weights[name])
-            src = torch.as_tensor(arr.T if transpose else arr, dtype=tensor.dtype, device=tensor.device)
+            src = torch.as_tensor(arr.transpose(perm) if perm else arr, dtype=tensor.dtype, device=tensor.device)
             if src.shape != tensor.shape:
                 raise BackendError(f"weight {name}: shape {tuple(arr.shape)} does not fit the model")
             tensor.copy_(src)
@@ -130,7 +193,38 @@ def set_weights(model: nn.Sequential, spec: Spec, weights: dict[str, np.ndarray]
 def get_weights(model: nn.Sequential, spec: Spec) -> dict[str, np.ndarray]:
     """Model tensors as duofit-layout numpy arrays."""
     out: dict[str, np.ndarray] = {}
-    for name, tensor, transpose in _slots(model, spec):
+    for name, tensor, perm in _slots(model, spec):
         arr = tensor.detach().cpu().numpy()
-        out[name] = np.ascontiguousarray(arr.T if transpose else arr).copy()
+        out[name] = np.ascontiguousarray(arr.transpose(np.argsort(perm)) if perm else arr).copy()
     return out
+
+
+def to_model_input(
+    x: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Features as a tensor; NHWC images become NCHW (torch's convolution layout)."""
+    t = torch.as_tensor(x, dtype=dtype, device=device)
+    return t.permute(0, 3, 1, 2).contiguous() if t.dim() == 4 else t
+
+
+def kernel_penalty(model: nn.Sequential, spec: Spec) -> Callable[[], torch.Tensor] | None:
+    """L1/L2 kernel penalties (dense and conv) as Keras' regularizers: l1*sum|W| + l2*sum W^2."""
+    terms = []
+    for name, weight, _ in _slots(model, spec):
+        layer = spec.model.layers[int(name.split(".")[1])]
+        l1, l2 = getattr(layer, "l1", 0.0), getattr(layer, "l2", 0.0)
+        if name.endswith(".kernel") and (l1 or l2):
+            terms.append((weight, l1, l2))
+    if not terms:
+        return None
+
+    def penalty() -> torch.Tensor:
+        total = torch.zeros((), dtype=terms[0][0].dtype, device=terms[0][0].device)
+        for w, l1, l2 in terms:
+            if l1:
+                total = total + l1 * w.abs().sum()
+            if l2:
+                total = total + l2 * w.square().sum()
+        return total
+
+    return penalty

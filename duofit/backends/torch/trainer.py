@@ -10,18 +10,16 @@ the device, so there is one host sync per epoch instead of one ``.item()`` per s
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 import torch
 from duofit.backends.base import FitOutput, TrainPlan
-from duofit.backends.torch.layers import build_model, get_weights, set_weights
+from duofit.backends.torch.layers import build_model, get_weights, kernel_penalty, set_weights, to_model_input
 from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.optimizers import make_optimizer
 from duofit.common.errors import BackendError
 from duofit.common.history import EpochRecorder
-from duofit.common.spec import DenseLayer
 
 __all__ = ["fit", "resolve_device"]
 
@@ -35,29 +33,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise BackendError("train.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
     return torch.device(name)
-
-
-def _penalty(model: torch.nn.Sequential, plan: TrainPlan) -> Any:
-    """L1/L2 kernel penalties as Keras' regularizers compute them: l1*sum|W| + l2*sum W^2."""
-    terms = []
-    for i, layer in enumerate(plan.spec.model.layers):
-        if isinstance(layer, DenseLayer) and (layer.l1 or layer.l2):
-            block = model[i]
-            weight = (block if isinstance(block, torch.nn.Linear) else block[0]).weight
-            terms.append((weight, layer.l1, layer.l2))
-    if not terms:
-        return None
-
-    def penalty() -> torch.Tensor:
-        total = torch.zeros((), dtype=terms[0][0].dtype, device=terms[0][0].device)
-        for w, l1, l2 in terms:
-            if l1:
-                total = total + l1 * w.abs().sum()
-            if l2:
-                total = total + l2 * w.square().sum()
-        return total
-
-    return penalty
 
 
 def _targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -77,16 +52,16 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     device = resolve_device(tr.device)
     dtype = _DTYPES[tr.dtype]
 
-    model = build_model(spec, ds.n_features).to(device=device, dtype=dtype)
+    model = build_model(spec, ds.x_train.shape[1:]).to(device=device, dtype=dtype)
     set_weights(model, spec, plan.weights)
     loss_fn = make_loss(spec.loss)
     optimizer, before_step = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
     params = [p for p in model.parameters() if p.requires_grad]
-    penalty = _penalty(model, plan)
+    penalty = kernel_penalty(model, spec)
 
-    x = torch.as_tensor(ds.x_train, dtype=dtype, device=device)
+    x = to_model_input(ds.x_train, dtype, device)
     t = _targets(plan.t_train, dtype, device)
-    x_val = torch.as_tensor(ds.x_val, dtype=dtype, device=device)
+    x_val = to_model_input(ds.x_val, dtype, device)
     t_val = _targets(plan.t_val, dtype, device)
     order = torch.as_tensor(plan.order, device=device)
     n, bs = x.shape[0], tr.batch_size
@@ -163,7 +138,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     t_pred = time.perf_counter()
     model.eval()
     with torch.inference_mode():
-        test_out = model(torch.as_tensor(ds.x_test, dtype=dtype, device=device)).cpu().numpy()
+        test_out = model(to_model_input(ds.x_test, dtype, device)).cpu().numpy()
     predict_s = time.perf_counter() - t_pred
     steps = {"loss": step_loss[:step].cpu().numpy()}
     if grad_norm is not None and param_norm is not None:
