@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duofit.common.spec import ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, Spec
+from duofit.common.spec import ActivationLayer, BatchNormLayer, Conv2DLayer, DenseLayer, DropoutLayer, Spec
 
 __all__ = ["CAUSES", "Cause", "matching_causes"]
 
@@ -212,6 +212,24 @@ CAUSES: tuple[Cause, ...] = (
         "--strict uses float64-exact Keras layers (ExactGELU, ExactLeakyReLU)",
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
         _f32_activation,
+    ),
+    Cause(
+        "same_padding_asymmetry",
+        "Conv padding 'same' with an even kernel or a stride > 1 pads asymmetrically in TensorFlow",
+        "TensorFlow: total = max((ceil(n/s)-1)*s + d*(k-1) + 1 - n, 0); top = total//2, bottom = total - top "
+        "(the odd pixel after). torch nn.Conv2d(padding=k//2) pads symmetrically (and padding='same' refuses "
+        "stride > 1), so a hand port shifts the receptive field by one pixel",
+        "tensorflow/core/framework/kernel_shape_util.cc GetWindowedOutputSizeVerbose; torch/nn/modules/conv.py",
+        "duofit's torch backend pads explicitly with TensorFlow's rule (ZeroPad2d), so duofit's backends agree; "
+        "a port that uses symmetric padding fails stage (b) from the first forward pass",
+        ("forward", "first_step", "trajectory", "final_weights", "metrics"),
+        lambda a, b, strict: any(
+            isinstance(layer, Conv2DLayer)
+            and layer.padding == "same"
+            and (max(layer.strides) > 1 or any(k % 2 == 0 for k in layer.kernel_size))
+            for s in (a, b)
+            for layer in s.model.layers
+        ),
     ),
     Cause(
         "dropout_masks",
