@@ -68,7 +68,7 @@ class _DuofitEstimator(BaseEstimator):
 
     def __init__(
         self, spec: str | Path | Mapping[str, Any] | Spec | None = None, backend: str = "torch", **fields: Any
-    ):
+    ) -> None:
         self.spec = spec
         self.backend = backend
         self._fields = dict(fields)  # spec fields routed as section__field (private: not an attribute name)
@@ -161,6 +161,7 @@ class _DuofitEstimator(BaseEstimator):
         if result.diverged:
             raise DivergenceError(result.message or "training diverged", result)
         self.spec_ = spec
+        self.backend_ = self.backend  # predictions use the framework that trained, even after set_params
         self.scaler_ = scaler
         self.weights_ = result.weights
         self.history_ = result.history
@@ -174,7 +175,7 @@ class _DuofitEstimator(BaseEstimator):
         x = validate_data(self, x, reset=False, dtype=np.float64)
         if self.scaler_ is not None:
             x = self.scaler_.transform(x)
-        return predict_outputs(self.backend, self.spec_, self.weights_, x)
+        return predict_outputs(self.backend_, self.spec_, self.weights_, x)
 
 
 class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
@@ -192,7 +193,9 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         spec_: The spec that was trained (routing and output layer applied).
         weights_: Trained weights (duofit layout, numpy).
         history_: Per-epoch history (DataFrame).
-        n_iter_: Epochs run. scaler_: The fitted StandardScaler (or None).
+        n_iter_: Epochs run.
+        scaler_: The fitted StandardScaler (or None).
+        backend_: The backend that trained (and predicts).
 
     Example:
         >>> from sklearn.datasets import load_iris

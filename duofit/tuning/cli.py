@@ -84,7 +84,10 @@ def _trial_printer(backend: str, column: str, quiet: bool) -> Any:
         if quiet:
             return
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        value = f"{column}={trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        value = f"{column}={trial.value:.4f}" if trial.value is not None else "no value"
+        if trial.state.name == "PRUNED" and trial.intermediate_values:
+            last = max(trial.intermediate_values)
+            value = f"{column}={trial.intermediate_values[last]:.4f} at epoch {last}"
         try:
             best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
@@ -129,7 +132,7 @@ def _tune_one(args: argparse.Namespace, spec: Any, backend: str, study: str, out
     return 0
 
 
-def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: str, out: Path) -> int:
+def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: str) -> int:
     """One process per backend (each runs `duofit tune --backend B`), then the best values side by side."""
     from duofit.tuning.report import agreement, load_best
     from duofit.tuning.space import load_space
@@ -137,9 +140,11 @@ def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: 
     space = load_space(args.space, spec)  # bad input fails here, once
     best: dict[str, Any] = {}
     for backend in backends:
+        name = f"{study}-{backend}"
+        out = Path(args.out) / backend if args.out else Path("results") / _spec_name(spec, args.spec) / "tune" / name
         cmd = [sys.executable, "-m", "duofit.cli", "tune", args.spec, "--space", args.space, "--backend", backend]
-        cmd += ["--search", args.search, "--storage", args.storage, "--study", f"{study}-{backend}"]
-        cmd += ["--out", str(out / backend), "--seed", str(args.seed), "--heartbeat", str(args.heartbeat)]
+        cmd += ["--search", args.search, "--storage", args.storage, "--study", name]
+        cmd += ["--out", str(out), "--seed", str(args.seed), "--heartbeat", str(args.heartbeat)]
         for flag, value in (("--trials", args.trials), ("--total", args.total), ("--metric", args.metric)):
             if value is not None:
                 cmd += [flag, str(value)]
@@ -150,7 +155,7 @@ def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: 
         code = subprocess.run(cmd, env=dict(os.environ), check=False).returncode
         if code != 0:
             return code
-        best[backend] = load_best(out / backend)
+        best[backend] = load_best(out)
     log_fields = {p.field for p in space.params if getattr(p, "log", False)}
     print("\nbest hyperparameters per backend (same space, same search):")
     print(agreement(best, log_fields).to_string())
@@ -171,13 +176,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.trials is not None and args.total is not None:
         raise SpecError("give --trials (trials to add) or --total (trials the study should reach), not both")
     args.storage = args.storage or f"sqlite:///results/{name}/tune.db"
-    study = args.study or name
+    # bad input is reported here, once, before any backend process starts
+    from duofit.tuning.search import objective_column
+    from duofit.tuning.space import load_space
+    from duofit.tuning.storage import open_storage
+
+    objective_column(spec, args.metric or load_space(args.space, spec).metric)
+    open_storage(args.storage, heartbeat_s=None)
     if len(backends) == 1:
         study = args.study or f"{name}-{backends[0]}"
         out = Path(args.out) if args.out else Path("results") / name / "tune" / study
         return _tune_one(args, spec, backends[0], study, out)
-    out = Path(args.out) if args.out else Path("results") / name / "tune"
-    return _tune_many(args, spec, backends, study, out)
+    return _tune_many(args, spec, backends, args.study or name)
 
 
 # --------------------------------------------------------------------------- sweep

@@ -25,6 +25,7 @@ import numpy as np
 from duofit.backends.base import make_plan
 from duofit.common.data import Dataset
 from duofit.common.envinfo import base_environment
+from duofit.common.errors import BackendError
 from duofit.common.history import ProgressFn, recorder_for
 from duofit.common.metrics import compute_metrics
 from duofit.common.registry import get_backend
@@ -136,4 +137,7 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
         >>> predict_outputs("torch", res.spec, res.weights, x_new)   # doctest: +SKIP
     """
     get_backend(backend)  # checks the name and the install; sets KERAS_BACKEND before keras loads
-    return np.asarray(_PREDICTORS[backend](spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)
+    predictor = _PREDICTORS.get(backend)
+    if predictor is None:
+        raise BackendError(f"backend {backend!r} has no predictor here yet; known: {', '.join(_PREDICTORS)}")
+    return np.asarray(predictor(spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)

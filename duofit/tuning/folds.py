@@ -91,7 +91,12 @@ def pooled_data(spec: Spec) -> PooledData:
 
 
 def splitter_name(task: str, stratify: bool) -> str:
-    """``StratifiedKFold`` for classification (unless turned off), else ``KFold``."""
+    """``StratifiedKFold`` for classification (unless turned off), else ``KFold``.
+
+    Example:
+        >>> splitter_name("binary", True), splitter_name("regression", True)
+        ('StratifiedKFold', 'KFold')
+    """
     return "StratifiedKFold" if stratify and task != "regression" else "KFold"
 
 
@@ -155,8 +160,10 @@ def make_folds(spec: Spec, n_folds: int = 5, seed: int | None = None, stratify: 
         x_tr, x_va, x_te = data.x[train_idx], data.x[val_idx], data.x[test_idx]
         mean = scale = None
         if spec.data.standardize:
-            scaler = StandardScaler().fit(x_tr)  # the fold's training part only: no leakage
-            x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
+            shape = data.x.shape[1:]  # images are scaled per pixel on flat rows, then reshaped back
+            flat = [a.reshape(len(a), -1) for a in (x_tr, x_va, x_te)]
+            scaler = StandardScaler().fit(flat[0])  # the fold's training part only: no leakage
+            x_tr, x_va, x_te = (scaler.transform(a).reshape(len(a), *shape) for a in flat)
             mean, scale = scaler.mean_, scaler.scale_
         dataset = Dataset(
             x_train=x_tr,

@@ -128,6 +128,12 @@ def set_path(doc: dict[str, Any], parts: tuple[PathPart, ...], value: Any, full:
 
     Raises:
         SpecError: a list index is out of range, or the path goes through a plain value.
+
+    Example:
+        >>> doc = {"optimizer": {"type": "sgd"}}
+        >>> set_path(doc, ("optimizer", "lr"), 0.1, full={})
+        >>> doc
+        {'optimizer': {'type': 'sgd', 'lr': 0.1}}
     """
     node: Any = doc
     for i, part in enumerate(parts[:-1]):

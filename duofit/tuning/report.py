@@ -32,7 +32,11 @@ AGREE_REL = 0.1
 
 
 def trials_frame(result: TuneResult) -> Any:
-    """Every trial of the study as a DataFrame (Optuna's ``trials_dataframe`` plus state names)."""
+    """Every trial of the study as a DataFrame (Optuna's ``trials_dataframe``, durations in seconds).
+
+    Example:
+        >>> trials_frame(result)[["number", "state", "value"]]   # doctest: +SKIP
+    """
     frame = result.study.trials_dataframe(
         attrs=("number", "state", "value", "params", "user_attrs", "datetime_start", "datetime_complete", "duration")
     )
@@ -90,6 +94,10 @@ def save_tuning(result: TuneResult, folder: str | Path) -> dict[str, Path]:
 
     Returns:
         ``{"trials", "best", "best_spec", "history_png"}`` -> paths (``best_spec`` only with a finished trial).
+
+    Example:
+        >>> save_tuning(result, "results/seed/tune/seed-torch")["best_spec"]   # doctest: +SKIP
+        PosixPath('results/seed/tune/seed-torch/best_spec.toml')
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,12 @@ def save_tuning(result: TuneResult, folder: str | Path) -> dict[str, Path]:
 
 
 def load_best(folder: str | Path) -> dict[str, Any]:
-    """Read ``best.json`` written by :func:`save_tuning`."""
+    """Read ``best.json`` written by :func:`save_tuning`.
+
+    Example:
+        >>> load_best("results/seed/tune/seed-torch")["best_params"]   # doctest: +SKIP
+        {'optimizer.lr': 0.0566, 'model.layers[0].units': 11, 'train.batch_size': 32}
+    """
     return json.loads((Path(folder) / "best.json").read_text(encoding="utf-8"))
 
 
@@ -130,6 +143,12 @@ def _same(a: Any, b: Any, log: bool) -> bool:
         return max(a, b) / min(a, b) <= AGREE_FACTOR
     scale = max(abs(a), abs(b)) or 1.0
     return abs(a - b) <= AGREE_REL * scale
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def agreement(best: Mapping[str, Mapping[str, Any]], log_fields: set[str]) -> Any:
@@ -150,13 +169,13 @@ def agreement(best: Mapping[str, Mapping[str, Any]], log_fields: set[str]) -> An
     names = list(best)
     fields = sorted({f for b in best.values() for f in b.get("best_params", {})})
     rows = []
-    values = {n: best[n].get("best_value") for n in names}
+    values = {n: _text(best[n].get("best_value")) for n in names}
     rows.append({"": f"best {next(iter(best.values())).get('metric', '')}", **values, "agree": ""})
     for f in fields:
         vals = {n: best[n].get("best_params", {}).get(f) for n in names}
         present = [v for v in vals.values() if v is not None]
         agree = len(present) == len(names) and all(_same(present[0], v, f in log_fields) for v in present[1:])
-        rows.append({"": f, **vals, "agree": "yes" if agree else "no"})
+        rows.append({"": f, **{n: _text(v) for n, v in vals.items()}, "agree": "yes" if agree else "no"})
     frame = pd.DataFrame(rows).set_index("")
     frame.index.name = None
     return frame

@@ -26,11 +26,9 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from duofit.common.errors import SpecError
@@ -38,10 +36,10 @@ from duofit.common.registry import check_installed
 from duofit.common.spec import Spec
 from duofit.tuning.paths import with_values
 from duofit.tuning.space import SearchSpace
+from duofit.tuning.storage import HEARTBEAT_S, open_storage
 
 __all__ = [
     "DEFAULT_TRIALS",
-    "HEARTBEAT_S",
     "MAXIMIZE",
     "PRUNER_STARTUP_TRIALS",
     "PRUNER_WARMUP_FRACTION",
@@ -49,7 +47,6 @@ __all__ = [
     "TPE_STARTUP_TRIALS",
     "TuneResult",
     "objective_column",
-    "open_storage",
     "study_counts",
     "tune",
 ]
@@ -62,7 +59,6 @@ TPE_STARTUP_TRIALS = 10  # Optuna's default: random trials before TPE starts mod
 PRUNER_STARTUP_TRIALS = 5  # Optuna MedianPruner's default: never prune before 5 trials have finished
 # A trial is not judged during its first 10% of epochs: early epochs of every learning rate look alike.
 PRUNER_WARMUP_FRACTION = 0.1
-HEARTBEAT_S = 10  # a running trial writes a heartbeat this often; silent for 2x -> marked FAIL
 _FINISHED = ("COMPLETE", "PRUNED")
 
 
@@ -97,68 +93,13 @@ def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
     return f"val_{base}", ("maximize" if base in MAXIMIZE else "minimize")
 
 
-def _sqlite_url(storage: str) -> str:
-    """A plain file path becomes an SQLite URL; an SQLite file's folder is created."""
-    from sqlalchemy.engine import make_url
-
-    url = storage if "://" in storage else f"sqlite:///{Path(storage).resolve()}"
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends: the URL is malformed
-        raise SpecError(f"--storage {storage!r} is not a database URL ({exc})", path="storage") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return url
-
-
-def open_storage(storage: str, heartbeat_s: int | None = HEARTBEAT_S) -> Any:
-    """An Optuna RDB storage for an SQLAlchemy URL (or an SQLite file path).
-
-    Two workers may open a fresh database at the same moment; creating the tables is
-    retried so the loser of that race simply uses the winner's tables.
-
-    Raises:
-        SpecError: malformed URL, missing database driver, or unreachable server.
+def study_counts(study: Any) -> dict[str, int]:
+    """Number of trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ...).
 
     Example:
-        >>> open_storage("sqlite:///results/tune.db")   # doctest: +SKIP
+        >>> study_counts(result.study)   # doctest: +SKIP
+        {'COMPLETE': 23, 'PRUNED': 17}
     """
-    import optuna
-    import sqlalchemy.exc
-
-    url = _sqlite_url(storage)
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 60}  # wait for the heartbeat thread's writes, don't fail
-    else:
-        kwargs["pool_pre_ping"] = True
-    last: Exception | None = None
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs=kwargs,
-                    heartbeat_interval=heartbeat_s,
-                    grace_period=2 * heartbeat_s if heartbeat_s else None,
-                )
-        except ModuleNotFoundError as exc:
-            raise SpecError(
-                f"--storage {storage!r} needs the database driver {exc.name!r}; for PostgreSQL: "
-                "pip install 'duofit[tune-postgres]' (psycopg2-binary)",
-                path="storage",
-            ) from None
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
-            last = exc  # another worker is creating the same tables right now
-            time.sleep(0.5 * (attempt + 1))
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, ValueError) as exc:
-            raise SpecError(f"--storage {storage!r}: cannot open the database: {exc}", path="storage") from None
-    raise SpecError(f"--storage {storage!r}: cannot create the study tables: {last}", path="storage")
-
-
-def study_counts(study: Any) -> dict[str, int]:
-    """Number of trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ...)."""
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
@@ -289,7 +230,7 @@ def tune(
     search: str = "bayes",
     n_trials: int | None = None,
     total_trials: int | None = None,
-    storage: str = "sqlite:///results/tune.db",
+    storage: str | None = None,
     study_name: str | None = None,
     metric: str | None = None,
     seed: int = 0,
@@ -308,7 +249,7 @@ def tune(
             search, else 20).
         total_trials: Instead, run until the study holds this many finished (complete or
             pruned) trials, counting other workers' too.
-        storage: SQLAlchemy URL or SQLite file path.
+        storage: SQLAlchemy URL or SQLite file path (default ``sqlite:///results/<spec name>/tune.db``).
         study_name: Default ``<spec name>-<backend>``.
         metric: Objective (see :func:`objective_column`); default: the space's ``metric``,
             else the spec's first metric.
@@ -341,6 +282,7 @@ def tune(
     column, direction = objective_column(spec, metric or space.metric)
     prune = (search == "bayes") if prune is None else prune
     name = study_name or f"{spec.name or 'study'}-{backend}"
+    storage = storage or f"sqlite:///results/{spec.name or 'study'}/tune.db"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(storage, heartbeat_s)
     probe = optuna.create_study(storage=store, study_name=name, direction=direction, load_if_exists=True)

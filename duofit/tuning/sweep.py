@@ -40,7 +40,12 @@ _SAFE = re.compile(r"[^A-Za-z0-9._=,-]+")
 
 
 def is_sweep_file(path: str | Path) -> bool:
-    """True for a TOML file whose only top-level table is ``[sweep]``."""
+    """True for a TOML file whose only top-level table is ``[sweep]``.
+
+    Example:
+        >>> is_sweep_file("examples/lr_sweep.toml"), is_sweep_file("examples/seed.toml")   # doctest: +SKIP
+        (True, False)
+    """
     p = Path(path)
     if p.suffix.lower() != ".toml" or not p.is_file():
         return False
@@ -59,7 +64,7 @@ def load_sweep(path: str | Path) -> tuple[Spec, dict[str, list[Any]]]:
 
     Example:
         >>> spec, values = load_sweep("examples/lr_sweep.toml")   # doctest: +SKIP
-        >>> values
+        >>> values                                                 # doctest: +SKIP
         {'optimizer.lr': [0.1, 0.01, 0.001]}
     """
     p = Path(path)
