@@ -242,7 +242,7 @@ def _read_csv(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     if d.target in features:
         raise DataError("data.features must not include the target column", path="data.features")
     if not features:
-        raise DataError(f"data: {path.name} has no feature columns besides the target", path="data.features")
+        raise DataError(f"data.features: {path.name} has no feature columns besides the target", path="data.features")
     x_frame = frame[features]
     bad = [
         c for c in features if not pd.api.types.is_numeric_dtype(x_frame[c]) or pd.api.types.is_bool_dtype(x_frame[c])
@@ -358,10 +358,11 @@ def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
             total += 4 * current[-1]  # gamma, beta, running mean, running variance
         current = shapes[i] or current
         if total > MAX_PARAMETERS:
+            where = f"model.layers[{i}].units" if isinstance(layer, DenseLayer) else f"model.layers[{i}]"
             raise DataError(
-                f"model.layers[{i}]: the model reaches {total:,} parameters here ({n_features} input features); "
+                f"{where}: the model reaches {total:,} parameters here ({n_features} input features); "
                 f"the cap is {MAX_PARAMETERS:,} (duofit/common/data.py MAX_PARAMETERS); use fewer units",
-                path=f"model.layers[{i}].units" if isinstance(layer, DenseLayer) else f"model.layers[{i}]",
+                path=where,
             )
     epochs = spec.train.epochs
     if epochs * n_train > MAX_ORDER_ELEMENTS:

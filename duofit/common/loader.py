@@ -308,7 +308,9 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         base = path.resolve().parent
     huge = _huge_int_path(doc)
     if huge is not None:
-        where = format_loc(huge) or "(top level)"
+        parts = [f"[{k}]" if isinstance(k, int) else f".{str(k)[:MAX_SHOWN_CHARS]}" for k in huge]
+        where = "".join(parts)[1:] if parts and not parts[0].startswith("[") else "".join(parts)
+        where = where or "(top level)"
         message = f"invalid spec {label}:\n  {where}: an integer with thousands of digits; no field accepts one"
         raise SpecError(message, path=where)
     try:

@@ -66,12 +66,23 @@ class RecordingSequential(keras.Sequential):
 
 
 def record_optimizer(optimizer: keras.optimizers.Optimizer, buffers: StepBuffers) -> None:
-    """Make ``optimizer`` record gradient norms (before clipping) and parameter norms."""
+    """Make ``optimizer`` record gradient norms (before clipping) and parameter norms.
+
+    The subclass also skips Keras' all-reduce of gradients when no distribution strategy
+    is active: it goes through ``tf.custom_gradient``, whose entry in TensorFlow's global
+    gradient registry is never freed and kept each run's train-step graph alive (about
+    4.7 MiB per ``fit``; tests/reliability/test_resource_hygiene.py).
+    """
     if buffers.grad_norm is None:
         return
     base = type(optimizer)
 
     class Recording(base):  # type: ignore[misc,valid-type]
+        def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> Any:
+            if not tf.distribute.has_strategy():
+                return list(grads_and_vars)
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+
         def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
             step = self.iterations + 0  # read before the update increments it
             _put(buffers.grad_norm, step, _global_norm([g for g in grads if g is not None]))

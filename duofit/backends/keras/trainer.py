@@ -120,6 +120,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     device = resolve_device(tr.device)
     dtype = tr.dtype
     with floatx(dtype):  # the logged loss and regularisation losses follow floatx
+        keras.backend.clear_session()  # free the previous run's graphs (many runs per process: tuning)
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with tf.device(device):
             model, heads = build_model(
