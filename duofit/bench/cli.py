@@ -62,6 +62,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to S seconds for an idle host before each cell"
     )
+    p.add_argument("--peak-size", type=int, help="matrix size of the peak matmul (default 2048)")
     p.add_argument("--workloads-dir", help="folder of named workload specs (default benchmarks/workloads)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
 
@@ -106,10 +107,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     timeout = args.cell_timeout if args.cell_timeout is not None else DEFAULT_CELL_TIMEOUT_S
     if timeout <= 0:
         raise SpecError(f"--cell-timeout must be > 0 seconds (got {timeout})")
+    if args.peak_size is not None and args.peak_size < 1:
+        raise SpecError(f"--peak-size must be a positive integer (got {args.peak_size})")
     if args.wait_idle < 0:
         raise SpecError(f"--wait-idle must be >= 0 seconds (got {args.wait_idle})")
     report = run_matrix(
-        plan, out, resume=args.resume, overwrite=overwrite, cell_timeout=timeout, wait_idle_s=args.wait_idle
+        plan,
+        out,
+        resume=args.resume,
+        overwrite=overwrite,
+        cell_timeout=timeout,
+        wait_idle_s=args.wait_idle,
+        peak_size=args.peak_size,
     )
     paths = write_summary(out)
     print(f"rows: {out} ({len(report.ran)} new, {len(report.already_done)} already there)")

@@ -203,6 +203,7 @@ def run_matrix(
     overwrite: bool = False,
     cell_timeout: float = DEFAULT_CELL_TIMEOUT_S,
     wait_idle_s: float = 0.0,
+    peak_size: int | None = None,
     log: Callable[[str], None] = print,
 ) -> MatrixReport:
     """Run every pending cell of ``plan``, appending one row per finished cell to ``out``.
@@ -216,6 +217,7 @@ def run_matrix(
         cell_timeout: Seconds before a cell process is killed (the cell is reported as failed).
         wait_idle_s: Before each cell, wait up to this long for the host's other processes to go
             quiet enough to leave the cell's cores free; the host's use is recorded either way.
+        peak_size: Matrix size of the peak matmul (default: the suite's; tests use a small one).
         log: Receives one progress line per cell.
 
     Returns:
@@ -237,7 +239,7 @@ def run_matrix(
     with tempfile.TemporaryDirectory(prefix="duofit-bench-") as tmp:
         folder = Path(tmp)
         busy, _ = _host_load(plan.threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
-        report.peak = _measure_peak(plan.threads, plan.peak_size, folder, cell_timeout)
+        report.peak = _measure_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout)
         report.peak["peak_source"] = f"{report.peak.get('peak_source')}; host {busy:.0f}% busy before"
         peak = float(report.peak.get("peak_gflops", math.nan))
         log(f"matmul peak: {peak:.1f} GFLOP/s ({report.peak['peak_source']})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class Cell:
     epochs: int
     repeat: int
     spec_json: str = field(repr=False)
+    spec_hash: str = ""
 
     @property
     def cell_id(self) -> str:
@@ -99,10 +101,16 @@ class Cell:
             f"|bs{self.batch_size}|e{self.epochs}|r{self.repeat}"
         )
 
-    @property
-    def spec_hash(self) -> str:
-        """First 12 hex digits of the spec's sha256 (a changed workload file is detected)."""
-        return hashlib.sha256(self.spec_json.encode("utf-8")).hexdigest()[:12]
+
+def _doc_hash(path: Path, overrides: dict[str, object]) -> str:
+    """sha256 prefix of the workload file as written plus the cell's overrides.
+
+    The file, not the validated spec, is hashed: a default that a newer duofit adds to the
+    spec does not make earlier rows look like another workload (the git commit records that).
+    """
+    raw = path.read_bytes()
+    blob = raw + json.dumps(overrides, sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -236,7 +244,7 @@ def plan_matrix(
     by_name = {w.name: w for w in cfg.workloads}
     plans = [by_name.get(n, WorkloadPlan(n, None, ())) for n in workloads] if workloads else list(cfg.workloads)
     threads = threads or default_threads()
-    variants: list[tuple[str, int, int, str, str]] = []  # workload, batch size, epochs, dtype, spec json
+    variants: list[tuple[str, int, int, str, str, str]] = []  # workload, batch, epochs, dtype, spec json, hash
     for wp in plans:
         name, path = _workload_file(wp.name, folder)
         base = load_spec(path).model_dump(mode="json")
@@ -247,11 +255,13 @@ def plan_matrix(
             if train["epochs"] < WARMUP_EPOCHS + MIN_STEADY_EPOCHS:
                 raise SpecError(f"workload {name!r}: train.epochs must be >= {WARMUP_EPOCHS + MIN_STEADY_EPOCHS}")
             spec = load_spec({**base, "train": train})  # validates the overrides (clear field errors)
-            variants.append((name, bs, train["epochs"], train["dtype"], spec.model_dump_json()))
+            keys = ("batch_size", "threads", "device", "epochs", "dtype")
+            digest = _doc_hash(path, {k: train[k] for k in keys})
+            variants.append((name, bs, train["epochs"], train["dtype"], spec.model_dump_json(), digest))
     cells = [
-        Cell(name, backend, device, threads, dt, bs, ep, r, js)
+        Cell(name, backend, device, threads, dt, bs, ep, r, js, digest)
         for r in range(repeats or cfg.repeats)
-        for (name, bs, ep, dt, js) in variants
+        for (name, bs, ep, dt, js, digest) in variants
         for backend in chosen
     ]
     return MatrixPlan(cells=tuple(cells), skipped=skipped, threads=threads, peak_size=cfg.peak_size)

@@ -38,7 +38,7 @@ COLUMN_DOCS: dict[str, str] = {
     "schema_version": "version of this column layout",
     "run_id": "one id per invocation of the runner (UTC start time + pid)",
     "cell_id": "workload|backend|device|threads|dtype|batch size|epochs|repeat: the resume key",
-    "spec_hash": "sha256 prefix of the workload spec after the cell's overrides",
+    "spec_hash": "sha256 prefix of the workload file as written plus the cell's overrides",
     "timestamp": "UTC time the row was written",
     "git_commit": "commit of the duofit checkout that ran the cell",
     "workload": "named spec in benchmarks/workloads/",
