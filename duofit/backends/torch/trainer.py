@@ -75,6 +75,8 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     grad_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
     param_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
     epoch_grad_norm = torch.full((tr.epochs,), float("nan"), dtype=dtype, device=device)
+    # batch sizes of one epoch: the epoch loss is Keras' batch-size weighted mean of batch losses
+    sizes = torch.tensor([min(bs, n - start) for start in range(0, n, bs)], dtype=dtype, device=device)
     scheduled = spec.optimizer.schedule is not None
     step = 0
     t_fit = time.perf_counter()
@@ -86,7 +88,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         model.train()
         perm = order[epoch]
         xp, tp = x.index_select(0, perm), t.index_select(0, perm)
-        total = torch.zeros((), dtype=dtype, device=device)
+        losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
         first_step = step
         for start in range(0, n, bs):
             xb, tb = xp[start : start + bs], tp[start : start + bs]
@@ -105,13 +107,15 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             optimizer.step()
             if param_norm is not None:
                 param_norm[step] = _global_norm(params)
-            step_loss[step] = loss.detach()
+            losses.append(loss.detach())
             step += 1
-            total += loss.detach() * xb.shape[0]  # Keras' epoch loss: batch-size weighted mean
         model.eval()
         with torch.inference_mode():
             val_out = model(x_val)
             val_loss = loss_fn(val_out, t_val)
+        epoch_losses = torch.stack(losses)
+        step_loss[first_step:step] = epoch_losses
+        total = (epoch_losses * sizes).sum()
         # the epoch's one host sync: three scalars in one transfer
         train_loss, val_value, gnorm = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).tolist()
         val_np = val_out.detach().cpu().numpy()
