@@ -8,7 +8,7 @@ from typing import Any
 
 from duofit.common.history import ProgressFn
 
-__all__ = ["plot_histories", "progress_bar"]
+__all__ = ["plot_histories", "progress_bar", "save_figure"]
 
 _METRIC_PREFERENCE = ("val_accuracy", "val_f1", "val_roc_auc", "val_r2", "val_rmse", "val_mse", "val_mae")
 
@@ -78,10 +78,21 @@ def plot_histories(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (temp file + rename) and close it.
+
+    Example:
+        >>> save_figure(fig, "results/curves.png")  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     tmp.replace(path)
     return path

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from duofit.common.plots import save_figure
+
 if TYPE_CHECKING:
     from duofit.parity.report import ParityReport
 
@@ -44,9 +46,4 @@ def plot_trajectories(report: ParityReport, path: str | Path) -> Path:
     bottom.legend()
     bottom.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

@@ -20,6 +20,7 @@ from typing import Any
 
 from duofit.common.io import atomic_write_text, write_json
 from duofit.common.loader import spec_to_toml
+from duofit.common.plots import save_figure
 from duofit.tuning.search import TuneResult
 
 __all__ = ["AGREE_FACTOR", "AGREE_REL", "agreement", "load_best", "plot_history", "save_tuning", "trials_frame"]
@@ -80,13 +81,7 @@ def plot_history(result: TuneResult, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def save_tuning(result: TuneResult, folder: str | Path) -> dict[str, Path]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
+from duofit.common.plots import save_figure
 from duofit.common.spec import Spec
 from duofit.runner import Comparison, compare
 from duofit.tuning.paths import parse_path, with_values
@@ -176,13 +177,7 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{result.spec.name or 'sweep'}: {', '.join(result.fields)}")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def sweep(
