@@ -34,8 +34,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from duofit.common.errors import DataError, DivergenceError, SpecError
 from duofit.common.loader import load_spec
+from duofit.common.paths import path_from_param, with_values
 from duofit.common.spec import DenseLayer, Spec
-from duofit.tuning.paths import path_from_param, with_values
 
 __all__ = ["DEFAULT_CLASSIFIER_SPEC", "DEFAULT_REGRESSOR_SPEC", "DuofitClassifier", "DuofitRegressor"]
 

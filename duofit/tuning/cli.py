@@ -193,7 +193,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- sweep
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from duofit.common.loader import load_spec
-    from duofit.tuning.paths import parse_values
+    from duofit.common.paths import parse_values
     from duofit.tuning.sweep import is_sweep_file, load_sweep, sweep
 
     if is_sweep_file(args.spec):

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from duofit.common.errors import SpecError
+from duofit.common.paths import with_values
 from duofit.common.registry import check_installed
 from duofit.common.spec import Spec
-from duofit.tuning.paths import with_values
 from duofit.tuning.space import SearchSpace
 from duofit.tuning.storage import HEARTBEAT_S, open_storage
 

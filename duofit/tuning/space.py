@@ -41,8 +41,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from duofit.common.errors import SpecError
+from duofit.common.paths import parse_path, with_values
 from duofit.common.spec import Spec
-from duofit.tuning.paths import parse_path, with_values
 
 __all__ = [
     "DEFAULT_GRID_POINTS",

@@ -29,10 +29,10 @@ from typing import Any
 
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
+from duofit.common.paths import parse_path, with_values
 from duofit.common.plots import save_figure
 from duofit.common.spec import Spec
 from duofit.runner import Comparison, compare
-from duofit.tuning.paths import parse_path, with_values
 
 __all__ = ["MAX_SWEEP_RUNS", "SweepResult", "is_sweep_file", "load_sweep", "plot_sweep", "sweep"]
 

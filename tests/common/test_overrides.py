@@ -17,7 +17,7 @@ def test_overrides_set_nested_fields_and_validate() -> None:
     ("item", "path"),
     [
         ("optimizer.lrr=0.1", "optimizer.lrr"),
-        ("model.layers[5].units=3", "model.layers[5].units"),
+        ("model.layers[5].units=3", "model.layers[5]: index out of range"),
         ("optimizer.lr=-1", "optimizer.lr"),
         ("optimizer.lr", ""),
         ("optim izer.lr=1", "optim izer.lr"),

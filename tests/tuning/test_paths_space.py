@@ -9,7 +9,7 @@ import pytest
 
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
-from duofit.tuning.paths import format_path, parse_path, parse_values, path_from_param, with_values
+from duofit.common.paths import format_path, parse_path, parse_values, path_from_param, with_values
 from duofit.tuning.space import DEFAULT_GRID_POINTS, load_space
 
 from .conftest import SEED, TINY_SPACE
