@@ -174,6 +174,21 @@ def _run_cell(cell: Cell, folder: Path, timeout: float) -> tuple[dict[str, Any] 
     return None, f"exit code {code}; output: {text.strip()[-1500:]}"
 
 
+_TMP_PREFIX = "duofit-bench-"
+
+
+def _remove_stale_folders() -> None:
+    """Delete the cell folders of runners that were killed (their pid no longer exists)."""
+    import shutil
+
+    import psutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
+        pid = folder.name[len(_TMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _num(value: Any) -> str:
     return "nan" if value is None else f"{float(value):.4g}"
 
@@ -236,7 +251,8 @@ def run_matrix(
     if not pending:
         return report
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
-    with tempfile.TemporaryDirectory(prefix="duofit-bench-") as tmp:
+    _remove_stale_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
         folder = Path(tmp)
         busy, _ = _host_load(plan.threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
         report.peak = _measure_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout)

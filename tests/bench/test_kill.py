@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,3 +73,4 @@ def test_sigkill_leaves_complete_rows_and_resume_finishes(workloads_dir: Path, t
     assert len(final) == REPEATS and len(set(final)) == REPEATS, note
     assert final[: len(ids)] == ids, note  # rows written before the kill are kept, in order
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bench.csv")] == [], note  # stale temps removed
+    assert not list(Path(tempfile.gettempdir()).glob(f"duofit-bench-{proc.pid}-*")), note  # killed run's cell folder
