@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from duofit.backends.base import make_plan
-from duofit.common.data import load_dataset
+from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
 from duofit.common.errors import (
@@ -69,6 +69,7 @@ def run(
     out: str | Path | None = None,
     record_steps: bool = False,
     strict: bool = False,
+    dataset: Dataset | None = None,
 ) -> RunResult:
     """Train a spec on one backend, in this process.
 
@@ -80,6 +81,8 @@ def run(
         record_steps: Also record each step's gradient and parameter norms (``result.steps``).
         strict: Parity mode (see :mod:`duofit.parity.strict`): identical math where the
             frameworks' formulas differ.
+        dataset: Train on these prepared arrays (a cross-validation fold, an estimator's
+            X/y) instead of loading the data the spec names; ``spec.data`` is then not read.
 
     Returns:
         A :class:`~duofit.RunResult`. A run whose loss became non-finite returns with
@@ -96,7 +99,8 @@ def run(
     t0 = time.perf_counter()
     spec = load_spec(spec)
     module = get_backend(backend)
-    dataset = load_dataset(spec)
+    if dataset is None:
+        dataset = load_dataset(spec)
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
     recorder = recorder_for(spec, dataset.y_val, progress, plan.steps_per_epoch)
     fitted = module.fit(plan, recorder)
