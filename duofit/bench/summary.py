@@ -141,9 +141,10 @@ def overhead_ratios(summary: Any) -> Any:
     """
     import pandas as pd
 
+    columns = [*CONFIG, "ratio", "value", "low", "high", "loop_value", "target", "met"]
     rows = []
     if summary.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=columns)  # a header-only CSV, still readable by any CSV reader
     for config, group in summary.groupby(CONFIG, sort=True):
         by = group.set_index("backend")
         for r in RATIOS:
@@ -162,7 +163,7 @@ def overhead_ratios(summary: Any) -> Any:
                 met=r.met(value),
             )
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -4,7 +4,10 @@ An SQLite file needs no server and survives a killed process (each finished tria
 committed); PostgreSQL (``postgresql+psycopg2://user@host/db``) lets processes on several
 machines work on one study. A heartbeat thread marks a trial whose process died as
 ``FAIL`` once it has been silent for twice the interval, so a resumed study does not wait
-on it.
+on it. A process killed in the few milliseconds between creating a trial and writing its
+first heartbeat leaves a ``RUNNING`` trial with no heartbeat at all, which Optuna never
+marks stale; :class:`DurableStorage` treats such a trial as stale once it is older than the
+grace period, so no kill point leaves a trial ``RUNNING`` forever.
 
 Example:
     >>> storage = open_storage("results/seed/tune.db")   # doctest: +SKIP
@@ -12,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +23,7 @@ from typing import Any
 
 from duofit.common.errors import SpecError
 
-__all__ = ["HEARTBEAT_S", "open_storage", "storage_url"]
+__all__ = ["HEARTBEAT_S", "open_storage", "stale_without_heartbeat", "storage_url"]
 
 HEARTBEAT_S = 10  # a running trial writes a heartbeat this often; silent for 2x -> marked FAIL
 SQLITE_TIMEOUT_S = 60  # wait this long for another connection's write lock (the heartbeat thread) before failing
@@ -43,6 +47,51 @@ def storage_url(storage: str) -> str:
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     return url
+
+
+def stale_without_heartbeat(storage: Any, study_id: int, grace_s: float) -> list[int]:
+    """Ids of ``RUNNING`` trials that never wrote a heartbeat and started over ``grace_s`` ago.
+
+    A live trial writes its first heartbeat milliseconds after it is created, so a trial
+    without one after the grace period belongs to a process that died in between.
+    ``datetime_start`` is written by the creating process with ``datetime.now()``, so the
+    comparison uses this machine's clock the same way.
+
+    Example:
+        >>> stale_without_heartbeat(storage, study_id=1, grace_s=20)   # doctest: +SKIP
+        [7]
+    """
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_s)
+    with _create_scoped_session(storage.scoped_session) as session:  # read-only; Optuna fails the trials
+        rows = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(models.TrialModel.study_id == study_id)
+            .all()
+        )
+        return [
+            row.trial_id
+            for row in rows
+            if not row.heartbeats and row.datetime_start is not None and row.datetime_start < cutoff
+        ]
+
+
+def _durable_class() -> type:
+    """RDBStorage whose stale-trial check also catches trials killed before their first heartbeat."""
+    import optuna
+
+    class DurableStorage(optuna.storages.RDBStorage):  # type: ignore[misc]
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            ids = list(super()._get_stale_trial_ids(study_id))
+            grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+            ids += [i for i in stale_without_heartbeat(self, study_id, grace) if i not in ids]
+            return ids
+
+    return DurableStorage
 
 
 def open_storage(storage: str, heartbeat_s: int | None = HEARTBEAT_S) -> Any:
@@ -71,7 +120,7 @@ def open_storage(storage: str, heartbeat_s: int | None = HEARTBEAT_S) -> Any:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return _durable_class()(
                     url,
                     engine_kwargs=kwargs,
                     heartbeat_interval=heartbeat_s,
