@@ -38,7 +38,26 @@ def test_backend_tables_cover_every_spec_type(backend: str) -> None:
     layers = importlib.import_module(f"duofit.backends.{backend}.layers")
     losses = importlib.import_module(f"duofit.backends.{backend}.losses")
     optimizers = importlib.import_module(f"duofit.backends.{backend}.optimizers")
+    metrics = importlib.import_module(f"duofit.backends.{backend}.metrics")
     assert set(layers.LAYERS) == _members(spec_module.LayerSpec)
     assert set(losses.LOSSES) == _members(spec_module.LossSpec)
     assert set(optimizers.OPTIMIZERS) == _members(spec_module.OptimizerSpec)
     assert set(layers.ACTIVATIONS) == set(spec_module.ACTIVATIONS)
+    assert set(metrics.METRICS) == set(typing.get_args(spec_module.MetricName)) == set(spec_module.METRIC_NAMES)
+
+
+def test_native_metric_modules_are_twins() -> None:
+    """torch and keras ``metrics.py`` export the same names (read from source: no framework needed)."""
+    import ast
+    from pathlib import Path
+
+    def exported(backend: str) -> set[str]:
+        tree = ast.parse((Path(spec_module.__file__).parents[1] / "backends" / backend / "metrics.py").read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+                return set(ast.literal_eval(node.value))
+        raise AssertionError(f"{backend}/metrics.py has no __all__")
+
+    shared = {"DEFAULT_BATCH", "METRICS", "NativeMetric", "collect", "make_metric", "native_metrics"}
+    assert shared <= exported("torch")
+    assert shared <= exported("keras")

@@ -113,7 +113,7 @@ def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
     flags = _process_flags(info.framework)
     flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution") if k in env})
     hist = res.history
-    metric = spec.metrics[0] if spec.metrics else None
+    metric = spec.metric_columns[0] if spec.metrics else None
     m = Measurement(
         fit_start=math.nan,
         epoch_ends=ends,
@@ -140,8 +140,9 @@ def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple
     m: Measurement = getattr(importlib.import_module(module), func)(mlp, dataset, device)
     if not spec.metrics:
         return m, math.nan
-    values = compute_metrics(spec.metrics[:1], spec.task, dataset.y_test, m.test_outputs, from_logits=True)
-    return m, values[spec.metrics[0]]
+    first = spec.metric_entries[0]
+    values = compute_metrics([first], spec.task, dataset.y_test, m.test_outputs, from_logits=True)
+    return m, values[first.column]
 
 
 def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +206,7 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
         "peak_device_mem_mb": _peak_device_mem_mb(info.framework, device),
         "final_train_loss": m.final_train_loss,
         "final_val_loss": m.final_val_loss,
-        "test_metric_name": spec.metrics[0] if spec.metrics else "",
+        "test_metric_name": spec.metric_columns[0] if spec.metrics else "",
         "test_metric": metric,
         "epoch_eval": info.epoch_eval,
         **{k: m.flags.get(k) for k in ("jit_compile", "steps_per_execution", "torch_compile", "tf32", "onednn")},

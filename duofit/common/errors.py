@@ -112,4 +112,5 @@ def unsupported(backend: str, where: str, item: object, table: object) -> Backen
         "loss: the torch backend has no float; supported: int"
     """
     names = ", ".join(getattr(t, "__name__", str(t)) for t in table)  # type: ignore[attr-defined]
-    return BackendError(f"{where}: the {backend} backend has no {type(item).__name__}; supported: {names}")
+    label = repr(item) if isinstance(item, str) else type(item).__name__  # a name (metrics) or a spec type
+    return BackendError(f"{where}: the {backend} backend has no {label}; supported: {names}")

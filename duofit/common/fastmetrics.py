@@ -14,9 +14,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from duofit.common.metric_options import MetricEntry, resolve_metrics
 from duofit.common.metrics import predicted_labels
 
 __all__ = ["fast_metrics"]
@@ -44,30 +46,44 @@ def _auc_binary(positive: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def _classification(names: Sequence[str], task: str, y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    labels = predicted_labels(task, proba)
+def _averaged(num: np.ndarray, den: np.ndarray, support: np.ndarray, average: str) -> float:
+    """The sklearn averages of per-class ratios ``num / den`` (zero_division=0)."""
+    if average == "micro":
+        return float(_ratio(num.sum(keepdims=True), den.sum(keepdims=True))[0])
+    if average == "weighted":
+        return float(np.average(_ratio(num, den), weights=support)) if support.sum() > 0 else 0.0
+    return float(_ratio(num, den).mean())  # binary (one class) and macro
+
+
+def _classification(entries: Sequence[MetricEntry], task: str, y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     k = 2 if task == "binary" else proba.shape[1]
-    cm = np.bincount(y * k + labels, minlength=k * k).reshape(k, k).astype(np.float64)
-    tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    if task == "binary":
-        tp, fp, fn = tp[1:], fp[1:], fn[1:]  # sklearn average="binary": class 1 only
-    else:
-        present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0  # sklearn: labels in y_true or y_pred
-        tp, fp, fn = tp[present], fp[present], fn[present]
+    counts: dict[float, tuple[np.ndarray, ...]] = {}  # per threshold: cm, tp, fp, fn
     out: dict[str, float] = {}
-    for name in names:
-        if name == "accuracy":
-            out[name] = float(np.trace(cm) / cm.sum())
-        elif name == "precision":
-            out[name] = float(_ratio(tp, tp + fp).mean())
-        elif name == "recall":
-            out[name] = float(_ratio(tp, tp + fn).mean())
-        elif name == "f1":
-            out[name] = float(_ratio(2 * tp, 2 * tp + fp + fn).mean())
-        elif name == "roc_auc":
-            out[name] = _roc_auc(task, y, proba)
+    for entry in entries:
+        if entry.name == "roc_auc":
+            out[entry.column] = _roc_auc(task, y, proba)
+            continue
+        if entry.threshold not in counts:
+            labels = predicted_labels(task, proba, entry.threshold)
+            cm = np.bincount(y * k + labels, minlength=k * k).reshape(k, k).astype(np.float64)
+            tp = np.diag(cm)
+            fp, fn = cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
+            if task == "binary":
+                tp, fp, fn = tp[1:], fp[1:], fn[1:]  # sklearn average="binary": class 1 only
+            else:
+                present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0  # sklearn: labels in y_true or y_pred
+                tp, fp, fn = tp[present], fp[present], fn[present]
+            counts[entry.threshold] = (cm, tp, fp, fn)
+        cm, tp, fp, fn = counts[entry.threshold]
+        average, support = entry.average or "macro", tp + fn
+        if entry.name == "accuracy":
+            out[entry.column] = float(np.trace(cm) / cm.sum())
+        elif entry.name == "precision":
+            out[entry.column] = _averaged(tp, tp + fp, support, average)
+        elif entry.name == "recall":
+            out[entry.column] = _averaged(tp, tp + fn, support, average)
+        elif entry.name == "f1":
+            out[entry.column] = _averaged(2 * tp, 2 * tp + fp + fn, support, average)
     return out
 
 
@@ -81,42 +97,48 @@ def _roc_auc(task: str, y: np.ndarray, proba: np.ndarray) -> float:
     if present.size < proba.shape[1]:  # as the reference: renormalise over the present classes
         p = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
         y = np.searchsorted(present, y)
+        if present.size == 2:  # as the reference: binary AUC of the second class's score
+            return _auc_binary(y == 1, p[:, 1])
     return float(np.mean([_auc_binary(y == c, p[:, c]) for c in range(p.shape[1])]))
 
 
-def _regression(names: Sequence[str], y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def _regression(entries: Sequence[MetricEntry], y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     err = pred - y
     mse_per = np.mean(err**2, axis=0)
     out: dict[str, float] = {}
-    for name in names:
+    for entry in entries:
+        name = entry.name
         if name == "mse":
-            out[name] = float(mse_per.mean())
+            out[entry.column] = float(mse_per.mean())
         elif name == "rmse":
-            out[name] = float(np.sqrt(mse_per.mean()))
+            out[entry.column] = float(np.sqrt(mse_per.mean()))
         elif name == "mae":
-            out[name] = float(np.mean(np.abs(err)))
+            out[entry.column] = float(np.mean(np.abs(err)))
         elif name == "r2":
             ss_res = (err**2).sum(axis=0)
             ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
             # sklearn force_finite: constant target -> 1.0 if perfect else 0.0
             r2 = np.where(ss_tot != 0, 1 - _ratio(ss_res, ss_tot), np.where(ss_res == 0, 1.0, 0.0))
-            out[name] = float(r2.mean())
+            out[entry.column] = float(r2.mean())
     return out
 
 
-def fast_metrics(names: Sequence[str], task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def fast_metrics(names: Sequence[str | Any], task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Metrics from probabilities (classification) or predictions (regression).
 
     Args:
-        names: Metric names.
+        names: Metric names, option tables or resolved
+            :class:`~duofit.common.metric_options.MetricEntry` objects.
         task: ``binary``, ``multiclass`` or ``regression``.
         y_true: Class indices or regression targets.
         scores: Probabilities (``[n]`` binary, ``[n, k]`` multiclass) or predictions.
 
     Returns:
-        ``{name: value}``, equal to :func:`duofit.common.metrics.compute_metrics` up to rounding.
+        ``{column: value}``, equal to :func:`duofit.common.metrics.compute_metrics` up to rounding.
     """
+    entries = resolve_metrics(names, task)
     if task == "regression":
         pred = np.asarray(scores, dtype=np.float64).reshape(len(y_true), -1)
-        return _regression(names, np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1), pred)
-    return _classification(names, task, np.asarray(y_true, dtype=np.int64), np.asarray(scores, dtype=np.float64))
+        return _regression(entries, np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1), pred)
+    y = np.asarray(y_true, dtype=np.int64)
+    return _classification(entries, task, y, np.asarray(scores, dtype=np.float64))

@@ -96,7 +96,7 @@ def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
     # pydantic puts the tag after the union field (loss -> 'mse') or after the list index.
     prev = loc[i - 1]
     if isinstance(prev, int):
-        return i >= 2 and loc[i - 2] == "layers"
+        return i >= 2 and loc[i - 2] in ("layers", "metrics")
     return prev in ("loss", "optimizer")
 
 

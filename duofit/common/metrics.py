@@ -1,19 +1,27 @@
 """Reference metrics: one implementation (scikit-learn) used for every backend's predictions.
 
+Metric entries may carry options (see :mod:`duofit.common.metric_options`): a binary
+``threshold`` for the thresholded-label metrics and a multiclass ``average``; results are
+keyed by column name (``f1_weighted``, ``precision_t0.3``; plain names for default options).
+
 Example:
     >>> import numpy as np
     >>> out = np.array([[2.0], [-1.0], [0.5], [-3.0]])      # logits
     >>> y = np.array([1, 0, 0, 0])
     >>> compute_metrics(["accuracy", "roc_auc"], "binary", y, out, from_logits=True)
     {'accuracy': 0.75, 'roc_auc': 1.0}
+    >>> compute_metrics([{"name": "accuracy", "threshold": 0.7}], "binary", y, out, from_logits=True)
+    {'accuracy_t0.7': 1.0}
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from duofit.common.metric_options import DEFAULT_THRESHOLD, MetricEntry, resolve_metrics
 from duofit.common.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 __all__ = [
@@ -25,7 +33,7 @@ __all__ = [
     "probabilities",
 ]
 
-BINARY_THRESHOLD = 0.5  # probability above which a binary prediction is class 1 (seed chapter)
+BINARY_THRESHOLD = DEFAULT_THRESHOLD  # probability above which a binary prediction is class 1 (seed chapter)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -55,18 +63,25 @@ def probabilities(task: str, outputs: np.ndarray, from_logits: bool) -> np.ndarr
     return outputs / np.where(total == 0, 1.0, total)
 
 
-def predicted_labels(task: str, proba: np.ndarray) -> np.ndarray:
-    """Class indices from probabilities (threshold 0.5 for binary, argmax otherwise)."""
+def predicted_labels(task: str, proba: np.ndarray, threshold: float = BINARY_THRESHOLD) -> np.ndarray:
+    """Class indices from probabilities (``proba > threshold`` for binary, argmax otherwise).
+
+    Example:
+        >>> predicted_labels("binary", np.array([0.2, 0.4, 0.9]), threshold=0.3).tolist()
+        [0, 1, 1]
+    """
     if task == "binary":
-        return (proba > BINARY_THRESHOLD).astype(np.int64)
+        return (proba > threshold).astype(np.int64)
     return proba.argmax(axis=1).astype(np.int64)
 
 
-def _classification(name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray, str], float]:
+def _classification(entry: MetricEntry) -> Callable[[np.ndarray, np.ndarray, np.ndarray, str], float]:
     import sklearn.metrics as skm
 
+    name = entry.name
+
     def fn(y: np.ndarray, labels: np.ndarray, proba: np.ndarray, task: str) -> float:
-        average = "binary" if task == "binary" else "macro"
+        average = entry.average or ("binary" if task == "binary" else "macro")
         if name == "accuracy":
             return float(skm.accuracy_score(y, labels))
         if name == "precision":
@@ -106,10 +121,10 @@ def _regression(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
 
 
 REFERENCE_METRICS: dict[str, str] = {
-    "accuracy": "sklearn.metrics.accuracy_score",
-    "precision": "sklearn.metrics.precision_score (binary, or macro average for multiclass)",
-    "recall": "sklearn.metrics.recall_score (binary, or macro average for multiclass)",
-    "f1": "sklearn.metrics.f1_score (binary, or macro average for multiclass)",
+    "accuracy": "sklearn.metrics.accuracy_score (binary: proba > threshold, default 0.5)",
+    "precision": "sklearn.metrics.precision_score (binary at the threshold, or multiclass `average`, default macro)",
+    "recall": "sklearn.metrics.recall_score (binary at the threshold, or multiclass `average`, default macro)",
+    "f1": "sklearn.metrics.f1_score (binary at the threshold, or multiclass `average`, default macro)",
     "roc_auc": "sklearn.metrics.roc_auc_score on probabilities (one-vs-rest for multiclass)",
     "mse": "sklearn.metrics.mean_squared_error",
     "rmse": "sqrt of sklearn.metrics.mean_squared_error",
@@ -119,7 +134,7 @@ REFERENCE_METRICS: dict[str, str] = {
 
 
 def compute_metrics(
-    names: Sequence[str],
+    names: Sequence[str | Any],
     task: str,
     y_true: np.ndarray,
     outputs: np.ndarray,
@@ -129,7 +144,8 @@ def compute_metrics(
     """Compute metrics on raw model outputs with the reference (sklearn) code.
 
     Args:
-        names: Metric names from the spec.
+        names: The spec's metric entries: names, option tables (``spec.metrics``) or resolved
+            :class:`~duofit.common.metric_options.MetricEntry` objects.
         task: ``binary``, ``multiclass`` or ``regression``.
         y_true: Class indices or regression targets.
         outputs: Raw model outputs (logits or probabilities, per ``from_logits``).
@@ -138,9 +154,10 @@ def compute_metrics(
             for the per-epoch history) instead of calling sklearn.
 
     Returns:
-        ``{name: value}``; a metric that is undefined (e.g. ROC-AUC on one class, or any
-        metric on non-finite outputs) is ``nan``.
+        ``{column: value}`` (the plain name for default options); a metric that is undefined
+        (e.g. ROC-AUC on one class, or any metric on non-finite outputs) is ``nan``.
     """
+    entries = resolve_metrics(names, task)
     out: dict[str, float] = {}
     if task == "regression":
         pred = np.asarray(outputs, dtype=np.float64).reshape(len(y_true), -1)
@@ -149,17 +166,18 @@ def compute_metrics(
         if fast and finite:
             from duofit.common.fastmetrics import fast_metrics
 
-            return fast_metrics(names, task, y_true, pred)
-        for name in names:
-            out[name] = _regression(name)(y, pred) if finite else float("nan")
+            return fast_metrics(entries, task, y_true, pred)
+        for entry in entries:
+            out[entry.column] = _regression(entry.name)(y, pred) if finite else float("nan")
         return out
     proba = probabilities(task, outputs, from_logits)
     finite = bool(np.all(np.isfinite(proba)))
     if fast and finite:
         from duofit.common.fastmetrics import fast_metrics
 
-        return fast_metrics(names, task, y_true, proba)
-    labels = predicted_labels(task, np.nan_to_num(proba))
-    for name in names:
-        out[name] = _classification(name)(y_true, labels, proba, task) if finite else float("nan")
+        return fast_metrics(entries, task, y_true, proba)
+    safe = np.nan_to_num(proba)
+    for entry in entries:
+        labels = predicted_labels(task, safe, entry.threshold)
+        out[entry.column] = _classification(entry)(y_true, labels, proba, task) if finite else float("nan")
     return out

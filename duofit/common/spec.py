@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,6 +28,7 @@ __all__ = [
     "DATA_KINDS",
     "INITIALIZERS",
     "LOSS_TASKS",
+    "METRIC_NAMES",
     "REGRESSION_METRICS",
     "ActivationLayer",
     "AdamOptimizer",
@@ -51,6 +52,8 @@ __all__ = [
     "LossSpec",
     "MAELoss",
     "MSELoss",
+    "MetricItem",
+    "MetricSpec",
     "ModelSpec",
     "OptimizerSpec",
     "RMSpropOptimizer",
@@ -88,6 +91,7 @@ INITIALIZERS = (
 )
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
+METRIC_NAMES = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
 DATA_KINDS = (
     "make_classification",
     "make_regression",
@@ -147,11 +151,12 @@ class FieldProblem(ValueError):
 
 def _check_monitor(value: str) -> str:
     base = value[4:] if value.startswith("val_") else value
-    allowed = ("loss", *CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-    if base not in allowed or (value != "loss" and not value.startswith("val_")):
+    # a metric column: the name, optionally with option suffixes (``val_f1_weighted``, ``val_recall_t0.3``)
+    known = base == "loss" or any(base == m or base.startswith(f"{m}_") for m in METRIC_NAMES)
+    if not known or (value != "loss" and not value.startswith("val_")):
         raise ValueError(
             f"monitor {value!r} is not a history column; use 'loss', 'val_loss' or "
-            "'val_<metric>' with a metric listed in `metrics`"
+            "'val_<column>' with the column of a metric listed in `metrics` (e.g. 'val_accuracy', 'val_f1_weighted')"
         )
     return value
 
@@ -587,6 +592,41 @@ OptimizerSpec = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- metrics
+class MetricSpec(_Base):
+    """A metric with options, e.g. ``{name = "f1", average = "weighted"}``; a plain name is accepted too.
+
+    Which options fit which metric and task is checked by the Spec (see
+    :mod:`duofit.common.metric_options`, which also names the result column).
+    """
+
+    name: MetricName
+    threshold: Fraction | None = Field(
+        default=None,
+        description="Binary accuracy/precision/recall/f1: class 1 when probability > threshold (default 0.5).",
+    )
+    average: Literal["binary", "macro", "micro", "weighted"] | None = Field(
+        default=None,
+        description="Multiclass precision/recall/f1: sklearn's average, 'macro' (default), 'micro' or 'weighted'.",
+    )
+
+
+def _metric_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "name"
+    return "table" if isinstance(value, (dict, MetricSpec)) else None
+
+
+MetricItem = Annotated[
+    Union[Annotated[MetricName, Tag("name")], Annotated[MetricSpec, Tag("table")]],
+    Discriminator(
+        _metric_kind,
+        custom_error_type="metric_entry",
+        custom_error_message="a metric is a name ('f1') or a table ({name = 'f1', average = 'weighted'})",
+    ),
+]
+
+
 # --------------------------------------------------------------------------- training
 class EarlyStoppingSpec(_Base):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs."""
@@ -627,7 +667,11 @@ class Spec(_Base):
     """A whole experiment. Load one with :func:`duofit.load_spec`."""
 
     name: str | None = Field(default=None, max_length=200)
-    metrics: Annotated[list[MetricName], Field(max_length=20)] = Field(default_factory=list)
+    metrics: Annotated[list[MetricItem], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="Metric names, or tables with options: {name = 'f1', average = 'weighted'}, "
+        "{name = 'precision', threshold = 0.3}.",
+    )
     data: DataSpec
     model: ModelSpec
     loss: LossSpec
@@ -642,15 +686,9 @@ class Spec(_Base):
     @model_validator(mode="after")
     def _cross_checks(self) -> Spec:
         task = self.task
-        allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
-        for i, metric in enumerate(self.metrics):
-            if metric not in allowed:
-                raise FieldProblem(
-                    f"metrics[{i}]",
-                    f"{metric!r} does not fit loss {self.loss.type!r} ({task} task); allowed: {', '.join(allowed)}",
-                )
-        if len(set(self.metrics)) != len(self.metrics):
-            raise FieldProblem("metrics", "a metric is listed twice")
+        from duofit.common.metric_options import resolve_metrics
+
+        columns = [e.column for e in resolve_metrics(self.metrics, task, loss=self.loss.type)]
         regression_data = self.data.kind in ("make_regression", "diabetes") or self.data.task == "regression"
         if regression_data and task != "regression":
             raise FieldProblem(
@@ -668,16 +706,19 @@ class Spec(_Base):
         infer_shapes(self.model.layers, image)  # raises FieldProblem naming the layer
         sched = self.optimizer.schedule
         if isinstance(sched, PlateauSchedule) and sched.monitor not in ("loss", "val_loss"):
-            if sched.monitor[4:] not in self.metrics or not self.train.history_metrics:
+            if sched.monitor[4:] not in columns or not self.train.history_metrics:
                 raise FieldProblem(
                     "optimizer.schedule.monitor",
-                    f"{sched.monitor!r} needs {sched.monitor[4:]!r} in `metrics` and train.history_metrics = true",
+                    f"{sched.monitor!r} needs {sched.monitor[4:]!r} in `metrics` and train.history_metrics = true"
+                    f" (metric columns: {', '.join(columns) or 'none'})",
                 )
         es = self.train.early_stopping
         if es is not None and es.monitor not in ("loss", "val_loss"):
-            if es.monitor[4:] not in self.metrics:
+            if es.monitor[4:] not in columns:
                 raise FieldProblem(
-                    "train.early_stopping.monitor", f"{es.monitor!r} needs {es.monitor[4:]!r} in `metrics`"
+                    "train.early_stopping.monitor",
+                    f"{es.monitor!r} needs {es.monitor[4:]!r} in `metrics`"
+                    f" (metric columns: {', '.join(columns) or 'none'})",
                 )
             if not self.train.history_metrics:
                 raise FieldProblem("train.history_metrics", "early stopping on a metric needs history_metrics = true")
@@ -691,6 +732,28 @@ class Spec(_Base):
                 f"units = {last_dense.units}. Use units = 1, or categorical_crossentropy",
             )
         return self
+
+    @property
+    def metric_entries(self) -> list[Any]:
+        """The metrics with every option resolved (:class:`~duofit.common.metric_options.MetricEntry`).
+
+        Example:
+            >>> [e.column for e in spec.metric_entries]    # doctest: +SKIP
+            ['accuracy', 'f1_weighted']
+        """
+        from duofit.common.metric_options import resolve_metrics
+
+        return resolve_metrics(self.metrics, self.task)
+
+    @property
+    def metric_columns(self) -> list[str]:
+        """Result and history column of each metric (``val_`` prefixed in the history).
+
+        Example:
+            >>> spec.metric_columns                        # doctest: +SKIP
+            ['accuracy', 'precision_t0.3']
+        """
+        return [e.column for e in self.metric_entries]
 
     def monitor_mode(self, settings: EarlyStoppingSpec | PlateauSchedule | None = None) -> str:
         """Resolved mode of a monitor (``min`` for losses/errors, ``max`` for scores).

@@ -66,7 +66,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
         f"(shuffle, seed {cv.seed}); scaler fitted on each fold's training part; "
         f"fold i starts from the shared initial weights of train.seed + i"
     )
-    cols = ["backend", "fold", "n_train", "n_test", *spec.metrics, "epochs", "final_val_loss", "fit_s"]
+    cols = ["backend", "fold", "n_train", "n_test", *spec.metric_columns, "epochs", "final_val_loss", "fit_s"]
     table = cv.fold_table()
     _print_frame(table[[c for c in cols if c in table]].set_index(["backend", "fold"]))
     print(f"\nmean ± std over {args.folds} folds (std with ddof={STD_DDOF}); metrics on each held-out fold:")
@@ -206,7 +206,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / _spec_name(spec, args.spec) / "sweep"
     res = sweep(spec, values, _names(args.backends), isolate=not args.in_process, progress=not args.quiet, out=out)
     table = res.table()
-    cols = [*res.fields, "backend", *spec.metrics, "epochs", "final_loss", "final_val_loss", "diverged", "fit_s"]
+    cols = [*res.fields, "backend", *spec.metric_columns, "epochs", "final_loss", "final_val_loss", "diverged", "fit_s"]
     _print_frame(table[[c for c in cols if c in table]].set_index([*res.fields, "backend"]))
     print(f"written: {out}/sweep.csv, {out}/sweep_history.csv, {out}/sweep_curves.png, one folder per run")
     for _, row in table[table["diverged"]].iterrows():

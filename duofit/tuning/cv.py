@@ -96,7 +96,7 @@ class CVResult:
     @property
     def metric_names(self) -> list[str]:
         """The summarised columns: the spec's metrics, then the held-out fold's final loss."""
-        return [*self.spec.metrics, "final_val_loss"]
+        return [*self.spec.metric_columns, "final_val_loss"]
 
     def fold_table(self) -> Any:
         """One row per backend and fold: sizes, seed, test metrics, epochs, losses, time."""

@@ -67,8 +67,8 @@ def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
 
     Args:
         spec: The spec.
-        metric: ``"accuracy"``, ``"val_accuracy"``, ``"val_loss"``...; ``None`` = the spec's
-            first metric, or ``val_loss`` when it lists none.
+        metric: A metric column (``"accuracy"``, ``"val_accuracy"``, ``"val_f1_weighted"``) or
+            ``"val_loss"``; ``None`` = the spec's first metric, or ``val_loss`` when it lists none.
 
     Returns:
         ``(column, "maximize" | "minimize")``.
@@ -80,17 +80,21 @@ def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
         >>> objective_column(spec, None)       # doctest: +SKIP
         ('val_accuracy', 'maximize')
     """
-    name = metric or (spec.metrics[0] if spec.metrics else "val_loss")
+    entries = {e.column: e for e in spec.metric_entries}
+    name = metric or (f"val_{next(iter(entries))}" if entries else "val_loss")
     base = name.removeprefix("val_")
-    if base != "loss" and base not in spec.metrics:
-        allowed = ", ".join(["loss", *spec.metrics])
-        raise SpecError(f"--metric: {name!r} is not one of the spec's metrics; allowed: {allowed}", path="metric")
+    if base != "loss" and base not in entries:
+        allowed = ", ".join(["loss", *entries])
+        raise SpecError(
+            f"--metric: {name!r} is not one of the spec's metric columns; allowed: {allowed}", path="metric"
+        )
     if base != "loss" and not spec.train.history_metrics:
         raise SpecError(
             f"--metric {name!r} needs per-epoch metrics; set train.history_metrics = true or use --metric val_loss",
             path="train.history_metrics",
         )
-    return f"val_{base}", ("maximize" if base in MAXIMIZE else "minimize")
+    maximize = base != "loss" and entries[base].name in MAXIMIZE  # f1_weighted is an f1
+    return f"val_{base}", ("maximize" if maximize else "minimize")
 
 
 def study_counts(study: Any) -> dict[str, int]:

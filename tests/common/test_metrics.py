@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import sklearn.metrics as skm
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from duofit.common.metrics import REFERENCE_METRICS, compute_metrics, probabilities
 from duofit.common.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
@@ -87,3 +89,66 @@ def test_fast_per_epoch_metrics_equal_the_sklearn_reference(task: str, trial: in
             assert math.isnan(fast[name]), name
         else:
             assert fast[name] == pytest.approx(slow[name], rel=FAST_RTOL, abs=1e-14), name
+
+
+# --------------------------------------------------------------------------- metric options
+def _entries(task: str, threshold: float) -> list[dict[str, object]]:
+    """Every metric with every option that fits ``task`` (one entry per distinct column)."""
+    if task == "binary":
+        names = ("accuracy", "precision", "recall", "f1")
+        return [{"name": n, "threshold": threshold} for n in names] + [{"name": "roc_auc"}]
+    return [{"name": "accuracy"}, {"name": "roc_auc"}] + [
+        {"name": n, "average": a} for n in ("precision", "recall", "f1") for a in ("macro", "micro", "weighted")
+    ]
+
+
+def test_options_follow_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    out = rng.normal(size=(120, 4))
+    y = rng.integers(0, 4, size=120)
+    labels = out.argmax(1)
+    got = compute_metrics(_entries("multiclass", 0.5), "multiclass", y, out, from_logits=True)
+    for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        assert got[name] == fn(y, labels, average="macro", zero_division=0)  # macro keeps the plain name
+        for average in ("micro", "weighted"):
+            assert got[f"{name}_{average}"] == fn(y, labels, average=average, zero_division=0)
+    logits = rng.normal(size=(120, 1))
+    yb = (logits[:, 0] + rng.normal(size=120) > 0).astype(int)
+    p = 1 / (1 + np.exp(-logits[:, 0]))
+    got = compute_metrics(_entries("binary", 0.3), "binary", yb, logits, from_logits=True)
+    assert got["precision_t0.3"] == skm.precision_score(yb, (p > 0.3).astype(int), zero_division=0)
+    assert got["accuracy_t0.3"] == skm.accuracy_score(yb, (p > 0.3).astype(int))
+    assert got["roc_auc"] == skm.roc_auc_score(yb, p)  # no threshold: probabilities
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(
+    task=st.sampled_from(["binary", "multiclass"]),
+    n=st.integers(1, 200),
+    k=st.integers(3, 6),
+    threshold=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**32 - 1),
+    rounded=st.booleans(),
+)
+def test_fast_metrics_with_options_equal_the_sklearn_reference(
+    task: str, n: int, k: int, threshold: float, seed: int, rounded: bool
+) -> None:
+    """Thresholds and averages: closed forms == sklearn on random data (ties, absent classes included)."""
+    rng = np.random.default_rng(seed)
+    if task == "binary":
+        y = rng.integers(0, 2, size=n)
+        out = rng.normal(size=(n, 1)) + y[:, None] * rng.uniform(0, 2)
+    else:
+        y = rng.integers(0, int(rng.integers(1, k + 1)), size=n)  # some classes may be absent
+        out = rng.normal(size=(n, k)) + np.eye(k)[y] * rng.uniform(0, 2)
+    if rounded:
+        out = np.round(out)  # ties, and probabilities exactly at the threshold
+    entries = _entries(task, round(threshold, 3))
+    slow = compute_metrics(entries, task, y, out, from_logits=True)
+    fast = compute_metrics(entries, task, y, out, from_logits=True, fast=True)
+    assert list(slow) == list(fast)
+    for column, value in slow.items():
+        if math.isnan(value):
+            assert math.isnan(fast[column]), column
+        else:
+            assert fast[column] == pytest.approx(value, rel=FAST_RTOL, abs=1e-14), column

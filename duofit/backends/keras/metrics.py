@@ -1,0 +1,260 @@
+"""Spec metrics -> Keras metric objects (``keras.metrics``), the twin of the torch module.
+
+Each object is a ``keras.metrics.Metric`` (usable in ``compile(metrics=...)``) named after
+the metric's column. It takes what a duofit model and ``fit`` see: raw outputs (logits or
+probabilities, per ``from_logits``) and class indices (``[n]``/``[n, 1]``), one-hot labels
+or regression targets; :class:`OnOutputs` turns them into what the wrapped Keras metric
+expects (probabilities; ``[n, 1]`` binary labels; one-hot multiclass labels), in Keras ops
+only, so it runs in the compiled step on every Keras backend.
+
+Which Keras metric (differences from the sklearn reference in brackets):
+
+- binary: ``BinaryAccuracy(threshold)``, ``Precision(thresholds)``, ``Recall(thresholds)``,
+  ``F1Score(threshold)`` [adds ``epsilon()`` = 1e-7 to its denominators],
+  ``AUC(num_thresholds=AUC_THRESHOLDS)`` [trapezoids between fixed thresholds: a
+  Riemann-sum approximation of the exact ROC-AUC].
+- multiclass: ``CategoricalAccuracy``; precision/recall: ``Precision``/``Recall(top_k=1)``
+  for ``micro``, per-class ``Precision``/``Recall(top_k=1, class_id=c)`` averaged over the
+  labels present (as sklearn) for ``macro``/``weighted``; ``F1Score(average)`` [epsilon; its
+  macro average also counts classes absent from both labels and predictions];
+  ``AUC(multi_label=True)`` [one-vs-rest macro, Riemann sum; a class absent from the
+  labels scores 0 where the reference drops it].
+- regression: ``MeanSquaredError``, ``RootMeanSquaredError``, ``MeanAbsoluteError``,
+  ``R2Score`` [float32 running sums; a constant target gives 0 or nan where sklearn gives
+  1 or 0].
+
+All state is float32 (Keras' default metric dtype). Non-finite outputs give ``nan``, as
+the reference does. ``tests/backends/test_native_metrics_keras.py`` bounds each difference.
+
+Example:
+    >>> import numpy as np
+    >>> y, out = np.array([1, 0, 0, 1]), np.array([[2.0], [-1.0], [0.5], [-3.0]])
+    >>> got = native_metrics(["accuracy", {"name": "f1", "threshold": 0.1}], "binary", y, out, True)
+    >>> {k: round(v, 6) for k, v in got.items()}                      # F1Score's epsilon: 0.39999995
+    {'accuracy': 0.5, 'f1_t0.1': 0.4}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import keras
+from duofit.common.errors import unsupported
+from duofit.common.metric_options import MetricEntry, resolve_metrics
+from keras import ops
+
+__all__ = [
+    "AUC_THRESHOLDS",
+    "DEFAULT_BATCH",
+    "METRICS",
+    "NativeMetric",
+    "OnOutputs",
+    "PerClassAverage",
+    "collect",
+    "make_metric",
+    "native_metrics",
+]
+
+DEFAULT_BATCH = 256  # batch size native_metrics feeds; any size gives the same values (up to float32)
+# Thresholds of keras.metrics.AUC (Keras' default is 200). Scores between two neighbouring
+# thresholds count as tied, so the error is at most half the share of (positive, negative)
+# pairs that fall into one bucket; 1000 buckets cost nothing at duofit's sizes.
+AUC_THRESHOLDS = 1000
+
+NativeMetric = keras.metrics.Metric
+
+
+class PerClassAverage(keras.metrics.Metric):
+    """Multiclass precision or recall averaged over classes from per-class Keras metrics.
+
+    Args:
+        kind: ``"precision"`` or ``"recall"``.
+        average: ``"macro"`` (mean over the labels present in the labels or the
+            predictions, as sklearn) or ``"weighted"`` (by each class's support).
+        n_classes: Number of classes.
+
+    Takes one-hot labels and probabilities; each class is counted by a
+    ``Precision``/``Recall(top_k=1, class_id=c)`` (the argmax class is the prediction).
+    """
+
+    def __init__(self, kind: str, average: str, n_classes: int, name: str | None = None) -> None:
+        super().__init__(name=name or f"{kind}_{average}")
+        self.kind, self.average, self.n_classes = kind, average, n_classes
+        self.precisions = [keras.metrics.Precision(top_k=1, class_id=c) for c in range(n_classes)]
+        self.recalls = [keras.metrics.Recall(top_k=1, class_id=c) for c in range(n_classes)]
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # noqa: D102
+        for m in (*self.precisions, *self.recalls):
+            m.update_state(y_true, y_pred, sample_weight)
+
+    def result(self) -> Any:  # noqa: D102
+        tp = ops.concatenate([m.true_positives for m in self.precisions])
+        fp = ops.concatenate([m.false_positives for m in self.precisions])
+        fn = ops.concatenate([m.false_negatives for m in self.recalls])
+        score = ops.divide_no_nan(tp, tp + (fp if self.kind == "precision" else fn))
+        weights = tp + fn if self.average == "weighted" else ops.cast(tp + fp + fn > 0, tp.dtype)
+        return ops.divide_no_nan(ops.sum(score * weights), ops.sum(weights))
+
+    def reset_state(self) -> None:  # noqa: D102
+        for m in (*self.precisions, *self.recalls):
+            m.reset_state()
+
+
+class OnOutputs(keras.metrics.Metric):
+    """A Keras metric fed raw model outputs and duofit labels (see the module docstring).
+
+    Args:
+        inner: The Keras metric to feed.
+        task: ``binary``, ``multiclass`` or ``regression``.
+        from_logits: Whether the outputs are logits.
+        n_classes: Number of output units (multiclass).
+        name: The metric's name (its column).
+    """
+
+    def __init__(self, inner: keras.metrics.Metric, task: str, from_logits: bool, n_classes: int, name: str) -> None:
+        super().__init__(name=name)
+        self.inner, self.task, self.from_logits, self.n_classes = inner, task, from_logits, n_classes
+        self.nonfinite = self.add_variable(shape=(), initializer="zeros", name="nonfinite")
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # noqa: D102
+        y_pred = ops.cast(y_pred, self.dtype)
+        if self.task == "regression":
+            p = ops.reshape(y_pred, (ops.shape(y_pred)[0], -1))
+            y = ops.reshape(ops.cast(y_true, self.dtype), ops.shape(p))
+        elif self.task == "binary":
+            p = ops.reshape(y_pred, (-1, 1))
+            p = ops.sigmoid(p) if self.from_logits else ops.clip(p, 0.0, 1.0)
+            y = ops.reshape(ops.cast(y_true, self.dtype), (-1, 1))
+        else:
+            if self.from_logits:
+                p = ops.softmax(y_pred, axis=-1)
+            else:
+                total = ops.sum(y_pred, axis=-1, keepdims=True)
+                p = y_pred / ops.where(total == 0, ops.ones_like(total), total)
+            one_hot = len(y_true.shape) == 2 and y_true.shape[-1] == self.n_classes and self.n_classes > 1
+            y = ops.cast(y_true, self.dtype) if one_hot else ops.one_hot(ops.reshape(y_true, (-1,)), self.n_classes)
+        self.nonfinite.assign(self.nonfinite + ops.sum(ops.cast(ops.logical_not(ops.isfinite(p)), self.dtype)))
+        self.inner.update_state(y, p, sample_weight)
+
+    def result(self) -> Any:  # noqa: D102
+        value = ops.cast(ops.reshape(self.inner.result(), ()), self.dtype)
+        return ops.where(self.nonfinite > 0, ops.full_like(value, float("nan")), value)
+
+    def reset_state(self) -> None:  # noqa: D102
+        self.nonfinite.assign(0.0)
+        self.inner.reset_state()
+
+
+Factory = Callable[[MetricEntry, str, int], keras.metrics.Metric]
+
+
+def _accuracy(entry: MetricEntry, task: str, k: int) -> keras.metrics.Metric:
+    if task == "binary":
+        return keras.metrics.BinaryAccuracy(threshold=entry.threshold)
+    return keras.metrics.CategoricalAccuracy()
+
+
+def _precision_recall(entry: MetricEntry, task: str, k: int) -> keras.metrics.Metric:
+    cls = keras.metrics.Precision if entry.name == "precision" else keras.metrics.Recall
+    if task == "binary":
+        return cls(thresholds=entry.threshold)
+    if entry.average == "micro":
+        return cls(top_k=1)  # every sample predicts its argmax class: micro precision = recall = accuracy
+    return PerClassAverage(entry.name, entry.average or "macro", k)
+
+
+def _f1(entry: MetricEntry, task: str, k: int) -> keras.metrics.Metric:
+    if task == "binary":  # one column of labels: the micro average is the positive class's F1
+        return keras.metrics.F1Score(average="micro", threshold=float(entry.threshold))
+    return keras.metrics.F1Score(average=entry.average or "macro", threshold=None)  # None: argmax
+
+
+def _roc_auc(entry: MetricEntry, task: str, k: int) -> keras.metrics.Metric:
+    if task == "binary":
+        return keras.metrics.AUC(num_thresholds=AUC_THRESHOLDS)
+    return keras.metrics.AUC(num_thresholds=AUC_THRESHOLDS, multi_label=True, num_labels=k)
+
+
+METRICS: dict[str, Factory] = {
+    "accuracy": _accuracy,
+    "precision": _precision_recall,
+    "recall": _precision_recall,
+    "f1": _f1,
+    "roc_auc": _roc_auc,
+    "mse": lambda entry, task, k: keras.metrics.MeanSquaredError(),
+    "rmse": lambda entry, task, k: keras.metrics.RootMeanSquaredError(),
+    "mae": lambda entry, task, k: keras.metrics.MeanAbsoluteError(),
+    "r2": lambda entry, task, k: keras.metrics.R2Score(),
+}
+
+
+def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int = 2, device: Any = None) -> Any:
+    """The Keras metric for one resolved metric entry, fed raw outputs and duofit labels.
+
+    Args:
+        entry: A resolved entry (``spec.metric_entries``).
+        task: ``binary``, ``multiclass`` or ``regression``.
+        from_logits: Whether the model outputs logits.
+        n_classes: Number of output units (multiclass).
+        device: Unused (Keras places metric variables itself); kept so the torch twin's calls work.
+
+    Example:
+        >>> m = make_metric(resolve_metrics(["mae"], "regression")[0], "regression", False)
+        >>> m.update_state(np.array([2.0, 2.0]), np.array([[1.0], [3.0]])); float(m.result())
+        1.0
+    """
+    factory = METRICS.get(entry.name)
+    if factory is None:
+        raise unsupported("keras", f"metric {entry.column!r}", entry.name, METRICS)
+    return OnOutputs(factory(entry, task, n_classes), task, from_logits, n_classes, name=entry.column)
+
+
+def collect(metrics: Mapping[str, keras.metrics.Metric]) -> dict[str, float]:
+    """Every metric's result as a float.
+
+    Example:
+        >>> collect({})
+        {}
+    """
+    return {name: float(ops.convert_to_numpy(m.result())) for name, m in metrics.items()}
+
+
+def native_metrics(
+    names: Sequence[Any],
+    task: str,
+    y_true: np.ndarray,
+    outputs: np.ndarray,
+    from_logits: bool,
+    batch_size: int = DEFAULT_BATCH,
+    device: Any = None,
+) -> dict[str, float]:
+    """Compute metrics with the Keras metric objects, feeding ``outputs`` batch by batch.
+
+    Args:
+        names: Metric names, option tables or resolved entries (as ``compute_metrics``).
+        task: ``binary``, ``multiclass`` or ``regression``.
+        y_true: Class indices or regression targets.
+        outputs: Raw model outputs.
+        from_logits: Whether ``outputs`` are logits.
+        batch_size: Samples per ``update_state`` call.
+        device: Unused (see :func:`make_metric`).
+
+    Returns:
+        ``{column: value}``, the same keys as :func:`duofit.common.metrics.compute_metrics`.
+
+    Example:
+        >>> native_metrics(["r2"], "regression", np.array([1.0, 2.0]), np.array([[1.0], [2.0]]), False)
+        {'r2': 1.0}
+    """
+    entries = resolve_metrics(names, task)
+    out = np.asarray(outputs, dtype=np.float32)
+    y = np.asarray(y_true)
+    k = out.shape[1] if task == "multiclass" else 2
+    metrics = {e.column: make_metric(e, task, from_logits, k) for e in entries}
+    for start in range(0, out.shape[0], batch_size):
+        for m in metrics.values():
+            m.update_state(y[start : start + batch_size], out[start : start + batch_size])
+    return collect(metrics)
