@@ -11,13 +11,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) -e '.[all,dev]'
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv with duofit, torch, tensorflow and the dev tools
+venv: $(VENV)/.installed  ## create .venv with duofit, torch, tensorflow, jax and the dev tools
 
 demo: venv  ## run the seed chapter's problem on every backend; writes results/seed/
 	$(BIN)/duofit compare examples/seed.toml --out results/seed
 
-test: venv  ## the whole tox matrix (lint, torch, keras, both)
-	$(BIN)/tox run -e lint,torch,keras,both
+test: venv  ## the whole tox matrix (lint, torch, keras, keras-torch, keras-jax, all)
+	$(BIN)/tox run -e lint,torch,keras,keras-torch,keras-jax,all
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

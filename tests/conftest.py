@@ -1,6 +1,6 @@
 """Test setup: backend markers skip (with the install hint) when a framework is missing.
 
-With DUOFIT_REQUIRE_ALL_BACKENDS=1 (tox env `both`) a missing backend fails the test
+With DUOFIT_REQUIRE_ALL_BACKENDS=1 (tox env `all`) a missing backend fails the test
 instead of skipping it, so that env proves every test ran.
 """
 
@@ -15,7 +15,15 @@ from duofit.common.registry import BACKENDS, is_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-_MARKER_BACKENDS = {"torch": ("torch",), "keras": ("keras",), "parity": tuple(BACKENDS)}
+# marker -> backends it needs; "parity" compares the two reference backends (torch, keras on
+# TensorFlow); tests of keras-torch / keras-jax carry their own markers
+_MARKER_BACKENDS = {
+    "torch": ("torch",),
+    "keras": ("keras",),
+    "keras_torch": ("keras-torch",),
+    "keras_jax": ("keras-jax",),
+    "parity": ("torch", "keras"),
+}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -50,7 +58,7 @@ def _chdir_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # scikit-learn's array-API checks skip themselves unless SCIPY_ARRAY_API=1 is set before
 # scipy is imported; duofit's estimators take numpy input only, so they are deselected
-# instead of reported as skips (the `both` env must show no skipped test).
+# instead of reported as skips (the `all` env must show no skipped test).
 _DESELECT = ("check_array_api_input",)
 
 

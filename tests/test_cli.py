@@ -153,12 +153,12 @@ def test_missing_spec_file(capsys: pytest.CaptureFixture[str], tmp_path: Path, c
 
 def test_run_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _cli(capsys, "run", "examples/seed.toml", "--backend", "nope")
-    _assert_user_error(code, out, err, "'nope'", "keras, torch")
+    _assert_user_error(code, out, err, "'nope'", "keras, keras-jax, keras-torch, torch")
 
 
 def test_compare_unknown_backend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, err = _cli(capsys, "compare", "examples/seed.toml", "--backends", "nope", "--out", str(tmp_path / "o"))
-    _assert_user_error(code, out, err, "'nope'", "keras, torch")
+    _assert_user_error(code, out, err, "'nope'", "keras, keras-jax, keras-torch, torch")
 
 
 @pytest.mark.usefixtures("torch_missing")
@@ -234,7 +234,7 @@ def test_subprocess_bad_spec_field(bad_field_spec: Path) -> None:
 
 def test_subprocess_unknown_backend() -> None:
     code, out, err = _subprocess("run", "examples/seed.toml", "--backend", "nope", "-q")
-    _assert_user_error(code, out, err, "'nope'", "keras, torch")
+    _assert_user_error(code, out, err, "'nope'", "keras, keras-jax, keras-torch, torch")
 
 
 def test_subprocess_bad_csv(bad_csv_spec: Path) -> None:

@@ -47,7 +47,11 @@ def init_framework(framework: str, threads: int) -> None:
     Example:
         >>> init_framework("numpy", threads=2)   # BLAS threads come from the environment
     """
-    if framework == "torch":
+    if framework in ("torch", "keras-torch"):
+        if framework == "keras-torch":
+            from duofit.backends.kerasenv import select
+
+            select("torch")
         import torch
 
         torch.set_num_threads(threads)
@@ -55,8 +59,19 @@ def init_framework(framework: str, threads: int) -> None:
             torch.set_num_interop_threads(threads)
         except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
             pass
+        if framework == "keras-torch":
+            import keras  # imported here so import_s covers it
+    elif framework == "keras-jax":
+        from duofit.backends.kerasenv import select
+
+        select("jax")
+        if threads == 1:  # XLA's CPU pool takes no other count after start-up (see keras/native.py)
+            os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        import keras  # imported here so import_s covers it
     elif framework == "tensorflow":
-        os.environ["KERAS_BACKEND"] = "tensorflow"
+        from duofit.backends.kerasenv import select
+
+        select("tensorflow")
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -78,10 +93,15 @@ def _peak_rss_mb() -> float:
 def _peak_device_mem_mb(framework: str, device: str) -> float:
     if device != "cuda":
         return 0.0
-    if framework == "torch":
+    if framework in ("torch", "keras-torch"):
         import torch
 
         return float(torch.cuda.max_memory_allocated()) / 2**20
+    if framework == "keras-jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return float(stats.get("peak_bytes_in_use", 0)) / 2**20
     if framework == "tensorflow":
         import tensorflow as tf
 
@@ -90,6 +110,8 @@ def _peak_device_mem_mb(framework: str, device: str) -> float:
 
 
 def _process_flags(framework: str) -> dict[str, Any]:
+    if framework in ("keras-torch", "keras-jax"):  # from the run's environment (see _run_duofit)
+        return {"torch_compile": False, "onednn": ""}
     if framework == "torch":
         from duofit.bench.torch_loops import torch_flags
 
@@ -109,9 +131,10 @@ def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
     if info.framework == "torch":
         versions = f"torch {env.get('torch')}"
     else:
-        versions = f"keras {env.get('keras')}; tensorflow {env.get('tensorflow')}"
+        under = str(env.get("keras_backend", "tensorflow"))
+        versions = f"keras {env.get('keras')}; {under} {env.get(under)}"
     flags = _process_flags(info.framework)
-    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution") if k in env})
+    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution", "tf32") if k in env})
     hist = res.history
     metric = spec.metric_columns[0] if spec.metrics else None
     m = Measurement(

@@ -1,8 +1,10 @@
 """FLOPs per training step estimated from the spec, and a matmul peak measured on this machine.
 
 Convention (the one MFU papers use for dense networks): a dense layer costs ``2 * in * out``
-FLOPs per sample forward (one multiply + one add per weight); the backward pass costs twice
+FLOPs per sample forward (one multiply + one add per weight); a conv2d layer costs
+``2 * kh * kw * in_channels * filters`` per output pixel; the backward pass costs twice
 the forward (gradients for inputs and for weights), so a training step costs 3x forward.
+Pooling, like biases and activations, is O(activations) and not counted.
 Biases, activations, the loss and the optimizer update are not counted (they are O(units),
 not O(weights)); validation forwards are not counted either. MFU is therefore conservative.
 
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from duofit.common.spec import DenseLayer, Spec
+from duofit.common.shapes import infer_shapes
+from duofit.common.spec import Conv2DLayer, DenseLayer, Spec
 
 __all__ = [
     "BACKWARD_FACTOR",
@@ -42,7 +45,7 @@ PEAK_SIZE = 2048  # square float32 matrices: large enough to reach BLAS peak on 
 
 
 def forward_flops_per_sample(spec: Spec, n_features: int) -> int:
-    """Forward FLOPs per sample: ``2 * in * out`` summed over the dense layers.
+    """Forward FLOPs per sample over the dense and conv2d layers (see the module docstring).
 
     Example:
         >>> from duofit.common.loader import load_spec
@@ -51,11 +54,20 @@ def forward_flops_per_sample(spec: Spec, n_features: int) -> int:
         >>> forward_flops_per_sample(spec, n_features=4)
         80
     """
-    total, width = 0, n_features
-    for layer in spec.model.layers:
+    image = tuple(spec.data.image_shape) if spec.data.image_shape else None
+    shapes = infer_shapes(spec.model.layers, image)
+    total = 0
+    previous: tuple[int, ...] | None = image or (n_features,)
+    for layer, shape in zip(spec.model.layers, shapes, strict=True):
+        width = 1
+        for n in previous or (n_features,):
+            width *= n
         if isinstance(layer, DenseLayer):
             total += 2 * width * layer.units
-            width = layer.units
+        elif isinstance(layer, Conv2DLayer) and previous is not None and shape is not None:
+            kh, kw = layer.kernel_size
+            total += 2 * kh * kw * previous[2] * layer.filters * shape[0] * shape[1]
+        previous = shape if shape is not None else (width if not isinstance(layer, DenseLayer) else layer.units,)
     return total
 
 

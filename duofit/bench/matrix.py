@@ -56,7 +56,7 @@ def _child_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update({var: str(threads) for var in THREAD_ENV_VARS})
     env["TF_NUM_INTEROP_THREADS"] = str(threads)
-    env["KERAS_BACKEND"] = "tensorflow"
+    env.pop("KERAS_BACKEND", None)  # each cell selects its framework (duofit.backends.kerasenv)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYTHONHASHSEED", "0")
     return env

@@ -24,7 +24,7 @@ from duofit.common.data import Dataset
 from duofit.common.errors import BackendError
 from duofit.common.spec import ActivationLayer, AdamOptimizer, DenseLayer, Spec
 
-__all__ = ["MLP", "Measurement", "mlp_of", "steady_epochs"]
+__all__ = ["MLP", "Measurement", "baseline_problem", "mlp_of", "steady_epochs"]
 
 _BASELINE_ACTIVATIONS = ("relu", "linear")
 
@@ -121,8 +121,41 @@ def _unsupported(backend: str, what: str) -> BackendError:
     )
 
 
+def baseline_problem(spec: Spec, backend: str) -> str | None:
+    """Why baseline ``backend`` cannot run ``spec`` (``None`` if it can); nothing is loaded.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> baseline_problem(load_spec("examples/digits_cnn.toml"), "lean-torch")[:45]   # doctest: +SKIP
+        "baseline 'lean-torch' cannot run model.layers"
+    """
+    try:
+        _translate(spec, backend)
+    except BackendError as exc:
+        return str(exc)
+    return None
+
+
 def mlp_of(spec: Spec, dataset: Dataset, backend: str) -> MLP:
     """The :class:`MLP` of a spec, or a clear error naming the item a baseline cannot run."""
+    layers, kind, opt = _translate(spec, backend)
+    tr = spec.train
+    return MLP(
+        n_features=dataset.n_features,
+        layers=tuple(layers),
+        loss=kind,
+        lr=opt.lr,
+        beta1=opt.beta1,
+        beta2=opt.beta2,
+        eps=opt.epsilon,
+        batch_size=tr.batch_size,
+        epochs=tr.epochs,
+        seed=tr.seed,
+        dtype=tr.dtype,
+    )
+
+
+def _translate(spec: Spec, backend: str) -> tuple[list[tuple[int, str]], str, AdamOptimizer]:
     layers: list[tuple[int, str]] = []
     for i, layer in enumerate(spec.model.layers):
         if isinstance(layer, DenseLayer):
@@ -146,17 +179,4 @@ def mlp_of(spec: Spec, dataset: Dataset, backend: str) -> MLP:
     opt = spec.optimizer
     if not isinstance(opt, AdamOptimizer) or opt.amsgrad or opt.weight_decay or opt.clipnorm or opt.clipvalue:
         raise _unsupported(backend, f"optimizer {opt.type!r} with these settings")
-    tr = spec.train
-    return MLP(
-        n_features=dataset.n_features,
-        layers=tuple(layers),
-        loss=kind,
-        lr=opt.lr,
-        beta1=opt.beta1,
-        beta2=opt.beta2,
-        eps=opt.epsilon,
-        batch_size=tr.batch_size,
-        epochs=tr.epochs,
-        seed=tr.seed,
-        dtype=tr.dtype,
-    )
+    return layers, kind, opt

@@ -20,9 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from duofit.bench.measure import baseline_problem
 from duofit.bench.runners import RUNNERS, missing_module, runner_info
 from duofit.common.errors import BackendError, BackendNotInstalledError, SpecError
 from duofit.common.loader import load_spec
+from duofit.common.spec import Spec
 
 __all__ = [
     "MIN_STEADY_EPOCHS",
@@ -66,14 +68,22 @@ class Suite:
 SUITES: dict[str, Suite] = {
     # < 2 min on 2 cores: every framework backend once, short runs (numpy-lean only in full: 12 s on wide_mlp).
     "quick": Suite(
-        (WorkloadPlan("seed", 20, (32,)), WorkloadPlan("wide_mlp", 3, (256,))),
+        (WorkloadPlan("seed", 20, (32,)), WorkloadPlan("wide_mlp", 3, (256,)), WorkloadPlan("cnn32", 3, (64,))),
         repeats=1,
         peak_size=2048,
         backends=tuple(name for name in RUNNERS if name != "numpy-lean"),
     ),
-    # The issue's matrix: the seed problem as the chapter runs it (100 epochs) and the wide MLP.
+    # The issue's matrix: the seed problem as the chapter runs it (100 epochs), the wide MLP, and
+    # the CNNs of issue F (digits 8x8x1, synthetic 32x32x3 images); baselines run the MLPs only.
     "full": Suite(
-        (WorkloadPlan("seed", 100, (32, 128)), WorkloadPlan("wide_mlp", 6, (64, 256, 1024))), repeats=5, peak_size=2048
+        (
+            WorkloadPlan("seed", 100, (32, 128)),
+            WorkloadPlan("wide_mlp", 6, (64, 256, 1024)),
+            WorkloadPlan("digits_cnn", 15, (32,)),
+            WorkloadPlan("cnn32", 5, (64, 256)),
+        ),
+        repeats=5,
+        peak_size=2048,
     ),
 }
 
@@ -258,10 +268,19 @@ def plan_matrix(
             keys = ("batch_size", "threads", "device", "epochs", "dtype")
             digest = _doc_hash(path, {k: train[k] for k in keys})
             variants.append((name, bs, train["epochs"], train["dtype"], spec.model_dump_json(), digest))
+    cannot: set[tuple[str, str]] = set()  # (workload, baseline) pairs the hand-written loops cannot run
+    for name, _bs, _ep, _dt, js, _digest in variants:
+        for backend in chosen:
+            if RUNNERS[backend].impl == "baseline" and (name, backend) not in cannot:
+                problem = baseline_problem(Spec.model_validate_json(js), backend)
+                if problem is not None:
+                    cannot.add((name, backend))
+                    skipped[f"{backend} on {name}"] = problem.split(";")[0] + " (an MLP-only baseline)"
     cells = [
         Cell(name, backend, device, threads, dt, bs, ep, r, js, digest)
         for r in range(repeats or cfg.repeats)
         for (name, bs, ep, dt, js, digest) in variants
         for backend in chosen
+        if (name, backend) not in cannot
     ]
     return MatrixPlan(cells=tuple(cells), skipped=skipped, threads=threads, peak_size=cfg.peak_size)

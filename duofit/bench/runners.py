@@ -56,6 +56,24 @@ RUNNERS: dict[str, RunnerInfo] = {
     "duofit-keras": RunnerInfo(
         "duofit", "tensorflow", "keras", _KERAS, "tensorflow", DEVICES, "val loss + the spec's metrics (reference code)"
     ),
+    "duofit-keras-torch": RunnerInfo(
+        "duofit",
+        "keras-torch",
+        "keras-torch",
+        ("torch", "keras"),
+        "keras-torch",
+        DEVICES,
+        "val loss + the spec's metrics (reference code)",
+    ),
+    "duofit-keras-jax": RunnerInfo(
+        "duofit",
+        "keras-jax",
+        "keras-jax",
+        ("jax", "keras"),
+        "keras-jax",
+        DEVICES,
+        "val loss + the spec's metrics (reference code)",
+    ),
     "lean-torch": RunnerInfo(
         "baseline", "torch", "duofit.bench.torch_loops:lean_torch", _TORCH, "torch", DEVICES, "val loss"
     ),

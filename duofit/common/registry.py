@@ -1,12 +1,12 @@
 """Backend registry: names -> import paths, imported only on first use.
 
 Example:
-    >>> sorted(BACKENDS)
-    ['keras', 'torch']
-    >>> get_backend("tensorflow")
+    >>> list(BACKENDS)
+    ['torch', 'keras', 'keras-torch', 'keras-jax']
+    >>> get_backend("tensorflow")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    duofit.common.errors.BackendError: unknown backend 'tensorflow'; available names: keras, torch
+    duofit.common.errors.BackendError: unknown backend 'tensorflow'; available names: keras, keras-jax, ...
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from typing import Any
 
 from duofit.common.errors import BackendError, BackendNotInstalledError
 
-__all__ = ["BACKENDS", "BackendInfo", "check_installed", "get_backend", "installed_backends", "is_installed"]
+__all__ = [
+    "BACKENDS",
+    "BackendInfo",
+    "backend_module",
+    "check_installed",
+    "get_backend",
+    "installed_backends",
+    "is_installed",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class BackendInfo:
         extra: The duofit extra that installs them.
         framework: Human name of the framework.
         isolated: Run it in its own process in `compare` (Keras reads KERAS_BACKEND once).
+        code: Package holding its twin modules (``probe``, ``export``, ``layers``...);
+            the Keras backends share ``duofit.backends.keras``. Default: ``module``.
     """
 
     module: str
@@ -38,12 +48,29 @@ class BackendInfo:
     extra: str
     framework: str
     isolated: bool
+    code: str = ""
 
 
 BACKENDS: dict[str, BackendInfo] = {
     "torch": BackendInfo("duofit.backends.torch", ("torch",), "torch", "PyTorch", isolated=False),
     "keras": BackendInfo(
         "duofit.backends.keras", ("tensorflow", "keras"), "tensorflow", "Keras 3 on TensorFlow", isolated=True
+    ),
+    "keras-torch": BackendInfo(
+        "duofit.backends.keras_torch",
+        ("torch", "keras"),
+        "keras-torch",
+        "Keras 3 on PyTorch",
+        isolated=True,
+        code="duofit.backends.keras",
+    ),
+    "keras-jax": BackendInfo(
+        "duofit.backends.keras_jax",
+        ("jax", "keras"),
+        "keras-jax",
+        "Keras 3 on JAX",
+        isolated=True,
+        code="duofit.backends.keras",
     ),
 }
 
@@ -89,3 +116,18 @@ def check_installed(name: str) -> BackendInfo:
 def get_backend(name: str) -> Any:
     """Import and return the backend package ``name`` (see :func:`check_installed`)."""
     return importlib.import_module(check_installed(name).module)
+
+
+def backend_module(name: str, module: str) -> Any:
+    """One of backend ``name``'s twin modules (``probe``, ``export``, ``layers``, ...).
+
+    The backend package is imported first, so a Keras backend selects its framework
+    before the shared Keras code loads.
+
+    Example:
+        >>> backend_module("torch", "probe").__name__   # doctest: +SKIP
+        'duofit.backends.torch.probe'
+    """
+    info = check_installed(name)
+    get_backend(name)
+    return importlib.import_module(f"{info.code or info.module}.{module}")

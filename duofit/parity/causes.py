@@ -1,4 +1,4 @@
-"""Catalogue of known formula differences between PyTorch and Keras 3 (TensorFlow backend).
+"""Catalogue of known formula differences between PyTorch and Keras 3 (on TensorFlow, torch or JAX).
 
 Each entry states the math on both sides, where it was verified (file and function in
 the frameworks' source, versions in constraints.txt), which spec settings trigger it,
@@ -41,6 +41,7 @@ class Cause:
         duofit: What duofit does about it.
         stages: Report stages it can make fail.
         applies: ``(spec_torch, spec_keras, strict) -> bool``.
+        backends: The cause needs one of these backends in the compared pair (empty: any pair).
     """
 
     id: str
@@ -50,6 +51,7 @@ class Cause:
     duofit: str
     stages: tuple[str, ...]
     applies: Callable[[Spec, Spec, bool], bool]
+    backends: tuple[str, ...] = ()
 
 
 def _opt(*types: str) -> Callable[[Spec, Spec, bool], bool]:
@@ -241,6 +243,20 @@ CAUSES: tuple[Cause, ...] = (
         lambda a, b, strict: _has(DropoutLayer, lambda layer: layer.rate > 0)(a),  # type: ignore[attr-defined]
     ),
     Cause(
+        "keras_float64_demotion",
+        "Keras 3 on torch or JAX computes float64 ops in float32",
+        "keras.ops.matmul(float64, float64) -> float32 on every framework but TensorFlow: Keras' type "
+        "promotion maps float64 results to float32 'to be aligned with JAX's default behavior'; JAX itself "
+        "has no float64 arrays unless jax_enable_x64 is set. A float64 spec then trains in float32 "
+        "(about 1e-7 relative error per op, 3e-6 measured on a 64-input dense layer)",
+        "keras/src/backend/common/dtypes.py BIT64_TO_BIT32_DTYPE and _lattice_result_type; jax.config jax_enable_x64",
+        "duofit's keras-torch and keras-jax keep float64 (native.keep_float64, JAX_ENABLE_X64=1) and record it "
+        "in the environment (keras_float64); a hand-written Keras-on-torch/JAX port in float64 does not",
+        ("forward", "first_step", "trajectory", "final_weights", "metrics"),
+        lambda a, b, strict: a.train.dtype == "float64" or b.train.dtype == "float64",
+        backends=("keras-torch", "keras-jax"),
+    ),
+    Cause(
         "onednn",
         "oneDNN (TensorFlow CPU) and TF32 (GPU) change float32 summation order or precision",
         "TF_ENABLE_ONEDNN_OPTS=1 (TensorFlow's CPU default) reorders float32 reductions; on Ampere+ GPUs "
@@ -253,6 +269,14 @@ CAUSES: tuple[Cause, ...] = (
 )
 
 
-def matching_causes(spec_torch: Spec, spec_keras: Spec, strict: bool, stage: str) -> list[Cause]:
-    """The catalogued causes that apply to this pair of specs and can affect ``stage``."""
-    return [c for c in CAUSES if stage in c.stages and c.applies(spec_torch, spec_keras, strict)]
+def matching_causes(
+    spec_torch: Spec, spec_keras: Spec, strict: bool, stage: str, backends: tuple[str, ...] = ("torch", "keras")
+) -> list[Cause]:
+    """The catalogued causes that apply to this pair of specs (and backends) and can affect ``stage``."""
+    return [
+        c
+        for c in CAUSES
+        if stage in c.stages
+        and c.applies(spec_torch, spec_keras, strict)
+        and (not c.backends or any(b in c.backends for b in backends))
+    ]

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from duofit.common.data import load_dataset
 from duofit.common.errors import DataError, SpecError
 from duofit.common.io import load_npz, save_npz, write_json
-from duofit.common.registry import BACKENDS, get_backend
+from duofit.common.registry import BACKENDS, backend_module, get_backend
 from duofit.common.spec import Spec
 
 __all__ = ["CONVERT_RTOL", "DEFAULT_FORMATS", "convert", "read_model"]
@@ -37,16 +36,17 @@ __all__ = ["CONVERT_RTOL", "DEFAULT_FORMATS", "convert", "read_model"]
 # issue's acceptance for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
 CONVERT_RTOL = {"float32": 1e-6, "float64": 1e-12}
 DEFAULT_FORMATS = {"torch": ".safetensors", "keras": ".weights.h5"}
+DEFAULT_FORMATS.update({name: ".weights.h5" for name in ("keras-torch", "keras-jax")})  # same Keras format
 _FILE_STEM = "model"
 
 
 def _export_module(backend: str) -> Any:
     get_backend(backend)  # environment set-up (KERAS_BACKEND) and the install check
-    return importlib.import_module(f"duofit.backends.{backend}.export")
+    return backend_module(backend, "export")
 
 
 def _model_file(folder: Path) -> tuple[str, Path] | None:
-    for backend in BACKENDS:
+    for backend in ("torch", "keras"):  # the Keras backends share one file format
         for suffix in _export_module_formats(backend):
             path = folder / f"{_FILE_STEM}{suffix}"
             if path.exists():
@@ -55,7 +55,7 @@ def _model_file(folder: Path) -> tuple[str, Path] | None:
 
 
 def _export_module_formats(backend: str) -> tuple[str, ...]:
-    return {"torch": (".safetensors", ".npz"), "keras": (".weights.h5", ".keras")}[backend]
+    return (".safetensors", ".npz") if backend == "torch" else (".weights.h5", ".keras")
 
 
 def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
@@ -78,7 +78,7 @@ def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
 def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backend: str | None) -> np.ndarray:
     if (folder / "predictions.npz").exists():
         return load_npz(folder / "predictions.npz")["predictions"]
-    probe = importlib.import_module(f"duofit.backends.{backend or 'torch'}.probe")
+    probe = backend_module(backend or "torch", "probe")
     return probe.forward(spec, weights, load_dataset(spec).x_test)
 
 
@@ -112,7 +112,7 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     expected = _predictions(src, spec, weights, found[0] if found else None)
     x_test = load_dataset(spec).x_test
     export = _export_module(to)
-    probe = importlib.import_module(f"duofit.backends.{to}.probe")
+    probe = backend_module(to, "probe")
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=out.parent if out.parent.exists() else None) as tmp:
         stage = Path(tmp) / "out"
         stage.mkdir()

@@ -274,5 +274,5 @@ def build_report(
         if dropout and s.stage in ("first_step", "trajectory", "final_weights", "metrics"):
             s.status, s.detail = "n/a", "dropout: each framework draws its own masks (compared at eval only)"
         if s.status != "pass":
-            s.causes = matching_causes(spec_a, spec_b, strict, s.stage)
+            s.causes = matching_causes(spec_a, spec_b, strict, s.stage, tuple(backends))
     return ParityReport(spec_a, backends, strict, changes, stages, results)

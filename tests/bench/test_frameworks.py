@@ -51,3 +51,27 @@ def test_keras_rows(workloads_dir: Path, tmp_path: Path) -> None:
         assert row["jit_compile"] == "False"  # Keras does not enable XLA on a CPU-only host
     assert rows["keras-naive-fit"]["steps_per_execution"] == "1"
     assert rows["keras-tuned"]["steps_per_execution"] == steps
+
+
+@pytest.mark.parametrize(
+    ("backend", "framework"),
+    [
+        pytest.param("duofit-keras-torch", "torch", marks=pytest.mark.keras_torch),
+        pytest.param("duofit-keras-jax", "jax", marks=pytest.mark.keras_jax),
+    ],
+)
+def test_keras_on_other_framework_rows(workloads_dir: Path, tmp_path: Path, backend: str, framework: str) -> None:
+    row = _rows(workloads_dir, tmp_path, [backend])[backend]
+    _check_common(row)
+    assert row["framework"] == f"keras-{framework}" and row["impl"] == "duofit"
+    assert row["framework_versions"].startswith("keras ") and f"; {framework} " in row["framework_versions"]
+    assert row["steps_per_execution"] == "1"  # one step per execution on torch and JAX (see keras/native.py)
+
+
+def test_baselines_skip_the_cnn_workloads_with_the_reason() -> None:
+    """The hand-written loops are MLP-only: CNN workloads get duofit rows, the baselines a note."""
+    plan = plan_matrix("full", backends=["numpy-lean"], repeats=1)
+    workloads = {c.workload for c in plan.cells}
+    assert workloads == {"seed", "wide_mlp"}
+    for name in ("digits_cnn", "cnn32"):
+        assert "cannot run model.layers[0] (type 'conv2d')" in plan.skipped[f"numpy-lean on {name}"]

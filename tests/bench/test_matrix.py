@@ -128,7 +128,7 @@ def test_foreign_or_older_csv_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_names_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SpecError, match=r"unknown workload 'nope'; allowed: seed, wide_mlp"):
+    with pytest.raises(SpecError, match=r"unknown workload 'nope'; allowed: cnn32, digits_cnn, seed, wide_mlp"):
         plan_matrix("quick", workloads=["nope"])
     with pytest.raises(BackendError, match=r"unknown benchmark backend 'torch'; allowed: duofit-torch, duofit-keras"):
         plan_matrix("quick", backends=["torch"])
@@ -148,7 +148,7 @@ def test_unknown_names_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.count("error: ") == 4
-    assert "allowed: duofit-torch" in err and "allowed: seed, wide_mlp" in err
+    assert "allowed: duofit-torch" in err and "allowed: cnn32, digits_cnn, seed, wide_mlp" in err
 
 
 def test_dry_run_and_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,3 +192,14 @@ def test_numpy_lean_gradients_match_finite_differences() -> None:
             numeric[idx] = (up - loss()) / (2 * eps)
             p[idx] = old
         np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_conv_flops_count_every_output_pixel() -> None:
+    """digits_cnn by hand: conv 3x3x1->16 'same' on 8x8, pool to 4x4, conv 3x3x16->32 'valid'
+    (2x2 out), flatten 128 -> dense 10."""
+    from duofit.bench.flops import forward_flops_per_sample
+    from duofit.common.loader import load_spec
+
+    spec = load_spec("benchmarks/workloads/digits_cnn.toml")
+    expected = 2 * 9 * 1 * 16 * 64 + 2 * 9 * 16 * 32 * 4 + 2 * 128 * 10
+    assert forward_flops_per_sample(spec, n_features=64) == expected

@@ -446,14 +446,14 @@ def test_unknown_backend_name() -> None:
         registry.get_backend("nope")
     assert type(info.value) is BackendError
     msg = str(info.value)
-    assert "'nope'" in msg and "keras, torch" in msg
+    assert "'nope'" in msg and "keras, keras-jax, keras-torch, torch" in msg
 
 
 def test_unknown_backend_in_run() -> None:
     with pytest.raises(BackendError) as info:
         duofit.run(_seed(), backend="nope")
     assert type(info.value) is BackendError
-    assert "'nope'" in str(info.value) and "keras, torch" in str(info.value)
+    assert "'nope'" in str(info.value) and "keras, keras-jax, keras-torch, torch" in str(info.value)
 
 
 @pytest.mark.parametrize(("name", "extra"), [("torch", "torch"), ("keras", "tensorflow")])

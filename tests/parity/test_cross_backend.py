@@ -24,18 +24,21 @@ def _seed(seed_spec_dict: dict, **train) -> duofit.Spec:
     return duofit.load_spec(doc)
 
 
-def test_keras_pipeline_feeds_the_shared_batch_order(seed_spec_dict: dict) -> None:
-    from duofit.backends.keras.trainer import make_dataset
+@pytest.mark.parametrize("framework", ["tensorflow", "torch", "jax"])
+def test_keras_pipeline_feeds_the_shared_batch_order(seed_spec_dict: dict, framework: str) -> None:
+    """tf.data on TensorFlow, a numpy generator on torch/JAX: the same batches as the torch loop."""
+    from duofit.backends.keras.native import native
 
     spec = _seed(seed_spec_dict, batch_size=30, epochs=2)
     plan = make_plan(spec, load_dataset(spec))
-    batches = list(make_dataset(plan, "float64"))
+    batches = list(native(framework).batches(plan, "float64"))
     assert len(batches) == 2 * plan.steps_per_epoch
-    x = plan.dataset.x_train
-    for k, (xb, _) in enumerate(batches):
+    x, t = plan.dataset.x_train, plan.t_train
+    for k, (xb, tb) in enumerate(batches):
         epoch, b = divmod(k, plan.steps_per_epoch)
         idx = plan.order[epoch, b * 30 : (b + 1) * 30]
-        np.testing.assert_array_equal(xb.numpy(), x[idx])  # the last batch of each epoch has 20 samples
+        np.testing.assert_array_equal(np.asarray(xb), x[idx])  # the last batch of each epoch has 20 samples
+        np.testing.assert_array_equal(np.asarray(tb), t[idx])
 
 
 def test_float64_sgd_histories_agree(seed_spec_dict: dict) -> None:
@@ -56,12 +59,13 @@ def test_float32_adam_histories_agree(seed_spec_dict: dict) -> None:
 
 
 def test_compare_runs_every_backend_in_its_own_process(tmp_path) -> None:
+    installed = duofit.available_backends()  # torch and keras here; keras-torch/keras-jax too in the `all` env
     cmp = duofit.compare("examples/seed.toml", out=tmp_path)
     table = cmp.table()
-    assert list(table.index) == ["torch", "keras"]
+    assert list(table.index) == installed
     assert (table["accuracy"] >= 0.85).all()
     assert cmp.results["keras"].environment["keras_backend"] == "tensorflow"
     for name in ("compare.csv", "history.csv", "loss_curves.png", "torch/weights.npz", "keras/history.csv"):
         assert (tmp_path / name).stat().st_size > 0
     hist = cmp.histories()
-    assert set(hist["backend"]) == {"torch", "keras"} and len(hist) == 200
+    assert set(hist["backend"]) == set(installed) and len(hist) == 100 * len(installed)

@@ -6,7 +6,8 @@ with a different ``PYTHONHASHSEED``. The history CSVs must be identical as text 
 the wall-clock ``*_s`` timings), and the final weights, test predictions and per-step losses
 must be ``np.array_equal``.
 
-Measured with torch 2.13 CPU and TensorFlow 2.21 / Keras 3.15 on CPU: both are bit-identical
+Measured with torch 2.13 CPU, TensorFlow 2.21, JAX 0.10 and Keras 3.15 on CPU: all four backends
+(torch, and Keras on TensorFlow, torch and JAX) are bit-identical
 with their default settings (same machine, same thread count). Neither torch's
 ``use_deterministic_algorithms`` nor TensorFlow's ``enable_op_determinism`` is needed on CPU for
 these layers; a different thread count (``train.threads``) or another CPU may change the bits,
@@ -28,6 +29,7 @@ import pytest
 
 import duofit
 from duofit.common.io import load_npz
+from tests.params import ALL_BACKENDS
 
 # One worker run (interpreter start, framework import, 3 short epochs) takes 5-8 s on 2 cores.
 WORKER_TIMEOUT_S = 300
@@ -75,9 +77,7 @@ def _assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray], what
         assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), f"{what}: {key} differs"
 
 
-@pytest.mark.parametrize(
-    "backend", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
-)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_two_fresh_processes_give_identical_results(tmp_path: Path, seed_spec_dict: dict, backend: str) -> None:
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(_spec(seed_spec_dict).model_dump_json(), encoding="utf-8")

@@ -1,45 +1,43 @@
-"""Keras 3 backend on TensorFlow: ``keras.Model`` + ``compile`` + ``fit`` (see ``trainer.py``).
+"""Keras 3 backends: ``keras.Model`` + ``compile`` + ``fit`` (see ``trainer.py``).
 
-KERAS_BACKEND is read once per process when keras is first imported, so this module
-sets it to ``tensorflow`` before importing keras, and refuses to run if keras was
-already imported with another backend (run it in its own process instead, as
-``duofit compare`` does).
+This package is the ``keras`` backend (Keras on TensorFlow). The same modules serve
+``keras-torch`` and ``keras-jax`` (``duofit/backends/keras_torch/`` and ``keras_jax/``
+select the framework first, then import from here); what differs per framework is in
+``native.py``. KERAS_BACKEND is read once per process when keras is first imported, so a
+process runs Keras on one framework only (``duofit compare`` starts one process each).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
-from duofit.common.errors import BackendError
+from duofit.backends.kerasenv import select as _select
+from duofit.backends.kerasenv import selected
 
-if "keras" in sys.modules:
-    _current = sys.modules["keras"].backend.backend()
-    if _current != "tensorflow":
-        raise BackendError(
-            f"keras is already imported in this process with backend {_current!r}; the 'keras' "
-            "backend needs TensorFlow. Run it in a separate process (duofit compare does this)."
-        )
-else:
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ start-up chatter
+_select(selected() or "tensorflow")  # a sibling package may have chosen torch or jax already
 
-import tensorflow as tf
+import keras  # noqa: E402
+from duofit.backends.keras.native import keep_float64, native, resolve_device  # noqa: E402
+from duofit.backends.keras.trainer import fit  # noqa: E402
 
-import keras
-from duofit.backends.keras.trainer import fit
+keep_float64()  # a float64 spec computes in float64 on every framework (see native.keep_float64)
 
-__all__ = ["FRAMEWORK", "devices", "environment", "fit"]
+__all__ = ["FRAMEWORK", "devices", "environment", "fit", "framework"]
 
-FRAMEWORK = "Keras 3 on TensorFlow"
+_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
+
+
+def framework() -> str:
+    """Human name, e.g. ``Keras 3 on TensorFlow``."""
+    return f"Keras 3 on {_NAMES.get(keras.backend.backend(), keras.backend.backend())}"
+
+
+FRAMEWORK = framework()
 
 
 def devices() -> list[str]:
     """Devices this backend can train on."""
-    out = ["cpu"]
-    out += [f"gpu:{i} ({d.name})" for i, d in enumerate(tf.config.list_physical_devices("GPU"))]
-    return out
+    return ["cpu"] + [f"gpu:{i} ({name})" for i, name in enumerate(native().gpus())]
 
 
 def environment(device: str = "cpu") -> dict[str, Any]:
@@ -47,11 +45,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     return {
         "framework": FRAMEWORK,
         "keras": keras.__version__,
-        "tensorflow": tf.__version__,
         "keras_backend": keras.backend.backend(),
-        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-        "interop_threads": tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count(),
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
-        "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
-        "op_determinism": os.environ.get("TF_DETERMINISTIC_OPS", "0") == "1",
+        "device": resolve_device(device),
+        **native().versions(),
     }

@@ -5,12 +5,14 @@ Twin of ``duofit/backends/torch/probe.py``; arrays in and out are numpy in duofi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import tensorflow as tf
 
 import keras
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
+from duofit.backends.keras.native import native
 from duofit.common.shapes import model_input_shape
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 
@@ -31,8 +33,8 @@ def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) 
     return get_weights(heads, spec)
 
 
-def _targets(targets: np.ndarray, dtype: str) -> tf.Tensor:
-    return tf.constant(targets if targets.dtype.kind in "iu" else targets.astype(dtype))
+def _targets(targets: np.ndarray, dtype: str) -> Any:
+    return keras.ops.convert_to_tensor(targets if targets.dtype.kind in "iu" else targets.astype(dtype))
 
 
 def forward(
@@ -40,13 +42,17 @@ def forward(
 ) -> np.ndarray:
     """Model outputs for ``x`` with the given weights (inference mode unless ``training``)."""
     model, _ = _model(spec, weights, x.shape[1:], strict)
-    return np.asarray(model(tf.constant(x.astype(spec.train.dtype)), training=training))
+    if not training:
+        return np.asarray(model.predict_on_batch(x.astype(spec.train.dtype)))
+    out = model(keras.ops.convert_to_tensor(x.astype(spec.train.dtype)), training=True)
+    return np.array(keras.ops.convert_to_numpy(keras.ops.stop_gradient(out)))
 
 
 def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
     """The spec's loss of ``outputs`` against loss-ready ``targets``."""
     dtype = spec.train.dtype
-    return float(make_loss(spec.loss, dtype)(_targets(targets, dtype), tf.constant(outputs.astype(dtype))))
+    value = make_loss(spec.loss, dtype)(_targets(targets, dtype), keras.ops.convert_to_tensor(outputs.astype(dtype)))
+    return float(keras.ops.convert_to_numpy(value))
 
 
 def gradients(
@@ -55,11 +61,20 @@ def gradients(
     """Training-mode loss (with regularisation losses) and its gradient per weight, duofit layout."""
     dtype = spec.train.dtype
     model, heads = _model(spec, weights, x.shape[1:], strict)
-    with floatx(dtype), tf.GradientTape() as tape:
-        out = model(tf.constant(x.astype(dtype)), training=True)
-        loss = make_loss(spec.loss, dtype)(_targets(targets, dtype), out)
-        if model.losses:
-            loss = loss + tf.add_n(model.losses)
+    inputs = keras.ops.convert_to_tensor(x.astype(dtype))
+    t = _targets(targets, dtype)
+    loss_obj = make_loss(spec.loss, dtype)
+
+    def loss_fn(m: keras.Model) -> Any:
+        out = m(inputs, training=True)
+        loss = loss_obj(t, out)
+        for extra in m.losses:  # regularisation losses, as fit adds them
+            loss = loss + extra
+        return loss
+
+    with floatx(dtype):
+        loss, grads_all = native().value_and_grads(model, loss_fn)
+    by_id = {id(v): g for v, g in zip(model.trainable_variables, grads_all, strict=True)}
     slots = []
     for i, layer in enumerate(spec.model.layers):
         if isinstance(layer, (DenseLayer, Conv2DLayer)):
@@ -69,5 +84,5 @@ def gradients(
         else:
             continue
         slots += [(f"layers.{i}.{n}", v) for n, v in zip(names, heads[i].trainable_weights, strict=True)]
-    grads = tape.gradient(loss, [v for _, v in slots])
-    return float(loss), {name: np.asarray(g) for (name, _), g in zip(slots, grads, strict=True)}
+    loss_np = float(keras.ops.convert_to_numpy(loss))
+    return loss_np, {name: np.array(keras.ops.convert_to_numpy(by_id[id(v)])) for name, v in slots}

@@ -1,0 +1,322 @@
+"""What differs between the frameworks Keras 3 runs on: one table entry per framework.
+
+Everything else in ``duofit/backends/keras/`` is written with ``keras`` and ``keras.ops``
+and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) and JAX
+(``keras-jax``). What cannot be, lives here, keyed by ``keras.backend.backend()``:
+
+- the input pipeline: a ``tf.data`` pipeline built once on TensorFlow (one compiled step
+  per epoch with ``steps_per_execution``); on torch and JAX a generator over the shared
+  batch order (Keras-on-torch requires ``steps_per_execution = 1``; on JAX a partial last
+  batch cannot share an execution with full ones);
+- writing one element of a per-step record without a host sync (in place on TensorFlow
+  and torch, functional ``.at[].set`` inside JAX's traced step);
+- gradients of a loss for the probe (``GradientTape`` / ``autograd`` / ``jax.grad``);
+- devices, thread settings and the versions/flags recorded with every run.
+
+Example:
+    >>> native().name          # doctest: +SKIP
+    'tensorflow'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import keras
+from duofit.backends.base import TrainPlan
+from duofit.common.errors import BackendError
+
+__all__ = ["Native", "device_name", "keep_float64", "native", "on_device", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class Native:
+    """The framework-specific pieces for one Keras backend (see the module docstring)."""
+
+    name: str
+    versions: Callable[[], dict[str, Any]]
+    gpus: Callable[[], list[str]]
+    set_threads: Callable[[int], None]
+    batches: Callable[[TrainPlan, str], Any]
+    steps_per_execution: Callable[[int], int]
+    put: Callable[[Any, Any, Any], None]
+    value_and_grads: Callable[[keras.Model, Callable[[Any], Any]], tuple[Any, list[Any]]]
+
+
+def _targets(plan: TrainPlan, which: str, dtype: str) -> np.ndarray:
+    t = plan.t_train if which == "train" else plan.t_val
+    return t if t.dtype.kind in "iu" else t.astype(dtype)
+
+
+def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every epoch's batches in the shared order, as numpy (Keras moves them to the device)."""
+    bs = plan.spec.train.batch_size
+    x = plan.dataset.x_train.astype(dtype)
+    t = _targets(plan, "train", dtype)
+    steps = math.ceil(len(x) / bs)
+    for epoch_order in plan.order:
+        for b in range(steps):
+            idx = epoch_order[b * bs : (b + 1) * bs]
+            yield x[idx], t[idx]
+
+
+# ---- TensorFlow ---------------------------------------------------------------------------
+
+
+def _tf_versions() -> dict[str, Any]:
+    import tensorflow as tf
+
+    return {
+        "tensorflow": tf.__version__,
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "interop_threads": tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+        "op_determinism": os.environ.get("TF_DETERMINISTIC_OPS", "0") == "1",
+    }
+
+
+def _tf_gpus() -> list[str]:
+    import tensorflow as tf
+
+    out = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        out.append(str(details.get("device_name", gpu.name)))
+    return out
+
+
+def _tf_threads(n: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TF already initialised in this process: keep its setting
+        pass
+
+
+def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
+    """Training batches in the shared order: epoch e, batch b = ``order[e, b*bs:(b+1)*bs]``."""
+    import tensorflow as tf
+
+    bs = plan.spec.train.batch_size
+    x = tf.constant(plan.dataset.x_train.astype(dtype))
+    t = tf.constant(_targets(plan, "train", dtype))
+    order = tf.data.Dataset.from_tensor_slices(plan.order.astype(np.int32))
+    batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
+    return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
+
+
+def _tf_put(var: Any, index: Any, value: Any) -> None:
+    import tensorflow as tf
+
+    var.value.scatter_nd_update([[tf.cast(index, tf.int32)]], [tf.cast(value, var.dtype)])
+
+
+def _tf_value_and_grads(model: keras.Model, loss_fn: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn(model)
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+# ---- PyTorch ------------------------------------------------------------------------------
+
+
+def _torch_versions() -> dict[str, Any]:
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "keras_float64": "float64 ops kept in float64 (duofit)",
+    }
+
+
+def _torch_gpus() -> list[str]:
+    import torch
+
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def _torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _torch_put(var: Any, index: Any, value: Any) -> None:
+    import torch
+
+    with torch.no_grad():  # a record, not part of the graph; stays on the device
+        var.value[keras.ops.convert_to_tensor(index).long()] = value.detach().to(var.value.dtype)
+
+
+def _torch_value_and_grads(model: keras.Model, loss_fn: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    variables = model.trainable_variables
+    for v in variables:
+        v.value.grad = None
+    loss = loss_fn(model)
+    loss.backward()
+    return loss.detach(), [v.value.grad for v in variables]
+
+
+# ---- JAX ----------------------------------------------------------------------------------
+
+
+def _jax_versions() -> dict[str, Any]:
+    import jax
+    import jaxlib
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "threads": os.environ.get("XLA_FLAGS", "XLA default"),
+        "x64": bool(jax.config.read("jax_enable_x64")),
+        "keras_float64": "float64 ops kept in float64 (duofit)",
+    }
+
+
+def _jax_gpus() -> list[str]:
+    import jax
+
+    try:
+        return [d.device_kind for d in jax.devices("gpu")]
+    except RuntimeError:  # no GPU platform in this jaxlib
+        return []
+
+
+def _jax_threads(n: int) -> None:
+    """XLA's CPU thread pool is fixed when JAX starts: one thread is the only setting it takes later."""
+    if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+
+
+def _jax_put(var: Any, index: Any, value: Any) -> None:
+    var.assign(var.value.at[keras.ops.cast(index, "int32")].set(value.astype(var.value.dtype)))
+
+
+def _jax_value_and_grads(model: keras.Model, loss_fn: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    others = [v.value for v in model.non_trainable_variables]
+
+    def stateless(values: list[Any]) -> Any:
+        mapping = list(zip(model.trainable_variables, values, strict=True))
+        mapping += list(zip(model.non_trainable_variables, others, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            return loss_fn(model)
+
+    return jax.value_and_grad(stateless)(trainable)
+
+
+_TABLE: dict[str, Native] = {
+    "tensorflow": Native(
+        "tensorflow",
+        _tf_versions,
+        _tf_gpus,
+        _tf_threads,
+        _tf_batches,
+        lambda steps: steps,
+        _tf_put,
+        _tf_value_and_grads,
+    ),
+    "torch": Native(
+        "torch",
+        _torch_versions,
+        _torch_gpus,
+        _torch_threads,
+        _generator_batches,
+        lambda steps: 1,
+        _torch_put,
+        _torch_value_and_grads,
+    ),
+    "jax": Native(
+        "jax",
+        _jax_versions,
+        _jax_gpus,
+        _jax_threads,
+        _generator_batches,
+        lambda steps: 1,
+        _jax_put,
+        _jax_value_and_grads,
+    ),
+}
+
+
+def keep_float64() -> bool:
+    """Let Keras-on-torch/JAX compute float64 ops in float64; True if a change was needed.
+
+    Keras 3's type promotion maps every float64 result to float32 on all frameworks but
+    TensorFlow, "to be aligned with JAX's default behavior"
+    (``keras/src/backend/common/dtypes.py``, ``BIT64_TO_BIT32_DTYPE``): ``ops.matmul`` of
+    two float64 tensors runs in float32 (3e-6 relative error measured on the digits MLP),
+    so a float64 spec would silently train in float32. duofit keeps float64 (recorded in
+    the run's environment as ``keras_float64``); float32 runs are unaffected.
+    """
+    from keras.src.backend.common import dtypes
+
+    table = dtypes.BIT64_TO_BIT32_DTYPE
+    if table.get("float64") == "float64":
+        return False
+    table["float64"] = "float64"
+    return True
+
+
+def native(name: str | None = None) -> Native:
+    """The table entry for ``name`` (default: the framework Keras runs on in this process).
+
+    Raises:
+        BackendError: Keras runs on a framework duofit does not support (e.g. openvino).
+    """
+    name = name or keras.backend.backend()
+    try:
+        return _TABLE[name]
+    except KeyError:
+        raise BackendError(f"keras runs on {name!r}; duofit supports Keras on: {', '.join(_TABLE)}") from None
+
+
+def resolve_device(name: str) -> str:
+    """Keras device string (``cpu`` / ``gpu``) for ``cpu``, ``cuda`` (error if absent) or ``auto``.
+
+    No device index: under ``keras.device("cpu:0")`` Keras-on-torch creates the weights on
+    another torch device than its train step uses, and no gradient reaches them.
+    """
+    gpus = native().gpus()
+    if name == "cuda" and not gpus:
+        raise BackendError(
+            f"train.device = 'cuda' but Keras on {keras.backend.backend()} sees no GPU; use 'cpu' or 'auto', "
+            "or install a GPU build of the framework"
+        )
+    return "cpu" if name == "cpu" or not gpus else "gpu"
+
+
+@contextlib.contextmanager
+def on_device(device: str) -> Iterator[None]:
+    """Place variables and computations on ``device`` (a :func:`resolve_device` string)."""
+    with keras.device(device):
+        yield
+
+
+def device_name(device: str) -> str:
+    """Human name of the device: the GPU model or the CPU model."""
+    if device.startswith("gpu"):
+        gpus = native().gpus()
+        return gpus[0] if gpus else "GPU"
+    from duofit.common.envinfo import cpu_model
+
+    return cpu_model()
