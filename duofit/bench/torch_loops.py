@@ -4,7 +4,8 @@
   ``TensorDataset`` + ``DataLoader(shuffle=True)``, ``running_loss += loss.item()`` every
   step, then test loss and accuracy over a ``DataLoader`` under ``no_grad`` every epoch.
 * ``lean-torch``: what an experienced person writes for speed: one ``randperm`` per epoch,
-  contiguous slices of the permuted tensors, ``zero_grad(set_to_none=True)``, the epoch loss
+  contiguous slices of the permuted tensors, ``zero_grad(set_to_none=True)``, the fused Adam
+  kernel where torch has it for the device (as duofit's torch backend), the epoch loss
   accumulated on the device (one host sync per epoch), validation loss under ``inference_mode``.
 
 Both use torch's default initialisation (seeded) and only read sizes, loss and Adam
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from duofit.backends.torch.optimizers import fused_kwargs
 from duofit.bench.measure import MLP, Measurement
 from duofit.common.data import Dataset
 from duofit.common.envinfo import cpu_model
@@ -104,7 +106,9 @@ def lean_torch(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
     device = torch.device(device_name)
     model = _model(mlp, device)
     criterion = _criterion(mlp)
-    optimizer = torch.optim.Adam(model.parameters(), lr=mlp.lr, betas=(mlp.beta1, mlp.beta2), eps=mlp.eps)
+    params = list(model.parameters())
+    fused = fused_kwargs(torch.optim.Adam, params)  # same optimizer kernel as duofit-torch
+    optimizer = torch.optim.Adam(params, lr=mlp.lr, betas=(mlp.beta1, mlp.beta2), eps=mlp.eps, **fused)
     x, y, x_val, y_val, x_test = _tensors(mlp, ds, device)
     n, bs = x.shape[0], mlp.batch_size
     gen = torch.Generator(device="cpu").manual_seed(mlp.seed)

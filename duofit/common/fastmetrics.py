@@ -33,21 +33,28 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _auc_binary(positive: np.ndarray, score: np.ndarray) -> float:
     """Mann-Whitney U / (n_pos * n_neg) with average ranks for ties (= trapezoidal ROC-AUC)."""
-    n_pos = int(positive.sum())
+    n_pos = int(np.count_nonzero(positive))
     n_neg = positive.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
     order = np.argsort(score, kind="mergesort")
     sorted_scores = score[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    avg_rank = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
-    ranks = np.empty(score.size)
-    ranks[order] = np.repeat(avg_rank, counts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    if sorted_scores.size < 2 or bool((sorted_scores[1:] != sorted_scores[:-1]).all()):
+        rank_sum = float(np.flatnonzero(positive[order]).sum()) + n_pos  # no ties: rank = position + 1
+    else:
+        _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+        avg_rank = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
+        ranks = np.empty(score.size)
+        ranks[order] = np.repeat(avg_rank, counts)
+        rank_sum = float(ranks[positive].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def _averaged(num: np.ndarray, den: np.ndarray, support: np.ndarray, average: str) -> float:
     """The sklearn averages of per-class ratios ``num / den`` (zero_division=0)."""
+    if num.size == 1:  # binary: one class, plain floats (the per-epoch hot path)
+        d = float(den[0])
+        return float(num[0]) / d if d != 0 else 0.0
     if average == "micro":
         return float(_ratio(num.sum(keepdims=True), den.sum(keepdims=True))[0])
     if average == "weighted":
@@ -88,7 +95,7 @@ def _classification(entries: Sequence[MetricEntry], task: str, y: np.ndarray, pr
 
 
 def _roc_auc(task: str, y: np.ndarray, proba: np.ndarray) -> float:
-    if np.unique(y).size < 2:
+    if y.size == 0 or y.min() == y.max():
         return float("nan")
     if task == "binary":
         return _auc_binary(y == 1, proba)

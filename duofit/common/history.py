@@ -69,7 +69,7 @@ class EpochRecorder:
 
     def __init__(
         self,
-        metric_names: Sequence[str],
+        metric_names: Sequence[Any],
         task: str,
         from_logits: bool,
         y_val: np.ndarray | None,
@@ -185,7 +185,7 @@ def recorder_for(
     spec: Spec, y_val: np.ndarray, progress: ProgressFn | None = None, steps_per_epoch: int = 1
 ) -> EpochRecorder:
     """The recorder a run of ``spec`` uses (metrics per the spec's ``train.history_metrics``)."""
-    names = spec.metrics if spec.train.history_metrics else []
+    names = spec.metric_entries if spec.train.history_metrics else []  # resolved once, not per epoch
     sched = spec.optimizer.schedule
     return EpochRecorder(
         metric_names=names,

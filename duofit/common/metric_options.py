@@ -145,6 +145,8 @@ def resolve_metrics(
         >>> resolve_metrics(["accuracy"], "binary")
         [MetricEntry(name='accuracy', column='accuracy', threshold=0.5, average=None)]
     """
+    if all(isinstance(item, MetricEntry) for item in items) and len({e.column for e in items}) == len(items):
+        return list(items)  # already resolved (the per-epoch hot path passes spec.metric_entries)
     entries: list[MetricEntry] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):

@@ -151,7 +151,12 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         test_outputs=test_out,
         weights=get_weights(model, spec),
         timings={"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s},  # type: ignore[dict-item]
-        environment={"device": str(device), "device_name": _device_name(device), "strict": plan.strict},
+        environment={
+            "device": str(device),
+            "device_name": _device_name(device),
+            "strict": plan.strict,
+            "fused_optimizer": bool(optimizer.defaults.get("fused")),
+        },
         steps=steps,
     )
 
