@@ -108,6 +108,7 @@ def run(
     metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
     env = {**base_environment(), **module.environment(spec.train.device), **fitted.environment}
     env.update({"backend": backend, "dtype": spec.train.dtype, "batch_size": spec.train.batch_size})
+    env["epoch_metrics"] = spec.train.epoch_metrics if recorder.metric_names else "none"  # the history's source
     result = RunResult(
         backend=backend,
         spec=spec,

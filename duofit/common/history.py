@@ -136,6 +136,7 @@ class EpochRecorder:
         seconds: float,
         grad_norm: float = math.nan,
         step_losses: StepLossFn | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> EpochDecision:
         """Record one epoch (0-based) and decide what happens next.
 
@@ -147,9 +148,14 @@ class EpochRecorder:
             seconds: Wall time of the epoch.
             grad_norm: Global gradient norm (before clipping) at the epoch's first step.
             step_losses: Returns this epoch's per-step losses; called only if training diverged.
+            metrics: Validation metrics the backend computed itself (``train.epoch_metrics =
+                "native"``), ``{column: value}``; recorded as ``val_<column>`` instead of the
+                shared metrics computed from ``val_outputs``.
         """
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(train_loss), "val_loss": float(val_loss)}
-        if val_outputs is not None and self.y_val is not None and self.metric_names:
+        if metrics is not None:
+            row.update({f"val_{k}": float(v) for k, v in metrics.items()})
+        elif val_outputs is not None and self.y_val is not None and self.metric_names:
             vals = compute_metrics(self.metric_names, self.task, self.y_val, val_outputs, self.from_logits, fast=True)
             row.update({f"val_{k}": v for k, v in vals.items()})
         row.update(lr=self.lr, grad_norm=float(grad_norm), epoch_s=float(seconds))

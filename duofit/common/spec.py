@@ -657,7 +657,15 @@ class TrainSpec(_Base):
     )
     history_metrics: bool = Field(
         default=True,
-        description="Compute `metrics` on the validation split after every epoch (reference code).",
+        description="Compute `metrics` on the validation split after every epoch (where: `epoch_metrics`).",
+    )
+    epoch_metrics: Literal["shared", "native"] = Field(
+        default="shared",
+        description="Where the per-epoch validation metrics are computed (with history_metrics = true and "
+        "`metrics` listed): 'shared' = duofit's numpy code on each backend's validation outputs, identical "
+        "on every backend; 'native' = the framework's own metric objects: keras.metrics on the Keras "
+        "backends (updated in the epoch-end callback), duofit's torch-tensor metrics on the torch backend "
+        "(accumulated on the device, read back with the epoch's losses in one transfer).",
     )
     early_stopping: EarlyStoppingSpec | None = None
 

@@ -98,6 +98,7 @@ RICH = {
         "device": "cpu",
         "threads": 1,
         "history_metrics": True,
+        "epoch_metrics": "native",
         "early_stopping": {"monitor": "val_f1", "mode": "max", "patience": 2, "min_delta": 0.0},
     },
 }

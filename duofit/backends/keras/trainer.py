@@ -21,6 +21,7 @@ import keras
 from duofit.backends.base import FitOutput, TrainPlan
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
+from duofit.backends.keras.metrics import collect, make_metric
 from duofit.backends.keras.native import device_name, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
@@ -43,6 +44,10 @@ class _EpochEnd(keras.callbacks.Callback):
         self.x_val = plan.dataset.x_val.astype(dtype)
         self.t_val = plan.t_val if plan.t_val.dtype.kind in "iu" else plan.t_val.astype(dtype)
         self.best: dict[str, np.ndarray] | None = None
+        # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
+        native = plan.spec.train.epoch_metrics == "native"
+        self.native = native and bool(recorder.metric_names) and recorder.y_val is not None
+        self.metric_objects: dict[str, keras.metrics.Metric] | None = None
         self.epoch_s: list[float] = []
         self._t0 = 0.0
 
@@ -59,6 +64,7 @@ class _EpochEnd(keras.callbacks.Callback):
         self.epoch_s.append(time.perf_counter() - self._t0)
         first = epoch * self.steps
         grad_norms = keras.ops.convert_to_numpy(self.model.optimizer._duofit_grad_norm)
+        native = self._native_metrics(val_out) if self.native else None
         decision = self.recorder.end_epoch(
             epoch,
             train_loss,
@@ -67,11 +73,23 @@ class _EpochEnd(keras.callbacks.Callback):
             self.epoch_s[-1],
             grad_norm=float(grad_norms[first]),
             step_losses=lambda: self.model.step_losses()[first : first + self.steps],
+            metrics=native,
         )
         if decision.is_best:
             self.best = get_weights(self.heads, self.spec)
         if decision.stop:
             self.model.stop_training = True
+
+    def _native_metrics(self, val_out: np.ndarray) -> dict[str, float]:
+        """The recorder's metrics on the validation outputs with Keras metric objects (``keras.metrics``)."""
+        rec = self.recorder
+        if self.metric_objects is None:
+            k = val_out.shape[1] if rec.task == "multiclass" else 2
+            self.metric_objects = {e.column: make_metric(e, rec.task, rec.from_logits, k) for e in rec.metric_names}
+        for m in self.metric_objects.values():
+            m.reset_state()
+            m.update_state(rec.y_val, val_out)
+        return collect(self.metric_objects)
 
 
 def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:

@@ -17,6 +17,7 @@ import torch
 from duofit.backends.base import FitOutput, TrainPlan
 from duofit.backends.torch.layers import build_model, get_weights, kernel_penalty, set_weights, to_model_input
 from duofit.backends.torch.losses import make_loss
+from duofit.backends.torch.metrics import make_metric
 from duofit.backends.torch.optimizers import make_optimizer
 from duofit.common.errors import BackendError
 from duofit.common.history import EpochRecorder
@@ -78,6 +79,10 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     # batch sizes of one epoch: the epoch loss is Keras' batch-size weighted mean of batch losses
     sizes = torch.tensor([min(bs, n - start) for start in range(0, n, bs)], dtype=dtype, device=device)
     scheduled = spec.optimizer.schedule is not None
+    # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
+    native = tr.epoch_metrics == "native" and bool(recorder.metric_names) and recorder.y_val is not None
+    y_val = torch.as_tensor(recorder.y_val, device=device) if native else None
+    epoch_metrics: dict[str, float] | None = None
     step = 0
     t_fit = time.perf_counter()
     for epoch in range(tr.epochs):
@@ -116,9 +121,15 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         epoch_losses = torch.stack(losses)
         step_loss[first_step:step] = epoch_losses
         total = (epoch_losses * sizes).sum()
-        # the epoch's one host sync: three scalars in one transfer
-        train_loss, val_value, gnorm = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).tolist()
-        val_np = val_out.detach().cpu().numpy()
+        if y_val is None:
+            # the epoch's one host sync: three scalars in one transfer
+            train_loss, val_value, gnorm = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).tolist()
+            val_np = val_out.detach().cpu().numpy()
+        else:  # native metrics: the same sync carries them; the validation outputs stay on the device
+            columns, values = _native_epoch_metrics(recorder, val_out, y_val)
+            scalars = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).to(torch.float64)
+            train_loss, val_value, gnorm, *metric_values = torch.cat([scalars, values]).tolist()
+            epoch_metrics, val_np = dict(zip(columns, metric_values, strict=True)), None
         if device.type == "cuda":
             torch.cuda.synchronize()
         epoch_s.append(time.perf_counter() - t0)
@@ -130,6 +141,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             epoch_s[-1],
             grad_norm=gnorm,
             step_losses=lambda lo=first_step, hi=step: step_loss[lo:hi].cpu().numpy(),
+            metrics=epoch_metrics,
         )
         if decision.is_best:
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -159,6 +171,28 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         },
         steps=steps,
     )
+
+
+def _native_epoch_metrics(
+    recorder: EpochRecorder, val_out: torch.Tensor, y_val: torch.Tensor
+) -> tuple[list[str], torch.Tensor]:
+    """The recorder's metrics on the validation outputs with duofit's torch metrics (no host sync).
+
+    Args:
+        recorder: Supplies the resolved metric entries, task and ``from_logits``.
+        val_out: Raw validation outputs (on the device).
+        y_val: Validation class indices or regression targets (on the same device).
+
+    Returns:
+        The metric columns and a float64 vector of their values, still on the device.
+    """
+    task = recorder.task
+    k = val_out.shape[1] if task == "multiclass" else 2
+    metrics = [make_metric(e, task, recorder.from_logits, k, val_out.device) for e in recorder.metric_names]
+    for m in metrics:
+        m.update(val_out, y_val)
+    values = torch.stack([m.compute().to(torch.float64).reshape(()) for m in metrics])
+    return [e.column for e in recorder.metric_names], values
 
 
 def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
