@@ -57,7 +57,7 @@ def test_sweep_cli_both_backends(tmp_path: Path, capsys: pytest.CaptureFixture[s
     sweep_file = tmp_path / "lr.toml"
     sweep_file.write_text('[sweep]\nspec = "tiny.json"\nset = { "optimizer.lr" = [0.1, 0.001] }\n', encoding="utf-8")
     out = tmp_path / "out"
-    assert main(["sweep", str(sweep_file), "--out", str(out), "--quiet"]) == 0
+    assert main(["sweep", str(sweep_file), "--backends", "torch,keras", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "optimizer.lr" in printed and "keras" in printed and "torch" in printed
     table = pd.read_csv(out / "sweep.csv")
