@@ -29,6 +29,7 @@ from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 
 __all__ = [
     "MAX_CSV_BYTES",
+    "MAX_ACTIVATION_ELEMENTS",
     "MAX_DATA_ELEMENTS",
     "MAX_ORDER_ELEMENTS",
     "MAX_PARAMETERS",
@@ -50,6 +51,11 @@ MAX_CSV_BYTES = 1_000_000_000
 MAX_PARAMETERS = 100_000_000
 # Epochs x training samples: the shared batch order is one int64 per entry (800 MB at the cap).
 MAX_ORDER_ELEMENTS = 100_000_000
+# Output of one layer for the largest single forward pass (a training batch, or the whole
+# validation / test split, which is evaluated in one pass): 2 GB in float32, 4 GB in float64,
+# and the backward pass keeps a few such tensors per layer. Convolutions reach it first
+# (e.g. 10,000 images of 32x32 with 64 filters = 655 M values).
+MAX_ACTIVATION_ELEMENTS = 500_000_000
 # Compressed CSVs are refused: a few kilobytes of gzip can expand to gigabytes (a "zip bomb").
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
 
@@ -340,8 +346,12 @@ def _check_finite_after_scaling(names: tuple[str, ...], *arrays: np.ndarray) -> 
         )
 
 
-def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
-    """Refuse a model or batch order too large to allocate (:data:`MAX_PARAMETERS`, :data:`MAX_ORDER_ELEMENTS`)."""
+def _check_sizes(spec: Spec, n_features: int, n_train: int, n_eval: int = 0) -> None:
+    """Refuse a model, activation or batch order too large to allocate.
+
+    Caps: :data:`MAX_PARAMETERS`, :data:`MAX_ACTIVATION_ELEMENTS` (per layer, for the largest
+    forward pass: ``max(batch_size, n_eval)`` samples) and :data:`MAX_ORDER_ELEMENTS`.
+    """
     from duofit.common.shapes import infer_shapes
 
     image = tuple(spec.data.image_shape) if spec.data.image_shape else None
@@ -356,7 +366,11 @@ def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
             total += kh * kw * current[-1] * layer.filters + (layer.filters if layer.use_bias else 0)
         elif isinstance(layer, BatchNormLayer):
             total += 4 * current[-1]  # gamma, beta, running mean, running variance
-        current = shapes[i] or current
+        if shapes[i] is not None:
+            current = shapes[i]
+        elif isinstance(layer, DenseLayer):
+            current = (layer.units,)
+        _check_activation(spec, i, current, max(min(spec.train.batch_size, n_train), n_eval))
         if total > MAX_PARAMETERS:
             where = f"model.layers[{i}].units" if isinstance(layer, DenseLayer) else f"model.layers[{i}]"
             raise DataError(
@@ -371,6 +385,18 @@ def _check_sizes(spec: Spec, n_features: int, n_train: int) -> None:
             f"entries; the cap is {MAX_ORDER_ELEMENTS:,} (duofit/common/data.py MAX_ORDER_ELEMENTS); "
             "use fewer epochs",
             path="train.epochs",
+        )
+
+
+def _check_activation(spec: Spec, i: int, shape: tuple[int, ...], rows: int) -> None:
+    size = rows * int(np.prod(shape))
+    if size > MAX_ACTIVATION_ELEMENTS:
+        raise DataError(
+            f"model.layers[{i}]: its output holds {size:,} values for one forward pass of {rows:,} samples "
+            f"(shape {list(shape)} per sample; evaluation runs the whole validation/test split at once); the cap "
+            f"is {MAX_ACTIVATION_ELEMENTS:,} (duofit/common/data.py MAX_ACTIVATION_ELEMENTS): use fewer "
+            "filters or units, a smaller image, a smaller train.batch_size or fewer samples",
+            path=f"model.layers[{i}]",
         )
 
 
@@ -427,7 +453,7 @@ def load_dataset(spec: Spec) -> Dataset:
         scaler = StandardScaler().fit(x_tr)  # fit on the training part only: no leakage
         x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
         _check_finite_after_scaling(names, x_tr, x_va, x_te)
-    _check_sizes(spec, x.shape[1], len(x_tr))
+    _check_sizes(spec, x.shape[1], len(x_tr), max(len(x_va), len(x_te)))
     if d.image_shape:  # after scaling: the scaler works per pixel on flat rows
         shape = tuple(d.image_shape)
         if int(np.prod(shape)) != x.shape[1]:

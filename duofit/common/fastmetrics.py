@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from duofit.common.metric_options import MetricEntry, resolve_metrics
-from duofit.common.metrics import predicted_labels
+from duofit.common.metrics import compute_metrics, predicted_labels, probabilities
 
-__all__ = ["fast_metrics"]
+__all__ = ["EpochMetrics", "fast_metrics"]
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -149,3 +149,61 @@ def fast_metrics(names: Sequence[str | Any], task: str, y_true: np.ndarray, scor
         return _regression(entries, np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1), pred)
     y = np.asarray(y_true, dtype=np.int64)
     return _classification(entries, task, y, np.asarray(scores, dtype=np.float64))
+
+
+class EpochMetrics:
+    """The per-epoch metrics of one run: validation labels fixed, their derived arrays made once.
+
+    Called after every epoch with the validation outputs; binary tasks (the common case and the
+    one where per-epoch Python overhead matters most, for small models) take a path of about a
+    dozen numpy calls: confusion counts from one comparison per threshold, ROC-AUC from one
+    argsort. Other tasks use :func:`duofit.common.metrics.compute_metrics` (``fast=True``).
+    Values equal :func:`fast_metrics` (tested).
+
+    Example:
+        >>> em = EpochMetrics(["accuracy", "roc_auc"], "binary", np.array([0, 1, 1]), from_logits=False)
+        >>> em(np.array([[0.2], [0.9], [0.4]]))
+        {'accuracy': 0.6666666666666666, 'roc_auc': 1.0}
+    """
+
+    def __init__(self, names: Sequence[str | Any], task: str, y_true: np.ndarray, from_logits: bool) -> None:
+        self.entries = resolve_metrics(names, task)
+        self.task = task
+        self.from_logits = from_logits
+        self.y = np.asarray(y_true)
+        self.binary = task == "binary"
+        if self.binary:
+            self.positive = self.y == 1
+            self.n = int(self.y.size)
+            self.n_pos = int(np.count_nonzero(self.positive))
+
+    def __call__(self, outputs: np.ndarray) -> dict[str, float]:
+        """``{column: value}`` for these validation outputs (raw model outputs)."""
+        if not self.binary:
+            return compute_metrics(self.entries, self.task, self.y, outputs, self.from_logits, fast=True)
+        proba = probabilities("binary", outputs, self.from_logits)
+        if not np.isfinite(proba).all():
+            return compute_metrics(self.entries, self.task, self.y, outputs, self.from_logits, fast=True)
+        out: dict[str, float] = {}
+        counts: dict[float, tuple[int, int, int, int]] = {}
+        for entry in self.entries:
+            if entry.name == "roc_auc":
+                both = 0 < self.n_pos < self.n
+                out[entry.column] = _auc_binary(self.positive, proba) if both else float("nan")
+                continue
+            if entry.threshold not in counts:
+                predicted = proba > entry.threshold
+                tp = int(np.count_nonzero(predicted & self.positive))
+                fp = int(np.count_nonzero(predicted)) - tp
+                fn = self.n_pos - tp
+                counts[entry.threshold] = (tp, fp, fn, self.n - tp - fp - fn)
+            tp, fp, fn, tn = counts[entry.threshold]
+            if entry.name == "accuracy":
+                out[entry.column] = (tp + tn) / self.n if self.n else float("nan")
+            elif entry.name == "precision":
+                out[entry.column] = tp / (tp + fp) if tp + fp else 0.0
+            elif entry.name == "recall":
+                out[entry.column] = tp / (tp + fn) if tp + fn else 0.0
+            elif entry.name == "f1":
+                out[entry.column] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        return out

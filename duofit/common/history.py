@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from duofit.common.metrics import compute_metrics
+from duofit.common.fastmetrics import EpochMetrics
 from duofit.common.monitor import Monitor
 from duofit.common.schedules import LRSchedule
 from duofit.common.spec import EarlyStoppingSpec, PlateauSchedule, Spec
@@ -81,6 +81,7 @@ class EpochRecorder:
         steps_per_epoch: int = 1,
     ) -> None:
         self.metric_names = list(metric_names)
+        self._epoch_metrics: EpochMetrics | None = None
         self.task = task
         self.from_logits = from_logits
         self.y_val = y_val
@@ -156,7 +157,9 @@ class EpochRecorder:
         if metrics is not None:
             row.update({f"val_{k}": float(v) for k, v in metrics.items()})
         elif val_outputs is not None and self.y_val is not None and self.metric_names:
-            vals = compute_metrics(self.metric_names, self.task, self.y_val, val_outputs, self.from_logits, fast=True)
+            if self._epoch_metrics is None:  # label-derived arrays made once per run
+                self._epoch_metrics = EpochMetrics(self.metric_names, self.task, self.y_val, self.from_logits)
+            vals = self._epoch_metrics(val_outputs)
             row.update({f"val_{k}": v for k, v in vals.items()})
         row.update(lr=self.lr, grad_norm=float(grad_norm), epoch_s=float(seconds))
         self.rows.append(row)

@@ -37,12 +37,9 @@ BINARY_THRESHOLD = DEFAULT_THRESHOLD  # probability above which a binary predict
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    out = np.empty_like(z, dtype=np.float64)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    ez = np.exp(z[~pos])
-    out[~pos] = ez / (1.0 + ez)
-    return out
+    """Stable logistic: ``1 / (1 + e^-z)`` for z >= 0, ``e^z / (1 + e^z)`` below (no overflow)."""
+    e = np.exp(-np.abs(z))  # e^-z above zero, e^z below: the same two formulas, without boolean indexing
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

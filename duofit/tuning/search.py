@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
@@ -47,6 +48,7 @@ __all__ = [
     "TPE_STARTUP_TRIALS",
     "TuneResult",
     "objective_column",
+    "enqueue_grid",
     "study_counts",
     "tune",
 ]
@@ -167,17 +169,56 @@ def _check_study(study: Any, spec: Spec, backend: str, column: str, direction: s
 def _sampler(search: str, space: SearchSpace, seed: int) -> Any:
     import optuna
 
-    if search == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
-    if search == "random":
+    if search in ("grid", "random"):  # grid: every trial is enqueued with fixed parameters (enqueue_grid)
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
 
 
-def _grid_left(study: Any, space: SearchSpace) -> int:
-    """Grid points no trial has taken yet (finished, failed or running), as Optuna's GridSampler counts."""
-    taken = {t.system_attrs.get("grid_id") for t in study.get_trials(deepcopy=False) if "grid_id" in t.system_attrs}
-    return max(0, space.grid_size() - len(taken))
+def _point(params: dict[str, Any], names: list[str]) -> tuple[Any, ...] | None:
+    return tuple(params[n] for n in names) if all(n in params for n in names) else None
+
+
+def enqueue_grid(study: Any, space: SearchSpace, want: int | None) -> int:
+    """Enqueue the grid points no finished, running or waiting trial has; return the trials to run.
+
+    The grid is enumerated here (every combination of the space's grid values, in the
+    space's order) and each point is enqueued with fixed parameters, so a point whose trial
+    failed or was killed (``FAIL``) is simply enqueued again by the next run, and the order
+    does not depend on a sampler seed. (Optuna's GridSampler counts a failed point as
+    visited, and identifies points by their index in a seed-shuffled list.) Trials left
+    ``WAITING`` by a killed run are run first and count toward ``want``.
+
+    Args:
+        study: The Optuna study.
+        space: The search space.
+        want: Trials to run in this call; ``None`` = the rest of the grid.
+
+    Example:
+        >>> enqueue_grid(study, space, None)   # doctest: +SKIP
+        4
+    """
+    from optuna.trial import TrialState
+
+    grid = space.grid()
+    names = list(grid)
+    taken: set[tuple[Any, ...]] = set()
+    waiting = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            waiting += 1
+            point = _point(t.system_attrs.get("fixed_params", {}), names)
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+            point = _point(t.params, names)
+        else:  # FAIL: its point is run again
+            continue
+        if point is not None:
+            taken.add(point)
+    missing = [p for p in itertools.product(*grid.values()) if p not in taken]
+    limit = len(missing) + waiting if want is None else min(want, len(missing) + waiting)
+    new = missing[: max(0, limit - waiting)]
+    for point in new:
+        study.enqueue_trial(dict(zip(names, point, strict=True)))
+    return min(limit, waiting + len(new))
 
 
 def _objective(
@@ -295,18 +336,17 @@ def tune(
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS) if prune else optuna.pruners.NopPruner()
     )
-    study = optuna.load_study(
-        study_name=name, storage=store, sampler=_sampler(search, space, seed + existing), pruner=pruner
-    )
+    sampler = _sampler(search, space, seed + existing)
+    study = optuna.load_study(study_name=name, storage=store, sampler=sampler, pruner=pruner)
     finished = sum(study_counts(study).get(s, 0) for s in _FINISHED)
     if total_trials is not None:
         todo = max(0, total_trials - finished)
     elif n_trials is not None:
         todo = n_trials
     else:
-        todo = _grid_left(study, space) if search == "grid" else DEFAULT_TRIALS
+        todo = None if search == "grid" else DEFAULT_TRIALS  # grid: the rest of the grid
     if search == "grid":
-        todo = min(todo, _grid_left(study, space))
+        todo = enqueue_grid(study, space, todo)
     ran: list[int] = []
     callbacks: list[Any] = [lambda _study, trial: ran.append(trial.number)]
     if total_trials is not None:

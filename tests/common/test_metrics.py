@@ -152,3 +152,36 @@ def test_fast_metrics_with_options_equal_the_sklearn_reference(
             assert math.isnan(fast[column]), column
         else:
             assert fast[column] == pytest.approx(value, rel=FAST_RTOL, abs=1e-14), column
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 60),
+    seed=st.integers(0, 10_000),
+    ties=st.booleans(),
+    threshold=st.sampled_from([None, 0.3, 0.5, 0.9]),
+    logits=st.booleans(),
+)
+def test_epoch_metrics_equal_the_reference(
+    n: int, seed: int, ties: bool, threshold: float | None, logits: bool
+) -> None:
+    """The per-epoch evaluator (labels fixed once per run) gives the sklearn reference's values."""
+    from duofit.common.fastmetrics import EpochMetrics
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    raw = rng.normal(size=(n, 1)) * 3
+    if ties:
+        raw = np.round(raw)  # tied scores: average ranks in ROC-AUC, ties at the threshold
+    if not logits:
+        raw = 1 / (1 + np.exp(-raw))
+    names: list = ["accuracy", "precision", "recall", "f1", "roc_auc"]
+    if threshold is not None:
+        names += [{"name": m, "threshold": threshold} for m in ("accuracy", "precision", "recall", "f1")]
+        if threshold == 0.5:
+            names = names[:5]  # the same columns as the defaults
+    got = EpochMetrics(names, "binary", y, from_logits=logits)(raw)
+    want = compute_metrics(names, "binary", y, raw, from_logits=logits)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert (math.isnan(value) and math.isnan(got[key])) or got[key] == pytest.approx(value, rel=FAST_RTOL), key

@@ -747,3 +747,17 @@ def test_long_unknown_key_is_shortened() -> None:
     with pytest.raises(SpecError) as info:
         duofit.load_spec(doc)
     assert len(str(info.value)) < 1000 and info.value.path.endswith("...")
+
+
+def test_conv_activation_over_the_cap() -> None:
+    """A CNN whose one layer output (for the whole evaluation split at once) would need gigabytes."""
+    doc = tomllib.loads((EXAMPLES / "digits_cnn.toml").read_text(encoding="utf-8"))
+    doc["data"] = {
+        "kind": "make_classification",
+        "params": {"n_samples": 8000, "n_features": 1024, "n_informative": 8, "n_classes": 10},
+        "image_shape": [32, 32, 1],
+        "test_size": 0.5,
+    }
+    doc["model"]["layers"][0]["filters"] = 256  # 4,000 test images x 32x32x256 = 1.05 G values
+    exc = _timed_data_error(doc, "model.layers[0]")
+    assert "MAX_ACTIVATION_ELEMENTS" in str(exc) and "filters" in str(exc)

@@ -47,6 +47,32 @@ def test_grid_search_runs_every_point_once_and_writes_results(tmp_path: Path) ->
     assert paths["history_png"].stat().st_size > 1000
 
 
+def test_grid_points_of_killed_trials_are_run_again(tmp_path: Path) -> None:
+    """A trial killed mid-run is FAIL; its grid point is run again (Optuna's GridSampler would skip it)."""
+    import optuna
+
+    from duofit.tuning.storage import open_storage
+
+    spec, space = load_spec(tiny_seed()), load_space(TINY_SPACE)
+    tune(spec, space, "torch", search="grid", n_trials=1, storage=_url(tmp_path), study_name="g")
+    study = optuna.load_study(
+        study_name="g", storage=open_storage(_url(tmp_path)), sampler=optuna.samplers.GridSampler(space.grid())
+    )
+    dead = study.ask()  # killed before it suggested its parameters: only its grid_id is stored
+    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+    late = study.ask()  # killed after suggesting them
+    space.suggest(late)
+    study.tell(late, state=optuna.trial.TrialState.FAIL)
+
+    res = tune(spec, space, "torch", search="grid", storage=_url(tmp_path), study_name="g")
+    assert res.ran == 3 and res.counts == {"COMPLETE": 4, "FAIL": 2}
+    done = [
+        (t.params["optimizer.lr"], t.params["model.layers[0].units"]) for t in res.study.trials if t.value is not None
+    ]
+    assert sorted(done) == sorted({(0.1, 2), (0.1, 8), (0.01, 2), (0.01, 8)})  # every point once
+    assert tune(spec, space, "torch", search="grid", storage=_url(tmp_path), study_name="g").ran == 0
+
+
 def test_random_search_is_seeded_and_additive(tmp_path: Path) -> None:
     spec, space = load_spec(tiny_seed()), load_space(TINY_SPACE)
     a = tune(spec, space, "torch", search="random", n_trials=3, storage=_url(tmp_path), study_name="r", seed=1)
