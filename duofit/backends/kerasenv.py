@@ -19,7 +19,7 @@ import sys
 
 from duofit.common.errors import BackendError
 
-__all__ = ["KERAS_FRAMEWORKS", "select", "selected"]
+__all__ = ["KERAS_FRAMEWORKS", "limit_xla_threads", "select", "selected"]
 
 # Keras' name for the framework -> the duofit backend that runs Keras on it
 KERAS_FRAMEWORKS = {"tensorflow": "keras", "torch": "keras-torch", "jax": "keras-jax"}
@@ -55,6 +55,19 @@ def select(framework: str) -> str:
             os.environ["JAX_ENABLE_X64"] = "1"  # float64 arrays exist only with x64 on; float32 runs unchanged
         _selected.append(framework)
     return framework
+
+
+def limit_xla_threads(n: int) -> None:
+    """Run XLA's CPU work (JAX) on one thread when ``n == 1``; effective only before JAX starts.
+
+    XLA's CPU thread pool is sized when JAX starts and takes no other count afterwards.
+
+    Example:
+        >>> limit_xla_threads(1)   # doctest: +SKIP
+    """
+    if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 
 
 def selected() -> str | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import sys
 import time
 import traceback
@@ -41,17 +40,24 @@ from duofit.common.spec import Spec
 __all__ = ["init_framework", "main", "run_cell"]
 
 
+# benchmark framework -> the framework Keras runs on (the others run no Keras)
+_KERAS_ON = {"tensorflow": "tensorflow", "keras-torch": "torch", "keras-jax": "jax"}
+
+
 def init_framework(framework: str, threads: int) -> None:
     """Import ``framework`` and set its thread counts before it runs any op.
 
     Example:
         >>> init_framework("numpy", threads=2)   # BLAS threads come from the environment
     """
-    if framework in ("torch", "keras-torch"):
-        if framework == "keras-torch":
-            from duofit.backends.kerasenv import select
+    keras_on = _KERAS_ON.get(framework)
+    if keras_on is not None:  # before keras loads: KERAS_BACKEND is read once per process
+        from duofit.backends.kerasenv import limit_xla_threads, select
 
-            select("torch")
+        select(keras_on)
+        if keras_on == "jax":
+            limit_xla_threads(threads)
+    if framework in ("torch", "keras-torch"):
         import torch
 
         torch.set_num_threads(threads)
@@ -59,23 +65,12 @@ def init_framework(framework: str, threads: int) -> None:
             torch.set_num_interop_threads(threads)
         except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
             pass
-        if framework == "keras-torch":
-            import keras  # imported here so import_s covers it
-    elif framework == "keras-jax":
-        from duofit.backends.kerasenv import select
-
-        select("jax")
-        if threads == 1:  # XLA's CPU pool takes no other count after start-up (see keras/native.py)
-            os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        import keras  # imported here so import_s covers it
-    elif framework == "tensorflow":
-        from duofit.backends.kerasenv import select
-
-        select("tensorflow")
+    elif keras_on == "tensorflow":
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if keras_on is not None:
         import keras  # noqa: F401  (imported here so import_s covers it)
 
 

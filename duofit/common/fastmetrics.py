@@ -52,9 +52,6 @@ def _auc_binary(positive: np.ndarray, score: np.ndarray) -> float:
 
 def _averaged(num: np.ndarray, den: np.ndarray, support: np.ndarray, average: str) -> float:
     """The sklearn averages of per-class ratios ``num / den`` (zero_division=0)."""
-    if num.size == 1:  # binary: one class, plain floats (the per-epoch hot path)
-        d = float(den[0])
-        return float(num[0]) / d if d != 0 else 0.0
     if average == "micro":
         return float(_ratio(num.sum(keepdims=True), den.sum(keepdims=True))[0])
     if average == "weighted":

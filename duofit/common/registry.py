@@ -129,5 +129,5 @@ def backend_module(name: str, module: str) -> Any:
         'duofit.backends.torch.probe'
     """
     info = check_installed(name)
-    get_backend(name)
+    importlib.import_module(info.module)  # the backend package first: a Keras backend selects its framework
     return importlib.import_module(f"{info.code or info.module}.{module}")

@@ -26,7 +26,7 @@ import numpy as np
 from duofit.common.data import load_dataset
 from duofit.common.errors import DataError, SpecError
 from duofit.common.io import load_npz, save_npz, write_json
-from duofit.common.registry import BACKENDS, backend_module, get_backend
+from duofit.common.registry import BACKENDS, backend_module
 from duofit.common.spec import Spec
 
 __all__ = ["CONVERT_RTOL", "DEFAULT_FORMATS", "convert", "read_model"]
@@ -41,8 +41,7 @@ _FILE_STEM = "model"
 
 
 def _export_module(backend: str) -> Any:
-    get_backend(backend)  # environment set-up (KERAS_BACKEND) and the install check
-    return backend_module(backend, "export")
+    return backend_module(backend, "export")  # the install check and the framework selection first
 
 
 def _model_file(folder: Path) -> tuple[str, Path] | None:

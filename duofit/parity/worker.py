@@ -24,12 +24,11 @@ def probe(spec_json: str, backend: str, strict: bool) -> dict[str, np.ndarray]:
     """Stages (a)-(c) for one backend, as named arrays."""
     from duofit.backends.base import make_plan
     from duofit.common.data import load_dataset
-    from duofit.common.registry import backend_module, get_backend
+    from duofit.common.registry import backend_module
     from duofit.common.spec import Spec
 
     spec = Spec.model_validate_json(spec_json)
-    get_backend(backend)  # sets KERAS_BACKEND etc. before the probe module imports the framework
-    probe_mod = backend_module(backend, "probe")
+    probe_mod = backend_module(backend, "probe")  # the backend package sets KERAS_BACKEND etc. first
     plan = make_plan(spec, load_dataset(spec), strict=strict)
     first = plan.order[0, : spec.train.batch_size]
     x, t = plan.dataset.x_train[first], plan.t_train[first]

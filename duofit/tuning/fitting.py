@@ -20,7 +20,7 @@ import numpy as np
 
 from duofit.common.data import Dataset
 from duofit.common.history import ProgressFn
-from duofit.common.registry import backend_module, get_backend
+from duofit.common.registry import backend_module
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 
@@ -70,6 +70,5 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
     Example:
         >>> predict_outputs("torch", res.spec, res.weights, x_new)   # doctest: +SKIP
     """
-    get_backend(backend)  # checks the name and the install; sets KERAS_BACKEND before keras loads
-    probe = backend_module(backend, "probe")
+    probe = backend_module(backend, "probe")  # checks the name and the install; selects the framework first
     return np.asarray(probe.forward(spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)

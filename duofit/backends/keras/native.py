@@ -200,9 +200,9 @@ def _jax_gpus() -> list[str]:
 
 def _jax_threads(n: int) -> None:
     """XLA's CPU thread pool is fixed when JAX starts: one thread is the only setting it takes later."""
-    if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    from duofit.backends.kerasenv import limit_xla_threads
+
+    limit_xla_threads(n)
 
 
 def _jax_put(var: Any, index: Any, value: Any) -> None:

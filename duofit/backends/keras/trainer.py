@@ -63,7 +63,6 @@ class _EpochEnd(keras.callbacks.Callback):
         train_loss = float(logs.get("loss", float("nan")))  # batch-size weighted mean (Keras)
         self.epoch_s.append(time.perf_counter() - self._t0)
         first = epoch * self.steps
-        grad_norms = keras.ops.convert_to_numpy(self.model.optimizer._duofit_grad_norm)
         native = self._native_metrics(val_out) if self.native else None
         decision = self.recorder.end_epoch(
             epoch,
@@ -71,7 +70,7 @@ class _EpochEnd(keras.callbacks.Callback):
             val_loss,
             np.asarray(val_out),
             self.epoch_s[-1],
-            grad_norm=float(grad_norms[first]),
+            grad_norm=float(keras.ops.convert_to_numpy(self.model.optimizer._duofit_grad_norm[first])),
             step_losses=lambda: self.model.step_losses()[first : first + self.steps],
             metrics=native,
         )
