@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from duofit.common.errors import DuofitError
-from duofit.common.io import atomic_write_text
+from duofit.common.io import atomic_write_text, remove_dead_temps
 
 __all__ = ["COLUMNS", "COLUMN_DOCS", "SCHEMA_VERSION", "BenchFileError", "append_row", "read_rows", "start_file"]
 
@@ -160,8 +160,7 @@ def start_file(path: str | Path, overwrite: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write
-            stale.unlink(missing_ok=True)
+        remove_dead_temps(path)  # left by a writer killed mid-write
         if path.exists() and not overwrite:
             _check_header(path, path.read_text(encoding="utf-8"))
             return

@@ -19,14 +19,64 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "confined", "load_npz", "save_npz", "write_json"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "confined",
+    "load_npz",
+    "remove_dead_temps",
+    "save_npz",
+    "write_json",
+]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_dead_temps(path: str | Path) -> list[Path]:
+    """Delete the temp files of ``path`` left by writers that were killed mid-write.
+
+    Temp files are named ``.<name>.<pid>.<random>.tmp``; one whose writer process no longer
+    exists can never be renamed into place, so it is removed. Temp files of live writers
+    (another process writing the same file right now) are left alone.
+
+    Returns:
+        The removed paths.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / ".a.txt.999999999.x.tmp").write_text("half")
+        >>> [p.name for p in remove_dead_temps(d / "a.txt")]
+        ['.a.txt.999999999.x.tmp']
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename: readers never see half a file."""
+    """Write ``data`` to ``path`` through a temp file + rename: readers never see half a file.
+
+    The temp file carries the writer's pid; temp files of this path left by killed writers
+    are removed first (:func:`remove_dead_temps`), so a kill never leaves litter for long.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_dead_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
