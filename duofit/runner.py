@@ -12,10 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -29,14 +25,9 @@ from duofit.backends.base import make_plan
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
-from duofit.common.errors import (
-    BackendError,
-    BackendNotInstalledError,
-    DataError,
-    DuofitError,
-    SpecError,
-)
+from duofit.common.errors import BackendError
 from duofit.common.history import ProgressFn, recorder_for
+from duofit.common.isolated import run_worker, write_spec
 from duofit.common.loader import load_spec
 from duofit.common.metrics import compute_metrics
 from duofit.common.registry import BACKENDS, check_installed, get_backend, installed_backends
@@ -179,33 +170,10 @@ class Comparison:
         return paths
 
 
-_ERRORS: dict[str, type[DuofitError]] = {
-    "SpecError": SpecError,
-    "DataError": DataError,
-    "BackendError": BackendError,
-}
-
-
 def _run_isolated(spec: Spec, backend: str, folder: Path, show_progress: bool) -> RunResult:
     """Run one backend in a fresh Python process; results come back as files."""
-    spec_file = folder / "spec.in.json"
-    spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
-    cmd = [sys.executable, "-m", "duofit.worker", str(spec_file), backend, str(folder / "result")]
-    if show_progress:
-        cmd.append("--progress")
-    env = dict(os.environ)
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=False)
-    err_file = folder / "result" / "error.json"
-    if proc.returncode != 0:
-        if err_file.exists():
-            info = json.loads(err_file.read_text(encoding="utf-8"))
-            if info["type"] == "BackendNotInstalledError":
-                raise BackendNotInstalledError(backend, info["missing"], info["extra"])
-            raise _ERRORS.get(info["type"], DuofitError)(info["message"])
-        raise DuofitError(
-            f"backend {backend!r} failed in its worker process (exit code {proc.returncode}); "
-            f"output:\n{proc.stdout[-2000:]}"
-        )
+    args = [str(write_spec(spec, folder)), backend, str(folder / "result")]
+    run_worker("duofit.worker", [*args, "--progress"] if show_progress else args, folder / "result", backend, "run")
     return RunResult.load(folder / "result")
 
 

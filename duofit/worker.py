@@ -10,8 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from duofit.common.errors import BackendNotInstalledError, DuofitError
-from duofit.common.io import write_json
+from duofit.common.isolated import report_errors
 
 __all__ = ["main"]
 
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from duofit.common.spec import Spec
     from duofit.runner import run
 
-    try:
+    def body() -> None:
         spec = Spec.model_validate_json(Path(spec_path).read_text(encoding="utf-8"))
         progress = None
         if show:
@@ -35,13 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
             progress = progress_bar(backend, spec.train.epochs)
         run(spec, backend, progress=progress, out=out)
-    except DuofitError as exc:
-        info = {"type": type(exc).__name__, "message": str(exc)}
-        if isinstance(exc, BackendNotInstalledError):
-            info.update(missing=exc.missing, extra=exc.extra)
-        write_json(out / "error.json", info)
-        return exc.exit_code
-    return 0
+
+    return report_errors(out, body)
 
 
 if __name__ == "__main__":

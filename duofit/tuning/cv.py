@@ -15,10 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from duofit.common.errors import BackendError, BackendNotInstalledError, DataError, DuofitError, SpecError
+from duofit.common.errors import BackendError
+from duofit.common.isolated import run_worker, write_spec
 from duofit.common.loader import load_spec
 from duofit.common.registry import BACKENDS, check_installed, installed_backends
 from duofit.common.result import RunResult
@@ -42,8 +39,6 @@ __all__ = ["STD_DDOF", "CVResult", "cross_validate", "fold_spec", "run_folds"]
 STD_DDOF = 0
 
 SpecLike = str | Path | Mapping[str, Any] | Spec
-
-_ERRORS: dict[str, type[DuofitError]] = {"SpecError": SpecError, "DataError": DataError, "BackendError": BackendError}
 
 
 def fold_spec(spec: Spec, index: int) -> Spec:
@@ -182,27 +177,10 @@ def _run_worker(
     spec: Spec, backend: str, folder: Path, n_folds: int, seed: int, stratify: bool, progress: bool
 ) -> list[RunResult]:
     """All folds of one backend in a fresh Python process; results come back as files."""
-    spec_file = folder / "spec.in.json"
-    spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
     out = folder / "result"
-    cmd = [sys.executable, "-m", "duofit.tuning.worker", str(spec_file), backend, str(out)]
-    cmd += ["--folds", str(n_folds), "--seed", str(seed)]
-    if not stratify:
-        cmd.append("--no-stratify")
-    if progress:
-        cmd.append("--progress")
-    proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True, check=False)
-    err_file = out / "error.json"
-    if proc.returncode != 0:
-        if err_file.exists():
-            info = json.loads(err_file.read_text(encoding="utf-8"))
-            if info["type"] == "BackendNotInstalledError":
-                raise BackendNotInstalledError(backend, info["missing"], info["extra"])
-            raise _ERRORS.get(info["type"], DuofitError)(info["message"])
-        raise DuofitError(
-            f"backend {backend!r} failed in its cross-validation worker (exit code {proc.returncode}); "
-            f"output:\n{proc.stdout[-2000:]}"
-        )
+    args = [str(write_spec(spec, folder)), backend, str(out), "--folds", str(n_folds), "--seed", str(seed)]
+    args += [flag for flag, on in (("--no-stratify", not stratify), ("--progress", progress)) if on]
+    run_worker("duofit.tuning.worker", args, out, backend, "cross-validation")
     return [RunResult.load(out / f"fold_{i + 1}") for i in range(n_folds)]
 
 

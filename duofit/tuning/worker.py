@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from duofit.common.errors import BackendNotInstalledError, DuofitError
-from duofit.common.io import write_json
+from duofit.common.isolated import report_errors
 
 __all__ = ["main"]
 
@@ -40,18 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     from duofit.tuning.cv import run_folds
     from duofit.tuning.folds import make_folds
 
-    try:
+    def body() -> None:
         spec = Spec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
         folds = make_folds(spec, args.folds, args.seed, stratify=not args.no_stratify)
         for fold, res in zip(folds, run_folds(spec, folds, args.backend, args.progress), strict=True):
             res.save(out / f"fold_{fold.index + 1}")
-    except DuofitError as exc:
-        info = {"type": type(exc).__name__, "message": str(exc)}
-        if isinstance(exc, BackendNotInstalledError):
-            info.update(missing=exc.missing, extra=exc.extra)
-        write_json(out / "error.json", info)
-        return exc.exit_code
-    return 0
+
+    return report_errors(out, body)
 
 
 if __name__ == "__main__":

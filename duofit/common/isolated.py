@@ -1,0 +1,120 @@
+"""One backend in a fresh Python process: the parent's side and the worker's side.
+
+``KERAS_BACKEND`` is read once per process, so ``compare`` and ``cv`` run each backend in
+a worker process of its own (``python -m duofit.worker``, ``python -m duofit.tuning.worker``).
+The spec goes in as JSON and the results come back as files (CSV, JSON, npz: no pickle).
+A :class:`~duofit.common.errors.DuofitError` raised in the worker is written to
+``error.json`` and raised again in the parent with the same type, message and field path.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> def body():
+    ...     raise SpecError("optimizer.lr: must be > 0 (got -1)", path="optimizer.lr")
+    >>> report_errors(out, body)
+    2
+    >>> raise_from_file(out, "torch", "run")
+    Traceback (most recent call last):
+    ...
+    duofit.common.errors.SpecError: optimizer.lr: must be > 0 (got -1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from duofit.common.errors import (
+    BackendError,
+    BackendNotInstalledError,
+    DataError,
+    DivergenceError,
+    DuofitError,
+    SpecError,
+)
+from duofit.common.io import write_json
+from duofit.common.spec import Spec
+
+__all__ = ["ERROR_FILE", "raise_from_file", "report_errors", "run_worker", "write_spec"]
+
+ERROR_FILE = "error.json"
+OUTPUT_TAIL_CHARS = 2000  # of the worker's output, quoted when it died without an error file
+
+_RAISED_AGAIN: dict[str, type[DuofitError]] = {
+    "SpecError": SpecError,
+    "DataError": DataError,
+    "BackendError": BackendError,
+    "DivergenceError": DivergenceError,
+}
+
+
+def write_spec(spec: Spec, folder: Path) -> Path:
+    """Write ``spec`` as the worker's input file ``folder/spec.in.json``; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.in.json"
+    path.write_text(spec.model_dump_json(), encoding="utf-8")
+    return path
+
+
+def report_errors(out: Path, body: Callable[[], object]) -> int:
+    """Worker side: run ``body``; a DuofitError becomes ``out/error.json`` and an exit code.
+
+    Returns:
+        0, or the error's CLI exit code.
+    """
+    try:
+        body()
+    except DuofitError as exc:
+        info: dict[str, object] = {"type": type(exc).__name__, "message": str(exc)}
+        if isinstance(exc, BackendNotInstalledError):
+            info.update(missing=exc.missing, extra=exc.extra)
+        if isinstance(exc, (SpecError, DataError)):
+            info["path"] = exc.path
+        write_json(out / ERROR_FILE, info)
+        return exc.exit_code
+    return 0
+
+
+def raise_from_file(out: Path, backend: str, what: str, output: str = "", code: int | None = None) -> None:
+    """Parent side: raise the error a worker wrote to ``out/error.json``.
+
+    Without the file (the worker crashed, was killed or ran out of memory) a DuofitError
+    names the backend, the worker, its exit code and the end of its output.
+    """
+    err_file = out / ERROR_FILE
+    if err_file.exists():
+        info = json.loads(err_file.read_text(encoding="utf-8"))
+        kind = info.get("type", "")
+        if kind == "BackendNotInstalledError":
+            raise BackendNotInstalledError(backend, info["missing"], info["extra"])
+        cls = _RAISED_AGAIN.get(kind, DuofitError)
+        if cls in (SpecError, DataError) and "path" in info:
+            raise cls(info["message"], path=info["path"])
+        raise cls(info["message"])
+    raise DuofitError(
+        f"backend {backend!r} failed in its {what} worker process (exit code {code}); "
+        f"output:\n{output[-OUTPUT_TAIL_CHARS:]}"
+    )
+
+
+def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: str) -> None:
+    """Parent side: run ``python -m module *args`` and wait; raise what it reported.
+
+    Args:
+        module: The worker module, e.g. ``"duofit.worker"``.
+        args: Its command-line arguments (the worker writes its results under ``out``).
+        out: The worker's output folder (``error.json`` is looked for there).
+        backend: For error messages.
+        what: What the worker does, for error messages (``"run"``, ``"cross-validation"``).
+
+    Raises:
+        DuofitError: the worker's own error (same type), or a crash with its output.
+    """
+    cmd = [sys.executable, "-m", module, *args]
+    proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        raise_from_file(out, backend, what, proc.stdout, proc.returncode)

@@ -1,0 +1,51 @@
+"""The worker-process plumbing shared by ``compare`` and ``cv``: errors cross the process
+boundary with their type, message and field path; a crash is reported with its output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from duofit.common.errors import BackendNotInstalledError, DataError, DuofitError, SpecError
+from duofit.common.isolated import ERROR_FILE, raise_from_file, report_errors, run_worker
+
+
+def _raise(exc: Exception):  # type: ignore[no-untyped-def]
+    def body() -> None:
+        raise exc
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (SpecError("optimizer.lr: must be > 0 (got -1)", path="optimizer.lr"), 2),
+        (DataError("data.params.n_samples: too large", path="data.params.n_samples"), 2),
+        (BackendNotInstalledError("keras", "tensorflow", "tensorflow"), 2),
+    ],
+)
+def test_a_worker_error_is_raised_again_with_type_message_and_path(tmp_path: Path, exc: Exception, code: int) -> None:
+    assert report_errors(tmp_path, _raise(exc)) == code
+    with pytest.raises(type(exc)) as info:
+        raise_from_file(tmp_path, "keras", "run")
+    assert str(info.value) == str(exc)
+    if isinstance(exc, (SpecError, DataError)):
+        assert info.value.path == exc.path  # type: ignore[attr-defined]
+
+
+def test_no_error_file_after_success(tmp_path: Path) -> None:
+    assert report_errors(tmp_path, lambda: None) == 0
+    assert not (tmp_path / ERROR_FILE).exists()
+
+
+def test_a_worker_that_crashes_is_reported_with_its_exit_code_and_output(tmp_path: Path) -> None:
+    with pytest.raises(DuofitError) as info:  # no such module: python exits 1, writes no error file
+        run_worker("duofit.common.no_such_worker", [], tmp_path, "torch", "run")
+    assert "backend 'torch' failed in its run worker process (exit code 1)" in str(info.value)
+    with pytest.raises(DuofitError) as info:
+        raise_from_file(tmp_path, "torch", "cross-validation", output="x" * 5000 + "about to fail\n", code=7)
+    message = str(info.value)
+    assert "'torch'" in message and "cross-validation worker" in message and "exit code 7" in message
+    assert message.endswith("about to fail\n") and len(message) < 2200  # only the end of the output
