@@ -61,14 +61,19 @@ def conv2d(x: np.ndarray, k: np.ndarray, strides: list[int], dilation: list[int]
     return out
 
 
-def pool2d(x: np.ndarray, size: list[int], strides: list[int], op: str) -> np.ndarray:
+def pool2d(x: np.ndarray, size: list[int], strides: list[int], op: str, padding: str = "valid") -> np.ndarray:
+    """NHWC pooling; "same" pads with NaN, which nanmax / nanmean leave out (TensorFlow's rule)."""
     ph, pw = size
     sh, sw = strides
+    if padding == "same":
+        axes = zip(x.shape[1:3], size, strides, strict=True)
+        (top, bottom), (left, right) = (same_padding(n, k, s, 1) for n, k, s in axes)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=np.nan)
     oh, ow = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
     windows = np.stack(
         [x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :] for i in range(ph) for j in range(pw)]
     )
-    return windows.max(axis=0) if op == "max" else windows.mean(axis=0)
+    return np.nanmax(windows, axis=0) if op == "max" else np.nanmean(windows, axis=0)
 
 
 def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -93,6 +98,7 @@ def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.nda
                 layer.pool_size,
                 layer.strides or layer.pool_size,
                 "avg" if isinstance(layer, AvgPool2DLayer) else "max",
+                layer.padding,
             )
         elif isinstance(layer, GlobalAvgPool2DLayer):
             h = h.mean(axis=(1, 2))

@@ -76,7 +76,8 @@ def infer_shapes(layers: Sequence[object], image_shape: Shape | None) -> list[Sh
             assert shape is not None
             strides = layer.strides or layer.pool_size
             h, w = (
-                conv_output(n, k, s, 1, "valid") for n, k, s in zip(shape[:2], layer.pool_size, strides, strict=True)
+                conv_output(n, k, s, 1, layer.padding)
+                for n, k, s in zip(shape[:2], layer.pool_size, strides, strict=True)
             )
             shape = (h, w, shape[2])
         elif isinstance(layer, GlobalAvgPool2DLayer):

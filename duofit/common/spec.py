@@ -354,11 +354,17 @@ class Conv2DLayer(_Base):
 
 
 class MaxPool2DLayer(_Base):
-    """Max pooling (``strides`` default to ``pool_size``; padding "valid")."""
+    """Max pooling (``strides`` default to ``pool_size``).
+
+    ``padding = "same"`` is TensorFlow's rule, as for ``conv2d``: output size ceil(in / stride),
+    the odd padded cell at the bottom/right. Padded cells never win a max, and an average is
+    over the window's real cells only (TensorFlow's and Keras' convention).
+    """
 
     type: Literal["max_pool2d"]
     pool_size: Pair = [2, 2]
     strides: Pair | None = None
+    padding: Literal["valid", "same"] = "valid"
 
     @field_validator("pool_size", "strides", mode="before")
     @classmethod
@@ -367,7 +373,7 @@ class MaxPool2DLayer(_Base):
 
 
 class AvgPool2DLayer(MaxPool2DLayer):
-    """Average pooling (``strides`` default to ``pool_size``; padding "valid")."""
+    """Average pooling (``strides`` default to ``pool_size``; ``padding`` as for max pooling)."""
 
     type: Literal["avg_pool2d"]  # type: ignore[assignment]
 

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duofit.common.spec import ActivationLayer, BatchNormLayer, Conv2DLayer, DenseLayer, DropoutLayer, Spec
+from duofit.common.spec import (
+    ActivationLayer,
+    AvgPool2DLayer,
+    BatchNormLayer,
+    Conv2DLayer,
+    DenseLayer,
+    DropoutLayer,
+    Spec,
+)
 
 __all__ = ["CAUSES", "Cause", "matching_causes"]
 
@@ -231,6 +239,23 @@ CAUSES: tuple[Cause, ...] = (
             and (max(layer.strides) > 1 or any(k % 2 == 0 for k in layer.kernel_size))
             for s in (a, b)
             for layer in s.model.layers
+        ),
+    ),
+    Cause(
+        "same_avg_pool",
+        "Average pooling with 'same' padding: which cells the average counts",
+        "TensorFlow and Keras: sum of the window's real cells / their number (padding never counted); "
+        "torch nn.AvgPool2d(padding=p): symmetric padding only, zeros counted unless count_include_pad=False; "
+        "Keras 3 on torch, asymmetric padding: the edge is replicated and the copies are counted",
+        "tensorflow/core/kernels/avgpooling_op.cc; torch/nn/modules/pooling.py AvgPool2d count_include_pad; "
+        "keras 3.15.1 keras/src/backend/torch/nn.py _apply_same_padding (mode='replicate'), "
+        "fixed upstream in keras-team/keras#23233",
+        "duofit's torch backend divides the zero-padded window sum by the real-cell count (SamePool), and its "
+        "keras-torch backend does the same in Keras ops (SameAvgPool2D), so all four agree with TensorFlow; "
+        "a hand-written port fails stage (b) at the bottom/right border",
+        ("forward", "first_step", "trajectory", "final_weights", "metrics"),
+        lambda a, b, strict: any(
+            isinstance(layer, AvgPool2DLayer) and layer.padding == "same" for s in (a, b) for layer in s.model.layers
         ),
     ),
     Cause(

@@ -11,6 +11,7 @@ import pytest
 import duofit
 from duofit.backends.base import make_plan
 from duofit.common.data import load_dataset
+from duofit.common.shapes import infer_shapes
 from tests import reference
 
 BACKENDS = [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
@@ -28,6 +29,16 @@ STACK = [
     {"type": "avg_pool2d", "pool_size": 2, "strides": 1},
     {"type": "conv2d", "filters": 5, "kernel_size": 2, "padding": "valid", "activation": "relu"},
     {"type": "max_pool2d", "pool_size": [1, 2]},
+    {"type": "flatten"},
+    {"type": "dense", "units": 10},
+]
+
+# TensorFlow's "same" pooling on the 8x8 digits: both pools pad asymmetrically (odd cell after),
+# and tanh makes windows whose real cells are all negative, where zero padding would win a max.
+SAME_POOLS = [
+    {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "tanh"},
+    {"type": "avg_pool2d", "pool_size": 3, "strides": 2, "padding": "same"},  # 8 -> 4, pads (0, 1) per axis
+    {"type": "max_pool2d", "pool_size": [2, 3], "strides": 1, "padding": "same"},  # pads (0, 1) and (1, 1)
     {"type": "flatten"},
     {"type": "dense", "units": 10},
 ]
@@ -57,6 +68,22 @@ def test_conv_forward_matches_numpy(backend: str, head: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_same_padded_pooling_matches_numpy(backend: str) -> None:
+    spec = _spec(SAME_POOLS, dtype="float64")
+    assert [tuple(s) for s in infer_shapes(spec.model.layers, (8, 8, 1))[:3]] == [
+        (8, 8, 3),
+        (4, 4, 3),
+        (4, 4, 3),
+    ]
+    plan = make_plan(spec, load_dataset(spec))
+    x = plan.dataset.x_test[:20]
+    probe = importlib.import_module(f"duofit.backends.{backend}.probe")
+    np.testing.assert_allclose(
+        probe.forward(spec, plan.weights, x), reference.forward(spec, plan.weights, x), rtol=RTOL_F64, atol=1e-13
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_digits_cnn_reaches_095(backend: str) -> None:
     res = duofit.run("examples/digits_cnn.toml", backend)
     assert res.metrics["accuracy"] >= CNN_ACCURACY
@@ -68,6 +95,17 @@ def test_cnn_strict_parity() -> None:
     from duofit.parity import parity
 
     report = parity(_spec(STACK[:1] + STACK[2:]), strict=True, epochs=2)
+    traj = next(s for s in report.stages if s.stage == "trajectory")
+    assert traj.max_rel <= CNN_STRICT_RTOL, report.text()
+    assert report.passed, report.text()
+
+
+@pytest.mark.parity
+@pytest.mark.slow
+def test_same_padded_pooling_strict_parity() -> None:
+    from duofit.parity import parity
+
+    report = parity(_spec(SAME_POOLS), strict=True, epochs=2)
     traj = next(s for s in report.stages if s.stage == "trajectory")
     assert traj.max_rel <= CNN_STRICT_RTOL, report.text()
     assert report.passed, report.text()

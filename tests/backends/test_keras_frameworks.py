@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 import duofit
-from tests.backends.test_cnn import CNN_ACCURACY, CNN_STRICT_RTOL, STACK
+from tests.backends.test_cnn import CNN_ACCURACY, CNN_STRICT_RTOL, SAME_POOLS, STACK
 from tests.params import KERAS_VARIANTS
 
 pytestmark = pytest.mark.slow
@@ -41,12 +41,14 @@ def test_digits_cnn_reaches_095_in_its_own_process(backend: str) -> None:
 
 @pytest.mark.torch  # the reference side of the comparison
 @pytest.mark.parametrize("backend", KERAS_VARIANTS)
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "same_pools"])
 def test_float64_strict_parity_with_torch(backend: str, model: str) -> None:
     from duofit.parity import parity
 
     if model == "cnn":  # conv (even kernel, stride 2, dilation, same/valid), pools, batch norm, flatten
         spec = _digits_cnn(STACK[:1] + STACK[2:])
+    elif model == "same_pools":  # asymmetric "same" pools: Keras on torch replicates the edge (SameAvgPool2D)
+        spec = _digits_cnn(SAME_POOLS)
     else:
         spec = duofit.load_spec("examples/seed.toml")
     report = parity(spec, strict=True, epochs=2, backends=("torch", backend))

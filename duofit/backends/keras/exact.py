@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 import keras
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from keras import ops
@@ -183,6 +185,52 @@ class ExactLeakyReLU(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """Serialisable config (Keras)."""
         return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+@keras.saving.register_keras_serializable(package="duofit")
+class SameAvgPool2D(keras.layers.Layer):
+    """Average pooling with TensorFlow's "same" padding, on any framework Keras runs on.
+
+    The window sum over the zero-padded input divided by the number of real cells in the
+    window (precomputed from the input shape). Keras 3 on torch pads an asymmetric "same"
+    average pool by replicating the edge and counts the copies (keras 3.15.1
+    ``backend/torch/nn.py`` ``_apply_same_padding``, ``mode="replicate"``).
+    """
+
+    def __init__(self, pool_size: tuple[int, int], strides: tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = tuple(int(v) for v in pool_size)
+        self.strides = tuple(int(v) for v in strides)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Padding and the real-cell count of every window, from the spatial shape."""
+        from duofit.common.shapes import same_padding
+
+        sizes = (int(input_shape[1]), int(input_shape[2]))  # type: ignore[arg-type]
+        self._pads = [same_padding(n, k, s, 1) for n, k, s in zip(sizes, self.pool_size, self.strides, strict=True)]
+        real = np.pad(np.ones(sizes), self._pads)
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        oh, ow = (real.shape[0] - kh) // sh + 1, (real.shape[1] - kw) // sw + 1
+        counts = sum(
+            real[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] for i in range(kh) for j in range(kw)
+        )
+        self._counts = np.asarray(counts).reshape(1, oh, ow, 1)
+
+    def call(self, x: Any) -> Any:
+        """Sum over the real cells of each window / their number."""
+        padded = ops.pad(x, [[0, 0], self._pads[0], self._pads[1], [0, 0]])
+        area = self.pool_size[0] * self.pool_size[1]
+        total = ops.average_pool(padded, self.pool_size, self.strides, padding="valid") * area
+        return total / ops.cast(self._counts, x.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """ceil(size / stride) per spatial axis."""
+        h, w = (None if n is None else -(-int(n) // s) for n, s in zip(input_shape[1:3], self.strides, strict=True))
+        return (input_shape[0], h, w, input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        """Serialisable config (Keras)."""
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
 
 
 EXACT_ACTIVATIONS = {"gelu": ExactGELU, "leaky_relu": ExactLeakyReLU}

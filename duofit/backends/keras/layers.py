@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 import keras
-from duofit.backends.keras.exact import EXACT_ACTIVATIONS
+from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
@@ -140,7 +140,10 @@ def _conv(layer: Conv2DLayer, dtype: str, seed: int, strict: bool) -> list[keras
 def _pool(layer: MaxPool2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     cls = keras.layers.AveragePooling2D if isinstance(layer, AvgPool2DLayer) else keras.layers.MaxPooling2D
     strides = tuple(layer.strides or layer.pool_size)
-    return [cls(pool_size=tuple(layer.pool_size), strides=strides, padding="valid", dtype=dtype)]
+    if cls is keras.layers.AveragePooling2D and layer.padding == "same" and keras.backend.backend() == "torch":
+        # Keras on torch counts replicated edge cells in an asymmetric "same" average (cause same_avg_pool)
+        return [SameAvgPool2D(tuple(layer.pool_size), strides, dtype=dtype)]
+    return [cls(pool_size=tuple(layer.pool_size), strides=strides, padding=layer.padding, dtype=dtype)]
 
 
 LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {

@@ -13,6 +13,7 @@ Translations (spec meaning -> torch):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -33,6 +34,7 @@ from duofit.common.spec import (
     Spec,
 )
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "kernel_penalty", "set_weights", "to_model_input"]
 
@@ -101,9 +103,39 @@ def _conv(layer: Conv2DLayer, shape: Shape, out: Shape) -> nn.Module:
     return _with_activation(block, layer.activation)
 
 
+class SamePool(nn.Module):
+    """Pooling with TensorFlow's "same" padding (possibly asymmetric: odd cell bottom/right).
+
+    Max: the border is padded with -inf, so a padded cell never wins. Average: the sum over
+    the zero-padded window divided by the number of real cells in it (precomputed), as
+    TensorFlow does; torch's own ``padding`` is symmetric only.
+    """
+
+    def __init__(self, average: bool, size: tuple[int, int], stride: tuple[int, int], shape: Shape) -> None:
+        super().__init__()
+        (top, bottom), (left, right) = (
+            same_padding(n, k, st, 1) for n, k, st in zip(shape[:2], size, stride, strict=True)
+        )
+        self.pad = (left, right, top, bottom)
+        self.size, self.stride, self.average = size, stride, average
+        if average:
+            real = F.pad(torch.ones(1, 1, shape[0], shape[1]), self.pad)
+            counts = F.avg_pool2d(real, size, stride, divisor_override=1)
+            self.register_buffer("counts", counts, persistent=False)  # cast with the model's dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.average:
+            total = F.avg_pool2d(F.pad(x, self.pad), self.size, self.stride, divisor_override=1)
+            return total / self.counts
+        return F.max_pool2d(F.pad(x, self.pad, value=-math.inf), self.size, self.stride)
+
+
 def _pool(layer: MaxPool2DLayer, shape: Shape, out: Shape) -> nn.Module:
-    cls = nn.AvgPool2d if isinstance(layer, AvgPool2DLayer) else nn.MaxPool2d
-    return cls(tuple(layer.pool_size), stride=tuple(layer.strides or layer.pool_size))
+    size, stride = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
+    average = isinstance(layer, AvgPool2DLayer)
+    if layer.padding == "same":
+        return SamePool(average, size, stride, shape)
+    return (nn.AvgPool2d if average else nn.MaxPool2d)(size, stride=stride)
 
 
 def _batch_norm(layer: BatchNormLayer, shape: Shape, out: Shape) -> nn.Module:
