@@ -30,16 +30,6 @@ __all__ = [
 ]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def remove_dead_temps(path: str | Path) -> list[Path]:
     """Delete the temp files of ``path`` left by writers that were killed mid-write.
 
@@ -57,11 +47,13 @@ def remove_dead_temps(path: str | Path) -> list[Path]:
         >>> [p.name for p in remove_dead_temps(d / "a.txt")]
         ['.a.txt.999999999.x.tmp']
     """
+    import psutil
+
     path = Path(path)
     removed = []
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):
         pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from duofit.common.spec import (
     AvgPool2DLayer,
     Conv2DLayer,
@@ -23,7 +25,7 @@ from duofit.common.spec import (
     MaxPool2DLayer,
 )
 
-__all__ = ["conv_output", "infer_shapes", "model_input_shape", "same_padding"]
+__all__ = ["conv_output", "infer_shapes", "model_input_shape", "same_padding", "same_pool_geometry"]
 
 Shape = tuple[int, ...]
 
@@ -45,6 +47,27 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
+
+
+def same_pool_geometry(
+    hw: Sequence[int], size: Sequence[int], strides: Sequence[int]
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """TensorFlow's "same" pooling of an ``hw`` image: padding and real cells per window.
+
+    Returns:
+        The (before, after) padding of each spatial axis, and the number of real (not
+        padded) cells in each output window, shape ``(out_h, out_w)``: the divisor of a
+        "same" average.
+
+    Example:
+        >>> pads, counts = same_pool_geometry((8, 8), (3, 3), (2, 2))
+        >>> pads, counts[0].tolist(), counts[-1, -1].item()
+        ([(0, 1), (0, 1)], [9.0, 9.0, 9.0, 6.0], 4.0)
+    """
+    pads = [same_padding(n, k, s, 1) for n, k, s in zip(hw, size, strides, strict=True)]
+    real = np.pad(np.ones(tuple(hw)), pads)
+    windows = np.lib.stride_tricks.sliding_window_view(real, tuple(size))[:: strides[0], :: strides[1]]
+    return pads, windows.sum(axis=(-2, -1))
 
 
 def infer_shapes(layers: Sequence[object], image_shape: Shape | None) -> list[Shape | None]:

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import keras
+from duofit.common.shapes import same_pool_geometry
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from keras import ops
 
@@ -204,17 +203,9 @@ class SameAvgPool2D(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         """Padding and the real-cell count of every window, from the spatial shape."""
-        from duofit.common.shapes import same_padding
-
         sizes = (int(input_shape[1]), int(input_shape[2]))  # type: ignore[arg-type]
-        self._pads = [same_padding(n, k, s, 1) for n, k, s in zip(sizes, self.pool_size, self.strides, strict=True)]
-        real = np.pad(np.ones(sizes), self._pads)
-        (kh, kw), (sh, sw) = self.pool_size, self.strides
-        oh, ow = (real.shape[0] - kh) // sh + 1, (real.shape[1] - kw) // sw + 1
-        counts = sum(
-            real[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] for i in range(kh) for j in range(kw)
-        )
-        self._counts = np.asarray(counts).reshape(1, oh, ow, 1)
+        self._pads, counts = same_pool_geometry(sizes, self.pool_size, self.strides)
+        self._counts = counts[None, :, :, None]
 
     def call(self, x: Any) -> Any:
         """Sum over the real cells of each window / their number."""

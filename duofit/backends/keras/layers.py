@@ -17,6 +17,7 @@ import numpy as np
 
 import keras
 from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
+from duofit.backends.keras.native import native
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
@@ -140,8 +141,7 @@ def _conv(layer: Conv2DLayer, dtype: str, seed: int, strict: bool) -> list[keras
 def _pool(layer: MaxPool2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     cls = keras.layers.AveragePooling2D if isinstance(layer, AvgPool2DLayer) else keras.layers.MaxPooling2D
     strides = tuple(layer.strides or layer.pool_size)
-    if cls is keras.layers.AveragePooling2D and layer.padding == "same" and keras.backend.backend() == "torch":
-        # Keras on torch counts replicated edge cells in an asymmetric "same" average (cause same_avg_pool)
+    if cls is keras.layers.AveragePooling2D and layer.padding == "same" and not native().same_avg_pool_ok:
         return [SameAvgPool2D(tuple(layer.pool_size), strides, dtype=dtype)]
     return [cls(pool_size=tuple(layer.pool_size), strides=strides, padding=layer.padding, dtype=dtype)]
 

@@ -11,7 +11,9 @@ and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) 
 - writing one element of a per-step record without a host sync (in place on TensorFlow
   and torch, functional ``.at[].set`` inside JAX's traced step);
 - gradients of a loss for the probe (``GradientTape`` / ``autograd`` / ``jax.grad``);
-- devices, thread settings and the versions/flags recorded with every run.
+- devices, thread settings and the versions/flags recorded with every run;
+- whether Keras' own ``AveragePooling2D(padding="same")`` averages over the real cells only,
+  as TensorFlow does (not on torch: Keras 3.15.1 replicates the edge, cause ``same_avg_pool``).
 
 Example:
     >>> native().name          # doctest: +SKIP
@@ -48,6 +50,7 @@ class Native:
     steps_per_execution: Callable[[int], int]
     put: Callable[[Any, Any, Any], None]
     value_and_grads: Callable[[keras.Model, Callable[[Any], Any]], tuple[Any, list[Any]]]
+    same_avg_pool_ok: bool
 
 
 def _targets(plan: TrainPlan, which: str, dtype: str) -> np.ndarray:
@@ -234,6 +237,7 @@ _TABLE: dict[str, Native] = {
         lambda steps: steps,
         _tf_put,
         _tf_value_and_grads,
+        True,
     ),
     "torch": Native(
         "torch",
@@ -244,6 +248,7 @@ _TABLE: dict[str, Native] = {
         lambda steps: 1,
         _torch_put,
         _torch_value_and_grads,
+        False,  # asymmetric padding replicated and counted
     ),
     "jax": Native(
         "jax",
@@ -254,6 +259,7 @@ _TABLE: dict[str, Native] = {
         lambda steps: 1,
         _jax_put,
         _jax_value_and_grads,
+        True,
     ),
 }
 

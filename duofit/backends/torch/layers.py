@@ -20,7 +20,7 @@ import numpy as np
 
 import torch
 from duofit.common.errors import BackendError, unsupported
-from duofit.common.shapes import infer_shapes, same_padding
+from duofit.common.shapes import infer_shapes, same_padding, same_pool_geometry
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -113,15 +113,11 @@ class SamePool(nn.Module):
 
     def __init__(self, average: bool, size: tuple[int, int], stride: tuple[int, int], shape: Shape) -> None:
         super().__init__()
-        (top, bottom), (left, right) = (
-            same_padding(n, k, st, 1) for n, k, st in zip(shape[:2], size, stride, strict=True)
-        )
+        ((top, bottom), (left, right)), counts = same_pool_geometry(shape[:2], size, stride)
         self.pad = (left, right, top, bottom)
         self.size, self.stride, self.average = size, stride, average
-        if average:
-            real = F.pad(torch.ones(1, 1, shape[0], shape[1]), self.pad)
-            counts = F.avg_pool2d(real, size, stride, divisor_override=1)
-            self.register_buffer("counts", counts, persistent=False)  # cast with the model's dtype
+        if average:  # cast with the model's dtype
+            self.register_buffer("counts", torch.as_tensor(counts)[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.average:
