@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import tomllib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,11 +52,8 @@ def _spec(layers: list, **train: object) -> duofit.Spec:
     return duofit.load_spec(doc)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("head", ["flatten", "global_avg_pool2d"])
-def test_conv_forward_matches_numpy(backend: str, head: str) -> None:
-    layers = STACK if head == "flatten" else [*STACK[:5], {"type": "global_avg_pool2d"}, {"type": "dense", "units": 10}]
-    spec = _spec(layers, dtype="float64")
+def forward_matches_numpy(backend: str, spec: duofit.Spec) -> tuple[Any, Any]:
+    """Assert the backend's float64 forward pass equals the numpy reference; returns the probe and plan."""
     plan = make_plan(spec, load_dataset(spec))
     x = plan.dataset.x_test[:20]
     assert x.shape[1:] == (8, 8, 1)
@@ -63,6 +61,26 @@ def test_conv_forward_matches_numpy(backend: str, head: str) -> None:
     np.testing.assert_allclose(
         probe.forward(spec, plan.weights, x), reference.forward(spec, plan.weights, x), rtol=RTOL_F64, atol=1e-13
     )
+    return probe, plan
+
+
+def assert_strict_parity(spec: duofit.Spec, backends: tuple[str, str] = ("torch", "keras")) -> None:
+    """Assert float64 strict parity over 2 epochs: every stage passes, per step within CNN_STRICT_RTOL."""
+    from duofit.parity import parity
+
+    report = parity(spec, strict=True, epochs=2, backends=backends)
+    traj = next(s for s in report.stages if s.stage == "trajectory")
+    assert traj.max_rel <= CNN_STRICT_RTOL, report.text()
+    assert report.passed, report.text()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("head", ["flatten", "global_avg_pool2d"])
+def test_conv_forward_matches_numpy(backend: str, head: str) -> None:
+    layers = STACK if head == "flatten" else [*STACK[:5], {"type": "global_avg_pool2d"}, {"type": "dense", "units": 10}]
+    spec = _spec(layers, dtype="float64")
+    probe, plan = forward_matches_numpy(backend, spec)
+    x = plan.dataset.x_test[:20]
     _, grads = probe.gradients(spec, plan.weights, x, plan.t_train[:20])
     assert grads["layers.0.kernel"].shape == (4, 2, 1, 3)  # duofit layout [kh, kw, in, out] on every backend
 
@@ -75,12 +93,7 @@ def test_same_padded_pooling_matches_numpy(backend: str) -> None:
         (4, 4, 3),
         (4, 4, 3),
     ]
-    plan = make_plan(spec, load_dataset(spec))
-    x = plan.dataset.x_test[:20]
-    probe = importlib.import_module(f"duofit.backends.{backend}.probe")
-    np.testing.assert_allclose(
-        probe.forward(spec, plan.weights, x), reference.forward(spec, plan.weights, x), rtol=RTOL_F64, atol=1e-13
-    )
+    forward_matches_numpy(backend, spec)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -91,24 +104,9 @@ def test_digits_cnn_reaches_095(backend: str) -> None:
 
 @pytest.mark.parity
 @pytest.mark.slow
-def test_cnn_strict_parity() -> None:
-    from duofit.parity import parity
-
-    report = parity(_spec(STACK[:1] + STACK[2:]), strict=True, epochs=2)
-    traj = next(s for s in report.stages if s.stage == "trajectory")
-    assert traj.max_rel <= CNN_STRICT_RTOL, report.text()
-    assert report.passed, report.text()
-
-
-@pytest.mark.parity
-@pytest.mark.slow
-def test_same_padded_pooling_strict_parity() -> None:
-    from duofit.parity import parity
-
-    report = parity(_spec(SAME_POOLS), strict=True, epochs=2)
-    traj = next(s for s in report.stages if s.stage == "trajectory")
-    assert traj.max_rel <= CNN_STRICT_RTOL, report.text()
-    assert report.passed, report.text()
+@pytest.mark.parametrize("layers", [STACK[:1] + STACK[2:], SAME_POOLS], ids=["stack", "same_pools"])
+def test_cnn_strict_parity(layers: list) -> None:
+    assert_strict_parity(_spec(layers))
 
 
 def test_shape_errors_name_the_layer() -> None:

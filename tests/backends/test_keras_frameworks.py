@@ -11,13 +11,10 @@ import tomllib
 import pytest
 
 import duofit
-from tests.backends.test_cnn import CNN_ACCURACY, CNN_STRICT_RTOL, SAME_POOLS, STACK
+from tests.backends.test_cnn import CNN_ACCURACY, SAME_POOLS, STACK, assert_strict_parity
 from tests.params import KERAS_VARIANTS
 
 pytestmark = pytest.mark.slow
-
-# issue F: float64 strict parity per step across all installed backends (measured: 4e-16 on CPU)
-STRICT_RTOL = CNN_STRICT_RTOL
 
 
 def _digits_cnn(layers: list | None = None, **train: object) -> duofit.Spec:
@@ -43,18 +40,14 @@ def test_digits_cnn_reaches_095_in_its_own_process(backend: str) -> None:
 @pytest.mark.parametrize("backend", KERAS_VARIANTS)
 @pytest.mark.parametrize("model", ["mlp", "cnn", "same_pools"])
 def test_float64_strict_parity_with_torch(backend: str, model: str) -> None:
-    from duofit.parity import parity
-
     if model == "cnn":  # conv (even kernel, stride 2, dilation, same/valid), pools, batch norm, flatten
         spec = _digits_cnn(STACK[:1] + STACK[2:])
     elif model == "same_pools":  # asymmetric "same" pools: Keras on torch replicates the edge (SameAvgPool2D)
         spec = _digits_cnn(SAME_POOLS)
     else:
         spec = duofit.load_spec("examples/seed.toml")
-    report = parity(spec, strict=True, epochs=2, backends=("torch", backend))
-    traj = next(s for s in report.stages if s.stage == "trajectory")
-    assert traj.max_rel <= STRICT_RTOL, report.text()
-    assert report.passed, report.text()
+    # issue F: float64 strict parity per step within CNN_STRICT_RTOL (1e-10; measured 4e-16 on CPU)
+    assert_strict_parity(spec, backends=("torch", backend))
 
 
 @pytest.mark.keras

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -159,6 +160,21 @@ def test_unknown_metric_names_backend_item_and_supported(backend: str) -> None:
     assert "supported: accuracy, precision, recall, f1, roc_auc" in msg
 
 
+def _update_without_sync(metrics: dict[str, Any], y: np.ndarray, out: np.ndarray) -> None:
+    """Feed the data in batches of 32 with torch's CUDA sync debug mode set to raise on a host sync."""
+    import torch
+
+    yt, ot = torch.as_tensor(y, device="cuda"), torch.as_tensor(out, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for start in range(0, len(y), 32):
+            for m in metrics.values():
+                m.update(ot[start : start + 32], yt[start : start + 32])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 @pytest.mark.torch
 @pytest.mark.gpu
 def test_torch_update_never_syncs_with_the_host() -> None:
@@ -173,15 +189,7 @@ def test_torch_update_never_syncs_with_the_host() -> None:
         y, out = _data(task, 0, True)
         k = out.shape[1] if task == "multiclass" else 2
         metrics = {e.column: make_metric(e, task, True, k, "cuda") for e in resolve_metrics(entries, task)}
-        yt, ot = torch.as_tensor(y, device="cuda"), torch.as_tensor(out, device="cuda")
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            for start in range(0, len(y), 32):
-                for m in metrics.values():
-                    m.update(ot[start : start + 32], yt[start : start + 32])
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+        _update_without_sync(metrics, y, out)
         got = collect(metrics)
         ref = compute_metrics(entries, task, y, out, True)
         assert got == pytest.approx(ref, rel=1e-9)
@@ -189,14 +197,7 @@ def test_torch_update_never_syncs_with_the_host() -> None:
     metrics = {
         e.column: make_metric(e, "regression", False, 2, "cuda") for e in resolve_metrics(["mse", "r2"], "regression")
     }
-    yt, ot = torch.as_tensor(y, device="cuda"), torch.as_tensor(out, device="cuda")
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for start in range(0, len(y), 32):
-            for m in metrics.values():
-                m.update(ot[start : start + 32], yt[start : start + 32])
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    _update_without_sync(metrics, y, out)
     assert collect(metrics) == pytest.approx(compute_metrics(["mse", "r2"], "regression", y, out, False), rel=1e-9)
 
 
