@@ -13,14 +13,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed  ## create .venv with duofit, torch, tensorflow, jax and the dev tools
 
-demo: venv  ## run the seed chapter's problem on every backend; writes results/seed/
+demo: venv  ## run the tutorial's problem on every backend; writes results/seed/
 	$(BIN)/duofit compare examples/seed.toml --out results/seed
 
 test: venv  ## the whole tox matrix (lint, torch, keras, keras-torch, keras-jax, all)
 	$(BIN)/tox run -e lint,torch,keras,keras-torch,keras-jax,all
 
-lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: venv  ## ruff, mypy, the import contracts and the docstring examples (as `tox run -e lint`, in .venv)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache \
+	  && $(BIN)/pytest -q -p no:cacheprovider --doctest-modules duofit tests/test_imports.py
 
 constraints: venv  ## re-pin constraints.txt from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -iE '^(pip|setuptools|wheel)==' \

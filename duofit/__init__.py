@@ -4,8 +4,10 @@
 the first time that backend runs.
 
 Example:
+    Training needs the torch backend, so the last two lines are not run as a doctest.
+
     >>> import duofit
-    >>> spec = duofit.load_spec("examples/seed.toml")          # doctest: +SKIP
+    >>> spec = duofit.load_spec("examples/seed.toml")
     >>> res = duofit.run(spec, backend="torch")                 # doctest: +SKIP
     >>> res.metrics["accuracy"] > 0.85                          # doctest: +SKIP
     True
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from duofit._version import __version__
 from duofit.common.errors import (
     BackendError,
     BackendNotInstalledError,
@@ -30,8 +33,6 @@ from duofit.common.spec import Spec
 if TYPE_CHECKING:
     from duofit.common.result import RunResult
     from duofit.runner import Comparison, compare, run
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BackendError",

@@ -1,7 +1,8 @@
 """Run a spec on one backend (``run``) or on every installed backend (``compare``).
 
 ``compare`` runs each backend in its own process (KERAS_BACKEND is read once per
-process) and reads the results back from plain files (CSV, JSON, npz: no pickle).
+process); each writes its result once, into ``out/<backend>/`` when an output folder is
+given, and the parent reads it back from those plain files (CSV, JSON, npz: no pickle).
 
 Example:
     >>> import duofit
@@ -22,15 +23,15 @@ from typing import Any
 import numpy as np
 
 from duofit.backends.base import make_plan
+from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
-from duofit.common.errors import BackendError
 from duofit.common.history import ProgressFn, recorder_for
-from duofit.common.isolated import run_worker, write_spec
+from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.metrics import compute_metrics
-from duofit.common.registry import BACKENDS, check_installed, get_backend, installed_backends
+from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 
@@ -130,11 +131,13 @@ class Comparison:
         spec: The spec.
         results: ``{backend: RunResult}`` in run order.
         skipped: ``{backend: reason}`` for backends that were not run.
+        folder: Where the runs wrote their results (``folder/<backend>/``), if anywhere.
     """
 
     spec: Spec
     results: dict[str, RunResult]
     skipped: dict[str, str]
+    folder: Path | None = None
 
     def table(self) -> Any:
         """Side-by-side final test metrics, losses and times (a pandas DataFrame)."""
@@ -150,14 +153,19 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def save(self, folder: str | Path) -> dict[str, Path]:
-        """Write ``compare.csv``, ``history.csv``, ``loss_curves.png`` and one folder per backend."""
+        """Write ``compare.csv``, ``history.csv``, ``loss_curves.png`` and one folder per backend.
+
+        The per-backend folders are written only when the runs did not already write them
+        there (``compare(..., out=folder)`` has each run write its own).
+        """
         from duofit.common.io import atomic_write_text
         from duofit.common.plots import plot_histories
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        for name, res in self.results.items():
-            res.save(out / name)
+        if self.folder is None or self.folder.resolve() != out.resolve():
+            for name, res in self.results.items():
+                res.save(out / name)
         paths = {"table": out / "compare.csv", "history": out / "history.csv", "plot": out / "loss_curves.png"}
         atomic_write_text(paths["table"], self.table().to_csv())
         atomic_write_text(paths["history"], self.histories().to_csv(index=False))
@@ -170,11 +178,13 @@ class Comparison:
         return paths
 
 
-def _run_isolated(spec: Spec, backend: str, folder: Path, show_progress: bool) -> RunResult:
-    """Run one backend in a fresh Python process; results come back as files."""
-    args = [str(write_spec(spec, folder)), backend, str(folder / "result")]
-    run_worker("duofit.worker", [*args, "--progress"] if show_progress else args, folder / "result", backend, "run")
-    return RunResult.load(folder / "result")
+def _run_isolated(spec: Spec, backend: str, folder: Path, out: Path | None, show_progress: bool) -> RunResult:
+    """Run one backend in a fresh Python process; it writes its result into ``out`` (or ``folder``)."""
+    options = ["--progress"] if show_progress else []
+    if out is not None:
+        options += ["--out", str(out)]
+    spawn("duofit.worker", spec, backend, folder, "run", options)
+    return RunResult.load(out if out is not None else folder)
 
 
 def compare(
@@ -191,7 +201,8 @@ def compare(
         spec: A spec file path, mapping or :class:`~duofit.Spec`.
         backends: Backend names; ``None`` = all installed. A named backend that is not
             installed raises ``BackendNotInstalledError``.
-        out: If given, save the comparison there (see :meth:`Comparison.save`).
+        out: If given, each run writes its result into ``out/<backend>/`` and the
+            comparison's tables and plot go there too (see :meth:`Comparison.save`).
         isolate: Run each backend in its own process (recommended; Keras picks its
             backend once per process).
         progress: Show a progress bar per backend.
@@ -204,31 +215,18 @@ def compare(
         >>> cmp.table()[["accuracy", "fit_s"]]           # doctest: +SKIP
     """
     spec = load_spec(spec)
-    load_dataset(spec)  # fail fast on bad data, before any worker starts
-    skipped: dict[str, str] = {}
-    if backends is None:
-        names = installed_backends()
-        for name in BACKENDS:
-            if name not in names:
-                skipped[name] = f"not installed: pip install 'duofit[{BACKENDS[name].extra}]'"
-        if not names:
-            raise BackendError(
-                "no backend is installed; install one with pip install 'duofit[torch]' or 'duofit[tensorflow]'"
-            )
-    else:
-        names = list(backends)
-        for name in names:
-            check_installed(name)
+    dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
+    names, skipped = resolve_backends(backends)
+    folder = Path(out) if out is not None else None
     results: dict[str, RunResult] = {}
     with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
         for name in names:
+            dest = folder / name if folder is not None else None
             if isolate:
-                folder = Path(tmp) / name
-                folder.mkdir()
-                results[name] = _run_isolated(spec, name, folder, progress)
+                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, progress)
             else:
-                results[name] = run(spec, name)
-    cmp = Comparison(spec=spec, results=results, skipped=skipped)
-    if out is not None:
-        cmp.save(out)
+                results[name] = run(spec, name, out=dest, dataset=dataset)
+    cmp = Comparison(spec=spec, results=results, skipped=skipped, folder=folder)
+    if folder is not None:
+        cmp.save(folder)
     return cmp

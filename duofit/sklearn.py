@@ -125,44 +125,19 @@ class _DuofitEstimator(BaseEstimator):
         return with_values(spec, values, source=f"{type(self).__name__} output layer")
 
     # ------------------------------------------------------------------ training
-    def _train(self, x: np.ndarray, y: np.ndarray, spec: Spec, task: str, n_classes: int | None) -> None:
-        from sklearn.model_selection import train_test_split
-        from sklearn.preprocessing import StandardScaler
-
-        from duofit.common.data import Dataset
+    def _train(self, x: np.ndarray, y: np.ndarray, spec: Spec) -> None:
+        from duofit.common.data import given_parts, prepare
         from duofit.tuning.fitting import run_on_dataset
 
-        x_tr, y_tr, x_va, y_va = x, y, x, y
-        if spec.data.val_size > 0:
-            strat = y if (task != "regression" and spec.data.stratify) else None
-            try:
-                x_tr, x_va, y_tr, y_va = train_test_split(
-                    x, y, test_size=spec.data.val_size, random_state=spec.data.split_seed, stratify=strat
-                )
-            except ValueError as exc:
-                raise DataError(f"data.val_size: cannot hold out validation samples: {exc}") from None
-        scaler = StandardScaler().fit(x_tr) if spec.data.standardize else None
-        if scaler is not None:
-            x_tr, x_va = scaler.transform(x_tr), scaler.transform(x_va)
-        dataset = Dataset(
-            x_train=x_tr,
-            y_train=y_tr,
-            x_val=x_va,
-            y_val=y_va,
-            x_test=x_va,
-            y_test=y_va,
-            task=task,
-            n_classes=n_classes,
-            classes=None,
-            feature_names=tuple(f"x{i}" for i in range(x.shape[1])),
-            val_is_test=True,
-        )
+        stratify = spec.task != "regression" and spec.data.stratify
+        parts = given_parts(spec, y, np.arange(len(x)), None, spec.data.split_seed, stratify)  # no test part
+        dataset = prepare(spec, x, y, parts=parts)
         result = run_on_dataset(spec, dataset, self.backend)
         if result.diverged:
             raise DivergenceError(result.message or "training diverged", result)
         self.spec_ = spec
         self.backend_ = self.backend  # predictions use the framework that trained, even after set_params
-        self.scaler_ = scaler
+        self.scaler_ = dataset.scaler
         self.weights_ = result.weights
         self.history_ = result.history
         self.n_iter_ = len(result.history)
@@ -212,7 +187,7 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         """Train on ``X`` (n_samples, n_features) and class labels ``y``; returns ``self``."""
         x, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
-        classes, y_idx = np.unique(y, return_inverse=True)
+        classes = np.unique(y)
         if classes.size < 2:
             raise DataError(f"y has 1 class ({classes.tolist()}); a classifier needs 2 or more classes", "y")
         spec = self._routed_spec()
@@ -231,7 +206,7 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         activation = None if from_logits else ("sigmoid" if binary else "softmax")
         spec = self._adapt(spec, 1 if binary else int(classes.size), loss, activation)
         self.classes_ = classes
-        self._train(x, y_idx.astype(np.int64), spec, "binary" if binary else "multiclass", int(classes.size))
+        self._train(x, y, spec)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -284,7 +259,7 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
                 path="loss.type",
             )
         spec = self._adapt(spec, 1, spec.loss.model_dump(mode="json"), None)
-        self._train(x, np.asarray(y, dtype=np.float64), spec, "regression", None)
+        self._train(x, np.asarray(y, dtype=np.float64), spec)
         return self
 
     def predict(self, X: Any) -> np.ndarray:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 from scipy.special import erf, log_softmax
 
-from duofit.common.shapes import same_padding
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -19,6 +18,7 @@ from duofit.common.spec import (
     MaxPool2DLayer,
     Spec,
 )
+from duofit.common.spec.shapes import same_padding
 
 EPS = 1e-7  # Keras' probability clip, adopted by the spec
 

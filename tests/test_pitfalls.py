@@ -1,4 +1,4 @@
-"""Issue E: pitfall flags fire on both backends, their fixed twins do not; controls agree."""
+"""Pitfall diagnostics: pitfall flags fire on both backends, their fixed twins do not; controls agree."""
 
 from __future__ import annotations
 

@@ -1,15 +1,21 @@
-"""What every backend receives (a TrainPlan) and returns (a FitOutput). Framework-free.
+"""The backend contract, framework-free: :class:`Backend`, what ``fit`` receives and returns.
 
-A backend package (``duofit/backends/<name>/``) exposes ``fit(plan, recorder) -> FitOutput``
-and ``environment(device) -> dict``; the twin modules ``layers``, ``losses``,
-``optimizers`` and ``trainer`` keep the same names in every backend.
+Every backend is a :class:`Backend` subclass (``TorchBackend`` in
+:mod:`duofit.backends.torchbackend`, ``KerasBackend`` in :mod:`duofit.backends.kerasbackend`);
+it receives a :class:`TrainPlan` and returns a :class:`FitOutput`. The twin modules of
+``duofit/backends/torch/`` and ``duofit/backends/keras/`` (``layers``, ``losses``,
+``optimizers``, ``probe``, ``export``, ``trainer``) keep the same names and shapes; what both
+trainers decide alike (native epoch metrics, the timings and environment keys) is here, once.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,7 +24,18 @@ from duofit.common.history import EpochRecorder
 from duofit.common.init import initial_weights
 from duofit.common.spec import Spec
 
-__all__ = ["BackendModule", "FitOutput", "TrainPlan", "make_plan"]
+__all__ = [
+    "Backend",
+    "FitOutput",
+    "TrainPlan",
+    "Weights",
+    "fit_environment",
+    "fit_timings",
+    "make_plan",
+    "native_epoch_metrics",
+]
+
+Weights = dict[str, np.ndarray]  # duofit's layout: ``layers.<i>.<name>`` -> array (Keras' axis order)
 
 
 @dataclass(frozen=True)
@@ -60,19 +77,9 @@ class FitOutput:
 
     test_outputs: np.ndarray
     weights: dict[str, np.ndarray]
-    timings: dict[str, float]
+    timings: dict[str, Any]
     environment: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class BackendModule(Protocol):
-    """The interface of ``duofit.backends.<name>``."""
-
-    def fit(self, plan: TrainPlan, recorder: EpochRecorder) -> FitOutput: ...  # noqa: D102
-
-    def environment(self, device: str) -> dict[str, Any]: ...  # noqa: D102
-
-    def devices(self) -> list[str]: ...  # noqa: D102
 
 
 def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, strict: bool = False) -> TrainPlan:
@@ -99,3 +106,133 @@ def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, stric
         record_steps=record_steps,
         strict=strict,
     )
+
+
+def native_epoch_metrics(spec: Spec, recorder: EpochRecorder) -> bool:
+    """Whether a trainer computes the per-epoch validation metrics with the framework's own metrics.
+
+    ``train.epoch_metrics = "native"`` asks for it; it applies only when the recorder has
+    metrics to compute and validation targets to compute them on.
+    """
+    return spec.train.epoch_metrics == "native" and bool(recorder.metric_names) and recorder.y_val is not None
+
+
+def fit_timings(build_s: float, fit_s: float, predict_s: float, epoch_s: list[float]) -> dict[str, Any]:
+    """``FitOutput.timings``: the same keys from every backend."""
+    return {"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s}
+
+
+def fit_environment(device: str, device_name: str, strict: bool, **extra: Any) -> dict[str, Any]:
+    """``FitOutput.environment``: where the run trained (same keys everywhere) plus backend extras."""
+    return {"device": device, "device_name": device_name, "strict": strict, **extra}
+
+
+class Backend(ABC):
+    """One duofit backend: what the runner, parity, tuning, convert and the bench call.
+
+    An instance is framework-free to create and to hold: ``name``, ``framework``,
+    :attr:`export_formats` and :meth:`strict_translations` need no framework; every other
+    method imports its framework on first use (a Keras backend selects its framework first,
+    see :mod:`duofit.backends.kerasenv`). Obtain one with
+    :func:`duofit.common.registry.get_backend`.
+
+    Attributes:
+        name: Registry name (``torch``, ``keras``, ``keras-torch``, ``keras-jax``).
+        framework: Human name of the framework, e.g. ``PyTorch``.
+        export_formats: Weight-file suffix -> description, the default format first.
+    """
+
+    export_formats: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str, framework: str) -> None:
+        self.name = name
+        self.framework = framework
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    @abstractmethod
+    def load(self) -> None:
+        """Import the framework now (a Keras backend selects its framework first).
+
+        Raises:
+            BackendError: Keras already runs on another framework in this process.
+        """
+
+    # ---- training ------------------------------------------------------------------------
+
+    @abstractmethod
+    def fit(self, plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
+        """Train ``plan``; per-epoch numbers go to ``recorder``; return outputs, weights, timings."""
+
+    # ---- single-shot probes (parity, tuning, tests); numpy in duofit's layout ------------
+
+    @abstractmethod
+    def forward(
+        self, spec: Spec, weights: Weights, x: np.ndarray, training: bool = False, strict: bool = False
+    ) -> np.ndarray:
+        """Model outputs for ``x`` with ``weights`` (inference mode unless ``training``)."""
+
+    @abstractmethod
+    def loss_value(self, spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The spec's loss of ``outputs`` against loss-ready ``targets``."""
+
+    @abstractmethod
+    def gradients(
+        self, spec: Spec, weights: Weights, x: np.ndarray, targets: np.ndarray, strict: bool = False
+    ) -> tuple[float, Weights]:
+        """Training-mode loss (regularisation included) and its gradient per trainable weight."""
+
+    @abstractmethod
+    def roundtrip(self, spec: Spec, weights: Weights, strict: bool = False) -> Weights:
+        """Load ``weights`` into the framework's model and read them back."""
+
+    # ---- weight files in the framework's own format --------------------------------------
+
+    @abstractmethod
+    def save_weights(self, spec: Spec, weights: Weights, path: Path, input_shape: tuple[int, ...]) -> None:
+        """Write duofit-layout ``weights`` to ``path`` (one of :attr:`export_formats`)."""
+
+    @abstractmethod
+    def load_weights(self, spec: Spec, path: Path, input_shape: tuple[int, ...]) -> Weights:
+        """Read a weight file written in one of :attr:`export_formats` back into duofit's layout.
+
+        Raises:
+            DataError: the file does not match the spec's model.
+        """
+
+    # ---- the machine ---------------------------------------------------------------------
+
+    @abstractmethod
+    def devices(self) -> list[str]:
+        """Devices this backend can train on (``cpu`` first)."""
+
+    def environment(self, device: str = "cpu") -> dict[str, Any]:
+        """Versions and numeric flags recorded with every run (same flag names on every backend)."""
+        return {"framework": self.framework, **self.framework_environment(device)}
+
+    @abstractmethod
+    def framework_environment(self, device: str) -> dict[str, Any]:
+        """The framework's versions and flags: ``threads``, ``tf32_matmul``, ``onednn``, ..."""
+
+    @abstractmethod
+    def set_threads(self, threads: int) -> None:
+        """Intra-op threads for this process (``train.threads``)."""
+
+    @abstractmethod
+    def init_threads(self, threads: int) -> None:
+        """Intra- and inter-op threads of a fresh process, before the framework runs anything (bench)."""
+
+    @abstractmethod
+    def peak_device_memory_mb(self, device: str) -> float:
+        """Peak accelerator memory of this process in MiB; 0 on ``cpu``."""
+
+    # ---- what the backend supports and translates ----------------------------------------
+
+    @abstractmethod
+    def tables(self) -> dict[str, Mapping[type, Any]]:
+        """Spec type -> translation, per kind: ``layers``, ``losses``, ``optimizers``."""
+
+    @abstractmethod
+    def strict_translations(self, spec: Spec) -> list[str]:
+        """What this backend computes differently in strict mode for ``spec`` (no framework import)."""

@@ -35,43 +35,27 @@ from duofit.bench.runners import RunnerInfo, runner_info
 from duofit.common.envinfo import cpu_model, git_commit
 from duofit.common.errors import DuofitError, SpecError
 from duofit.common.io import write_json
+from duofit.common.registry import get_backend
 from duofit.common.spec import Spec
 
 __all__ = ["init_framework", "main", "run_cell"]
 
 
-# benchmark framework -> the framework Keras runs on (the others run no Keras)
-_KERAS_ON = {"tensorflow": "tensorflow", "keras-torch": "torch", "keras-jax": "jax"}
+# benchmark framework -> the duofit backend that sets it up (numpy has none: BLAS threads come from the environment)
+_BACKEND_OF = {"torch": "torch", "tensorflow": "keras", "keras-torch": "keras-torch", "keras-jax": "keras-jax"}
 
 
 def init_framework(framework: str, threads: int) -> None:
     """Import ``framework`` and set its thread counts before it runs any op.
 
+    A Keras framework is selected before keras loads (KERAS_BACKEND is read once per process).
+
     Example:
         >>> init_framework("numpy", threads=2)   # BLAS threads come from the environment
     """
-    keras_on = _KERAS_ON.get(framework)
-    if keras_on is not None:  # before keras loads: KERAS_BACKEND is read once per process
-        from duofit.backends.kerasenv import limit_xla_threads, select
-
-        select(keras_on)
-        if keras_on == "jax":
-            limit_xla_threads(threads)
-    if framework in ("torch", "keras-torch"):
-        import torch
-
-        torch.set_num_threads(threads)
-        try:
-            torch.set_num_interop_threads(threads)
-        except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
-            pass
-    elif keras_on == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    if keras_on is not None:
-        import keras  # noqa: F401  (imported here so import_s covers it)
+    name = _BACKEND_OF.get(framework)
+    if name is not None:
+        get_backend(name).init_threads(threads)
 
 
 def _peak_rss_mb() -> float:
@@ -86,22 +70,8 @@ def _peak_rss_mb() -> float:
 
 
 def _peak_device_mem_mb(framework: str, device: str) -> float:
-    if device != "cuda":
-        return 0.0
-    if framework in ("torch", "keras-torch"):
-        import torch
-
-        return float(torch.cuda.max_memory_allocated()) / 2**20
-    if framework == "keras-jax":
-        import jax
-
-        stats = jax.devices()[0].memory_stats() or {}
-        return float(stats.get("peak_bytes_in_use", 0)) / 2**20
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        return float(tf.config.experimental.get_memory_info("GPU:0")["peak"]) / 2**20
-    return 0.0
+    name = _BACKEND_OF.get(framework)
+    return 0.0 if name is None else get_backend(name).peak_device_memory_mb(device)
 
 
 def _process_flags(framework: str) -> dict[str, Any]:
@@ -129,7 +99,7 @@ def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
         under = str(env.get("keras_backend", "tensorflow"))
         versions = f"keras {env.get('keras')}; {under} {env.get(under)}"
     flags = _process_flags(info.framework)
-    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution", "tf32") if k in env})
+    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution", "tf32_matmul") if k in env})
     hist = res.history
     metric = spec.metric_columns[0] if spec.metrics else None
     m = Measurement(
@@ -227,7 +197,7 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
         "test_metric_name": spec.metric_columns[0] if spec.metrics else "",
         "test_metric": metric,
         "epoch_eval": info.epoch_eval,
-        **{k: m.flags.get(k) for k in ("jit_compile", "steps_per_execution", "torch_compile", "tf32", "onednn")},
+        **{k: m.flags.get(k) for k in ("jit_compile", "steps_per_execution", "torch_compile", "tf32_matmul", "onednn")},
         "flops_per_step": per_step,
         "achieved_gflops": epoch_flops / median_epoch / 1e9,
         "git_commit": git_commit(),

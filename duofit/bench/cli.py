@@ -5,6 +5,8 @@ subclasses for bad input; :func:`standalone` maps them to messages without a tra
 as ``duofit``'s own ``main`` does.
 
 Example:
+    Prints the whole plan, so it is not run as a doctest.
+
     >>> standalone("run", ["--quick", "--backends", "numpy-lean", "--dry-run"])  # doctest: +SKIP
     0
 """
@@ -76,7 +78,9 @@ def add_plot_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Plan and run the matrix, then write the summary files next to the CSV."""
     from duofit.bench.matrix import DEFAULT_CELL_TIMEOUT_S, plan_matrix, run_matrix
+    from duofit.bench.runners import RUNNERS
     from duofit.bench.summary import write_summary
+    from duofit.common.choice import parse_names
 
     suite = "quick" if args.quick else (args.suite or "quick")
     if args.quick and args.suite not in (None, "quick"):
@@ -86,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = plan_matrix(
         suite,
         workloads=_names(args.workloads),
-        backends=_names(args.backends),
+        backends=parse_names(args.backends, list(RUNNERS), kind="benchmark backend"),
         batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
         epochs=args.epochs,
         repeats=args.repeats,

@@ -14,11 +14,11 @@ run's thread count, measured in a fresh process at the start of each run:
 
 Example:
     >>> from duofit.common.loader import load_spec
-    >>> spec = load_spec("examples/seed.toml")                  # doctest: +SKIP
-    >>> forward_flops_per_sample(spec, n_features=2)            # doctest: +SKIP
-    80
-    >>> train_flops_per_step(spec, n_features=2, batch_size=32)  # doctest: +SKIP
-    7680
+    >>> spec = load_spec("examples/seed.toml")
+    >>> forward_flops_per_sample(spec, n_features=2)  # 2 * (2*10 + 10*1)
+    60
+    >>> train_flops_per_step(spec, n_features=2, batch_size=32)
+    5760
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from duofit.common.shapes import infer_shapes
 from duofit.common.spec import Conv2DLayer, DenseLayer, Spec
+from duofit.common.spec.shapes import infer_shapes
 
 __all__ = [
     "BACKWARD_FACTOR",

@@ -12,6 +12,8 @@ Both use Keras' default initialisation (seeded) and only read sizes, loss and Ad
 from the spec. Run inside a cell process whose TensorFlow threads are already set.
 
 Example:
+    Trains a model inside a cell process, so it is not run as a doctest.
+
     >>> m = keras_tuned(mlp, dataset, "cpu")       # doctest: +SKIP
     >>> len(m.epoch_ends) == mlp.epochs            # doctest: +SKIP
     True
@@ -41,7 +43,7 @@ def keras_flags(model: Any = None, steps_per_execution: int = 1) -> dict[str, An
         "jit_compile": bool(getattr(model, "jit_compile", False)),
         "steps_per_execution": steps_per_execution,
         "torch_compile": False,
-        "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+        "tf32_matmul": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
     }
 

@@ -7,6 +7,8 @@ every cell, and every Keras backend gets its own process. ``resume`` skips the c
 run killed at any moment leaves a valid CSV that ``resume`` completes without duplicates.
 
 Example:
+    Runs benchmark cells and writes a CSV, so it is not run as a doctest.
+
     >>> plan = plan_matrix("quick", backends=["numpy-lean"])                    # doctest: +SKIP
     >>> report = run_matrix(plan, "results/bench-quick.csv", overwrite=True)   # doctest: +SKIP
     >>> report.failed                                                           # doctest: +SKIP
@@ -239,6 +241,8 @@ def run_matrix(
         A :class:`MatrixReport`. A failed cell writes no row (a later ``--resume`` retries it).
 
     Example:
+        Runs benchmark cells and writes a CSV, so it is not run as a doctest.
+
         >>> report = run_matrix(plan_matrix("quick"), "results/q.csv", overwrite=True)  # doctest: +SKIP
         >>> report.failed                                                               # doctest: +SKIP
         []
@@ -254,11 +258,7 @@ def run_matrix(
     _remove_stale_folders()
     with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
         folder = Path(tmp)
-        busy, _ = _host_load(plan.threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
-        report.peak = _measure_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout)
-        report.peak["peak_source"] = f"{report.peak.get('peak_source')}; host {busy:.0f}% busy before"
-        peak = float(report.peak.get("peak_gflops", math.nan))
-        log(f"matmul peak: {peak:.1f} GFLOP/s ({report.peak['peak_source']})")
+        report.peak = _host_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout, wait_idle_s, log)
         for i, cell in enumerate(pending, 1):
             busy, load = _host_load(cell.threads, wait_idle_s, log)
             t0 = time.perf_counter()
@@ -269,28 +269,50 @@ def run_matrix(
                 report.failed.append((cell.cell_id, error))
                 log(f"{label}: FAILED: {error.splitlines()[0] if error else 'no output'}")
                 continue
-            achieved = float(columns.get("achieved_gflops") or math.nan)
-            row = {
-                **columns,
-                "run_id": run_id,
-                "cell_id": cell.cell_id,
-                "spec_hash": cell.spec_hash,
-                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                "workload": cell.workload,
-                "backend": cell.backend,
-                "repeat": cell.repeat,
-                "peak_gflops": peak,
-                "peak_source": report.peak.get("peak_source"),
-                "mfu": achieved / peak if peak > 0 else math.nan,
-                "host_busy_pct": busy,
-                "other_busy_pct": other.pct,
-                "loadavg_1m": load,
-            }
-            append_row(out, row)
+            host = {"host_busy_pct": busy, "other_busy_pct": other.pct, "loadavg_1m": load}
+            append_row(out, _row(cell, columns, run_id, report.peak, host))
             report.ran.append(cell.cell_id)
-            log(
-                f"{label}: {_num(columns.get('steady_ms_per_step'))} ms/step, first epoch "
-                f"{_num(columns.get('first_epoch_s'))} s, {columns.get('test_metric_name')} "
-                f"{_num(columns.get('test_metric'))} ({time.perf_counter() - t0:.1f} s)"
-            )
+            log(f"{label}: {_cell_line(columns, time.perf_counter() - t0)}")
     return report
+
+
+def _cell_line(columns: dict[str, Any], seconds: float) -> str:
+    """The progress line of a finished cell: steady ms/step, first epoch, test metric, wall time."""
+    return (
+        f"{_num(columns.get('steady_ms_per_step'))} ms/step, first epoch "
+        f"{_num(columns.get('first_epoch_s'))} s, {columns.get('test_metric_name')} "
+        f"{_num(columns.get('test_metric'))} ({seconds:.1f} s)"
+    )
+
+
+def _host_peak(
+    threads: int, size: int, folder: Path, timeout: float, wait_idle_s: float, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """The matmul peak, measured once the host is quiet; its source notes how busy the host was."""
+    busy, _ = _host_load(threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
+    peak = _measure_peak(threads, size, folder, timeout)
+    peak["peak_source"] = f"{peak.get('peak_source')}; host {busy:.0f}% busy before"
+    log(f"matmul peak: {float(peak.get('peak_gflops', math.nan)):.1f} GFLOP/s ({peak['peak_source']})")
+    return peak
+
+
+def _row(
+    cell: Cell, columns: dict[str, Any], run_id: str, peak: dict[str, Any], host: dict[str, float]
+) -> dict[str, Any]:
+    """The CSV row of a finished cell: its measured columns, the run's identity, the peak and MFU, the host's load."""
+    gflops = float(peak.get("peak_gflops", math.nan))
+    achieved = float(columns.get("achieved_gflops") or math.nan)
+    return {
+        **columns,
+        "run_id": run_id,
+        "cell_id": cell.cell_id,
+        "spec_hash": cell.spec_hash,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "workload": cell.workload,
+        "backend": cell.backend,
+        "repeat": cell.repeat,
+        "peak_gflops": gflops,
+        "peak_source": peak.get("peak_source"),
+        "mfu": achieved / gflops if gflops > 0 else math.nan,
+        **host,
+    }

@@ -7,9 +7,9 @@ loss and Adam settings from the spec, and refuse anything else with a clear erro
 Example:
     >>> from duofit.common.loader import load_spec
     >>> from duofit.common.data import load_dataset
-    >>> spec = load_spec("examples/seed.toml")          # doctest: +SKIP
-    >>> mlp = mlp_of(spec, load_dataset(spec), "lean-torch")   # doctest: +SKIP
-    >>> mlp.layers, mlp.loss                               # doctest: +SKIP
+    >>> spec = load_spec("examples/seed.toml")
+    >>> mlp = mlp_of(spec, load_dataset(spec), "lean-torch")
+    >>> mlp.layers, mlp.loss
     (((10, 'relu'), (1, 'linear')), 'bce_logits')
 """
 
@@ -41,7 +41,7 @@ class Measurement:
         final_val_loss: Validation loss of the last epoch.
         test_outputs: Raw model outputs on the test split (numpy).
         versions: Framework versions, e.g. ``"torch 2.13.0"``.
-        flags: ``jit_compile``, ``steps_per_execution``, ``torch_compile``, ``tf32``, ``onednn``.
+        flags: ``jit_compile``, ``steps_per_execution``, ``torch_compile``, ``tf32_matmul``, ``onednn``.
         interop_threads: Inter-op threads the framework reports.
         device_name: CPU model or GPU name.
         loop_epoch_s: The loop's own per-epoch timer when it has one (duofit); else ``None``.
@@ -126,7 +126,7 @@ def baseline_problem(spec: Spec, backend: str) -> str | None:
 
     Example:
         >>> from duofit.common.loader import load_spec
-        >>> baseline_problem(load_spec("examples/digits_cnn.toml"), "lean-torch")[:45]   # doctest: +SKIP
+        >>> baseline_problem(load_spec("examples/digits_cnn.toml"), "lean-torch")[:45]
         "baseline 'lean-torch' cannot run model.layers"
     """
     try:

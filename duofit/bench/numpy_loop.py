@@ -6,6 +6,8 @@ then run in every test environment. Glorot-uniform weights, zero biases, one per
 per epoch, validation loss per epoch, float32 or float64 as the spec says.
 
 Example:
+    Trains a model inside a cell process, so it is not run as a doctest.
+
     >>> m = numpy_lean(mlp, dataset, "cpu")        # doctest: +SKIP
     >>> len(m.epoch_ends) == mlp.epochs            # doctest: +SKIP
     True
@@ -119,6 +121,12 @@ def numpy_lean(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
         final_val_loss=losses[1],
         test_outputs=net.forward(ds.x_test.astype(mlp.dtype))[0],
         versions=f"numpy {np.__version__}",
-        flags={"jit_compile": False, "steps_per_execution": 1, "torch_compile": False, "tf32": False, "onednn": ""},
+        flags={
+            "jit_compile": False,
+            "steps_per_execution": 1,
+            "torch_compile": False,
+            "tf32_matmul": False,
+            "onednn": "",
+        },
         device_name=cpu_model(),
     )

@@ -1,6 +1,8 @@
 """Charts of a benchmark CSV: ms/step bars with IQR, samples/s vs batch size, overhead ratios.
 
 Example:
+    Writes PNG files next to the CSV, so it is not run as a doctest.
+
     >>> paths = plot_results("benchmarks/results/bench-cpu.csv")   # doctest: +SKIP
     >>> sorted(paths)                                               # doctest: +SKIP
     ['markdown', 'ms_per_step', 'overhead', 'ratios', 'samples_per_s', 'summary']

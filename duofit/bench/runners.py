@@ -5,7 +5,7 @@ one needs, and what it evaluates after every epoch, so a table can say what was 
 
 Example:
     >>> sorted(RUNNERS)[:3]
-    ['duofit-keras', 'duofit-torch', 'keras-naive-fit']
+    ['duofit-keras', 'duofit-keras-jax', 'duofit-keras-torch']
     >>> runner_info("tensorflow")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

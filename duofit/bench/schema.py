@@ -28,11 +28,24 @@ from typing import Any
 from duofit.common.errors import DuofitError
 from duofit.common.io import atomic_write_text, remove_dead_temps
 
-__all__ = ["COLUMNS", "COLUMN_DOCS", "SCHEMA_VERSION", "BenchFileError", "append_row", "read_rows", "start_file"]
+__all__ = [
+    "COLUMNS",
+    "COLUMN_DOCS",
+    "READABLE_OLD_LAYOUTS",
+    "SCHEMA_VERSION",
+    "BenchFileError",
+    "append_row",
+    "read_rows",
+    "start_file",
+]
 
 # Bump when a column is added, removed, renamed or changes meaning; a file written with
-# another version is refused (start a new --out file) instead of being mixed.
-SCHEMA_VERSION = 1
+# another version is refused for appending (start a new --out file) instead of being mixed.
+SCHEMA_VERSION = 2
+# Older layouts that read_rows still accepts (read only, never appended to): version ->
+# {old column name: current name}. Version 1 named the TF32 flag ``tf32``; since version 2
+# the CSV uses the same flag names as every result.json environment.
+READABLE_OLD_LAYOUTS: dict[int, dict[str, str]] = {1: {"tf32": "tf32_matmul"}}
 
 COLUMN_DOCS: dict[str, str] = {
     "schema_version": "version of this column layout",
@@ -77,7 +90,7 @@ COLUMN_DOCS: dict[str, str] = {
     "jit_compile": "XLA / jit_compile in effect (Keras), False for eager torch",
     "steps_per_execution": "optimizer steps per call into the framework's compiled function (torch: 1)",
     "torch_compile": "torch.compile used",
-    "tf32": "TF32 matmuls allowed (only matters on NVIDIA GPUs)",
+    "tf32_matmul": "TF32 matmuls allowed (only matters on NVIDIA GPUs)",
     "onednn": "oneDNN kernels (TF_ENABLE_ONEDNN_OPTS / torch mkldnn)",
     "flops_per_step": "model FLOPs per full-batch training step: dense forward 2*in*out per sample, backward 2x",
     "achieved_gflops": "training FLOPs per epoch / median steady epoch seconds / 1e9",
@@ -143,6 +156,17 @@ def _check_header(path: Path, text: str) -> None:
         f"{path} is not a duofit benchmark CSV of schema version {SCHEMA_VERSION} (found version {version}, "
         f"{len(found)} columns); write to a new file with --out, or pass --overwrite to replace it"
     )
+
+
+def _current_layout(text: str) -> str:
+    """``text`` with the header of an older readable layout renamed to the current columns."""
+    first, sep, rest = text.partition("\n")
+    found = next(csv.reader([first]), [])
+    for renames in READABLE_OLD_LAYOUTS.values():
+        renamed = [renames.get(c, c) for c in found]
+        if renamed != found and renamed == list(COLUMNS):
+            return _header().rstrip("\n") + sep + rest
+    return text
 
 
 def start_file(path: str | Path, overwrite: bool = False) -> None:
@@ -211,6 +235,7 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         return []
+    text = _current_layout(text)
     _check_header(path, text)
     rows = []
     for i, raw in enumerate(csv.reader(io.StringIO(text))):

@@ -5,6 +5,8 @@ percentile) says how much the repeats disagree. A ratio is a ratio of medians, w
 conservative band from the quartiles (``low = q25(a) / q75(b)``, ``high = q75(a) / q25(b)``).
 
 Example:
+    Prints a long table, so it is not run as a doctest.
+
     >>> frame = load_results("benchmarks/results/bench-cpu.csv")    # doctest: +SKIP
     >>> table = summarize(frame)                                      # doctest: +SKIP
     >>> ratios = overhead_ratios(table)                               # doctest: +SKIP
@@ -55,7 +57,7 @@ _MEDIANS = [
 
 @dataclass(frozen=True)
 class Ratio:
-    """``slower / faster`` of two backends' steady ms/step, and the target the issue sets for it.
+    """``slower / faster`` of two backends' steady ms/step, and duofit's target for it.
 
     Attributes:
         name: Column label.
@@ -75,7 +77,7 @@ class Ratio:
         return value <= self.target if self.op == "<=" else value >= self.target
 
 
-# Targets from issue 4 ("Targets"), defined there for the seed workload on CPU.
+# duofit's overhead targets against the hand-written loops, set for the seed workload on CPU.
 RATIOS = (
     Ratio("duofit-torch / lean-torch", "duofit-torch", "lean-torch", "<=", 1.05),
     Ratio("seed-loop / duofit-torch", "seed-loop", "duofit-torch", ">=", 1.5),
@@ -186,8 +188,20 @@ def markdown(summary: Any, ratios: Any) -> str:
         return "_no results_\n"
     parts = [
         "### Steady state per backend (median of repeats; IQR = q75 - q25; n (c): c repeats ran while other "
-        f"processes used > {CONTENDED_PCT:g}% of the host)\n"
+        f"processes used > {CONTENDED_PCT:g}% of the host)\n",
+        _steady_table(summary),
+        "\n*MFU against the best matmul peak measured for this CPU and thread count in the file.",
+        "\n\n### Fastest backend per configuration\n",
+        _fastest_table(summary),
     ]
+    if not ratios.empty:
+        parts.append("\n\n### Overhead ratios (steady ms/step; duofit's targets, set for the seed workload)\n")
+        parts.append(_ratio_table(ratios))
+    return "\n".join(parts) + "\n"
+
+
+def _steady_table(summary: Any) -> str:
+    """One row per workload, batch size and backend: medians of the steady state."""
     rows = [
         [
             s.workload,
@@ -206,9 +220,11 @@ def markdown(summary: Any, ratios: Any) -> str:
         for s in summary.itertuples()
     ]
     header = ["workload", "batch", "backend", "n", "ms/step", "IQR", "samples/s", "first epoch s", "total s", "MFU*"]
-    parts.append(_md_table([*header, "final loss", "test metric"], rows))
-    parts.append("\n*MFU against the best matmul peak measured for this CPU and thread count in the file.")
-    parts.append("\n\n### Fastest backend per configuration\n")
+    return _md_table([*header, "final loss", "test metric"], rows)
+
+
+def _fastest_table(summary: Any) -> str:
+    """One row per configuration with two backends or more: the fastest, the runner-up, keras vs torch."""
     win_rows = []
     for config, group in summary.groupby(CONFIG, sort=True):
         ranked = group.sort_values("ms_per_step")
@@ -231,44 +247,35 @@ def markdown(summary: Any, ratios: Any) -> str:
                 torch_keras,
             ]
         )
-    parts.append(
-        _md_table(
-            [
-                "workload",
-                "batch",
-                "fastest",
-                "ms/step",
-                "runner-up",
-                "runner-up / fastest",
-                "duofit-keras / duofit-torch",
-            ],
-            win_rows,
-        )
-    )
-    if not ratios.empty:
-        parts.append("\n\n### Overhead ratios (steady ms/step; targets from issue 4, set for the seed workload)\n")
-        rat_rows = [
-            [
-                r.workload,
-                int(r.batch_size),
-                r.ratio,
-                r.value,
-                f"{r.low:.3g}-{r.high:.3g}",
-                r.loop_value,
-                r.target,
-                "yes" if r.met else "no",
-            ]
-            for r in ratios.itertuples()
+    header = ["workload", "batch", "fastest", "ms/step", "runner-up", "runner-up / fastest"]
+    return _md_table([*header, "duofit-keras / duofit-torch"], win_rows)
+
+
+def _ratio_table(ratios: Any) -> str:
+    """One row per overhead ratio: value, quartile band, loop-timer value, target, met."""
+    rat_rows = [
+        [
+            r.workload,
+            int(r.batch_size),
+            r.ratio,
+            r.value,
+            f"{r.low:.3g}-{r.high:.3g}",
+            r.loop_value,
+            r.target,
+            "yes" if r.met else "no",
         ]
-        header = ["workload", "batch", "ratio", "value", "quartile band", "loop-timer value", "target", "met"]
-        parts.append(_md_table(header, rat_rows))
-    return "\n".join(parts) + "\n"
+        for r in ratios.itertuples()
+    ]
+    header = ["workload", "batch", "ratio", "value", "quartile band", "loop-timer value", "target", "met"]
+    return _md_table(header, rat_rows)
 
 
 def write_summary(csv_path: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write ``<stem>_summary.csv``, ``<stem>_ratios.csv`` and ``<stem>_summary.md`` next to the CSV.
 
     Example:
+        Writes files next to the CSV, so it is not run as a doctest.
+
         >>> write_summary("results/bench-quick.csv")   # doctest: +SKIP
         {'summary': PosixPath('results/bench-quick_summary.csv'), ...}
     """

@@ -1,6 +1,6 @@
-"""Hand-written PyTorch baselines: the seed chapter's loop, and a lean minimal loop.
+"""Hand-written PyTorch baselines: the tutorial's training loop, and a lean minimal loop.
 
-* ``seed-loop``: the seed chapter's Step 4, generalised only in the model/loss it builds:
+* ``seed-loop``: the tutorial's training loop (its Step 4), generalised only in the model/loss it builds:
   ``TensorDataset`` + ``DataLoader(shuffle=True)``, ``running_loss += loss.item()`` every
   step, then test loss and accuracy over a ``DataLoader`` under ``no_grad`` every epoch.
 * ``lean-torch``: what an experienced person writes for speed: one ``randperm`` per epoch,
@@ -12,6 +12,8 @@ Both use torch's default initialisation (seeded) and only read sizes, loss and A
 settings from the spec (:class:`~duofit.bench.measure.MLP`). Run inside a cell process.
 
 Example:
+    Trains a model inside a cell process, so it is not run as a doctest.
+
     >>> m = lean_torch(mlp, dataset, "cpu")        # doctest: +SKIP
     >>> len(m.epoch_ends) == mlp.epochs            # doctest: +SKIP
     True
@@ -42,7 +44,7 @@ def torch_flags() -> dict[str, Any]:
         "jit_compile": False,
         "steps_per_execution": 1,
         "torch_compile": False,
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "onednn": "on" if mkldnn else "off",
     }
 
@@ -137,7 +139,7 @@ def lean_torch(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
 
 
 def seed_loop(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
-    """The seed chapter's loop (Step 4) with its DataLoaders (see the module docstring)."""
+    """The tutorial's training loop (Step 4) with its DataLoaders (see the module docstring)."""
     from torch.utils.data import DataLoader, TensorDataset
 
     device = torch.device(device_name)
@@ -173,7 +175,7 @@ def seed_loop(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
                 elif mlp.loss == "cce_logits":
                     correct += (outputs.argmax(dim=1) == labels).sum().item()
                 total += labels.numel()
-        _accuracy = correct / max(total, 1)  # computed every epoch, as the chapter does
+        _accuracy = correct / max(total, 1)  # computed every epoch, as the tutorial does
         losses = (avg_train_loss, test_loss / len(test_loader))
         _sync(device)
         ends.append(time.perf_counter())

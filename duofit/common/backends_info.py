@@ -40,7 +40,7 @@ def backend_rows(devices: bool = False) -> list[dict[str, Any]]:
 
     Example:
         >>> [r["name"] for r in backend_rows()]
-        ['torch', 'keras']
+        ['torch', 'keras', 'keras-torch', 'keras-jax']
     """
     rows = []
     for name, info in BACKENDS.items():

@@ -1,6 +1,6 @@
 """Pitfall diagnostics computed from a run's history: the same rules for every backend.
 
-Flags (the seed chapter's "Common Pitfalls"):
+Flags (the tutorial's "Common Pitfalls"):
 
 - ``exploding``: training diverged, or the gradient norm grew to :data:`EXPLODING_GROWTH` times
   its first-epoch value (scale-free: a regression on raw targets starts with large norms);
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from duofit.common.spec import ActivationLayer, DenseLayer, Spec
+from duofit.common.spec import DATA_KIND_TARGETS, ActivationLayer, DenseLayer, HuberLoss, Spec
 
 __all__ = [
     "EXPLODING_GROWTH",
@@ -65,8 +65,8 @@ def baseline_loss(spec: Spec, y_train: np.ndarray, n_classes: int | None) -> flo
         return float(np.mean((y - y.mean(axis=0)) ** 2))
     if t == "mae":
         return float(np.mean(np.abs(y - np.median(y, axis=0))))
-    if t == "huber":
-        delta = spec.loss.delta  # type: ignore[union-attr]
+    if isinstance(spec.loss, HuberLoss):
+        delta = spec.loss.delta
         d = np.abs(y - np.median(y, axis=0))
         return float(np.mean(np.where(d <= delta, 0.5 * d**2, delta * (d - 0.5 * delta))))
     prior = np.bincount(y.astype(np.int64), minlength=int(n_classes or 2)) / len(y)
@@ -145,7 +145,7 @@ def spec_warnings(spec: Spec, integer_target: bool) -> list[str]:
             "loss.from_logits = false but the model does not end in sigmoid/softmax: its outputs are clipped to "
             "[1e-7, 1-1e-7] as probabilities; set from_logits = true"
         )
-    if spec.task == "regression" and integer_target and spec.data.kind not in ("make_regression", "diabetes", "csv"):
+    if spec.task == "regression" and integer_target and DATA_KIND_TARGETS[spec.data.kind] == "labels":
         out.append(f"regression loss {loss.type!r} on class labels: use a cross-entropy loss for classification")
     if spec.task == "regression" and last_act in ("sigmoid", "softmax"):
         out.append(f"regression output ends in {last_act}: predictions are bounded to (0, 1)")
@@ -155,7 +155,7 @@ def spec_warnings(spec: Spec, integer_target: bool) -> list[str]:
 def diagnose(spec: Spec, history: Any, y_train: np.ndarray, n_classes: int | None, diverged: bool) -> dict[str, Any]:
     """All diagnostics of one run: flags, thresholds and warnings."""
     base = baseline_loss(spec, y_train, n_classes)
-    out = diagnose_history(history, base, diverged) if len(history) else {"baseline_loss": base}
+    out: dict[str, Any] = diagnose_history(history, base, diverged) if len(history) else {"baseline_loss": base}
     integer_target = bool(np.all(np.asarray(y_train) == np.round(np.asarray(y_train))))
     out["warnings"] = spec_warnings(spec, integer_target)
     return out

@@ -40,10 +40,10 @@ def git_commit() -> str | None:
 
 def base_environment() -> dict[str, Any]:
     """Python, OS, CPU and core count."""
-    import duofit
+    from duofit._version import __version__
 
     return {
-        "duofit": duofit.__version__,
+        "duofit": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu_model(),

@@ -7,6 +7,8 @@ what is allowed, and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "BackendError",
     "unsupported",
@@ -104,13 +106,13 @@ class DivergenceError(DuofitError, ArithmeticError):
         self.result = result
 
 
-def unsupported(backend: str, where: str, item: object, table: object) -> BackendError:
+def unsupported(backend: str, where: str, item: object, table: Iterable[object]) -> BackendError:
     """The error for a spec item a backend's dispatch table lacks.
 
     Example:
         >>> str(unsupported("torch", "loss", 3.0, {int: None}))
-        "loss: the torch backend has no float; supported: int"
+        'loss: the torch backend has no float; supported: int'
     """
-    names = ", ".join(getattr(t, "__name__", str(t)) for t in table)  # type: ignore[attr-defined]
+    names = ", ".join(getattr(t, "__name__", str(t)) for t in table)
     label = repr(item) if isinstance(item, str) else type(item).__name__  # a name (metrics) or a spec type
     return BackendError(f"{where}: the {backend} backend has no {label}; supported: {names}")

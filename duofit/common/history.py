@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from duofit.common.fastmetrics import EpochMetrics
+from duofit.common.metrics import EpochMetrics
 from duofit.common.monitor import Monitor
 from duofit.common.schedules import LRSchedule
 from duofit.common.spec import EarlyStoppingSpec, PlateauSchedule, Spec
@@ -43,12 +43,12 @@ class EpochDecision:
     Attributes:
         stop: Stop training now.
         is_best: Snapshot the weights (early stopping's best so far).
-        lr: Learning rate for the next epoch (set it on the optimizer if it changed).
+
+    The learning rate for the next epoch is :attr:`EpochRecorder.lr`.
     """
 
     stop: bool
     is_best: bool
-    lr: float = math.nan
 
 
 class EpochRecorder:
@@ -126,7 +126,7 @@ class EpochRecorder:
             f"last finite training loss: {last}. Lower optimizer.lr (now {row['lr']:g}) or set optimizer.clipnorm "
             "(e.g. 1.0)."
         )
-        return EpochDecision(stop=True, is_best=False, lr=self.lr)
+        return EpochDecision(stop=True, is_best=False)
 
     def end_epoch(
         self,
@@ -167,15 +167,15 @@ class EpochRecorder:
             self.progress(epoch + 1, self.epochs, row)
         if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
             return self._diverged(epoch, row, step_losses)
-        next_lr = self.schedule.end_epoch(epoch, row)
+        self.schedule.end_epoch(epoch, row)  # sets the next epoch's lr (EpochRecorder.lr)
         if self.monitor is None or self.early_stopping is None:
-            return EpochDecision(stop=False, is_best=False, lr=next_lr)
+            return EpochDecision(stop=False, is_best=False)
         if self.monitor.update(row):
-            return EpochDecision(stop=False, is_best=True, lr=next_lr)
+            return EpochDecision(stop=False, is_best=True)
         if self.monitor.wait >= self.early_stopping.patience and epoch > 0:  # Keras: never after the first epoch
             self.stopped_epoch = epoch + 1
-            return EpochDecision(stop=True, is_best=False, lr=next_lr)
-        return EpochDecision(stop=False, is_best=False, lr=next_lr)
+            return EpochDecision(stop=True, is_best=False)
+        return EpochDecision(stop=False, is_best=False)
 
     @property
     def restore_best(self) -> bool:

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from duofit.common.shapes import infer_shapes
 from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, InitSpec, Spec
+from duofit.common.spec.shapes import infer_shapes
 
 __all__ = ["INITIALIZERS", "initial_weights"]
 

@@ -116,6 +116,7 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     for key, arr in clean.items():
         if arr.dtype == object:
             raise TypeError(f"array {key!r} has dtype object; only numeric arrays are saved")
+    # numpy's stub matches **kwds against savez's allow_pickle (numpy >= 2.1; 1.26 has no such argument)
     np.savez(buf, **clean)  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
 

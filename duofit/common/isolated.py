@@ -1,8 +1,10 @@
 """One backend in a fresh Python process: the parent's side and the worker's side.
 
-``KERAS_BACKEND`` is read once per process, so ``compare`` and ``cv`` run each backend in
-a worker process of its own (``python -m duofit.worker``, ``python -m duofit.tuning.worker``).
-The spec goes in as JSON and the results come back as files (CSV, JSON, npz: no pickle).
+``KERAS_BACKEND`` is read once per process, so ``compare``, ``cv`` and ``parity`` run each
+backend in a worker process of its own (``python -m duofit.worker``, ``duofit.tuning.worker``,
+``duofit.parity.worker``), all started by :func:`spawn` and served by :func:`worker_main`:
+``python -m MODULE SPEC.json BACKEND FOLDER [options]``. The spec goes in as JSON and the
+results come back as files (CSV, JSON, npz: no pickle).
 A :class:`~duofit.common.errors.DuofitError` raised in the worker is written to
 ``error.json`` and raised again in the parent with the same type, message and field path.
 
@@ -21,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -39,7 +42,16 @@ from duofit.common.errors import (
 from duofit.common.io import write_json
 from duofit.common.spec import Spec
 
-__all__ = ["ERROR_FILE", "raise_from_file", "report_errors", "run_worker", "write_spec"]
+__all__ = [
+    "ERROR_FILE",
+    "raise_from_file",
+    "report_errors",
+    "result_folder",
+    "run_worker",
+    "spawn",
+    "worker_main",
+    "write_spec",
+]
 
 ERROR_FILE = "error.json"
 OUTPUT_TAIL_CHARS = 2000  # of the worker's output, quoted when it died without an error file
@@ -118,3 +130,55 @@ def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: 
     proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise_from_file(out, backend, what, proc.stdout, proc.returncode)
+
+
+def result_folder(folder: Path, out: str | Path | None) -> Path:
+    """Where a worker writes its results: ``out`` (their final folder) when given, else its own ``folder``."""
+    return Path(out) if out is not None else folder
+
+
+def spawn(module: str, spec: Spec, backend: str, folder: Path, what: str, options: Sequence[str] = ()) -> None:
+    """Parent side: run worker ``module`` for ``spec`` on ``backend`` and wait; raise what it reported.
+
+    The spec is written into ``folder`` (the worker's scratch folder, which also receives
+    ``error.json``); the worker is started as ``python -m module SPEC.json BACKEND FOLDER *options``.
+
+    Raises:
+        DuofitError: the worker's own error (same type, field path), or a crash with its output.
+    """
+    args = [str(write_spec(spec, folder)), backend, str(folder), *options]
+    run_worker(module, args, folder, backend, what)
+
+
+def worker_main(
+    module: str,
+    argv: Sequence[str] | None,
+    body: Callable[[Spec, str, Path, argparse.Namespace], object],
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Worker side: parse ``SPEC.json BACKEND FOLDER [options]``, run ``body``, report its errors.
+
+    Args:
+        module: The worker module, for the usage line.
+        argv: Command-line arguments (default ``sys.argv[1:]``).
+        body: ``body(spec, backend, folder, args)`` does the work and writes the results.
+        options: Adds the worker's own options to the parser.
+
+    Returns:
+        The exit code: 0, or the error's CLI exit code (``folder/error.json`` written).
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("spec")
+    parser.add_argument("backend")
+    parser.add_argument("folder")
+    if options is not None:
+        options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run() -> None:
+        spec = Spec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
+        body(spec, args.backend, folder, args)
+
+    return report_errors(folder, run)

@@ -89,9 +89,6 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-_UNION_FIELDS = {"layers", "loss", "optimizer"}
-
-
 def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
     # pydantic puts the tag after the union field (loss -> 'mse') or after the list index.
     prev = loc[i - 1]

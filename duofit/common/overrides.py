@@ -7,8 +7,8 @@ value raises a SpecError naming the path.
 
 Example:
     >>> from duofit.common.loader import load_spec
-    >>> spec = load_spec("examples/seed.toml")  # doctest: +SKIP
-    >>> apply_overrides(spec, ["optimizer.lr=0.1", "model.layers[0].units=32"]).optimizer.lr  # doctest: +SKIP
+    >>> spec = load_spec("examples/seed.toml")
+    >>> apply_overrides(spec, ["optimizer.lr=0.1", "model.layers[0].units=32"]).optimizer.lr
     0.1
 """
 

@@ -7,8 +7,8 @@ what is allowed there.
 
 Example:
     >>> from duofit.common.loader import load_spec
-    >>> spec = load_spec("examples/seed.toml")                        # doctest: +SKIP
-    >>> with_values(spec, {"optimizer.lr": 0.1}).optimizer.lr          # doctest: +SKIP
+    >>> spec = load_spec("examples/seed.toml")
+    >>> with_values(spec, {"optimizer.lr": 0.1}).optimizer.lr
     0.1
     >>> parse_path("model.layers[0].units")
     ('model', 'layers', 0, 'units')
@@ -182,8 +182,8 @@ def with_values(spec: Spec | str | Mapping[str, Any], values: Mapping[str, Any],
             or an index out of range.
 
     Example:
-        >>> spec = with_values("examples/seed.toml", {"train.batch_size": 64})  # doctest: +SKIP
-        >>> spec.train.batch_size                                             # doctest: +SKIP
+        >>> spec = with_values("examples/seed.toml", {"train.batch_size": 64})
+        >>> spec.train.batch_size
         64
     """
     base = load_spec(spec)

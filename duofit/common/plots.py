@@ -32,6 +32,8 @@ def plot_histories(
         The PNG path.
 
     Example:
+        Needs a run's history, so it is not run as a doctest.
+
         >>> plot_histories({"torch": res.history}, "curves.png")  # doctest: +SKIP
     """
     import matplotlib
@@ -50,22 +52,7 @@ def plot_histories(
         ax.plot(hist["epoch"], hist["val_loss"], color=color, lw=width, alpha=0.8, ls="--", label=f"{name} validation")
         if metric and metric in hist.columns:
             axes[0][1].plot(hist["epoch"], hist[metric], color=color, lw=width, alpha=0.8, label=name)
-        ev = (events or {}).get(name, {})
-        if ev.get("best") and ev.get("stopped"):
-            ax.axvline(ev["best"], color=color, ls=":", lw=1.2, label=f"{name} early stop: best epoch {ev['best']}")
-        if ev.get("diverged"):
-            finite = hist["loss"].where(hist["loss"].abs() < float("inf")).dropna()
-            y = float(finite.iloc[-1]) if len(finite) else 0.0
-            ax.plot(
-                [ev["diverged"]],
-                [y],
-                marker="x",
-                ms=12,
-                mew=3,
-                color=color,
-                ls="none",
-                label=f"{name} diverged at epoch {ev['diverged']}",
-            )
+        _mark_events(ax, name, hist, color, (events or {}).get(name, {}))
     ax.set(xlabel="epoch", ylabel="loss", title="loss")
     if any(h["loss"].abs().max() > 100 * max(h["loss"].abs().min(), 1e-12) for h in histories.values()):
         ax.set_yscale("log")  # a diverging or exploding run spans orders of magnitude
@@ -81,10 +68,32 @@ def plot_histories(
     return save_figure(fig, path)
 
 
+def _mark_events(ax: Any, name: str, hist: Any, color: str, ev: Mapping[str, int | None]) -> None:
+    """Mark a backend's early-stopping best epoch (dotted line) and its divergence (an x on the last finite loss)."""
+    best, stopped, diverged = ev.get("best"), ev.get("stopped"), ev.get("diverged")
+    if best and stopped:
+        ax.axvline(best, color=color, ls=":", lw=1.2, label=f"{name} early stop: best epoch {best}")
+    if diverged:
+        finite = hist["loss"].where(hist["loss"].abs() < float("inf")).dropna()
+        y = float(finite.iloc[-1]) if len(finite) else 0.0
+        ax.plot(
+            [diverged],
+            [y],
+            marker="x",
+            ms=12,
+            mew=3,
+            color=color,
+            ls="none",
+            label=f"{name} diverged at epoch {diverged}",
+        )
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Save a matplotlib figure as PNG atomically (temp file + rename) and close it.
 
     Example:
+        Needs a matplotlib figure and writes a file, so it is not run as a doctest.
+
         >>> save_figure(fig, "results/curves.png")  # doctest: +SKIP
     """
     import matplotlib.pyplot as plt

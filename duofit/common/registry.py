@@ -1,4 +1,9 @@
-"""Backend registry: names -> import paths, imported only on first use.
+"""Backend registry: names -> :class:`~duofit.backends.base.Backend` objects, frameworks imported on first use.
+
+:func:`get_backend` checks the install, imports the backend's package (a Keras backend
+selects its framework there) and returns its typed backend object; :func:`describe`
+returns the same object without importing anything, for what needs no framework
+(``export_formats``, ``strict_translations``).
 
 Example:
     >>> list(BACKENDS)
@@ -14,15 +19,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from duofit.common.errors import BackendError, BackendNotInstalledError
+
+if TYPE_CHECKING:
+    from duofit.backends.base import Backend
 
 __all__ = [
     "BACKENDS",
     "BackendInfo",
-    "backend_module",
     "check_installed",
+    "describe",
     "get_backend",
     "installed_backends",
     "is_installed",
@@ -34,43 +42,41 @@ class BackendInfo:
     """How to find and install one backend.
 
     Attributes:
-        module: Import path of the backend package.
         requires: Top-level Python modules it needs.
         extra: The duofit extra that installs them.
         framework: Human name of the framework.
         isolated: Run it in its own process in `compare` (Keras reads KERAS_BACKEND once).
-        code: Package holding its twin modules (``probe``, ``export``, ``layers``...);
-            the Keras backends share ``duofit.backends.keras``. Default: ``module``.
+        backend: ``module:Class`` of its :class:`~duofit.backends.base.Backend` (framework-free
+            module); the class is called with the backend's name.
     """
 
-    module: str
     requires: tuple[str, ...]
     extra: str
     framework: str
     isolated: bool
-    code: str = ""
+    backend: str = "duofit.backends.kerasbackend:KerasBackend"
 
 
 BACKENDS: dict[str, BackendInfo] = {
-    "torch": BackendInfo("duofit.backends.torch", ("torch",), "torch", "PyTorch", isolated=False),
-    "keras": BackendInfo(
-        "duofit.backends.keras", ("tensorflow", "keras"), "tensorflow", "Keras 3 on TensorFlow", isolated=True
+    "torch": BackendInfo(
+        ("torch",),
+        "torch",
+        "PyTorch",
+        isolated=False,
+        backend="duofit.backends.torchbackend:TorchBackend",
     ),
+    "keras": BackendInfo(("tensorflow", "keras"), "tensorflow", "Keras 3 on TensorFlow", isolated=True),
     "keras-torch": BackendInfo(
-        "duofit.backends.keras_torch",
         ("torch", "keras"),
         "keras-torch",
         "Keras 3 on PyTorch",
         isolated=True,
-        code="duofit.backends.keras",
     ),
     "keras-jax": BackendInfo(
-        "duofit.backends.keras_jax",
         ("jax", "keras"),
         "keras-jax",
         "Keras 3 on JAX",
         isolated=True,
-        code="duofit.backends.keras",
     ),
 }
 
@@ -113,21 +119,37 @@ def check_installed(name: str) -> BackendInfo:
     return info
 
 
-def get_backend(name: str) -> Any:
-    """Import and return the backend package ``name`` (see :func:`check_installed`)."""
-    return importlib.import_module(check_installed(name).module)
+def describe(name: str) -> Backend:
+    """The backend object for ``name`` without importing its framework or checking the install.
 
+    Its framework-free members (``name``, ``framework``, ``export_formats``,
+    ``strict_translations``) are safe to use in any process; use :func:`get_backend` for the rest.
 
-def backend_module(name: str, module: str) -> Any:
-    """One of backend ``name``'s twin modules (``probe``, ``export``, ``layers``, ...).
-
-    The backend package is imported first, so a Keras backend selects its framework
-    before the shared Keras code loads.
+    Raises:
+        BackendError: unknown name (lists the known ones).
 
     Example:
-        >>> backend_module("torch", "probe").__name__   # doctest: +SKIP
-        'duofit.backends.torch.probe'
+        >>> describe("keras-jax").framework
+        'Keras 3 on JAX'
     """
-    info = check_installed(name)
-    importlib.import_module(info.module)  # the backend package first: a Keras backend selects its framework
-    return importlib.import_module(f"{info.code or info.module}.{module}")
+    module, cls = _info(name).backend.split(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(name)
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    """Check the install, import backend ``name``'s package and return its backend object.
+
+    A Keras backend selects its framework on import (KERAS_BACKEND, once per process).
+
+    Raises:
+        BackendError: unknown name, or Keras already runs on another framework here.
+        BackendNotInstalledError: its framework is missing (names the extra to install).
+
+    Example:
+        >>> get_backend("torch").fit(plan, recorder)   # doctest: +SKIP
+    """
+    check_installed(name)
+    backend = describe(name)
+    backend.load()
+    return backend

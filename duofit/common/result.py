@@ -19,9 +19,10 @@ import numpy as np
 from duofit.common.io import load_npz, save_npz, write_json
 from duofit.common.spec import Spec
 
-__all__ = ["RESULT_SCHEMA", "RunResult"]
+__all__ = ["RESULT_FILE", "RESULT_SCHEMA", "RunResult"]
 
 RESULT_SCHEMA = 1  # bump when the saved layout changes
+RESULT_FILE = "result.json"  # written last: its presence marks a complete result
 
 
 @dataclass
@@ -95,15 +96,23 @@ class RunResult:
     def save(self, folder: str | Path) -> Path:
         """Write the result into ``folder`` (created), each file atomically.
 
-        Files: history.csv, result.json, weights.npz, predictions.npz, steps.npz, spec.json.
+        Files: history.csv, spec.json, weights.npz, predictions.npz, steps.npz, and last
+        result.json, which marks the result complete: it is removed first, so a run killed
+        while saving leaves a folder that :meth:`load` refuses rather than a mix of old and
+        new files.
         """
         from duofit.common.io import atomic_write_text
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
+        (out / RESULT_FILE).unlink(missing_ok=True)
         atomic_write_text(out / "history.csv", self.history.to_csv(index=False))
+        atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
+        save_npz(out / "weights.npz", self.weights)
+        save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test})
+        save_npz(out / "steps.npz", self.steps)
         write_json(
-            out / "result.json",
+            out / RESULT_FILE,
             {
                 "schema": RESULT_SCHEMA,
                 "backend": self.backend,
@@ -117,10 +126,6 @@ class RunResult:
                 "diagnostics": self.diagnostics,
             },
         )
-        atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
-        save_npz(out / "weights.npz", self.weights)
-        save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test})
-        save_npz(out / "steps.npz", self.steps)
         return out
 
     @classmethod
@@ -129,7 +134,7 @@ class RunResult:
         import pandas as pd
 
         folder = Path(folder)
-        meta = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / RESULT_FILE).read_text(encoding="utf-8"))
         spec = Spec.model_validate_json((folder / "spec.json").read_text(encoding="utf-8"))
         preds = load_npz(folder / "predictions.npz")
         nan = float("nan")

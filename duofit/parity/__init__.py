@@ -12,18 +12,17 @@ Example:
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from duofit.common.errors import DataError, DuofitError, SpecError
+from duofit.common.choice import resolve_backends
+from duofit.common.data import Dataset, load_dataset
+from duofit.common.errors import SpecError
+from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.overrides import apply_overrides
-from duofit.common.registry import check_installed
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 from duofit.parity.causes import CAUSES, Cause, matching_causes
@@ -34,23 +33,11 @@ __all__ = ["CAUSES", "TOLERANCES", "Cause", "ParityReport", "matching_causes", "
 
 
 def _worker(spec: Spec, backend: str, folder: Path, strict: bool) -> tuple[dict[str, Any], RunResult]:
+    """Probe and train one backend in a fresh process (:mod:`duofit.parity.worker`); read its files back."""
     from duofit.common.io import load_npz
 
-    folder.mkdir(parents=True)
-    spec_file = folder / "spec.json"
-    spec_file.write_text(spec.model_dump_json(), encoding="utf-8")
-    cmd = [sys.executable, "-m", "duofit.parity.worker", str(spec_file), backend, str(folder / "out")]
-    if strict:
-        cmd.append("--strict")
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    err = folder / "out" / "error.json"
-    if proc.returncode != 0:
-        if err.exists():
-            info = json.loads(err.read_text(encoding="utf-8"))
-            cls = {"SpecError": SpecError, "DataError": DataError}.get(info["type"], DuofitError)
-            raise cls(f"{backend}: {info['message']}")
-        raise DuofitError(f"parity worker for {backend!r} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
-    return load_npz(folder / "out" / "probe.npz"), RunResult.load(folder / "out" / "run")
+    spawn("duofit.parity.worker", spec, backend, folder, "parity", ["--strict"] if strict else [])
+    return load_npz(folder / "probe.npz"), RunResult.load(folder / "run")
 
 
 def parity(
@@ -84,8 +71,7 @@ def parity(
     spec = load_spec(spec)
     if len(backends) != 2 or backends[0] == backends[1]:
         raise SpecError(f"parity compares two different backends; got {list(backends)}", path="backends")
-    for name in backends:
-        check_installed(name)
+    resolve_backends(list(backends))
     train_update: dict[str, Any] = {}
     if dtype is not None:
         train_update["dtype"] = dtype
@@ -104,6 +90,7 @@ def parity(
     specs = {name: apply_overrides(spec, overrides.get(name, ())) for name in backends}
     for name, items in overrides.items():
         changes += [f"{name} only: {item}" for item in items]
+    dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
     probes: dict[str, dict[str, Any]] = {}
     results: dict[str, RunResult] = {}
     with tempfile.TemporaryDirectory(prefix="duofit-parity-") as tmp:
@@ -111,15 +98,14 @@ def parity(
             probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict)
     pair = (backends[0], backends[1])
     report = build_report(
-        specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec)
+        specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec, dataset)
     )
     if out is not None:
         report.save(out)
     return report
 
 
-def _steps_per_epoch(spec: Spec) -> int:
+def _steps_per_epoch(spec: Spec, dataset: Dataset) -> int:
     from duofit.backends.base import make_plan
-    from duofit.common.data import load_dataset
 
-    return make_plan(spec, load_dataset(spec)).steps_per_epoch
+    return make_plan(spec, dataset).steps_per_epoch

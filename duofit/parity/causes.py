@@ -8,8 +8,8 @@ of a failing stage.
 
 Example:
     >>> from duofit.common.loader import load_spec
-    >>> spec = load_spec("examples/seed.toml")  # doctest: +SKIP
-    >>> [c.id for c in matching_causes(spec, spec, strict=False, stage="trajectory")]  # doctest: +SKIP
+    >>> spec = load_spec("examples/seed.toml")
+    >>> [c.id for c in matching_causes(spec, spec, strict=False, stage="trajectory")]
     ['adam_epsilon_hat', 'onednn']
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
     BatchNormLayer,
+    BCELoss,
+    CCELoss,
     Conv2DLayer,
     DenseLayer,
     DropoutLayer,
@@ -66,7 +69,10 @@ def _opt(*types: str) -> Callable[[Spec, Spec, bool], bool]:
     return lambda a, b, strict: not strict and (a.optimizer.type in types or b.optimizer.type in types)
 
 
-def _has(layer_type: type, pred: Callable[[object], bool] = lambda layer: True) -> Callable[[Spec], bool]:
+_L = TypeVar("_L")
+
+
+def _has(layer_type: type[_L], pred: Callable[[_L], bool] = lambda layer: True) -> Callable[[Spec], bool]:
     return lambda s: any(isinstance(layer, layer_type) and pred(layer) for layer in s.model.layers)
 
 
@@ -97,10 +103,7 @@ def _f32_activation(a: Spec, b: Spec, strict: bool) -> bool:
 
 
 def _probs_ce(a: Spec, b: Spec, strict: bool) -> bool:
-    return any(
-        s.loss.type in ("binary_crossentropy", "categorical_crossentropy") and not s.loss.from_logits  # type: ignore[union-attr]
-        for s in (a, b)
-    )
+    return any(isinstance(s.loss, (BCELoss, CCELoss)) and not s.loss.from_logits for s in (a, b))
 
 
 def _partial_batch(a: Spec, b: Spec, strict: bool) -> bool:
@@ -168,9 +171,9 @@ CAUSES: tuple[Cause, ...] = (
         "duofit's torch loop adds the same l1*sum|W| + l2*sum W^2 to the loss it optimises and logs",
         ("first_step", "trajectory"),
         lambda a, b, strict: (
-            _has(DenseLayer, lambda layer: bool(layer.l1 or layer.l2))(a)  # type: ignore[attr-defined]
+            _has(DenseLayer, lambda layer: bool(layer.l1 or layer.l2))(a)
             != _has(DenseLayer, lambda layer: bool(layer.l1 or layer.l2))(b)
-        ),  # type: ignore[attr-defined]
+        ),
     ),
     Cause(
         "batchnorm_conventions",
@@ -197,7 +200,7 @@ CAUSES: tuple[Cause, ...] = (
     ),
     Cause(
         "epoch_loss_weighting",
-        "Epoch loss: Keras weights each batch by its size; the seed chapter's loop averages batch means",
+        "Epoch loss: Keras weights each batch by its size; the tutorial's training loop averages batch means",
         "Keras: sum(loss_b * n_b) / sum(n_b); seed loop: mean(loss_b). Differs when the last batch is partial",
         "keras/src/backend/tensorflow/trainer.py train_step (_loss_tracker.update_state(sample_weight=batch))",
         "duofit's torch loop reports the Keras definition",
@@ -265,7 +268,7 @@ CAUSES: tuple[Cause, ...] = (
         "torch.nn.functional.dropout; keras.random.dropout",
         "parity with dropout is checked at evaluation only (stage forward); training stages are not comparable",
         _TRAINING,
-        lambda a, b, strict: _has(DropoutLayer, lambda layer: layer.rate > 0)(a),  # type: ignore[attr-defined]
+        lambda a, b, strict: _has(DropoutLayer, lambda layer: layer.rate > 0)(a),
     ),
     Cause(
         "keras_float64_demotion",
@@ -275,7 +278,7 @@ CAUSES: tuple[Cause, ...] = (
         "has no float64 arrays unless jax_enable_x64 is set. A float64 spec then trains in float32 "
         "(about 1e-7 relative error per op, 3e-6 measured on a 64-input dense layer)",
         "keras/src/backend/common/dtypes.py BIT64_TO_BIT32_DTYPE and _lattice_result_type; jax.config jax_enable_x64",
-        "duofit's keras-torch and keras-jax keep float64 (native.keep_float64, JAX_ENABLE_X64=1) and record it "
+        "duofit's keras-torch and keras-jax keep float64 (keras compat.keep_float64, JAX_ENABLE_X64=1) and record it "
         "in the environment (keras_float64); a hand-written Keras-on-torch/JAX port in float64 does not",
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
         lambda a, b, strict: a.train.dtype == "float64" or b.train.dtype == "float64",

@@ -12,6 +12,7 @@ EXIT_PARITY_FAILED = 4  # the comparison ran, and at least one stage is over its
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
+    from duofit.common.choice import parse_names
     from duofit.common.loader import load_spec
     from duofit.parity import parity
 
@@ -30,7 +31,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         strict=args.strict,
         dtype=args.dtype,
         epochs=args.epochs,
-        backends=tuple(args.backends.split(",")),
+        backends=tuple(parse_names(args.backends) or ()),
         overrides=overrides,
         out=out,
     )

@@ -26,35 +26,30 @@ import numpy as np
 from duofit.common.data import load_dataset
 from duofit.common.errors import DataError, SpecError
 from duofit.common.io import load_npz, save_npz, write_json
-from duofit.common.registry import BACKENDS, backend_module
+from duofit.common.registry import BACKENDS, describe, get_backend
 from duofit.common.spec import Spec
 
-__all__ = ["CONVERT_RTOL", "DEFAULT_FORMATS", "convert", "read_model"]
+__all__ = ["CONVERT_RTOL", "convert", "read_model"]
 
 # Predictions after a round trip through a framework file. float32: the file stores the
 # same float32 values, so only the forward pass' summation order differs (~1e-7); the
 # issue's acceptance for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
 CONVERT_RTOL = {"float32": 1e-6, "float64": 1e-12}
-DEFAULT_FORMATS = {"torch": ".safetensors", "keras": ".weights.h5"}
-DEFAULT_FORMATS.update({name: ".weights.h5" for name in ("keras-torch", "keras-jax")})  # same Keras format
 _FILE_STEM = "model"
 
 
-def _export_module(backend: str) -> Any:
-    return backend_module(backend, "export")  # the install check and the framework selection first
+def _formats(backend: str) -> tuple[str, ...]:
+    """The backend's weight-file suffixes, its default first (no framework is imported)."""
+    return tuple(describe(backend).export_formats)
 
 
 def _model_file(folder: Path) -> tuple[str, Path] | None:
     for backend in ("torch", "keras"):  # the Keras backends share one file format
-        for suffix in _export_module_formats(backend):
+        for suffix in _formats(backend):
             path = folder / f"{_FILE_STEM}{suffix}"
             if path.exists():
                 return backend, path
     return None
-
-
-def _export_module_formats(backend: str) -> tuple[str, ...]:
-    return (".safetensors", ".npz") if backend == "torch" else (".weights.h5", ".keras")
 
 
 def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
@@ -68,7 +63,7 @@ def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
     if found is not None:
         backend, path = found
         shape = load_dataset(spec).x_train.shape[1:]
-        return spec, _export_module(backend).load_weights(spec, path, shape), f"{backend} file {path.name}"
+        return spec, get_backend(backend).load_weights(spec, path, shape), f"{backend} file {path.name}"
     if (folder / "weights.npz").exists():
         return spec, load_npz(folder / "weights.npz"), "weights.npz"
     raise DataError(f"{folder} holds no weights (weights.npz, model.safetensors, model.weights.h5 ...)")
@@ -77,8 +72,7 @@ def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
 def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backend: str | None) -> np.ndarray:
     if (folder / "predictions.npz").exists():
         return load_npz(folder / "predictions.npz")["predictions"]
-    probe = backend_module(backend or "torch", "probe")
-    return probe.forward(spec, weights, load_dataset(spec).x_test)
+    return get_backend(backend or "torch").forward(spec, weights, load_dataset(spec).x_test)
 
 
 def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | None = None) -> dict[str, Any]:
@@ -100,9 +94,10 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     src = Path(src)
     if to not in BACKENDS:
         raise SpecError(f"--to {to!r}: unknown backend; choose one of {', '.join(BACKENDS)}", path="to")
-    fmt = fmt or DEFAULT_FORMATS[to]
-    if fmt not in _export_module_formats(to):
-        raise SpecError(f"--format {fmt!r} is not a {to} format; choose one of {', '.join(_export_module_formats(to))}")
+    formats = _formats(to)
+    fmt = fmt or formats[0]
+    if fmt not in formats:
+        raise SpecError(f"--format {fmt!r} is not a {to} format; choose one of {', '.join(formats)}")
     out = Path(out) if out is not None else src.with_name(f"{src.name}-{to}")
     if out.exists() and any(out.iterdir()):
         raise DataError(f"output folder {out} exists and is not empty; choose another --out", path="out")
@@ -110,15 +105,14 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     found = _model_file(src)
     expected = _predictions(src, spec, weights, found[0] if found else None)
     x_test = load_dataset(spec).x_test
-    export = _export_module(to)
-    probe = backend_module(to, "probe")
+    target = get_backend(to)
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=out.parent if out.parent.exists() else None) as tmp:
         stage = Path(tmp) / "out"
         stage.mkdir()
         model_path = stage / f"{_FILE_STEM}{fmt}"
-        export.save_weights(spec, weights, model_path, x_test.shape[1:])
-        reloaded = export.load_weights(spec, model_path, x_test.shape[1:])  # read back with the target framework
-        got = probe.forward(spec, reloaded, x_test)
+        target.save_weights(spec, weights, model_path, x_test.shape[1:])
+        reloaded = target.load_weights(spec, model_path, x_test.shape[1:])  # read back with the target framework
+        got = target.forward(spec, reloaded, x_test)
         diff = float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
         tol = CONVERT_RTOL[spec.train.dtype]
         if not diff <= tol:

@@ -19,6 +19,8 @@ def plot_trajectories(report: ParityReport, path: str | Path) -> Path:
     """Write the two-panel PNG and return its path.
 
     Example:
+        Needs a parity report, so it is not run as a doctest.
+
         >>> plot_trajectories(report, "parity.png")  # doctest: +SKIP
     """
     import matplotlib

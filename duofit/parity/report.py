@@ -27,10 +27,10 @@ __all__ = ["TOLERANCES", "ParityReport", "StageResult", "build_report"]
 
 # Tolerances per dtype and stage (relative unless noted).
 # float64: unit roundoff 1.1e-16; the two backends differ only in summation order, so one
-#   forward/backward pass agrees to ~1e-15; the acceptance is 1e-12 per step and 1e-10
+#   forward/backward pass agrees to ~1e-15; parity requires 1e-12 per step and 1e-10
 #   for final weights after 10 epochs. Metrics (absolute) agree unless a prediction flips.
 # float32: unit roundoff 6e-8 times O(100) accumulated operations gives ~1e-5 for one pass; the
-#   loss trajectory tolerance 1e-4 is the acceptance; final weights accumulate drift
+#   loss trajectory tolerance is 1e-4; final weights accumulate drift
 #   over thousands of steps (1e-3); metrics may move by one flipped prediction in a few hundred.
 TOLERANCES: dict[str, dict[str, float]] = {
     "float64": {

@@ -12,12 +12,12 @@ Example:
 
 from __future__ import annotations
 
-from duofit.common.spec import ActivationLayer, DenseLayer, Spec
+from collections.abc import Sequence
+
+from duofit.common.registry import describe
+from duofit.common.spec import Spec
 
 __all__ = ["strict_spec", "strict_translations"]
-
-_KERAS_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
-_EXACT = {"sgd": "ExactSGD", "adam": "ExactAdam", "adamw": "ExactAdam", "rmsprop": "ExactRMSprop"}
 
 
 def strict_spec(spec: Spec) -> tuple[Spec, list[str]]:
@@ -30,20 +30,20 @@ def strict_spec(spec: Spec) -> tuple[Spec, list[str]]:
     return spec, changes
 
 
-def strict_translations(spec: Spec) -> list[str]:
-    """What the backends do differently in strict mode for this spec."""
-    opt = spec.optimizer.type
-    out = [
-        f"keras: keras.optimizers.{_KERAS_NAMES[opt]} -> duofit {_EXACT[opt]}: torch.optim's update formula, "
-        "hyperparameters multiplied as Python floats (exact in float64, no float32 rounding)"
-    ]
-    if spec.optimizer.clipnorm is not None:
-        out.append("torch: clip_grad_norm_ -> Keras' clip_by_global_norm formula g * c * min(1/|g|, 1/c)")
-    acts = {
-        getattr(layer, "activation", None)
-        for layer in spec.model.layers
-        if isinstance(layer, (DenseLayer, ActivationLayer))
-    }
-    if acts & {"gelu", "leaky_relu"}:
-        out.append("keras: gelu/LeakyReLU -> duofit ExactGELU/ExactLeakyReLU (float64 constants)")
+def strict_translations(spec: Spec, backends: Sequence[str] = ("torch", "keras")) -> list[str]:
+    """What the backends do differently in strict mode for this spec (no framework is imported).
+
+    Each backend says what it translates (:meth:`duofit.backends.base.Backend.strict_translations`);
+    the Keras backends share one translation, listed once.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec({"data": {"kind": "iris"}, "model": {"layers": [{"type": "dense", "units": 3}]},
+        ...                   "loss": {"type": "categorical_crossentropy"}, "optimizer": {"type": "sgd"}})
+        >>> [line.split(":")[0] for line in strict_translations(spec)]
+        ['keras']
+    """
+    out: list[str] = []
+    for name in backends:
+        out += [line for line in describe(name).strict_translations(spec) if line not in out]
     return out

@@ -1,35 +1,36 @@
-"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND OUTDIR [--strict]``.
+"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND FOLDER [--strict]``.
 
 In a fresh process (one per Keras backend), it records everything the report compares:
 initial weights read back from the framework, the first forward output (eval mode), the
 first batch's loss and gradients (train mode), then a full training run with per-step
-records. Writes ``OUTDIR/probe.npz`` and the RunResult files; ``OUTDIR/error.json`` on a
-DuofitError.
+records, on one load of the data. Writes ``FOLDER/probe.npz`` and the RunResult files into
+``FOLDER/run``; ``FOLDER/error.json`` (type, message, field path) on a DuofitError, as every
+worker of :mod:`duofit.common.isolated`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from duofit.common.errors import DuofitError
-from duofit.common.io import save_npz, write_json
+from duofit.common.data import Dataset
+from duofit.common.io import save_npz
+from duofit.common.isolated import worker_main
+from duofit.common.spec import Spec
 
 __all__ = ["main", "probe"]
 
 
-def probe(spec_json: str, backend: str, strict: bool) -> dict[str, np.ndarray]:
+def probe(spec: Spec, dataset: Dataset, backend: str, strict: bool) -> dict[str, np.ndarray]:
     """Stages (a)-(c) for one backend, as named arrays."""
     from duofit.backends.base import make_plan
-    from duofit.common.data import load_dataset
-    from duofit.common.registry import backend_module
-    from duofit.common.spec import Spec
+    from duofit.common.registry import get_backend
 
-    spec = Spec.model_validate_json(spec_json)
-    probe_mod = backend_module(backend, "probe")  # the backend package sets KERAS_BACKEND etc. first
-    plan = make_plan(spec, load_dataset(spec), strict=strict)
+    probe_mod = get_backend(backend)  # a Keras backend selects its framework (KERAS_BACKEND) first
+    plan = make_plan(spec, dataset, strict=strict)
     first = plan.order[0, : spec.train.batch_size]
     x, t = plan.dataset.x_train[first], plan.t_train[first]
     out: dict[str, np.ndarray] = {}
@@ -43,25 +44,22 @@ def probe(spec_json: str, backend: str, strict: bool) -> dict[str, np.ndarray]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    strict = "--strict" in args
-    spec_path, backend, outdir = [a for a in args if a != "--strict"]
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict", action="store_true")
+
+
+def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> None:
+    from duofit.common.data import load_dataset
     from duofit.runner import run
 
-    try:
-        spec_json = Path(spec_path).read_text(encoding="utf-8")
-        save_npz(out / "probe.npz", probe(spec_json, backend, strict))
-        from duofit.common.spec import Spec
+    dataset = load_dataset(spec)
+    save_npz(folder / "probe.npz", probe(spec, dataset, backend, args.strict))
+    run(spec, backend, out=folder / "run", record_steps=True, strict=args.strict, dataset=dataset)
 
-        run(Spec.model_validate_json(spec_json), backend, out=out / "run", record_steps=True, strict=strict)
-    except DuofitError as exc:
-        write_json(out / "error.json", {"type": type(exc).__name__, "message": str(exc)})
-        return exc.exit_code
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    return worker_main("duofit.parity.worker", argv, _body, _options)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Modules (each imported on first use; Optuna only by ``search``):
 - ``cli``: the ``duofit cv | tune | sweep`` subcommands.
 
 Example:
+    Trains five models on every backend, so the last line is not run as a doctest.
+
     >>> from duofit.tuning.cv import cross_validate
     >>> cross_validate("examples/seed.toml", n_folds=5).table()   # doctest: +SKIP
 """

@@ -4,6 +4,8 @@ Handlers follow ``duofit/cli.py``'s conventions: they return an exit code and ra
 ``DuofitError`` subclasses for bad input (printed as one paragraph, exit code 2).
 
 Example:
+    Trains five models on every backend, so it is not run as a doctest.
+
     >>> from duofit.cli import main
     >>> main(["cv", "examples/seed.toml", "--folds", "5"])    # doctest: +SKIP
     0
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from duofit.common.choice import parse_names
 from duofit.common.errors import SpecError
 
 __all__ = ["add_commands"]
@@ -31,10 +34,6 @@ def _print_frame(frame: Any, digits: int = 4) -> None:
     fmt = f"{{:.{digits}f}}".format
     with pd.option_context("display.max_columns", 60, "display.width", 200, "display.float_format", fmt):
         print(frame.to_string())
-
-
-def _names(text: str | None) -> list[str] | None:
-    return [b.strip() for b in text.split(",") if b.strip()] if text else None
 
 
 def _spec_name(spec: Any, path: str) -> str:
@@ -51,7 +50,7 @@ def _cmd_cv(args: argparse.Namespace) -> int:
     cv = cross_validate(
         spec,
         args.folds,
-        _names(args.backends),
+        parse_names(args.backends),
         seed=args.seed,
         stratify=not args.no_stratify,
         isolate=not args.in_process,
@@ -163,16 +162,12 @@ def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: 
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from duofit.common.choice import resolve_backends
     from duofit.common.loader import load_spec
-    from duofit.common.registry import check_installed, installed_backends
 
     spec = load_spec(args.spec)
     name = _spec_name(spec, args.spec)
-    backends = _names(args.backend) or installed_backends()
-    if not backends:
-        raise SpecError("no backend is installed; pip install 'duofit[torch]' or 'duofit[tensorflow]'", path="backend")
-    for backend in backends:
-        check_installed(backend)
+    backends, _ = resolve_backends(parse_names(args.backend))
     if args.trials is not None and args.total is not None:
         raise SpecError("give --trials (trials to add) or --total (trials the study should reach), not both")
     args.storage = args.storage or f"sqlite:///results/{name}/tune.db"
@@ -204,7 +199,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         key, vals = parse_values(assignment)
         values[key] = vals
     out = Path(args.out) if args.out else Path("results") / _spec_name(spec, args.spec) / "sweep"
-    res = sweep(spec, values, _names(args.backends), isolate=not args.in_process, progress=not args.quiet, out=out)
+    res = sweep(spec, values, parse_names(args.backends), isolate=not args.in_process, progress=not args.quiet, out=out)
     table = res.table()
     cols = [*res.fields, "backend", *spec.metric_columns, "epochs", "final_loss", "final_val_loss", "diverged", "fit_s"]
     _print_frame(table[[c for c in cols if c in table]].set_index([*res.fields, "backend"]))

@@ -4,7 +4,8 @@ Folds come from :mod:`duofit.tuning.folds` (seeded ``StratifiedKFold`` / ``KFold
 scaler fitted inside each fold). Fold ``i`` starts from fresh initial weights drawn by
 the shared initializer with ``train.seed + i``, the same on every backend. Each backend
 runs all its folds in one worker process of its own (``python -m duofit.tuning.worker``,
-as ``duofit compare`` does with ``duofit.worker``), and the results come back as files.
+as ``duofit compare`` does with ``duofit.worker``); each fold's result is written once (into
+``out/<backend>/fold_<i>/`` when an output folder is given) and read back from those files.
 
 Example:
     >>> cv = cross_validate("examples/seed.toml", n_folds=5)   # doctest: +SKIP
@@ -23,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from duofit.common.errors import BackendError
-from duofit.common.isolated import run_worker, write_spec
+from duofit.common.choice import resolve_backends
+from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
-from duofit.common.registry import BACKENDS, check_installed, installed_backends
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 from duofit.tuning.fitting import run_on_dataset
@@ -34,7 +34,7 @@ from duofit.tuning.folds import Fold, make_folds, splitter_name
 
 __all__ = ["STD_DDOF", "CVResult", "cross_validate", "fold_spec", "run_folds"]
 
-# Spread across folds: numpy's default population std (ddof = 0), what the seed chapter's
+# Spread across folds: numpy's default population std (ddof = 0), what the tutorial's
 # `scores.std()` and scikit-learn's cross-validation examples print.
 STD_DDOF = 0
 
@@ -51,8 +51,17 @@ def fold_spec(spec: Spec, index: int) -> Spec:
     return spec.model_copy(update={"train": spec.train.model_copy(update={"seed": spec.train.seed + index})})
 
 
-def run_folds(spec: Spec, folds: Sequence[Fold], backend: str, progress: bool = False) -> list[RunResult]:
+def run_folds(
+    spec: Spec, folds: Sequence[Fold], backend: str, progress: bool = False, out: Path | None = None
+) -> list[RunResult]:
     """Train every fold on one backend in this process.
+
+    Args:
+        spec: The spec.
+        folds: The folds (:func:`~duofit.tuning.folds.make_folds`).
+        backend: Backend name.
+        progress: Show a progress bar per fold.
+        out: If given, each fold's result is written into ``out/fold_<i>/``.
 
     Example:
         >>> results = run_folds(spec, make_folds(spec, 3), "torch")   # doctest: +SKIP
@@ -64,7 +73,10 @@ def run_folds(spec: Spec, folds: Sequence[Fold], backend: str, progress: bool = 
             from duofit.common.plots import progress_bar
 
             bar = progress_bar(f"{backend} fold {fold.index + 1}/{len(folds)}", spec.train.epochs)
-        results.append(run_on_dataset(fold_spec(spec, fold.index), fold.dataset, backend, bar))
+        result = run_on_dataset(fold_spec(spec, fold.index), fold.dataset, backend, bar)
+        if out is not None:
+            result.save(out / f"fold_{fold.index + 1}")
+        results.append(result)
     return results
 
 
@@ -79,6 +91,7 @@ class CVResult:
         splitter: ``StratifiedKFold`` or ``KFold``.
         seed: The splitter's shuffling seed.
         skipped: ``{backend: reason}`` for backends that were not run.
+        folder: Where the runs wrote their results (``folder/<backend>/fold_<i>/``), if anywhere.
     """
 
     spec: Spec
@@ -87,6 +100,7 @@ class CVResult:
     splitter: str
     seed: int
     skipped: dict[str, str]
+    folder: Path | None = None
 
     @property
     def metric_names(self) -> list[str]:
@@ -158,14 +172,18 @@ class CVResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def save(self, folder: str | Path) -> dict[str, Path]:
-        """Write ``cv_folds.csv``, ``cv_summary.csv``, ``cv_history.csv`` and ``<backend>/fold_<i>/``."""
+        """Write ``cv_folds.csv``, ``cv_summary.csv``, ``cv_history.csv`` and ``<backend>/fold_<i>/``.
+
+        The fold folders are written only when the runs did not already write them there.
+        """
         from duofit.common.io import atomic_write_text
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        for name, results in self.results.items():
-            for i, res in enumerate(results):
-                res.save(out / name / f"fold_{i + 1}")
+        if self.folder is None or self.folder.resolve() != out.resolve():
+            for name, results in self.results.items():
+                for i, res in enumerate(results):
+                    res.save(out / name / f"fold_{i + 1}")
         paths = {"folds": out / "cv_folds.csv", "summary": out / "cv_summary.csv", "history": out / "cv_history.csv"}
         atomic_write_text(paths["folds"], self.fold_table().to_csv(index=False))
         atomic_write_text(paths["summary"], self.summary().to_csv(index=False))
@@ -173,31 +191,17 @@ class CVResult:
         return paths
 
 
-def _run_worker(
-    spec: Spec, backend: str, folder: Path, n_folds: int, seed: int, stratify: bool, progress: bool
+def _run_isolated(
+    spec: Spec, backend: str, folder: Path, out: Path | None, n_folds: int, seed: int, stratify: bool, progress: bool
 ) -> list[RunResult]:
-    """All folds of one backend in a fresh Python process; results come back as files."""
-    out = folder / "result"
-    args = [str(write_spec(spec, folder)), backend, str(out), "--folds", str(n_folds), "--seed", str(seed)]
-    args += [flag for flag, on in (("--no-stratify", not stratify), ("--progress", progress)) if on]
-    run_worker("duofit.tuning.worker", args, out, backend, "cross-validation")
-    return [RunResult.load(out / f"fold_{i + 1}") for i in range(n_folds)]
-
-
-def _backend_names(backends: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
-    skipped: dict[str, str] = {}
-    if backends is not None:
-        names = list(backends)
-        for name in names:
-            check_installed(name)
-        return names, skipped
-    names = installed_backends()
-    for name in BACKENDS:
-        if name not in names:
-            skipped[name] = f"not installed: pip install 'duofit[{BACKENDS[name].extra}]'"
-    if not names:
-        raise BackendError("no backend is installed; pip install 'duofit[torch]' or 'duofit[tensorflow]'")
-    return names, skipped
+    """All folds of one backend in a fresh Python process; it writes them under ``out`` (or ``folder``)."""
+    options = ["--folds", str(n_folds), "--seed", str(seed)]
+    options += [flag for flag, on in (("--no-stratify", not stratify), ("--progress", progress)) if on]
+    if out is not None:
+        options += ["--out", str(out)]
+    spawn("duofit.tuning.worker", spec, backend, folder, "cross-validation", options)
+    where = out if out is not None else folder
+    return [RunResult.load(where / f"fold_{i + 1}") for i in range(n_folds)]
 
 
 def cross_validate(
@@ -222,7 +226,8 @@ def cross_validate(
         isolate: Run each backend in its own worker process (default; Keras picks its
             backend once per process).
         progress: Show a progress bar per fold.
-        out: If given, save the results there (see :meth:`CVResult.save`).
+        out: If given, each fold's result is written into ``out/<backend>/fold_<i>/`` and
+            the tables go there too (see :meth:`CVResult.save`).
 
     Returns:
         A :class:`CVResult`; ``.table()`` is ``mean ± std`` per metric and backend.
@@ -238,16 +243,16 @@ def cross_validate(
     spec = load_spec(spec)
     seed = spec.data.split_seed if seed is None else int(seed)
     folds = make_folds(spec, n_folds, seed, stratify)  # fails fast on bad data, before any worker
-    names, skipped = _backend_names(backends)
+    names, skipped = resolve_backends(backends)
+    folder = Path(out) if out is not None else None
     results: dict[str, list[RunResult]] = {}
     with tempfile.TemporaryDirectory(prefix="duofit-cv-") as tmp:
         for name in names:
+            dest = folder / name if folder is not None else None
             if isolate:
-                folder = Path(tmp) / name
-                folder.mkdir()
-                results[name] = _run_worker(spec, name, folder, n_folds, seed, stratify, progress)
+                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, n_folds, seed, stratify, progress)
             else:
-                results[name] = run_folds(spec, folds, name, progress)
+                results[name] = run_folds(spec, folds, name, progress, out=dest)
     cv = CVResult(
         spec=spec,
         folds=folds,
@@ -255,7 +260,8 @@ def cross_validate(
         splitter=splitter_name(folds[0].dataset.task, stratify),
         seed=seed,
         skipped=skipped,
+        folder=folder,
     )
-    if out is not None:
-        cv.save(out)
+    if folder is not None:
+        cv.save(folder)
     return cv

@@ -3,7 +3,7 @@
 ``duofit.run`` loads the data named by the spec; cross-validation and the scikit-learn
 estimators bring their own arrays. :func:`run_on_dataset` is ``duofit.run`` with the
 dataset given, and :func:`predict_outputs` runs a trained model (weights in duofit's
-layout) on new inputs with the backend's own layers (its ``probe.forward``).
+layout) on new inputs with the backend's own layers (its ``Backend.forward``).
 
 Example:
     >>> from duofit.common.loader import load_spec
@@ -20,7 +20,7 @@ import numpy as np
 
 from duofit.common.data import Dataset
 from duofit.common.history import ProgressFn
-from duofit.common.registry import backend_module
+from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 
@@ -56,7 +56,7 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
     """Raw model outputs (logits or probabilities, per the spec's loss) for inputs ``x``.
 
     Inference with the training backend's own layer translation (dropout off, batch norm on
-    its moving statistics): ``duofit.backends.<backend>.probe.forward``.
+    its moving statistics): :meth:`duofit.backends.base.Backend.forward`.
 
     Args:
         backend: The backend that trained the weights.
@@ -70,5 +70,5 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
     Example:
         >>> predict_outputs("torch", res.spec, res.weights, x_new)   # doctest: +SKIP
     """
-    probe = backend_module(backend, "probe")  # checks the name and the install; selects the framework first
-    return np.asarray(probe.forward(spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)
+    model = get_backend(backend)  # checks the name and the install; selects the framework first
+    return np.asarray(model.forward(spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)

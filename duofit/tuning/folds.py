@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duofit.common.data import Dataset, load_dataset
+from duofit.common.data import Dataset, given_parts, prepare, read_arrays, spec_parts
+from duofit.common.data.targets import encode_targets
 from duofit.common.errors import DataError, SpecError
 from duofit.common.spec import Spec
 
@@ -64,29 +65,27 @@ class Fold:
 
 
 def pooled_data(spec: Spec) -> PooledData:
-    """All samples of the spec's data, loaded and checked by :func:`duofit.common.data.load_dataset`.
+    """All samples of the spec's data (:func:`duofit.common.data.read_arrays`), unscaled.
 
-    The split parts are concatenated (train, validation, test), unscaled.
+    Rows come in the order of the spec's own split (train, validation, test parts), so a
+    splitter seed always picks the same folds.
 
     Example:
         >>> pooled_data(spec).x.shape   # doctest: +SKIP
         (1000, 2)
     """
-    raw = spec.model_copy(update={"data": spec.data.model_copy(update={"standardize": False})})
-    ds = load_dataset(raw)
-    xs, ys = [ds.x_train], [ds.y_train]
-    if not ds.val_is_test:
-        xs.append(ds.x_val)
-        ys.append(ds.y_val)
-    xs.append(ds.x_test)
-    ys.append(ds.y_test)
+    x, y, names = read_arrays(spec)
+    targets = encode_targets(spec, y)
+    strat = spec.data.stratify and targets.task != "regression"
+    parts = spec_parts(spec, targets.y, strat)
+    order = np.concatenate([parts.train, *([] if parts.val_is_test else [parts.val]), parts.test])
     return PooledData(
-        x=np.concatenate(xs),
-        y=np.concatenate(ys),
-        task=ds.task,
-        n_classes=ds.n_classes,
-        classes=ds.classes,
-        feature_names=ds.feature_names,
+        x=x[order],
+        y=targets.y[order],
+        task=targets.task,
+        n_classes=targets.n_classes,
+        classes=targets.classes,
+        feature_names=names,
     )
 
 
@@ -122,7 +121,7 @@ def make_folds(spec: Spec, n_folds: int = 5, seed: int | None = None, stratify: 
         spec: A validated spec. ``data.standardize`` turns the per-fold scaler on;
             ``data.val_size > 0`` holds out that fraction of each fold's training part for
             per-epoch validation (else the held-out fold is the validation data, as in
-            the seed chapter).
+            the tutorial's training loop).
         n_folds: Number of folds (k).
         seed: Shuffling seed of the splitter; default ``data.split_seed``.
         stratify: Keep class proportions in every fold (classification only).
@@ -138,45 +137,18 @@ def make_folds(spec: Spec, n_folds: int = 5, seed: int | None = None, stratify: 
         >>> folds[0].dataset.x_train.mean(axis=0)        # doctest: +SKIP
         array([0., 0.])
     """
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     data = pooled_data(spec)
     seed = spec.data.split_seed if seed is None else seed
     stratified = splitter_name(data.task, stratify) == "StratifiedKFold"
     _check_folds(n_folds, len(data.y), data.y, stratified)
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_folds, shuffle=True, random_state=seed)
+    labels = data.y if data.classes is None else data.classes[data.y]  # prepare encodes them again, identically
     folds: list[Fold] = []
     for i, (train_idx, test_idx) in enumerate(splitter.split(data.x, data.y)):
-        val_idx = test_idx
-        if spec.data.val_size > 0:
-            strat = data.y[train_idx] if stratified else None
-            try:
-                train_idx, val_idx = train_test_split(
-                    train_idx, test_size=spec.data.val_size, random_state=seed, stratify=strat
-                )
-            except ValueError as exc:
-                raise DataError(f"data.val_size: cannot hold out validation data in fold {i}: {exc}") from None
-        x_tr, x_va, x_te = data.x[train_idx], data.x[val_idx], data.x[test_idx]
-        mean = scale = None
-        if spec.data.standardize:
-            shape = data.x.shape[1:]  # images are scaled per pixel on flat rows, then reshaped back
-            flat = [a.reshape(len(a), -1) for a in (x_tr, x_va, x_te)]
-            scaler = StandardScaler().fit(flat[0])  # the fold's training part only: no leakage
-            x_tr, x_va, x_te = (scaler.transform(a).reshape(len(a), *shape) for a in flat)
-            mean, scale = scaler.mean_, scaler.scale_
-        dataset = Dataset(
-            x_train=x_tr,
-            y_train=data.y[train_idx],
-            x_val=x_va,
-            y_val=data.y[val_idx],
-            x_test=x_te,
-            y_test=data.y[test_idx],
-            task=data.task,
-            n_classes=data.n_classes,
-            classes=data.classes,
-            feature_names=data.feature_names,
-            val_is_test=spec.data.val_size == 0,
-        )
-        folds.append(Fold(i, train_idx, val_idx, test_idx, dataset, mean, scale))
+        parts = given_parts(spec, data.y, train_idx, test_idx, seed, stratified)
+        ds = prepare(spec, data.x, labels, data.feature_names, parts)
+        mean, scale = (ds.scaler.mean_, ds.scaler.scale_) if ds.scaler is not None else (None, None)
+        folds.append(Fold(i, parts.train, parts.val, parts.test, ds, mean, scale))
     return folds

@@ -6,6 +6,8 @@ values set; run it with ``duofit run``), ``best.json`` and ``optimization_histor
 (objective per trial and the best so far).
 
 Example:
+    Needs a finished study, so it is not run as a doctest.
+
     >>> paths = save_tuning(result, "results/seed/tune/seed-torch")   # doctest: +SKIP
     >>> sorted(paths)                                                 # doctest: +SKIP
     ['best', 'best_spec', 'history_png', 'trials']
@@ -36,6 +38,8 @@ def trials_frame(result: TuneResult) -> Any:
     """Every trial of the study as a DataFrame (Optuna's ``trials_dataframe``, durations in seconds).
 
     Example:
+        Needs a finished study, so it is not run as a doctest.
+
         >>> trials_frame(result)[["number", "state", "value"]]   # doctest: +SKIP
     """
     frame = result.study.trials_dataframe(
@@ -50,6 +54,8 @@ def plot_history(result: TuneResult, path: str | Path) -> Path:
     """Objective value per finished trial and the best-so-far line, as a PNG.
 
     Example:
+        Needs a finished study, so it is not run as a doctest.
+
         >>> plot_history(result, "optimization_history.png")   # doctest: +SKIP
     """
     import matplotlib
@@ -91,6 +97,8 @@ def save_tuning(result: TuneResult, folder: str | Path) -> dict[str, Path]:
         ``{"trials", "best", "best_spec", "history_png"}`` -> paths (``best_spec`` only with a finished trial).
 
     Example:
+        Needs a finished study, so it is not run as a doctest.
+
         >>> save_tuning(result, "results/seed/tune/seed-torch")["best_spec"]   # doctest: +SKIP
         PosixPath('results/seed/tune/seed-torch/best_spec.toml')
     """
@@ -123,6 +131,8 @@ def load_best(folder: str | Path) -> dict[str, Any]:
     """Read ``best.json`` written by :func:`save_tuning`.
 
     Example:
+        Needs a finished study, so it is not run as a doctest.
+
         >>> load_best("results/seed/tune/seed-torch")["best_params"]   # doctest: +SKIP
         {'optimizer.lr': 0.0566, 'model.layers[0].units': 11, 'train.batch_size': 32}
     """
@@ -157,6 +167,8 @@ def agreement(best: Mapping[str, Mapping[str, Any]], log_fields: set[str]) -> An
         DataFrame indexed by ``metric`` and each field, one column per backend plus ``agree``.
 
     Example:
+        Needs finished studies, so it is not run as a doctest.
+
         >>> agreement({"torch": b1, "keras": b2}, {"optimizer.lr"})   # doctest: +SKIP
     """
     import pandas as pd

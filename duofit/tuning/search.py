@@ -13,7 +13,9 @@ finishes, so killing the process loses only the trial that was running; a heartb
 that one ``FAIL`` once it has been silent for twice the heartbeat interval.
 
 Example:
-    >>> from duofit.tuning.space import load_space
+    A study trains models, so it is not run as a doctest.
+
+    >>> from duofit.tuning.space import load_space                             # doctest: +SKIP
     >>> spec = duofit.load_spec("examples/seed.toml")                          # doctest: +SKIP
     >>> res = tune(spec, load_space("examples/space.toml", spec), "torch",
     ...            search="bayes", n_trials=20, storage="sqlite:///tune.db")   # doctest: +SKIP
@@ -30,9 +32,10 @@ import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from duofit.common.errors import SpecError
+from duofit.common.metrics.registry import REGISTRY
 from duofit.common.paths import with_values
 from duofit.common.registry import check_installed
 from duofit.common.spec import Spec
@@ -41,7 +44,6 @@ from duofit.tuning.storage import HEARTBEAT_S, open_storage
 
 __all__ = [
     "DEFAULT_TRIALS",
-    "MAXIMIZE",
     "PRUNER_STARTUP_TRIALS",
     "PRUNER_WARMUP_FRACTION",
     "SEARCHES",
@@ -55,16 +57,16 @@ __all__ = [
 
 SEARCHES = ("grid", "random", "bayes")
 DEFAULT_TRIALS = 20  # trials per call for random / Bayesian search when neither --trials nor --total is given
-# Metrics where higher is better (the rest -- loss, mse, rmse, mae -- are minimised).
-MAXIMIZE = ("accuracy", "precision", "recall", "f1", "roc_auc", "r2")
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random trials before TPE starts modelling the space
 PRUNER_STARTUP_TRIALS = 5  # Optuna MedianPruner's default: never prune before 5 trials have finished
 # A trial is not judged during its first 10% of epochs: early epochs of every learning rate look alike.
 PRUNER_WARMUP_FRACTION = 0.1
 _FINISHED = ("COMPLETE", "PRUNED")
 
+Direction = Literal["minimize", "maximize"]
 
-def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
+
+def objective_column(spec: Spec, metric: str | None) -> tuple[str, Direction]:
     """The history column a study optimises and its direction.
 
     Args:
@@ -79,7 +81,8 @@ def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
         SpecError: the metric is not in the spec's ``metrics`` (lists what is allowed).
 
     Example:
-        >>> objective_column(spec, None)       # doctest: +SKIP
+        >>> from duofit.common.loader import load_spec
+        >>> objective_column(load_spec("examples/seed.toml"), None)
         ('val_accuracy', 'maximize')
     """
     entries = {e.column: e for e in spec.metric_entries}
@@ -95,7 +98,7 @@ def objective_column(spec: Spec, metric: str | None) -> tuple[str, str]:
             f"--metric {name!r} needs per-epoch metrics; set train.history_metrics = true or use --metric val_loss",
             path="train.history_metrics",
         )
-    maximize = base != "loss" and entries[base].name in MAXIMIZE  # f1_weighted is an f1
+    maximize = base != "loss" and REGISTRY[entries[base].name].higher_is_better  # f1_weighted is an f1; loss: min
     return f"val_{base}", ("maximize" if maximize else "minimize")
 
 
@@ -103,6 +106,8 @@ def study_counts(study: Any) -> dict[str, int]:
     """Number of trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ...).
 
     Example:
+        Needs a study, so it is not run as a doctest.
+
         >>> study_counts(result.study)   # doctest: +SKIP
         {'COMPLETE': 23, 'PRUNED': 17}
     """
@@ -194,6 +199,8 @@ def enqueue_grid(study: Any, space: SearchSpace, want: int | None) -> int:
         want: Trials to run in this call; ``None`` = the rest of the grid.
 
     Example:
+        Needs a study, so it is not run as a doctest.
+
         >>> enqueue_grid(study, space, None)   # doctest: +SKIP
         4
     """
@@ -312,24 +319,54 @@ def tune(
         SpecError: bad search name, metric, storage or study mismatch.
 
     Example:
+        Trains models on a backend, so it is not run as a doctest.
+
         >>> res = tune(spec, space, "keras", search="random", n_trials=5)   # doctest: +SKIP
         >>> res.counts                                                     # doctest: +SKIP
         {'COMPLETE': 5}
     """
     import optuna
 
-    if search not in SEARCHES:
-        raise SpecError(f"--search: unknown search {search!r}; allowed: {', '.join(SEARCHES)}", path="search")
-    if (n_trials is not None and n_trials < 0) or (total_trials is not None and total_trials < 0):
-        raise SpecError("--trials / --total must be >= 0", path="trials")
+    _check_counts(search, n_trials, total_trials)
     check_installed(backend)
     space.check(spec)
     column, direction = objective_column(spec, metric or space.metric)
     prune = (search == "bayes") if prune is None else prune
-    name = study_name or f"{spec.name or 'study'}-{backend}"
     storage = storage or f"sqlite:///results/{spec.name or 'study'}/tune.db"
+    name = study_name or f"{spec.name or 'study'}-{backend}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = open_storage(storage, heartbeat_s)
+    study = _open_study(
+        spec, space, backend, open_storage(storage, heartbeat_s), name, column, direction, search, prune, seed
+    )
+    todo = _trials_to_run(study, space, search, n_trials, total_trials)
+    ran: list[int] = []
+    if todo > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            objective = _objective(spec, space, backend, column, prune, search)
+            study.optimize(objective, n_trials=todo, callbacks=_callbacks(ran, total_trials, callback))
+    return _result(study, spec, storage, backend, column, direction, ran=len(ran))
+
+
+def _open_study(
+    spec: Spec,
+    space: SearchSpace,
+    backend: str,
+    store: Any,
+    name: str,
+    column: str,
+    direction: Direction,
+    search: str,
+    prune: bool,
+    seed: int,
+) -> Any:
+    """Create or load the study, check it matches this spec and objective, and attach the sampler and pruner.
+
+    The sampler seed is offset by the trials the study already has, so that a continued
+    study does not replay the first run's random draws.
+    """
+    import optuna
+
     probe = optuna.create_study(storage=store, study_name=name, direction=direction, load_if_exists=True)
     _check_study(probe, spec, backend, column, direction, space)
     existing = len(probe.get_trials(deepcopy=False))
@@ -337,28 +374,44 @@ def tune(
         optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS) if prune else optuna.pruners.NopPruner()
     )
     sampler = _sampler(search, space, seed + existing)
-    study = optuna.load_study(study_name=name, storage=store, sampler=sampler, pruner=pruner)
+    return optuna.load_study(study_name=name, storage=store, sampler=sampler, pruner=pruner)
+
+
+def _check_counts(search: str, n_trials: int | None, total_trials: int | None) -> None:
+    """Refuse an unknown search and negative trial counts."""
+    if search not in SEARCHES:
+        raise SpecError(f"--search: unknown search {search!r}; allowed: {', '.join(SEARCHES)}", path="search")
+    if (n_trials is not None and n_trials < 0) or (total_trials is not None and total_trials < 0):
+        raise SpecError("--trials / --total must be >= 0", path="trials")
+
+
+def _trials_to_run(study: Any, space: SearchSpace, search: str, n_trials: int | None, total_trials: int | None) -> int:
+    """Trials this call runs: up to ``total_trials`` finished, else ``n_trials``, else the default.
+
+    Grid search enqueues its points here and runs at most the rest of the grid.
+    """
     finished = sum(study_counts(study).get(s, 0) for s in _FINISHED)
+    want: int | None = None  # neither given: the rest of the grid, or DEFAULT_TRIALS
     if total_trials is not None:
-        todo = max(0, total_trials - finished)
+        want = max(0, total_trials - finished)
     elif n_trials is not None:
-        todo = n_trials
-    else:
-        todo = None if search == "grid" else DEFAULT_TRIALS  # grid: the rest of the grid
+        want = n_trials
     if search == "grid":
-        todo = enqueue_grid(study, space, todo)
-    ran: list[int] = []
+        return enqueue_grid(study, space, want)
+    return DEFAULT_TRIALS if want is None else want
+
+
+def _callbacks(ran: list[int], total_trials: int | None, callback: Callable[[Any, Any], None] | None) -> list[Any]:
+    """Optuna callbacks: record this call's trial numbers in ``ran``, stop at ``total_trials``, then ``callback``."""
+    import optuna
+
     callbacks: list[Any] = [lambda _study, trial: ran.append(trial.number)]
     if total_trials is not None:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         callbacks.append(optuna.study.MaxTrialsCallback(total_trials, states=states))
     if callback is not None:
         callbacks.append(callback)
-    if todo > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(_objective(spec, space, backend, column, prune, search), n_trials=todo, callbacks=callbacks)
-    return _result(study, spec, storage, backend, column, direction, ran=len(ran))
+    return callbacks
 
 
 def _result(study: Any, spec: Spec, storage: str, backend: str, column: str, direction: str, ran: int) -> TuneResult:

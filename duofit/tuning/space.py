@@ -24,8 +24,9 @@ Every bound, grid point and choice is checked against the spec when the space is
 loaded, so an unknown field or a value the spec refuses is reported before any trial.
 
 Example:
-    >>> space = load_space("examples/space.toml", spec)     # doctest: +SKIP
-    >>> space.grid()["optimizer.lr"]                        # doctest: +SKIP
+    >>> from duofit.common.loader import load_spec
+    >>> space = load_space("examples/space.toml", load_spec("examples/seed.toml"))
+    >>> space.grid()["optimizer.lr"]
     [0.1, 0.01, 0.001]
 """
 
@@ -189,8 +190,9 @@ class SearchSpace(_Base):
         """``{field: grid points}`` for a grid search.
 
         Example:
-            >>> space.grid()      # doctest: +SKIP
-            {'optimizer.lr': [0.1, 0.01, 0.001], 'train.batch_size': [16, 32, 64]}
+            >>> from duofit.common.loader import load_spec
+            >>> load_space("examples/space.toml", load_spec("examples/seed.toml")).grid()
+            {'optimizer.lr': [0.1, 0.01, 0.001], 'model.layers[0].units': [4, 16], 'train.batch_size': [16, 32, 64]}
         """
         return {p.field: p.values() for p in self.params}
 

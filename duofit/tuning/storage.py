@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from duofit.common.errors import SpecError
+from duofit.tuning.compat import check_stale_trials, rdb_internals
 
 __all__ = ["HEARTBEAT_S", "open_storage", "stale_without_heartbeat", "storage_url"]
 
@@ -61,9 +62,9 @@ def stale_without_heartbeat(storage: Any, study_id: int, grace_s: float) -> list
         >>> stale_without_heartbeat(storage, study_id=1, grace_s=20)   # doctest: +SKIP
         [7]
     """
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
     from optuna.trial import TrialState
+
+    models, _create_scoped_session = rdb_internals()
 
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_s)
     with _create_scoped_session(storage.scoped_session) as session:  # read-only; Optuna fails the trials
@@ -84,7 +85,9 @@ def _durable_class() -> type:
     """RDBStorage whose stale-trial check also catches trials killed before their first heartbeat."""
     import optuna
 
-    class DurableStorage(optuna.storages.RDBStorage):  # type: ignore[misc]
+    check_stale_trials(optuna.storages.RDBStorage)
+
+    class DurableStorage(optuna.storages.RDBStorage):
         def _get_stale_trial_ids(self, study_id: int) -> list[int]:
             ids = list(super()._get_stale_trial_ids(study_id))
             grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)

@@ -1,7 +1,7 @@
 """Sweeps: one spec over a list of values for a field (or several), on every backend.
 
-``duofit sweep examples/seed.toml --set optimizer.lr=0.1,0.01,0.001`` runs the seed
-chapter's learning-rate challenge; a sweep file holds the same in TOML:
+``duofit sweep examples/seed.toml --set optimizer.lr=0.1,0.01,0.001`` runs the
+tutorial's learning-rate challenge; a sweep file holds the same in TOML:
 
 ```toml
 [sweep]
@@ -14,6 +14,8 @@ combination is a :func:`duofit.compare` (one worker process per backend); the re
 are one table and one figure with every loss curve overlaid.
 
 Example:
+    Trains a model per value and backend, so it is not run as a doctest.
+
     >>> res = sweep("examples/seed.toml", {"optimizer.lr": [0.1, 0.01, 0.001]})  # doctest: +SKIP
     >>> res.table()[["optimizer.lr", "backend", "accuracy"]]                    # doctest: +SKIP
 """
@@ -44,7 +46,7 @@ def is_sweep_file(path: str | Path) -> bool:
     """True for a TOML file whose only top-level table is ``[sweep]``.
 
     Example:
-        >>> is_sweep_file("examples/lr_sweep.toml"), is_sweep_file("examples/seed.toml")   # doctest: +SKIP
+        >>> is_sweep_file("examples/lr_sweep.toml"), is_sweep_file("examples/seed.toml")
         (True, False)
     """
     p = Path(path)
@@ -64,8 +66,8 @@ def load_sweep(path: str | Path) -> tuple[Spec, dict[str, list[Any]]]:
         SpecError: unknown keys, a missing spec, or values that are not lists.
 
     Example:
-        >>> spec, values = load_sweep("examples/lr_sweep.toml")   # doctest: +SKIP
-        >>> values                                                 # doctest: +SKIP
+        >>> spec, values = load_sweep("examples/lr_sweep.toml")
+        >>> values
         {'optimizer.lr': [0.1, 0.01, 0.001]}
     """
     p = Path(path)
@@ -149,6 +151,8 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     """Training and validation loss of every run, overlaid: one color per value, one line style per backend.
 
     Example:
+        Needs a finished sweep, so it is not run as a doctest.
+
         >>> plot_sweep(res, "sweep_curves.png")   # doctest: +SKIP
     """
     import matplotlib
@@ -206,6 +210,8 @@ def sweep(
         SpecError: an unknown field or a value the spec refuses (checked before any run).
 
     Example:
+        Trains on the torch backend, so it is not run as a doctest.
+
         >>> sweep("examples/seed.toml", {"optimizer.lr": [0.1, 0.01]}, ["torch"]).table()   # doctest: +SKIP
     """
     from sklearn.model_selection import ParameterGrid

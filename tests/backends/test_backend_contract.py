@@ -5,14 +5,13 @@ The same tests run for each backend through the parametrized ``backend`` fixture
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 import duofit
-from duofit.backends.base import make_plan
+from duofit.backends.base import Backend, make_plan
 from duofit.common.data import load_dataset
+from duofit.common.registry import get_backend
 from tests import reference
 
 BACKENDS = [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
@@ -32,8 +31,8 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _probe(backend: str):
-    return importlib.import_module(f"duofit.backends.{backend}.probe")
+def _probe(backend: str) -> Backend:
+    return get_backend(backend)
 
 
 def _spec(base: dict, **overrides) -> duofit.Spec:

@@ -12,15 +12,15 @@ import pytest
 import duofit
 from duofit.backends.base import make_plan
 from duofit.common.data import load_dataset
-from duofit.common.shapes import infer_shapes
+from duofit.common.spec.shapes import infer_shapes
 from tests import reference
 
 BACKENDS = [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
 # float64 forward vs numpy: summation order only.
 RTOL_F64 = 1e-12
-# issue F acceptance: the digits CNN reaches 0.95 test accuracy on every backend
+# documented target: the digits CNN reaches 0.95 test accuracy on every backend
 CNN_ACCURACY = 0.95
-# issue F acceptance: float64 strict parity of the CNN within 1e-10 relative per step
+# documented target: float64 strict parity of the CNN within 1e-10 relative per step
 CNN_STRICT_RTOL = 1e-10
 
 STACK = [

@@ -46,7 +46,7 @@ def test_float64_strict_parity_with_torch(backend: str, model: str) -> None:
         spec = _digits_cnn(SAME_POOLS)
     else:
         spec = duofit.load_spec("examples/seed.toml")
-    # issue F: float64 strict parity per step within CNN_STRICT_RTOL (1e-10; measured 4e-16 on CPU)
+    # float64 strict parity per step within CNN_STRICT_RTOL (1e-10; measured 4e-16 on CPU)
     assert_strict_parity(spec, backends=("torch", backend))
 
 

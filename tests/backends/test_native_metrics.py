@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from duofit.common.errors import BackendError
-from duofit.common.metric_options import MetricEntry, resolve_metrics
-from duofit.common.metrics import compute_metrics, probabilities
+from duofit.common.metrics import REGISTRY, compute_metrics, probabilities
+from duofit.common.spec import METRICS, MetricEntry, resolve_metrics
 
 BACKENDS = [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
 
@@ -148,6 +148,18 @@ def test_non_finite_outputs_give_nan(backend: str) -> None:
     out = np.array([[np.nan], [1.0], [0.5], [-1.0]], dtype=np.float32)
     got = mod.native_metrics(["accuracy", "f1", "roc_auc"], "binary", np.array([0, 1, 1, 0]), out, True)
     assert all(math.isnan(v) for v in got.values()), got
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_registry_metric_has_a_native_implementation(backend: str) -> None:
+    """Each backend's table is keyed by the registry's names (no backend marks a metric unsupported)."""
+    mod = importlib.import_module(f"duofit.backends.{backend}.metrics")
+    assert list(mod.METRICS) == list(REGISTRY) == list(METRICS)
+    y, out = np.array([0, 1, 1, 0]), np.array([[-1.0], [2.0], [0.5], [0.2]], dtype=np.float32)
+    for name, metric in REGISTRY.items():
+        task = "regression" if metric.task == "regression" else "binary"
+        got = mod.native_metrics([name], task, y, out, task == "binary")
+        assert math.isfinite(got[name]), name
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

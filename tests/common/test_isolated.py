@@ -49,3 +49,29 @@ def test_a_worker_that_crashes_is_reported_with_its_exit_code_and_output(tmp_pat
     message = str(info.value)
     assert "'torch'" in message and "cross-validation worker" in message and "exit code 7" in message
     assert message.endswith("about to fail\n") and len(message) < 2200  # only the end of the output
+
+
+@pytest.mark.parity
+def test_a_parity_worker_error_keeps_its_type_and_field_path(tmp_path: Path) -> None:
+    """The parent's data load passes; the torch worker's spec (an override) fails in the worker."""
+    from duofit.parity import parity
+
+    with pytest.raises(DataError) as info:
+        parity("examples/seed.toml", epochs=1, overrides={"torch": ["data.params.nosuch=1"]})
+    assert info.value.path == "data.params.nosuch"
+    assert "make_classification has no parameter 'nosuch'" in str(info.value)
+
+
+def test_worker_main_reports_a_spec_error_with_its_path(tmp_path: Path) -> None:
+    from duofit.common.isolated import worker_main, write_spec
+    from duofit.common.loader import load_spec
+
+    spec_file = write_spec(load_spec("examples/seed.toml"), tmp_path)
+
+    def body(spec, backend, folder, args) -> None:  # type: ignore[no-untyped-def]
+        raise SpecError(f"train.epochs: bad for {backend}", path="train.epochs")
+
+    assert worker_main("duofit.worker", [str(spec_file), "torch", str(tmp_path)], body) == 2
+    with pytest.raises(SpecError) as info:
+        raise_from_file(tmp_path, "torch", "run")
+    assert info.value.path == "train.epochs" and str(info.value) == "train.epochs: bad for torch"

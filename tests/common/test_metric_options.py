@@ -10,7 +10,7 @@ import pytest
 
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec, spec_to_toml
-from duofit.common.metric_options import column_name, resolve_metrics
+from duofit.common.spec import column_name, resolve_metrics
 from duofit.tuning.search import objective_column
 
 

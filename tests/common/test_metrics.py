@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import tomllib
 
 import numpy as np
 import pytest
@@ -8,12 +9,52 @@ import sklearn.metrics as skm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from duofit.common.metrics import REFERENCE_METRICS, compute_metrics, probabilities
-from duofit.common.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from duofit.common.loader import load_spec
+from duofit.common.metrics import REGISTRY, EpochMetrics, compute_metrics, fast_metrics, probabilities
+from duofit.common.spec import CLASSIFICATION_METRICS, METRICS, REGRESSION_METRICS, Spec
+from duofit.tuning.search import objective_column
+from tests.conftest import EXAMPLES
 
 
-def test_every_metric_has_a_reference() -> None:
-    assert set(REFERENCE_METRICS) == set(CLASSIFICATION_METRICS) | set(REGRESSION_METRICS)
+def test_every_vocabulary_metric_has_a_reference_and_a_fast_formula() -> None:
+    assert list(REGISTRY) == list(METRICS)  # the vocabulary's names, in its order
+    for name, metric in REGISTRY.items():
+        assert metric.name == name
+        assert metric.reference.__module__ == "duofit.common.metrics.reference", name
+        assert metric.fast.__module__ == "duofit.common.metrics.fast", name
+        assert metric.reference.__name__ == metric.fast.__name__ == name
+        info = METRICS[name]
+        assert (metric.task, metric.higher_is_better) == (info.task, info.higher_is_better)
+        assert metric.options == ("threshold",) * info.thresholded + ("average",) * info.averaged
+        assert (metric.reads == "predictions") == (info.task == "regression"), name
+        assert (metric.reads == "labels") == info.thresholded, name  # labels at a threshold
+    assert REGISTRY["roc_auc"].reads == "probabilities"
+
+
+def _spec_monitoring(name: str) -> Spec:
+    """The seed (or regression) example with ``name`` as its only metric, monitored by early stopping."""
+    example = "regression.toml" if METRICS[name].task == "regression" else "seed.toml"
+    doc = tomllib.loads((EXAMPLES / example).read_text(encoding="utf-8"))
+    doc["metrics"] = [name]
+    doc["train"].update(history_metrics=True, early_stopping={"monitor": f"val_{name}", "patience": 2})
+    return load_spec(doc)
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_higher_is_better_drives_early_stopping_mode_and_tuning_direction(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flipping a metric's ``higher_is_better`` in the vocabulary flips both decisions."""
+    spec = _spec_monitoring(name)
+    assert spec.train.early_stopping is not None and spec.train.early_stopping.mode == "auto"
+    original = METRICS[name].higher_is_better
+    assert original == (name not in ("mse", "rmse", "mae"))  # errors are minimised, scores maximised
+    for better in (original, not original):
+        monkeypatch.setitem(METRICS, name, METRICS[name]._replace(higher_is_better=better))
+        assert REGISTRY[name].higher_is_better == better
+        assert spec.monitor_mode() == ("max" if better else "min"), name
+        assert objective_column(spec, f"val_{name}") == (f"val_{name}", "maximize" if better else "minimize")
+        assert objective_column(spec, "val_loss")[1] == "minimize"  # losses are always minimised
 
 
 def test_binary_metrics_match_sklearn_on_probabilities() -> None:
@@ -166,8 +207,6 @@ def test_epoch_metrics_equal_the_reference(
     n: int, seed: int, ties: bool, threshold: float | None, logits: bool
 ) -> None:
     """The per-epoch evaluator (labels fixed once per run) gives the sklearn reference's values."""
-    from duofit.common.fastmetrics import EpochMetrics
-
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     raw = rng.normal(size=(n, 1)) * 3
@@ -185,3 +224,29 @@ def test_epoch_metrics_equal_the_reference(
     assert got.keys() == want.keys()
     for key, value in want.items():
         assert (math.isnan(value) and math.isnan(got[key])) or got[key] == pytest.approx(value, rel=FAST_RTOL), key
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_epoch_metrics_equal_fast_metrics_and_give_nan_on_non_finite_outputs(task: str) -> None:
+    """Both fast entry points (raw outputs per epoch, or probabilities) agree with each other and the reference."""
+    rng = np.random.default_rng(11)
+    if task == "regression":
+        names: list = list(REGRESSION_METRICS)
+        y, out = rng.normal(size=80), rng.normal(size=(80, 1))
+    elif task == "binary":
+        names = [*CLASSIFICATION_METRICS, {"name": "f1", "threshold": 0.3}]
+        y, out = rng.integers(0, 2, size=80), rng.normal(size=(80, 1))
+    else:
+        names = [*CLASSIFICATION_METRICS, {"name": "f1", "average": "weighted"}]
+        y, out = rng.integers(0, 4, size=80), rng.normal(size=(80, 4))
+    epoch = EpochMetrics(names, task, y, from_logits=True)
+    got = epoch(out)
+    scores = out if task == "regression" else probabilities(task, out, True)
+    assert got == fast_metrics(names, task, y, scores)
+    ref = compute_metrics(names, task, y, out, from_logits=True)
+    assert list(got) == list(ref)
+    assert got == pytest.approx(ref, rel=FAST_RTOL, abs=1e-14)
+    bad = out.copy()
+    bad[3] = np.nan
+    assert all(math.isnan(v) for v in epoch(bad).values())
+    assert all(math.isnan(v) for v in compute_metrics(names, task, y, bad, from_logits=True).values())

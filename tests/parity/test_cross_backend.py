@@ -14,7 +14,7 @@ pytestmark = pytest.mark.parity
 # float64, same initial weights and batches, SGD: only summation order differs, so per-epoch
 # losses agree to ~1e-15 relative per step; 1e-10 leaves room for 5 epochs x 25 steps of drift.
 RTOL_F64_SGD = 1e-10
-# float32 Adam: rounding (~6e-8) amplified by 500 adaptive steps; issue B measures 1e-4.
+# float32 Adam: rounding (~6e-8) amplified by 500 adaptive steps; the parity report's float32 tolerance is 1e-4.
 RTOL_F32_ADAM = 1e-4
 
 

@@ -1,4 +1,4 @@
-"""Issue B acceptance: the parity report on the seed spec and friends."""
+"""The parity report on the seed spec and friends: the documented parity tolerances hold."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from duofit.parity.convert import convert
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
 
-# Issue B acceptance, float64 strict: per-step loss <= 1e-12 relative, final weights <= 1e-10.
+# Documented parity target, float64 strict: per-step loss <= 1e-12 relative, final weights <= 1e-10.
 STRICT_STEP_RTOL = 1e-12
 STRICT_WEIGHTS_RTOL = 1e-10
-# Issue B acceptance, float32 default: per-step loss <= 1e-4 relative (or the cause is named).
+# Documented parity target, float32 default: per-step loss <= 1e-4 relative (or the cause is named).
 F32_STEP_RTOL = 1e-4
-# Issue B acceptance: torch -> keras -> torch keeps float32 predictions within 1e-6.
+# Documented conversion target: torch -> keras -> torch keeps float32 predictions within 1e-6.
 ROUNDTRIP_RTOL = 1e-6
 
 OPTIMIZERS = {

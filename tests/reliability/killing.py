@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["KILL_ROUNDS", "KillLog", "kill_rounds"]
 
-KILL_ROUNDS = 20  # issue G's acceptance: 20 random kill points each for bench and tune
+KILL_ROUNDS = 20  # the promised robustness: 20 random kill points each for bench and tune
 
 
 @dataclass

@@ -30,7 +30,7 @@ import textwrap
 
 import pytest
 
-# The acceptance scenario of issue 8: 50 specs in one process.
+# The promised scenario: 50 specs in one process leak no memory, threads or files.
 RUNS = 50
 # Runs before the baseline is taken: imports, first traces, allocator pools.
 WARMUP = 5

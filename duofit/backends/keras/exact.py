@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from duofit.common.shapes import same_pool_geometry
-from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 from keras import ops
+
+from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
+from duofit.common.spec.shapes import same_pool_geometry
 
 __all__ = ["EXACT_ACTIVATIONS", "ExactGELU", "ExactLeakyReLU", "exact_optimizer"]
 

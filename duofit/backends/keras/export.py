@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 
-import keras
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["FORMATS", "load_weights", "save_weights"]
-
-FORMATS = {".weights.h5": "Keras weights (HDF5)", ".keras": "Keras model archive"}
+__all__ = ["load_weights", "save_weights"]
 
 
 def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, input_shape: tuple[int, ...]) -> None:

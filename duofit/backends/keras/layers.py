@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import keras
 import numpy as np
 
-import keras
 from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
 from duofit.backends.keras.native import native
 from duofit.common.errors import BackendError, unsupported
@@ -56,7 +56,6 @@ ACTIVATIONS: dict[str, Callable[[float, str], keras.layers.Layer]] = {
     "linear": lambda slope, dtype: keras.layers.Activation("linear", dtype=dtype),
 }
 _DEFAULT_SLOPE = ActivationLayer.model_fields["negative_slope"].default
-_NATIVE_DENSE_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "gelu", "linear")
 
 
 @keras.saving.register_keras_serializable(package="duofit")

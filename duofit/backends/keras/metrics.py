@@ -39,12 +39,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 import keras
-from duofit.common.errors import unsupported
-from duofit.common.metric_options import MetricEntry, resolve_metrics
+import numpy as np
 from keras import ops
+
+from duofit.common.errors import unsupported
+from duofit.common.metrics.native import feed_batches
+from duofit.common.metrics.registry import REGISTRY
+from duofit.common.spec import MetricEntry
 
 __all__ = [
     "AUC_THRESHOLDS",
@@ -178,7 +180,7 @@ def _roc_auc(entry: MetricEntry, task: str, k: int) -> keras.metrics.Metric:
     return keras.metrics.AUC(num_thresholds=AUC_THRESHOLDS, multi_label=True, num_labels=k)
 
 
-METRICS: dict[str, Factory] = {
+_FACTORIES: dict[str, Factory] = {
     "accuracy": _accuracy,
     "precision": _precision_recall,
     "recall": _precision_recall,
@@ -189,6 +191,8 @@ METRICS: dict[str, Factory] = {
     "mae": lambda entry, task, k: keras.metrics.MeanAbsoluteError(),
     "r2": lambda entry, task, k: keras.metrics.R2Score(),
 }
+# In the registry's order; a registry name without a Keras metric fails here, at import.
+METRICS: dict[str, Factory] = {name: _FACTORIES[name] for name in REGISTRY}
 
 
 def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int = 2, device: Any = None) -> Any:
@@ -202,6 +206,7 @@ def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int
         device: Unused (Keras places metric variables itself); kept so the torch twin's calls work.
 
     Example:
+        >>> from duofit.common.spec import resolve_metrics
         >>> m = make_metric(resolve_metrics(["mae"], "regression")[0], "regression", False)
         >>> m.update_state(np.array([2.0, 2.0]), np.array([[1.0], [3.0]])); float(m.result())
         1.0
@@ -231,30 +236,22 @@ def native_metrics(
     batch_size: int = DEFAULT_BATCH,
     device: Any = None,
 ) -> dict[str, float]:
-    """Compute metrics with the Keras metric objects, feeding ``outputs`` batch by batch.
+    """Metrics from the Keras metric objects, fed float32 ``outputs`` in batches of ``batch_size``.
 
-    Args:
-        names: Metric names, option tables or resolved entries (as ``compute_metrics``).
-        task: ``binary``, ``multiclass`` or ``regression``.
-        y_true: Class indices or regression targets.
-        outputs: Raw model outputs.
-        from_logits: Whether ``outputs`` are logits.
-        batch_size: Samples per ``update_state`` call.
-        device: Unused (see :func:`make_metric`).
-
-    Returns:
-        ``{column: value}``, the same keys as :func:`duofit.common.metrics.compute_metrics`.
+    The arguments are :func:`duofit.common.metrics.native.feed_batches`'s, plus ``from_logits``
+    (whether ``outputs`` are logits) and ``device`` (unused, see :func:`make_metric`).
 
     Example:
         >>> native_metrics(["r2"], "regression", np.array([1.0, 2.0]), np.array([[1.0], [2.0]]), False)
         {'r2': 1.0}
     """
-    entries = resolve_metrics(names, task)
-    out = np.asarray(outputs, dtype=np.float32)
-    y = np.asarray(y_true)
-    k = out.shape[1] if task == "multiclass" else 2
-    metrics = {e.column: make_metric(e, task, from_logits, k) for e in entries}
-    for start in range(0, out.shape[0], batch_size):
-        for m in metrics.values():
-            m.update_state(y[start : start + batch_size], out[start : start + batch_size])
-    return collect(metrics)
+    return feed_batches(
+        names,
+        task,
+        np.asarray(y_true),
+        np.asarray(outputs, dtype=np.float32),
+        make=lambda entry, k: make_metric(entry, task, from_logits, k),
+        update=lambda metric, y, out: metric.update_state(y, out),
+        collect=collect,
+        batch_size=batch_size,
+    )

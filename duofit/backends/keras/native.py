@@ -11,7 +11,8 @@ and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) 
 - writing one element of a per-step record without a host sync (in place on TensorFlow
   and torch, functional ``.at[].set`` inside JAX's traced step);
 - gradients of a loss for the probe (``GradientTape`` / ``autograd`` / ``jax.grad``);
-- devices, thread settings and the versions/flags recorded with every run;
+- devices, thread settings, peak accelerator memory and the versions/flags recorded with
+  every run;
 - whether Keras' own ``AveragePooling2D(padding="same")`` averages over the real cells only,
   as TensorFlow does (not on torch: Keras 3.15.1 replicates the edge, cause ``same_avg_pool``).
 
@@ -29,13 +30,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 
-import keras
 from duofit.backends.base import TrainPlan
 from duofit.common.errors import BackendError
 
-__all__ = ["Native", "device_name", "keep_float64", "native", "on_device", "resolve_device"]
+__all__ = ["Native", "device_name", "devices", "framework_environment", "native", "on_device", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Native:
     versions: Callable[[], dict[str, Any]]
     gpus: Callable[[], list[str]]
     set_threads: Callable[[int], None]
+    init_threads: Callable[[int], None]
+    peak_memory_mb: Callable[[], float]
     batches: Callable[[TrainPlan, str], Any]
     steps_per_execution: Callable[[int], int]
     put: Callable[[Any, Any, Any], None]
@@ -81,7 +84,7 @@ def _tf_versions() -> dict[str, Any]:
         "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "interop_threads": tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
-        "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+        "tf32_matmul": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
         "op_determinism": os.environ.get("TF_DETERMINISTIC_OPS", "0") == "1",
     }
 
@@ -104,6 +107,12 @@ def _tf_threads(n: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:  # TF already initialised in this process: keep its setting
         pass
+
+
+def _tf_peak_mb() -> float:
+    import tensorflow as tf
+
+    return float(tf.config.experimental.get_memory_info("GPU:0")["peak"]) / 2**20
 
 
 def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
@@ -142,7 +151,7 @@ def _torch_versions() -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "keras_float64": "float64 ops kept in float64 (duofit)",
     }
@@ -158,6 +167,22 @@ def _torch_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+def _torch_init_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
+        pass
+
+
+def _torch_peak_mb() -> float:
+    import torch
+
+    return float(torch.cuda.max_memory_allocated()) / 2**20
 
 
 def _torch_put(var: Any, index: Any, value: Any) -> None:
@@ -208,6 +233,13 @@ def _jax_threads(n: int) -> None:
     limit_xla_threads(n)
 
 
+def _jax_peak_mb() -> float:
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return float(stats.get("peak_bytes_in_use", 0)) / 2**20
+
+
 def _jax_put(var: Any, index: Any, value: Any) -> None:
     var.assign(var.value.at[keras.ops.cast(index, "int32")].set(value.astype(var.value.dtype)))
 
@@ -233,6 +265,8 @@ _TABLE: dict[str, Native] = {
         _tf_versions,
         _tf_gpus,
         _tf_threads,
+        _tf_threads,
+        _tf_peak_mb,
         _tf_batches,
         lambda steps: steps,
         _tf_put,
@@ -244,6 +278,8 @@ _TABLE: dict[str, Native] = {
         _torch_versions,
         _torch_gpus,
         _torch_threads,
+        _torch_init_threads,
+        _torch_peak_mb,
         _generator_batches,
         lambda steps: 1,
         _torch_put,
@@ -255,6 +291,8 @@ _TABLE: dict[str, Native] = {
         _jax_versions,
         _jax_gpus,
         _jax_threads,
+        _jax_threads,
+        _jax_peak_mb,
         _generator_batches,
         lambda steps: 1,
         _jax_put,
@@ -262,25 +300,6 @@ _TABLE: dict[str, Native] = {
         True,
     ),
 }
-
-
-def keep_float64() -> bool:
-    """Let Keras-on-torch/JAX compute float64 ops in float64; True if a change was needed.
-
-    Keras 3's type promotion maps every float64 result to float32 on all frameworks but
-    TensorFlow, "to be aligned with JAX's default behavior"
-    (``keras/src/backend/common/dtypes.py``, ``BIT64_TO_BIT32_DTYPE``): ``ops.matmul`` of
-    two float64 tensors runs in float32 (3e-6 relative error measured on the digits MLP),
-    so a float64 spec would silently train in float32. duofit keeps float64 (recorded in
-    the run's environment as ``keras_float64``); float32 runs are unaffected.
-    """
-    from keras.src.backend.common import dtypes
-
-    table = dtypes.BIT64_TO_BIT32_DTYPE
-    if table.get("float64") == "float64":
-        return False
-    table["float64"] = "float64"
-    return True
 
 
 def native(name: str | None = None) -> Native:
@@ -326,3 +345,18 @@ def device_name(device: str) -> str:
     from duofit.common.envinfo import cpu_model
 
     return cpu_model()
+
+
+def devices() -> list[str]:
+    """Devices this backend can train on."""
+    return ["cpu"] + [f"gpu:{i} ({name})" for i, name in enumerate(native().gpus())]
+
+
+def framework_environment(device: str) -> dict[str, Any]:
+    """Versions and numeric flags that can change results or speed."""
+    return {
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "device": resolve_device(device),
+        **native().versions(),
+    }

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 
-import keras
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.backends.keras.native import native
-from duofit.common.shapes import model_input_shape
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
+from duofit.common.spec.shapes import model_input_shape
 
 __all__ = ["forward", "gradients", "loss_value", "roundtrip"]
 

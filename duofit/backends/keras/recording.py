@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
 
-import keras
+from duofit.backends.keras.compat import SkipAllReduce, check_all_reduce
 from duofit.backends.keras.native import native
 
 __all__ = ["RecordingSequential", "record_optimizer", "step_records"]
@@ -69,25 +70,19 @@ def record_optimizer(optimizer: keras.optimizers.Optimizer, n_steps: int, dtype:
     """Make ``optimizer`` record gradient norms (before clipping) and parameter norms.
 
     On TensorFlow the subclass also skips Keras' all-reduce of gradients when no
-    distribution strategy is active: it goes through ``tf.custom_gradient``, whose entry
-    in TensorFlow's global gradient registry is never freed and kept each run's
-    train-step graph alive (about 4.7 MiB per ``fit``; tests/reliability/test_resource_hygiene.py).
+    distribution strategy is active (:class:`~duofit.backends.keras.compat.SkipAllReduce`).
     """
     base = type(optimizer)
-    put = native().put
+    nat = native()
+    if nat.name == "tensorflow":
+        check_all_reduce(base)
+    put = nat.put
 
-    class Recording(base):  # type: ignore[misc,valid-type]
+    class Recording(SkipAllReduce, base):  # type: ignore[misc,valid-type]
         def build(self, variables: Any) -> None:
             super().build(variables)
             self._duofit_grad_norm = _nan_buffer(self, n_steps, dtype, "duofit_grad_norm")
             self._duofit_param_norm = _nan_buffer(self, n_steps, dtype, "duofit_param_norm")
-
-        def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> Any:  # TensorFlow only
-            import tensorflow as tf
-
-            if not tf.distribute.has_strategy():
-                return list(grads_and_vars)
-            return super()._all_reduce_sum_gradients(grads_and_vars)
 
         def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
             if not self.built:  # as Optimizer.apply does, before the buffers are needed

@@ -15,10 +15,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import keras
 import numpy as np
 
-import keras
-from duofit.backends.base import FitOutput, TrainPlan
+from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import make_loss
 from duofit.backends.keras.metrics import collect, make_metric
@@ -45,8 +45,7 @@ class _EpochEnd(keras.callbacks.Callback):
         self.t_val = plan.t_val if plan.t_val.dtype.kind in "iu" else plan.t_val.astype(dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
-        native = plan.spec.train.epoch_metrics == "native"
-        self.native = native and bool(recorder.metric_names) and recorder.y_val is not None
+        self.native = native_epoch_metrics(plan.spec, recorder)
         self.metric_objects: dict[str, keras.metrics.Metric] | None = None
         self.epoch_s: list[float] = []
         self._t0 = 0.0
@@ -132,14 +131,14 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(heads, spec),
-        timings={"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": callback.epoch_s},  # type: ignore[dict-item]
-        environment={
-            "device": device,
-            "device_name": device_name(device),
-            "keras_backend": nat.name,
-            "steps_per_execution": per_execution,
-            "jit_compile": bool(getattr(model, "jit_compile", False)),
-            "strict": plan.strict,
-        },
+        timings=fit_timings(build_s, fit_s, predict_s, callback.epoch_s),
+        environment=fit_environment(
+            device,
+            device_name(device),
+            plan.strict,
+            keras_backend=nat.name,
+            steps_per_execution=per_execution,
+            jit_compile=bool(getattr(model, "jit_compile", False)),
+        ),
         steps=records if plan.record_steps else {"loss": records["loss"]},
     )

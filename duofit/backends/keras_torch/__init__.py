@@ -11,6 +11,6 @@ from duofit.backends.kerasenv import select
 
 select("torch")
 
-from duofit.backends.keras import FRAMEWORK, devices, environment, fit  # noqa: E402
+import duofit.backends.keras  # noqa: E402,F401  (keras loads on torch)
 
-__all__ = ["FRAMEWORK", "devices", "environment", "fit"]
+__all__: list[str] = []

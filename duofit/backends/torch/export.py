@@ -9,26 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 import torch
+
 from duofit.backends.torch.layers import build_model, get_weights, set_weights
-from duofit.backends.torch.trainer import _DTYPES
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["FORMATS", "load_weights", "save_weights"]
-
-FORMATS = {".safetensors": "safetensors", ".npz": "numpy npz"}
-
-
-def _model(spec: Spec, input_shape: tuple[int, ...]) -> torch.nn.Sequential:
-    return build_model(spec, input_shape).to(dtype=_DTYPES[spec.train.dtype])
+__all__ = ["load_weights", "save_weights"]
 
 
 def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, input_shape: tuple[int, ...]) -> None:
     """Write duofit-layout ``weights`` as a torch ``state_dict`` file."""
-    model = _model(spec, input_shape)
-    set_weights(model, spec, weights)
+    model, heads = build_model(spec, input_shape, spec.train.dtype)
+    set_weights(heads, spec, weights)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -40,7 +33,7 @@ def save_weights(spec: Spec, weights: dict[str, np.ndarray], path: Path, input_s
 
 def load_weights(spec: Spec, path: Path, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Read a torch ``state_dict`` file back into duofit-layout arrays."""
-    model = _model(spec, input_shape)
+    model, heads = build_model(spec, input_shape, spec.train.dtype)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -52,4 +45,4 @@ def load_weights(spec: Spec, path: Path, input_shape: tuple[int, ...]) -> dict[s
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise DataError(f"{path}: does not match the spec's model: {exc}", path="weights") from None
-    return get_weights(model, spec)
+    return get_weights(heads, spec)

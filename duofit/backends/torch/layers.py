@@ -14,13 +14,14 @@ Translations (spec meaning -> torch):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
-
 import torch
+from torch import nn
+from torch.nn import functional as F
+
 from duofit.common.errors import BackendError, unsupported
-from duofit.common.shapes import infer_shapes, same_padding, same_pool_geometry
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -33,10 +34,20 @@ from duofit.common.spec import (
     MaxPool2DLayer,
     Spec,
 )
-from torch import nn
-from torch.nn import functional as F
+from duofit.common.spec.shapes import infer_shapes, same_padding, same_pool_geometry
 
-__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "get_weights", "kernel_penalty", "set_weights", "to_model_input"]
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "LAYERS",
+    "build_model",
+    "get_weights",
+    "kernel_penalty",
+    "set_weights",
+    "to_model_input",
+]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class _Softmax(nn.Module):
@@ -152,13 +163,19 @@ LAYERS: dict[type, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(spec: Spec, input_shape: int | Shape) -> nn.Sequential:
-    """One ``nn.Sequential`` entry per spec layer; images are NCHW inside the model.
+def build_model(
+    spec: Spec, input_shape: int | Shape, dtype: str, strict: bool = False
+) -> tuple[nn.Sequential, list[nn.Module]]:
+    """One ``nn.Sequential`` entry per spec layer, in ``dtype``; also returns those entries.
 
-    A dense/conv layer with an activation is an ``nn.Sequential`` of its own.
+    A dense/conv layer with an activation is an ``nn.Sequential`` of its own; images are
+    NCHW inside the model. Same shape as the Keras twin: ``(model, heads)``, where
+    ``heads[i]`` holds spec layer ``i``'s weights. No layer differs in strict mode on torch
+    (``strict`` is accepted for the twin's signature).
 
     Example:
-        >>> build_model(spec, 2)  # doctest: +SKIP
+        >>> model, heads = build_model(spec, 2, "float32")  # doctest: +SKIP
+        >>> model
         Sequential((0): Sequential((0): Linear(2, 10) (1): ReLU()) (1): Linear(10, 1))
     """
     shape: Shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
@@ -171,7 +188,8 @@ def build_model(spec: Spec, input_shape: int | Shape) -> nn.Sequential:
         out = shapes[i] or shape
         modules.append(factory(layer, shape, out))
         shape = out
-    return nn.Sequential(*modules)
+    model = nn.Sequential(*modules).to(dtype=DTYPES[dtype])
+    return model, list(model)
 
 
 def _find(block: nn.Module, cls: type) -> nn.Module:
@@ -185,32 +203,32 @@ _DENSE_PERM = (1, 0)
 _CONV_PERM = (3, 2, 0, 1)
 
 
-def _slots(model: nn.Sequential, spec: Spec) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
+def _slots(heads: Sequence[nn.Module], spec: Spec) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
     """``(duofit name, torch tensor, permutation from duofit to torch layout)`` per stored tensor."""
     slots: list[tuple[str, torch.Tensor, tuple[int, ...] | None]] = []
     for i, layer in enumerate(spec.model.layers):
-        block = model[i]
+        block = heads[i]
         if isinstance(layer, (DenseLayer, Conv2DLayer)):
             mod = _find(block, nn.Linear if isinstance(layer, DenseLayer) else nn.Conv2d)
             perm = _DENSE_PERM if isinstance(layer, DenseLayer) else _CONV_PERM
-            slots.append((f"layers.{i}.kernel", mod.weight, perm))  # type: ignore[arg-type]
+            slots.append((f"layers.{i}.kernel", mod.weight, perm))
             if mod.bias is not None:
-                slots.append((f"layers.{i}.bias", mod.bias, None))  # type: ignore[arg-type]
+                slots.append((f"layers.{i}.bias", mod.bias, None))
         elif isinstance(layer, BatchNormLayer):
             assert isinstance(block, (nn.BatchNorm1d, nn.BatchNorm2d))
             slots += [
                 (f"layers.{i}.gamma", block.weight, None),
                 (f"layers.{i}.beta", block.bias, None),
-                (f"layers.{i}.moving_mean", block.running_mean, None),  # type: ignore[list-item]
-                (f"layers.{i}.moving_variance", block.running_var, None),  # type: ignore[list-item]
+                (f"layers.{i}.moving_mean", block.running_mean, None),
+                (f"layers.{i}.moving_variance", block.running_var, None),
             ]
     return slots
 
 
-def set_weights(model: nn.Sequential, spec: Spec, weights: dict[str, np.ndarray]) -> None:
+def set_weights(heads: Sequence[nn.Module], spec: Spec, weights: dict[str, np.ndarray]) -> None:
     """Copy duofit-layout arrays into the model (dense/conv kernels permuted to torch's layout)."""
     with torch.no_grad():
-        for name, tensor, perm in _slots(model, spec):
+        for name, tensor, perm in _slots(heads, spec):
             arr = np.asarray(weights[name])
             src = torch.as_tensor(arr.transpose(perm) if perm else arr, dtype=tensor.dtype, device=tensor.device)
             if src.shape != tensor.shape:
@@ -218,10 +236,10 @@ def set_weights(model: nn.Sequential, spec: Spec, weights: dict[str, np.ndarray]
             tensor.copy_(src)
 
 
-def get_weights(model: nn.Sequential, spec: Spec) -> dict[str, np.ndarray]:
+def get_weights(heads: Sequence[nn.Module], spec: Spec) -> dict[str, np.ndarray]:
     """Model tensors as duofit-layout numpy arrays."""
     out: dict[str, np.ndarray] = {}
-    for name, tensor, perm in _slots(model, spec):
+    for name, tensor, perm in _slots(heads, spec):
         arr = tensor.detach().cpu().numpy()
         out[name] = np.ascontiguousarray(arr.transpose(np.argsort(perm)) if perm else arr).copy()
     return out
@@ -235,10 +253,10 @@ def to_model_input(
     return t.permute(0, 3, 1, 2).contiguous() if t.dim() == 4 else t
 
 
-def kernel_penalty(model: nn.Sequential, spec: Spec) -> Callable[[], torch.Tensor] | None:
+def kernel_penalty(heads: Sequence[nn.Module], spec: Spec) -> Callable[[], torch.Tensor] | None:
     """L1/L2 kernel penalties (dense and conv) as Keras' regularizers: l1*sum|W| + l2*sum W^2."""
     terms = []
-    for name, weight, _ in _slots(model, spec):
+    for name, weight, _ in _slots(heads, spec):
         layer = spec.model.layers[int(name.split(".")[1])]
         l1, l2 = getattr(layer, "l1", 0.0), getattr(layer, "l2", 0.0)
         if name.endswith(".kernel") and (l1 or l2):

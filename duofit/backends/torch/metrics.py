@@ -6,7 +6,7 @@ regression targets, one batch), ``compute()`` (a 0-d tensor, still on the device
 indexing, no ``bincount``, whose CUDA kernel syncs to size its output): the per-step cost is
 a few kernel launches; :func:`collect` reads every result with one transfer at the end.
 
-Formulas mirror the reference (:mod:`duofit.common.metrics`, sklearn) in float64: confusion
+Formulas mirror the reference (:mod:`duofit.common.metrics.reference`, sklearn) in float64: confusion
 counts in int64 (sklearn's ``zero_division=0``; multiclass averages over the labels present
 in ``y_true`` or the predictions, as sklearn does), exact ROC-AUC from average ranks
 (Mann-Whitney, ties counted half; classes absent from ``y_true`` are dropped and the scores
@@ -26,10 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-
 import torch
+
 from duofit.common.errors import unsupported
-from duofit.common.metric_options import MetricEntry, resolve_metrics
+from duofit.common.metrics.native import feed_batches
+from duofit.common.metrics.registry import REGISTRY, Reads
+from duofit.common.spec import MetricEntry
 
 __all__ = ["DEFAULT_BATCH", "METRICS", "NativeMetric", "collect", "make_metric", "native_metrics"]
 
@@ -199,17 +201,13 @@ class RegressionMetric(_Base):
 
 MetricFactory = Callable[[MetricEntry, str, bool, int, Any], NativeMetric]
 
-METRICS: dict[str, MetricFactory] = {
-    "accuracy": LabelMetric,
-    "precision": LabelMetric,
-    "recall": LabelMetric,
-    "f1": LabelMetric,
-    "roc_auc": RocAuc,
-    "mse": RegressionMetric,
-    "rmse": RegressionMetric,
-    "mae": RegressionMetric,
-    "r2": RegressionMetric,
+# One class per input a metric reads (the registry's `reads`): it holds every formula of those metrics.
+_BY_READS: dict[Reads, MetricFactory] = {
+    "labels": LabelMetric,
+    "probabilities": RocAuc,
+    "predictions": RegressionMetric,
 }
+METRICS: dict[str, MetricFactory] = {name: _BY_READS[metric.reads] for name, metric in REGISTRY.items()}
 
 
 def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int = 2, device: Any = "cpu") -> Any:
@@ -223,6 +221,7 @@ def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int
         device: Where the state lives (the model's device).
 
     Example:
+        >>> from duofit.common.spec import resolve_metrics
         >>> m = make_metric(resolve_metrics(["mae"], "regression")[0], "regression", False)
         >>> m.update(torch.tensor([[1.0], [3.0]]), torch.tensor([2.0, 2.0])); float(m.compute())
         1.0
@@ -255,30 +254,22 @@ def native_metrics(
     batch_size: int = DEFAULT_BATCH,
     device: Any = "cpu",
 ) -> dict[str, float]:
-    """Compute metrics with the native torch objects, feeding ``outputs`` batch by batch.
+    """Metrics from the torch metric objects, fed ``outputs`` in batches of ``batch_size``.
 
-    Args:
-        names: Metric names, option tables or resolved entries (as ``compute_metrics``).
-        task: ``binary``, ``multiclass`` or ``regression``.
-        y_true: Class indices or regression targets.
-        outputs: Raw model outputs.
-        from_logits: Whether ``outputs`` are logits.
-        batch_size: Samples per ``update`` call.
-        device: Torch device of the metric state.
-
-    Returns:
-        ``{column: value}``, the same keys as :func:`duofit.common.metrics.compute_metrics`.
+    The arguments are :func:`duofit.common.metrics.native.feed_batches`'s, plus ``from_logits``
+    (whether ``outputs`` are logits) and ``device`` (where the metric state lives).
 
     Example:
         >>> native_metrics(["r2"], "regression", np.array([1.0, 2.0]), np.array([[1.0], [2.0]]), False)
         {'r2': 1.0}
     """
-    entries = resolve_metrics(names, task)
-    out = torch.as_tensor(np.asarray(outputs), device=device)
-    y = torch.as_tensor(np.asarray(y_true), device=device)
-    k = out.shape[1] if task == "multiclass" else 2
-    metrics = {e.column: make_metric(e, task, from_logits, k, device) for e in entries}
-    for start in range(0, out.shape[0], batch_size):
-        for m in metrics.values():
-            m.update(out[start : start + batch_size], y[start : start + batch_size])
-    return collect(metrics)
+    return feed_batches(
+        names,
+        task,
+        torch.as_tensor(np.asarray(y_true), device=device),
+        torch.as_tensor(np.asarray(outputs), device=device),
+        make=lambda entry, k: make_metric(entry, task, from_logits, k, device),
+        update=lambda metric, y, out: metric.update(out, y),
+        collect=collect,
+        batch_size=batch_size,
+    )

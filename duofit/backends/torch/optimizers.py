@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
+
+from duofit.backends.torch.compat import foreach_mul_
 from duofit.common.errors import unsupported
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 
@@ -94,17 +97,17 @@ OPTIMIZERS: dict[type, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(
-    spec: object, params: Iterable[torch.nn.Parameter], strict: bool = False
-) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
-    """Build the optimizer and the ``before_step()`` hook (clipping, decoupled decay).
+def make_optimizer(spec: object, params: Iterable[torch.nn.Parameter], strict: bool = False) -> torch.optim.Optimizer:
+    """Build the optimizer for an optimizer spec; clipping and decoupled decay run inside ``step()``.
 
-    With ``strict``, global-norm clipping uses Keras' formula ``g * c * min(1/|g|, 1/c)``
-    instead of ``clip_grad_norm_``'s ``g * min(c / (|g| + 1e-6), 1)`` (parity mode).
+    Clipping (global norm, then value) and SGD/RMSprop decoupled decay run as a step
+    pre-hook, after ``backward()`` and before the update, as in Keras' ``apply``. With
+    ``strict``, global-norm clipping uses Keras' formula ``g * c * min(1/|g|, 1/c)`` instead
+    of ``clip_grad_norm_``'s ``g * min(c / (|g| + 1e-6), 1)`` (parity mode).
 
-    Returns:
-        ``(optimizer, before_step)``; call ``before_step()`` after ``backward()`` and before
-        ``optimizer.step()``.
+    Example:
+        >>> opt = make_optimizer(spec.optimizer, model.parameters())   # doctest: +SKIP
+        >>> loss.backward(); opt.step()                                # doctest: +SKIP
     """
     plist = [p for p in params if p.requires_grad]
     factory = OPTIMIZERS.get(type(spec))
@@ -118,8 +121,10 @@ def make_optimizer(
         if spec.decay_kind == "decoupled" and not isinstance(spec, (AdamWOptimizer, AdamOptimizer))  # type: ignore[attr-defined]
         else 0.0
     )
+    if clipnorm is None and clipvalue is None and not manual_decay:
+        return opt
 
-    def before_step() -> None:
+    def before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if clipnorm is not None and strict:
             _clip_like_keras(plist, clipnorm)
         elif clipnorm is not None:
@@ -128,15 +133,16 @@ def make_optimizer(
             torch.nn.utils.clip_grad_value_(plist, clipvalue)
         if manual_decay:  # as AdamW: w *= 1 - lr * wd, with the current (scheduled) lr
             with torch.no_grad():
-                torch._foreach_mul_(plist, 1.0 - opt.param_groups[0]["lr"] * manual_decay)
+                foreach_mul_(plist, 1.0 - opt.param_groups[0]["lr"] * manual_decay)
 
-    return opt, before_step
+    opt.register_step_pre_hook(before_step)
+    return opt
 
 
 def _clip_like_keras(params: Params, clipnorm: float) -> None:
     """keras.optimizers.base_optimizer.clip_by_global_norm, in torch."""
     grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.sqrt(sum((g * g).sum() for g in grads))  # type: ignore[arg-type]
+    norm = torch.sqrt(sum((g * g).sum() for g in grads))
     scale = clipnorm * torch.minimum(1.0 / norm, torch.as_tensor(1.0 / clipnorm, dtype=norm.dtype))
     with torch.no_grad():
-        torch._foreach_mul_(grads, scale)
+        foreach_mul_(grads, scale)

@@ -6,60 +6,71 @@ Twin of ``duofit/backends/keras/probe.py``; arrays in and out are numpy in duofi
 from __future__ import annotations
 
 import numpy as np
-
 import torch
-from duofit.backends.torch.layers import _slots, build_model, get_weights, kernel_penalty, set_weights, to_model_input
+
+from duofit.backends.torch.layers import (
+    DTYPES,
+    _slots,
+    build_model,
+    get_weights,
+    kernel_penalty,
+    set_weights,
+    to_model_input,
+)
 from duofit.backends.torch.losses import make_loss
-from duofit.backends.torch.trainer import _DTYPES, _targets
-from duofit.common.shapes import model_input_shape
+from duofit.backends.torch.trainer import targets as _targets
 from duofit.common.spec import Spec
+from duofit.common.spec.shapes import model_input_shape
 
 __all__ = ["forward", "gradients", "loss_value", "roundtrip"]
 
 
-def _model(spec: Spec, weights: dict[str, np.ndarray], input_shape: tuple[int, ...]) -> torch.nn.Sequential:
-    model = build_model(spec, input_shape).to(dtype=_DTYPES[spec.train.dtype])
-    set_weights(model, spec, weights)
-    return model
+def _model(
+    spec: Spec, weights: dict[str, np.ndarray], input_shape: tuple[int, ...]
+) -> tuple[torch.nn.Sequential, list[torch.nn.Module]]:
+    model, heads = build_model(spec, input_shape, spec.train.dtype)
+    set_weights(heads, spec, weights)
+    return model, heads
 
 
 def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
     """Load ``weights`` into a torch model and read them back (duofit layout, run dtype)."""
-    return get_weights(_model(spec, weights, model_input_shape(spec.data.image_shape, weights)), spec)
+    _, heads = _model(spec, weights, model_input_shape(spec.data.image_shape, weights))
+    return get_weights(heads, spec)
 
 
 def forward(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
 ) -> np.ndarray:
     """Model outputs for ``x`` with the given weights (eval mode unless ``training``)."""
-    model = _model(spec, weights, x.shape[1:])
+    model, _ = _model(spec, weights, x.shape[1:])
     model.train(training)
     with torch.no_grad():
-        return model(to_model_input(x, _DTYPES[spec.train.dtype])).numpy()
+        return model(to_model_input(x, DTYPES[spec.train.dtype])).numpy()
 
 
 def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
     """The spec's loss of ``outputs`` against loss-ready ``targets``."""
-    dtype = _DTYPES[spec.train.dtype]
+    dtype = DTYPES[spec.train.dtype]
     out = torch.as_tensor(outputs, dtype=dtype)
-    return float(make_loss(spec.loss)(out, _targets(targets, dtype, torch.device("cpu"))))
+    return float(make_loss(spec.loss)(out, _targets(targets, dtype)))
 
 
 def gradients(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, strict: bool = False
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Training-mode loss (with L1/L2 penalty) and its gradient per weight, duofit layout."""
-    dtype = _DTYPES[spec.train.dtype]
-    model = _model(spec, weights, x.shape[1:])
+    dtype = DTYPES[spec.train.dtype]
+    model, heads = _model(spec, weights, x.shape[1:])
     model.train()
-    loss = make_loss(spec.loss)(model(to_model_input(x, dtype)), _targets(targets, dtype, torch.device("cpu")))
-    penalty = kernel_penalty(model, spec)
+    loss = make_loss(spec.loss)(model(to_model_input(x, dtype)), _targets(targets, dtype))
+    penalty = kernel_penalty(heads, spec)
     if penalty is not None:
         loss = loss + penalty()
     loss.backward()
 
     grads = {}
-    for name, tensor, perm in _slots(model, spec):
+    for name, tensor, perm in _slots(heads, spec):
         if tensor.grad is not None:
             g = tensor.grad.numpy()
             grads[name] = np.ascontiguousarray(g.transpose(np.argsort(perm)) if perm else g)

@@ -1,7 +1,7 @@
-"""The torch training loop: the seed chapter's loop, without the DataLoader overhead.
+"""The torch training loop: the tutorial's training loop, without the DataLoader overhead.
 
 Per epoch: ``model.train()``; for each batch ``zero_grad`` -> forward -> loss (+ L1/L2
-penalty) -> ``backward`` -> clip/decay -> ``step``; then evaluation under
+penalty) -> ``backward`` -> ``step`` (clipping and decay run first inside it); then evaluation under
 ``inference_mode`` in ``eval()`` mode. Batches are contiguous slices of the epoch's
 pre-permuted tensors (no per-sample indexing, no collate); the epoch loss accumulates on
 the device, so there is one host sync per epoch instead of one ``.item()`` per step.
@@ -12,19 +12,23 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 import torch
-from duofit.backends.base import FitOutput, TrainPlan
-from duofit.backends.torch.layers import build_model, get_weights, kernel_penalty, set_weights, to_model_input
+
+from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
+from duofit.backends.torch.compat import foreach_norm
+from duofit.backends.torch.layers import DTYPES, build_model, get_weights, kernel_penalty, set_weights, to_model_input
 from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.metrics import make_metric
 from duofit.backends.torch.optimizers import make_optimizer
 from duofit.common.errors import BackendError
 from duofit.common.history import EpochRecorder
 
-__all__ = ["fit", "resolve_device"]
+__all__ = ["device_name", "fit", "resolve_device", "set_threads", "targets"]
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+def set_threads(threads: int) -> None:
+    """Intra-op threads for this process (``train.threads``)."""
+    torch.set_num_threads(threads)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,7 +40,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Loss-ready targets as a tensor: class indices stay integer, the rest takes ``dtype``."""
     if arr.dtype.kind in "iu":
         return torch.as_tensor(arr, dtype=torch.long, device=device)
     return torch.as_tensor(arr, dtype=dtype, device=device)
@@ -48,22 +53,23 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     spec, ds = plan.spec, plan.dataset
     tr = spec.train
     if tr.threads is not None:
-        torch.set_num_threads(tr.threads)
+        set_threads(tr.threads)
     torch.manual_seed(tr.seed)  # dropout masks
     device = resolve_device(tr.device)
-    dtype = _DTYPES[tr.dtype]
+    dtype = DTYPES[tr.dtype]
 
-    model = build_model(spec, ds.x_train.shape[1:]).to(device=device, dtype=dtype)
-    set_weights(model, spec, plan.weights)
+    model, heads = build_model(spec, ds.x_train.shape[1:], tr.dtype, strict=plan.strict)
+    model.to(device=device)
+    set_weights(heads, spec, plan.weights)
     loss_fn = make_loss(spec.loss)
-    optimizer, before_step = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
+    optimizer = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
     params = [p for p in model.parameters() if p.requires_grad]
-    penalty = kernel_penalty(model, spec)
+    penalty = kernel_penalty(heads, spec)
 
     x = to_model_input(ds.x_train, dtype, device)
-    t = _targets(plan.t_train, dtype, device)
+    t = targets(plan.t_train, dtype, device)
     x_val = to_model_input(ds.x_val, dtype, device)
-    t_val = _targets(plan.t_val, dtype, device)
+    t_val = targets(plan.t_val, dtype, device)
     order = torch.as_tensor(plan.order, device=device)
     n, bs = x.shape[0], tr.batch_size
     build_s = time.perf_counter() - t_start
@@ -80,8 +86,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     sizes = torch.tensor([min(bs, n - start) for start in range(0, n, bs)], dtype=dtype, device=device)
     scheduled = spec.optimizer.schedule is not None
     # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
-    native = tr.epoch_metrics == "native" and bool(recorder.metric_names) and recorder.y_val is not None
-    y_val = torch.as_tensor(recorder.y_val, device=device) if native else None
+    y_val = torch.as_tensor(recorder.y_val, device=device) if native_epoch_metrics(spec, recorder) else None
     epoch_metrics: dict[str, float] | None = None
     step = 0
     t_fit = time.perf_counter()
@@ -108,7 +113,6 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
                     grad_norm[step] = norm
                 if start == 0:
                     epoch_grad_norm[epoch] = norm
-            before_step()
             optimizer.step()
             if param_norm is not None:
                 param_norm[step] = _global_norm(params)
@@ -161,14 +165,11 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         steps.update(grad_norm=grad_norm[:step].cpu().numpy(), param_norm=param_norm[:step].cpu().numpy())
     return FitOutput(
         test_outputs=test_out,
-        weights=get_weights(model, spec),
-        timings={"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s},  # type: ignore[dict-item]
-        environment={
-            "device": str(device),
-            "device_name": _device_name(device),
-            "strict": plan.strict,
-            "fused_optimizer": bool(optimizer.defaults.get("fused")),
-        },
+        weights=get_weights(heads, spec),
+        timings=fit_timings(build_s, fit_s, predict_s, epoch_s),
+        environment=fit_environment(
+            str(device), device_name(device), plan.strict, fused_optimizer=bool(optimizer.defaults.get("fused"))
+        ),
         steps=steps,
     )
 
@@ -198,10 +199,11 @@ def _native_epoch_metrics(
 def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Sqrt of the sum of squares of every element (no host sync; 3 kernels, not 3 per tensor)."""
     with torch.no_grad():
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([t.detach() for t in tensors])))
+        return torch.linalg.vector_norm(torch.stack(foreach_norm([t.detach() for t in tensors])))
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """Human name of the device: the GPU model or the CPU model."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     from duofit.common.envinfo import cpu_model

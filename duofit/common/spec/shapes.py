@@ -1,7 +1,7 @@
 """Shape inference through the layer stack (channels-last), with errors that name the layer.
 
 Example:
-    >>> from duofit.common.spec import Conv2DLayer, FlattenLayer, DenseLayer
+    >>> from duofit.common.spec.layers import Conv2DLayer, FlattenLayer, DenseLayer
     >>> layers = [Conv2DLayer(type="conv2d", filters=4, kernel_size=3), FlattenLayer(type="flatten"),
     ...           DenseLayer(type="dense", units=2)]
     >>> infer_shapes(layers, (8, 8, 1))
@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from duofit.common.spec import (
+from duofit.common.spec.base import FieldProblem
+from duofit.common.spec.layers import (
     AvgPool2DLayer,
     Conv2DLayer,
     DenseLayer,
-    FieldProblem,
     FlattenLayer,
     GlobalAvgPool2DLayer,
+    LayerBase,
     MaxPool2DLayer,
 )
 
@@ -70,7 +71,7 @@ def same_pool_geometry(
     return pads, windows.sum(axis=(-2, -1))
 
 
-def infer_shapes(layers: Sequence[object], image_shape: Shape | None) -> list[Shape | None]:
+def infer_shapes(layers: Sequence[LayerBase], image_shape: Shape | None) -> list[Shape | None]:
     """Shape after each layer; ``None`` entries mean "flat, width known only from the data".
 
     Raises:
@@ -85,7 +86,7 @@ def infer_shapes(layers: Sequence[object], image_shape: Shape | None) -> list[Sh
         if isinstance(layer, (Conv2DLayer, MaxPool2DLayer, AvgPool2DLayer, GlobalAvgPool2DLayer)) and not spatial:
             raise FieldProblem(
                 f"{where}.type",
-                f"{layer.type} needs image input [height, width, channels]: set data.image_shape "  # type: ignore[attr-defined]
+                f"{layer.type} needs image input [height, width, channels]: set data.image_shape "
                 "(e.g. [8, 8, 1] for digits) and keep conv/pool layers before any flatten",
             )
         if isinstance(layer, Conv2DLayer):

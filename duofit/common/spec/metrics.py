@@ -1,8 +1,9 @@
-"""Metric options (``threshold``, ``average``) and the history/result column each entry gets.
+"""The ``metrics`` list: metric entries, their options and the column each one gets.
 
 A spec's ``metrics`` list holds plain names (``"f1"``) or tables
 (``{name = "f1", average = "weighted"}``). :func:`resolve_metrics` checks every entry against
-the task and turns it into a :class:`MetricEntry` with all options filled in.
+the task and turns it into a :class:`MetricEntry` with all options filled in. Which metric
+takes which option is :data:`~duofit.common.spec.vocab.METRICS`.
 
 Column naming rule: the metric name, then ``_<average>`` when the average differs from the
 task's default, then ``_t<threshold>`` when the threshold differs from 0.5 (the threshold as
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
-from duofit.common.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, FieldProblem, MetricSpec
+from pydantic import Discriminator, Field, Tag
+
+from duofit.common.spec.base import FieldProblem, Fraction, SpecModel
+from duofit.common.spec.vocab import CLASSIFICATION_METRICS, METRICS, REGRESSION_METRICS, MetricName
 
 __all__ = [
     "AVERAGES",
@@ -31,16 +35,52 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "THRESHOLD_METRICS",
     "MetricEntry",
+    "MetricItem",
+    "MetricSpec",
     "column_name",
     "resolve_metrics",
 ]
 
-DEFAULT_THRESHOLD = 0.5  # probability above which a binary prediction is class 1 (seed chapter)
-THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")  # metrics of thresholded labels
-AVERAGE_METRICS = ("precision", "recall", "f1")  # per-class scores that need an average
+DEFAULT_THRESHOLD = 0.5  # probability above which a binary prediction is class 1 (the tutorial's rule)
+THRESHOLD_METRICS = tuple(name for name, info in METRICS.items() if info.thresholded)
+AVERAGE_METRICS = tuple(name for name, info in METRICS.items() if info.averaged)
 # sklearn's `average` values per task; the first one is the default.
 AVERAGES: dict[str, tuple[str, ...]] = {"binary": ("binary",), "multiclass": ("macro", "micro", "weighted")}
 DEFAULT_AVERAGE = {task: values[0] for task, values in AVERAGES.items()}
+
+
+class MetricSpec(SpecModel):
+    """A metric with options, e.g. ``{name = "f1", average = "weighted"}``; a plain name is accepted too.
+
+    Which options fit which metric and task is checked by the Spec (see
+    :func:`resolve_metrics` in this module, which also names the result column).
+    """
+
+    name: MetricName
+    threshold: Fraction | None = Field(
+        default=None,
+        description="Binary accuracy/precision/recall/f1: class 1 when probability > threshold (default 0.5).",
+    )
+    average: Literal["binary", "macro", "micro", "weighted"] | None = Field(
+        default=None,
+        description="Multiclass precision/recall/f1: sklearn's average, 'macro' (default), 'micro' or 'weighted'.",
+    )
+
+
+def _metric_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "name"
+    return "table" if isinstance(value, (dict, MetricSpec)) else None
+
+
+MetricItem = Annotated[
+    Union[Annotated[MetricName, Tag("name")], Annotated[MetricSpec, Tag("table")]],
+    Discriminator(
+        _metric_kind,
+        custom_error_type="metric_entry",
+        custom_error_message="a metric is a name ('f1') or a table ({name = 'f1', average = 'weighted'})",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +120,37 @@ def column_name(name: str, task: str, threshold: float | None = None, average: s
     return column
 
 
+def _check_threshold(name: str, task: str, where: str) -> None:
+    if task != "binary" or name not in THRESHOLD_METRICS:
+        why = (
+            "roc_auc ranks probabilities and takes no threshold"
+            if name == "roc_auc"
+            else f"a threshold applies to binary {'/'.join(THRESHOLD_METRICS)} only"
+            + ("" if task == "binary" else f" (this is a {task} task: labels are the argmax)")
+        )
+        raise FieldProblem(f"{where}.threshold", f"{why}; remove `threshold` from {name!r}")
+
+
+def _check_average(name: str, task: str, average: str, where: str, fits: str) -> None:
+    choices = AVERAGES.get(task, ())
+    if name not in AVERAGE_METRICS or not choices:
+        raise FieldProblem(
+            f"{where}.average",
+            f"{name!r} takes no average (only {'/'.join(AVERAGE_METRICS)} of classification tasks do); "
+            "remove `average`",
+        )
+    if average not in choices:
+        raise FieldProblem(
+            f"{where}.average",
+            f"average {average!r} does not fit {fits}; allowed: {', '.join(choices)}"
+            + (
+                " (binary scores are for class 1; use a multiclass loss for macro/micro/weighted)"
+                if task == "binary"
+                else ""
+            ),
+        )
+
+
 def _entry(item: Any, task: str, where: str, loss: str | None) -> MetricEntry:
     """Check one spec entry (plain name or table) against the task; ``where`` is its field path."""
     fits = f"loss {loss!r} ({task} task)" if loss else f"the {task} task"
@@ -92,32 +163,9 @@ def _entry(item: Any, task: str, where: str, loss: str | None) -> MetricEntry:
     if name not in allowed:
         raise FieldProblem(name_path, f"{name!r} does not fit {fits}; allowed: {', '.join(allowed)}")
     if threshold is not None:
-        if task != "binary" or name not in THRESHOLD_METRICS:
-            why = (
-                "roc_auc ranks probabilities and takes no threshold"
-                if name == "roc_auc"
-                else f"a threshold applies to binary {'/'.join(THRESHOLD_METRICS)} only"
-                + ("" if task == "binary" else f" (this is a {task} task: labels are the argmax)")
-            )
-            raise FieldProblem(f"{where}.threshold", f"{why}; remove `threshold` from {name!r}")
+        _check_threshold(name, task, where)
     if average is not None:
-        choices = AVERAGES.get(task, ())
-        if name not in AVERAGE_METRICS or not choices:
-            raise FieldProblem(
-                f"{where}.average",
-                f"{name!r} takes no average (only {'/'.join(AVERAGE_METRICS)} of classification tasks do); "
-                "remove `average`",
-            )
-        if average not in choices:
-            raise FieldProblem(
-                f"{where}.average",
-                f"average {average!r} does not fit {fits}; allowed: {', '.join(choices)}"
-                + (
-                    " (binary scores are for class 1; use a multiclass loss for macro/micro/weighted)"
-                    if task == "binary"
-                    else ""
-                ),
-            )
+        _check_average(name, task, average, where, fits)
     resolved_avg = (average or DEFAULT_AVERAGE[task]) if name in AVERAGE_METRICS and task in AVERAGES else None
     resolved_t = float(threshold) if threshold is not None else DEFAULT_THRESHOLD
     return MetricEntry(name, column_name(name, task, threshold, average), resolved_t, resolved_avg)
@@ -129,8 +177,8 @@ def resolve_metrics(
     """Resolve a spec's metric entries for ``task``; each column must be unique.
 
     Args:
-        items: Plain names, :class:`~duofit.common.spec.MetricSpec` tables, dicts or
-            already resolved :class:`MetricEntry` objects.
+        items: Plain names, :class:`MetricSpec` tables, dicts or already resolved
+            :class:`MetricEntry` objects.
         task: ``binary``, ``multiclass`` or ``regression``.
         path: Field path of the list, for error messages.
         loss: The spec's loss type, named in error messages.

@@ -1,0 +1,85 @@
+"""Keras internals duofit relies on, each gated on the Keras version it was verified against.
+
+- :data:`FLOAT64` / :func:`keep_float64`: Keras 3's type promotion maps every float64
+  result to float32 on all frameworks but TensorFlow, "to be aligned with JAX's default
+  behavior" (``keras/src/backend/common/dtypes.py``, ``BIT64_TO_BIT32_DTYPE``):
+  ``ops.matmul`` of two float64 tensors runs in float32 (3e-6 relative error measured on
+  the digits MLP), so a float64 spec would silently train in float32. duofit keeps float64
+  (recorded in the run's environment as ``keras_float64``); float32 runs are unaffected.
+- :data:`ALL_REDUCE` / :class:`SkipAllReduce`: on TensorFlow, Keras' optimizer all-reduces
+  the gradients through ``tf.custom_gradient`` even without a distribution strategy; that
+  entry in TensorFlow's global gradient registry is never freed and kept each run's
+  train-step graph alive (about 4.7 MiB per ``fit``;
+  tests/reliability/test_resource_hygiene.py). The mixin skips it when no strategy is active.
+
+See :mod:`duofit.common.patches` for what happens with another Keras version.
+
+Example:
+    >>> keep_float64()   # doctest: +SKIP  (changes process-wide Keras state)
+    False
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from duofit.common.patches import Patch, apply_gate
+
+__all__ = ["ALL_REDUCE", "FLOAT64", "PATCHES", "VERIFIED", "SkipAllReduce", "check_all_reduce", "keep_float64"]
+
+VERIFIED = {"keras": "3.15.1"}  # constraints.txt pin
+
+FLOAT64 = Patch(
+    "keras_keep_float64",
+    "keras",
+    VERIFIED["keras"],
+    "keras.src.backend.common.dtypes.BIT64_TO_BIT32_DTYPE",
+    "float64 results would be demoted to float32 on torch and JAX",
+)
+ALL_REDUCE = Patch(
+    "keras_skip_all_reduce",
+    "keras",
+    VERIFIED["keras"],
+    "keras.src.backend.tensorflow.optimizer.TFOptimizer._all_reduce_sum_gradients",
+    "without a distribution strategy its tf.custom_gradient keeps every run's graph alive",
+)
+PATCHES = (FLOAT64, ALL_REDUCE)
+
+
+def keep_float64() -> bool:
+    """Let Keras-on-torch/JAX compute float64 ops in float64; True if a change was needed.
+
+    Raises:
+        PatchError: this Keras has no ``BIT64_TO_BIT32_DTYPE`` table.
+    """
+    from keras.src.backend.common import dtypes
+
+    table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", None)
+    apply_gate(FLOAT64, isinstance(table, dict))
+    assert isinstance(table, dict)
+    if table.get("float64") == "float64":
+        return False
+    table["float64"] = "float64"
+    return True
+
+
+def check_all_reduce(optimizer_cls: type) -> None:
+    """Gate :class:`SkipAllReduce` for a Keras-on-TensorFlow optimizer class.
+
+    Raises:
+        PatchError: the class has no ``_all_reduce_sum_gradients`` to override.
+    """
+    apply_gate(ALL_REDUCE, hasattr(optimizer_cls, "_all_reduce_sum_gradients"))
+
+
+class SkipAllReduce:
+    """Optimizer mixin (TensorFlow only): no gradient all-reduce without a distribution strategy."""
+
+    built: bool  # Keras' optimizer attribute (declared for type checkers of the subclass)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> Any:
+        import tensorflow as tf
+
+        if not tf.distribute.has_strategy():
+            return list(grads_and_vars)
+        return super()._all_reduce_sum_gradients(grads_and_vars)  # type: ignore[misc]

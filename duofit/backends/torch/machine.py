@@ -1,0 +1,49 @@
+"""What the torch backend reports and sets about the machine: devices, flags, threads, memory.
+
+Example:
+    >>> devices()[0]   # doctest: +SKIP
+    'cpu'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["devices", "framework_environment", "init_threads", "peak_memory_mb"]
+
+
+def devices() -> list[str]:
+    """Devices this backend can train on."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    return out
+
+
+def framework_environment() -> dict[str, Any]:
+    """Versions and numeric flags that can change results or speed."""
+    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "onednn": "on" if onednn else "off",
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+    }
+
+
+def init_threads(threads: int) -> None:
+    """Intra- and inter-op threads of a fresh process (inter-op only before any parallel op)."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak CUDA memory allocated by this process, MiB."""
+    return float(torch.cuda.max_memory_allocated()) / 2**20

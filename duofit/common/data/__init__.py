@@ -1,0 +1,208 @@
+"""Arrays for a spec: read the source, split, scale (fitted on the training part only), batch order.
+
+Both backends train on exactly the arrays and batch order made here. :func:`prepare` is the
+one way raw arrays become a :class:`Dataset`: :func:`load_dataset` (the spec's source and
+split), the cross-validation folds (given train/test rows) and the scikit-learn estimators
+(given ``X, y``) all go through it, with the same checks and messages.
+
+The resource caps below are read when a function runs: a shared spec fails with a clear
+message instead of exhausting memory.
+
+Example:
+    >>> import numpy as np
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec({"data": {"kind": "iris", "split_seed": 1},
+    ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+    ...                   "loss": {"type": "categorical_crossentropy"}})
+    >>> ds = load_dataset(spec)
+    >>> ds.x_train.shape, ds.task, ds.n_classes
+    ((120, 4), 'multiclass', 3)
+
+    A fold of given rows (``parts``), prepared the same way:
+
+    >>> x, y = ds.x_train[:10], np.array(["a", "b"] * 5)
+    >>> spec2 = load_spec({"data": {"kind": "make_moons"},
+    ...                    "model": {"layers": [{"type": "dense", "units": 1}]},
+    ...                    "loss": {"type": "binary_crossentropy"}})
+    >>> parts = given_parts(spec2, y, np.arange(8), np.arange(8, 10), seed=0, stratify=False)
+    >>> fold = prepare(spec2, x, y, parts=parts)
+    >>> fold.x_train.shape, fold.x_test.shape, fold.classes.tolist()
+    ((8, 4), (2, 4), ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from duofit.common.data.dataset import Dataset, batch_order, targets_for_loss
+from duofit.common.data.sizes import check_sizes
+from duofit.common.data.sources import read_source
+from duofit.common.data.split import Parts, given_parts, spec_parts
+from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets
+from duofit.common.errors import DataError
+from duofit.common.spec import Spec
+
+__all__ = [
+    "MAX_ACTIVATION_ELEMENTS",
+    "MAX_CSV_BYTES",
+    "MAX_DATA_ELEMENTS",
+    "MAX_ORDER_ELEMENTS",
+    "MAX_PARAMETERS",
+    "Dataset",
+    "Parts",
+    "batch_order",
+    "given_parts",
+    "load_dataset",
+    "prepare",
+    "read_arrays",
+    "spec_parts",
+    "targets_for_loss",
+]
+
+# Feature cells (samples x features, targets included): 800 MB as float64; the split and the
+# scaled copies take about 4x that, which a 16 GB machine still survives.
+MAX_DATA_ELEMENTS = 100_000_000
+# CSV size on disk: MAX_DATA_ELEMENTS cells at ~10 bytes each ("0.1234567,"); pandas needs a
+# few times the file size while parsing.
+MAX_CSV_BYTES = 1_000_000_000
+# Weights + biases of the model: 400 MB per copy in float32 (800 MB in float64), and Adam keeps
+# two more copies plus the gradients.
+MAX_PARAMETERS = 100_000_000
+# Epochs x training samples: the shared batch order is one int64 per entry (800 MB at the cap).
+MAX_ORDER_ELEMENTS = 100_000_000
+# Output of one layer for the largest single forward pass (a training batch, or the whole
+# validation / test split, which is evaluated in one pass): 2 GB in float32, 4 GB in float64,
+# and the backward pass keeps a few such tensors per layer. Convolutions reach it first
+# (e.g. 10,000 images of 32x32 with 64 filters = 655 M values).
+MAX_ACTIVATION_ELEMENTS = 500_000_000
+
+
+def read_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Features (float64), raw targets and feature names of the spec's source, unsplit and unscaled.
+
+    Raises:
+        DataError: see :func:`load_dataset`.
+    """
+    return read_source(spec, max_cells=MAX_DATA_ELEMENTS, max_csv_bytes=MAX_CSV_BYTES)
+
+
+def load_dataset(spec: Spec) -> Dataset:
+    """Read, split and scale the data of a spec (:func:`read_arrays`, then :func:`prepare`).
+
+    Args:
+        spec: A validated spec.
+
+    Returns:
+        A :class:`Dataset`. Features are float64; the backend casts to the spec's dtype.
+
+    Raises:
+        DataError: missing file or column, non-numeric features, NaNs, wrong number of classes,
+            an output layer that does not match the targets, or sizes over the caps
+            (``MAX_DATA_ELEMENTS``, ``MAX_CSV_BYTES``, ``MAX_PARAMETERS``, ``MAX_ORDER_ELEMENTS``).
+    """
+    x, y, names = read_arrays(spec)
+    return prepare(spec, x, y, names)
+
+
+def prepare(
+    spec: Spec,
+    x: np.ndarray,
+    y: np.ndarray,
+    feature_names: Sequence[str] | None = None,
+    parts: Parts | None = None,
+) -> Dataset:
+    """Raw arrays as a checked, split and scaled :class:`Dataset`.
+
+    Targets are encoded for the spec's loss, the scaler fitted on the training rows only.
+
+    Args:
+        spec: A validated spec (its ``data`` source is not read).
+        x: Features, one row per sample (any trailing shape; scaled as flat rows).
+        y: Raw targets: labels (any values) or regression values.
+        feature_names: Column names (default ``x0, x1, ...``).
+        parts: The rows of each part, e.g. a cross-validation fold's
+            (:func:`~duofit.common.data.split.given_parts`). Default: the spec's split
+            (:func:`~duofit.common.data.split.spec_parts`: ``data.test_size``,
+            ``data.val_size``, ``data.split_seed``, ``data.stratify``).
+
+    Returns:
+        The :class:`Dataset` (``scaler``: the fitted ``StandardScaler``), images reshaped.
+
+    Raises:
+        DataError: non-finite features, bad targets or output layer, an impossible split,
+            a single class in the training part, sizes over the caps.
+    """
+    x = x if x.ndim == 2 else x.reshape(len(x), -1)
+    if not np.all(np.isfinite(x)):
+        raise DataError("data: features hold NaN or infinite values", path="data")
+    names = tuple(feature_names) if feature_names is not None else tuple(f"x{i}" for i in range(x.shape[1]))
+    targets = encode_targets(spec, y)
+    check_outputs(spec, targets)
+    if parts is None:
+        parts = spec_parts(spec, targets.y, spec.data.stratify and targets.task != "regression")
+    check_training_classes(targets, parts.train)
+    x_tr, x_va, x_te, scaler = _scaled(spec, x, parts, names)
+    check_sizes(
+        spec,
+        x.shape[1],
+        len(x_tr),
+        max(len(x_va), len(x_te)),
+        max_parameters=MAX_PARAMETERS,
+        max_activation=MAX_ACTIVATION_ELEMENTS,
+        max_order=MAX_ORDER_ELEMENTS,
+    )
+    x_tr, x_va, x_te = _images(spec, x.shape[1], x_tr, x_va, x_te)
+    y_of, task, n_classes, classes = targets
+    return Dataset(
+        x_train=x_tr,
+        y_train=y_of[parts.train],
+        x_val=x_va,
+        y_val=y_of[parts.val],
+        x_test=x_te,
+        y_test=y_of[parts.test],
+        task=task,
+        n_classes=n_classes,
+        classes=classes,
+        feature_names=names,
+        val_is_test=parts.val_is_test,
+        scaler=scaler,
+    )
+
+
+def _scaled(
+    spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+    """The three parts' rows, standardized with a scaler fitted on the training rows (no leakage)."""
+    x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
+    if not spec.data.standardize:
+        return x_tr, x_va, x_te, None
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_tr)
+    x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
+    # values near the float64 limit overflow the scaler's variance: never hand on a silent NaN/inf
+    bad = ~np.isfinite(x_tr).all(axis=0) | ~np.isfinite(x_va).all(axis=0) | ~np.isfinite(x_te).all(axis=0)
+    if bad.any():
+        cols = [names[i] if i < len(names) else f"x{i}" for i in np.flatnonzero(bad)[:10]]
+        raise DataError(
+            f"data.standardize: feature(s) {', '.join(cols)} overflow when standardized (values near "
+            "1e308); rescale them or set data.standardize = false",
+            path="data.standardize",
+        )
+    return x_tr, x_va, x_te, scaler
+
+
+def _images(spec: Spec, n_features: int, *parts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flat rows as ``data.image_shape`` samples (after scaling: the scaler works per pixel on flat rows)."""
+    if not spec.data.image_shape:
+        return parts
+    shape = tuple(spec.data.image_shape)
+    if int(np.prod(shape)) != n_features:
+        raise DataError(
+            f"data.image_shape: {list(shape)} holds {int(np.prod(shape))} values per sample but the data has "
+            f"{n_features} features",
+            path="data.image_shape",
+        )
+    return tuple(a.reshape(len(a), *shape) for a in parts)

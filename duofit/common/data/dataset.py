@@ -1,0 +1,102 @@
+"""The prepared arrays every backend trains on, the targets a loss consumes and the shared batch order.
+
+Example:
+    >>> batch_order(3, 1, seed=0, shuffle=False).tolist()
+    [[0, 1, 2]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from duofit.common.spec import Spec
+
+__all__ = ["Dataset", "batch_order", "targets_for_loss"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Split and scaled arrays. ``y_*`` hold class indices (int64) or float targets.
+
+    Attributes:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        n_classes: number of classes (``None`` for regression).
+        classes: original label values, index i is class i (``None`` for regression).
+        val_is_test: True when per-epoch validation uses the test split (val_size = 0).
+        scaler: The ``StandardScaler`` fitted on the training part (``None`` without
+            ``data.standardize``); new inputs go through it before prediction.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_classes: int | None
+    classes: np.ndarray | None
+    feature_names: tuple[str, ...]
+    val_is_test: bool
+    scaler: Any = None
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features (height * width * channels for images)."""
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(features,)`` or ``(height, width, channels)``."""
+        return tuple(int(n) for n in self.x_train.shape[1:])
+
+
+def targets_for_loss(spec: Spec, y: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """The array a backend's loss consumes.
+
+    A float column for binary/regression, int64 class indices, or float one-hot rows.
+
+    Example:
+        >>> import numpy as np
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec({"data": {"kind": "iris"},
+        ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+        ...                   "loss": {"type": "categorical_crossentropy", "labels": "one_hot"}})
+        >>> targets_for_loss(spec, np.array([0, 2]), 3)
+        array([[1., 0., 0.],
+               [0., 0., 1.]])
+    """
+    task = spec.task
+    if task == "multiclass":
+        if getattr(spec.loss, "labels", "integer") == "one_hot":
+            return np.eye(int(n_classes or 0), dtype=np.float64)[y]
+        return y.astype(np.int64)
+    return y.astype(np.float64).reshape(len(y), -1)
+
+
+def batch_order(n: int, epochs: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """One sample order per epoch, shared by every backend.
+
+    Each epoch is split into ``ceil(n / batch_size)`` consecutive batches of this order,
+    the last one possibly smaller, identically on every backend.
+
+    Args:
+        n: Number of training samples.
+        epochs: Number of epochs.
+        seed: Seed of the numpy Generator (``train.seed``).
+        shuffle: If False every epoch is ``0..n-1``.
+
+    Returns:
+        int64 array of shape ``(epochs, n)``.
+
+    Example:
+        >>> batch_order(4, 2, seed=0, shuffle=False).tolist()
+        [[0, 1, 2, 3], [0, 1, 2, 3]]
+    """
+    if not shuffle:
+        return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
+    rng = np.random.default_rng([seed, 0x0DE7])  # a stream of its own, separate from init
+    return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)

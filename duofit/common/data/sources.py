@@ -1,0 +1,124 @@
+"""Raw arrays from the source a spec names: a scikit-learn generator, a bundled set or a CSV file.
+
+The size caps come in as arguments (the module constants of :mod:`duofit.common.data`).
+
+Example:
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec({"data": {"kind": "iris"},
+    ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+    ...                   "loss": {"type": "categorical_crossentropy"}})
+    >>> x, y, names = read_source(spec, max_cells=10**6, max_csv_bytes=10**6)
+    >>> x.shape, names[0]
+    ((150, 4), 'sepal length (cm)')
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from duofit.common.data.csvfile import read_csv
+from duofit.common.errors import DataError
+from duofit.common.spec import Spec
+
+__all__ = ["BUNDLED", "GENERATORS", "read_source"]
+
+GENERATORS = ("make_classification", "make_regression", "make_moons", "make_blobs")
+BUNDLED = {
+    "iris": "load_iris",
+    "breast_cancer": "load_breast_cancer",
+    "digits": "load_digits",
+    "wine": "load_wine",
+    "diabetes": "load_diabetes",
+}
+
+
+def read_source(spec: Spec, *, max_cells: int, max_csv_bytes: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Features (float64), raw targets and feature names of the spec's data, unsplit and unscaled.
+
+    Args:
+        spec: A validated spec.
+        max_cells: Cap on samples x (features + targets).
+        max_csv_bytes: Cap on a CSV file's size on disk.
+
+    Raises:
+        DataError: unknown generator parameters, too many values, an unreadable CSV.
+    """
+    if spec.data.kind in GENERATORS:
+        return _generated(spec, max_cells)
+    if spec.data.kind in BUNDLED:
+        return _bundled(spec)
+    return read_csv(spec, max_cells=max_cells, max_bytes=max_csv_bytes)
+
+
+def _generated(spec: Spec, max_cells: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import sklearn.datasets as skd
+
+    d = spec.data
+    fn = getattr(skd, d.kind)
+    accepted = set(inspect.signature(fn).parameters)
+    for key in d.params:
+        if key not in accepted:
+            raise DataError(
+                f"data.params.{key}: {d.kind} has no parameter {key!r}; allowed: {', '.join(sorted(accepted))}",
+                path=f"data.params.{key}",
+            )
+    _check_generator_size(d.kind, d.params, fn, max_cells)
+    try:
+        out = fn(**d.params)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"data.params: sklearn {d.kind} rejected the parameters: {exc}") from None
+    x, y = np.asarray(out[0], dtype=np.float64), np.asarray(out[1])
+    if len(x) == 0:
+        raise DataError(f"data.params.n_samples: {d.kind} made no samples", path="data.params.n_samples")
+    # sklearn squeezes y: n_samples = 1 gives a 0-d target, (1, n_targets) becomes (n_targets,)
+    y = y.reshape(len(x), -1)
+    if y.shape[1] == 1:
+        y = y[:, 0]
+    return x, y, tuple(f"x{i}" for i in range(x.shape[1]))
+
+
+def _bundled(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    import sklearn.datasets as skd
+
+    d = spec.data
+    if d.params:
+        raise DataError(f"data.params: bundled set {d.kind!r} takes no params", path="data.params")
+    bunch = getattr(skd, BUNDLED[d.kind])()
+    names = tuple(str(n) for n in getattr(bunch, "feature_names", range(bunch.data.shape[1])))
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), names
+
+
+def _count(value: Any) -> int:
+    """A size parameter as a count (a list of per-cluster sizes sums); 0 when sklearn will reject it."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, (list, tuple)):
+        return sum(_count(v) for v in value if isinstance(v, int))
+    return 0
+
+
+def _check_generator_size(kind: str, params: Mapping[str, Any], fn: Any, max_cells: int) -> None:
+    """Refuse generator parameters whose arrays would exceed ``max_cells`` (before allocating)."""
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    values = {**defaults, **params}
+    n_samples = _count(values.get("n_samples"))
+    n_features = _count(values.get("n_features", 2))  # make_moons has no n_features: always 2
+    n_targets = _count(values.get("n_targets", 1))
+    cells = n_samples * (n_features + n_targets)
+    if kind == "make_regression":
+        cells += n_features * n_targets  # the coefficient matrix
+    if kind == "make_blobs" and isinstance(values.get("centers"), int):
+        cells += _count(values["centers"]) * n_features
+    if cells > max_cells:
+        key = "n_features" if n_features > n_samples else "n_samples"
+        raise DataError(
+            f"data.params.{key}: {kind} with n_samples = {n_samples:,} and n_features = {n_features:,} "
+            f"makes {cells:,} values; the cap is {max_cells:,} (duofit.common.data.MAX_DATA_ELEMENTS)",
+            path=f"data.params.{key}",
+        )

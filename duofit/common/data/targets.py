@@ -1,0 +1,123 @@
+"""Targets as the loss needs them: class indices or float values, checked against the model's output layer.
+
+Example:
+    >>> import numpy as np
+    >>> from duofit.common.loader import load_spec
+    >>> spec = load_spec({"data": {"kind": "iris"},
+    ...                   "model": {"layers": [{"type": "dense", "units": 3}]},
+    ...                   "loss": {"type": "categorical_crossentropy"}})
+    >>> t = encode_targets(spec, np.array(["b", "a", "c", "a"]))
+    >>> t.y.tolist(), t.task, t.classes.tolist()
+    ([1, 0, 2, 0], 'multiclass', ['a', 'b', 'c'])
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from duofit.common.errors import DataError
+from duofit.common.spec import DenseLayer, Spec
+
+__all__ = ["Targets", "check_outputs", "check_training_classes", "encode_targets"]
+
+
+class Targets(NamedTuple):
+    """Encoded targets.
+
+    Attributes:
+        y: Class indices (int64) or float targets.
+        task: ``binary``, ``multiclass`` or ``regression``.
+        n_classes: Number of classes (``None`` for regression).
+        classes: Original label values, index i is class i (``None`` for regression).
+    """
+
+    y: np.ndarray
+    task: str
+    n_classes: int | None
+    classes: np.ndarray | None
+
+    @property
+    def n_targets(self) -> int:
+        """Target columns (1 for class labels)."""
+        return 1 if self.y.ndim == 1 else int(self.y.shape[1])
+
+
+def encode_targets(spec: Spec, y: np.ndarray) -> Targets:
+    """Encode raw labels or values for the spec's task (its loss).
+
+    Raises:
+        DataError: a non-numeric or non-finite regression target, continuous values for a
+            classifier, a single class, or not exactly 2 classes for binary cross-entropy.
+    """
+    task = spec.task
+    if task == "regression":
+        try:
+            yf = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"data.target: loss {spec.loss.type!r} needs a numeric target, got values like {y[:3].tolist()}",
+                path="data.target",
+            ) from None
+        if not np.all(np.isfinite(yf)):
+            raise DataError("data.target holds NaN or infinite values", path="data.target")
+        return Targets(yf, task, None, None)
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise DataError("data.target holds NaN or infinite values", path="data.target")
+        if not np.all(y == np.round(y)):
+            raise DataError(
+                f"loss.type: loss {spec.loss.type!r} needs class labels, but the target column is continuous "
+                f"(e.g. {y[~(y == np.round(y))][:3].tolist()}); use loss 'mse', 'mae' or 'huber'",
+                path="loss.type",
+            )
+    classes, encoded = np.unique(y, return_inverse=True)
+    n_classes = int(classes.size)
+    if n_classes < 2:
+        raise DataError(
+            f"data.target has a single class ({classes.tolist()}); a classifier needs two or more", path="data.target"
+        )
+    if task == "binary" and n_classes != 2:
+        raise DataError(
+            f"loss.type: binary_crossentropy needs exactly 2 classes, the target has {n_classes}; "
+            "use categorical_crossentropy with one output unit per class",
+            path="loss.type",
+        )
+    return Targets(encoded.astype(np.int64), task, n_classes, classes)
+
+
+def check_outputs(spec: Spec, targets: Targets) -> None:
+    """The last dense layer has one unit per class (multiclass), one (binary) or one per target.
+
+    Raises:
+        DataError: naming ``model.layers[i].units`` and the value to set.
+    """
+    idx = max(i for i, layer in enumerate(spec.model.layers) if isinstance(layer, DenseLayer))
+    units = spec.model.layers[idx].units  # type: ignore[union-attr]
+    task, n_classes, n_targets = targets.task, targets.n_classes, targets.n_targets
+    expected = n_classes if task == "multiclass" else (1 if task == "binary" else n_targets)
+    if units != expected:
+        what = {
+            "multiclass": f"{n_classes} classes",
+            "binary": "binary labels",
+            "regression": f"{n_targets} target(s)",
+        }[task]
+        raise DataError(
+            f"model.layers[{idx}].units = {units}, but the data has {what}; set units = {expected}",
+            path=f"model.layers[{idx}].units",
+        )
+
+
+def check_training_classes(targets: Targets, train: np.ndarray) -> None:
+    """A classifier's training rows hold two classes or more.
+
+    Raises:
+        DataError: pointing at ``data.stratify``.
+    """
+    if targets.task != "regression" and np.unique(targets.y[train]).size < 2:
+        raise DataError(
+            f"data: the training split holds a single class ({np.unique(targets.y[train]).tolist()[:1]}); "
+            "set data.stratify = true or provide more samples of every class",
+            path="data.stratify",
+        )

@@ -1,0 +1,81 @@
+"""The metric registry: every metric's name, what it reads, and its formulas, in one table.
+
+The spec vocabulary (:data:`duofit.common.spec.METRICS`) says which metrics exist, their
+task and whether higher is better; this table adds how each one is computed: the sklearn
+reference and the numpy closed form. The per-backend native metrics
+(``duofit.backends.<name>.metrics``) key their tables by the same names.
+
+Example:
+    >>> REGISTRY["f1"].reads, REGISTRY["f1"].options, REGISTRY["f1"].higher_is_better
+    ('labels', ('threshold', 'average'), True)
+    >>> REGISTRY["mae"].task, REGISTRY["mae"].higher_is_better
+    ('regression', False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from duofit.common.metrics import fast, reference
+from duofit.common.metrics.fast import FastFn
+from duofit.common.metrics.reference import ReferenceFn
+from duofit.common.spec import METRICS, MetricName
+from duofit.common.spec.vocab import MetricTask
+
+__all__ = ["REGISTRY", "MetricDef", "Reads"]
+
+# What a metric's formulas read: class labels (at the entry's threshold, or the argmax),
+# class probabilities, or regression predictions.
+Reads = Literal["labels", "probabilities", "predictions"]
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric: what it reads and its formula in the reference and the fast path.
+
+    Attributes:
+        name: Metric name, a key of the spec vocabulary.
+        reads: ``labels``, ``probabilities`` or ``predictions``.
+        reference: The sklearn formula, ``(y, pred, entry, task) -> float``
+            (:mod:`duofit.common.metrics.reference`).
+        fast: The numpy closed form of the prepared input that ``reads`` names
+            (:mod:`duofit.common.metrics.fast`).
+    """
+
+    name: MetricName
+    reads: Reads
+    reference: ReferenceFn
+    fast: FastFn
+
+    @property
+    def task(self) -> MetricTask:
+        """``classification`` or ``regression`` (from the spec vocabulary)."""
+        return METRICS[self.name].task
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether larger values are better (from the spec vocabulary; the tuning direction follows it)."""
+        return METRICS[self.name].higher_is_better
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The entry options the metric accepts (from the vocabulary; ``threshold``: binary tasks only)."""
+        info = METRICS[self.name]
+        return ("threshold",) * info.thresholded + ("average",) * info.averaged
+
+
+_FORMULAS: dict[str, tuple[Reads, ReferenceFn, FastFn]] = {
+    "accuracy": ("labels", reference.accuracy, fast.accuracy),
+    "precision": ("labels", reference.precision, fast.precision),
+    "recall": ("labels", reference.recall, fast.recall),
+    "f1": ("labels", reference.f1, fast.f1),
+    "roc_auc": ("probabilities", reference.roc_auc, fast.roc_auc),
+    "mse": ("predictions", reference.mse, fast.mse),
+    "rmse": ("predictions", reference.rmse, fast.rmse),
+    "mae": ("predictions", reference.mae, fast.mae),
+    "r2": ("predictions", reference.r2, fast.r2),
+}
+
+# In the vocabulary's order; a vocabulary name without formulas fails here, at import.
+REGISTRY: dict[str, MetricDef] = {name: MetricDef(name, *_FORMULAS[name]) for name in METRICS}

@@ -1,0 +1,207 @@
+"""Layer specs: one class per layer ``type``, and the discriminated union of them.
+
+Adding a layer type means one class here and one member of :data:`LayerSpec`;
+:data:`LAYER_TYPES` (and every backend's coverage test) follow from the union.
+Fields every layer shares belong on :class:`LayerBase`.
+
+Example:
+    >>> DenseLayer(type="dense", units=3, kernel_init="he_uniform").kernel_init
+    InitSpec(name='he_uniform', value=0.0)
+    >>> Conv2DLayer(type="conv2d", filters=4, kernel_size=3).kernel_size
+    [3, 3]
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from duofit.common.spec.base import (
+    MAX_UNITS,
+    FieldProblem,
+    FiniteFloat,
+    Fraction,
+    NonNegFloat,
+    Pair,
+    PositiveFloat,
+    SpecModel,
+    UnitFloat,
+    int_or_pair,
+)
+from duofit.common.spec.vocab import ActivationName, InitName
+
+__all__ = [
+    "LAYER_TYPES",
+    "ActivationLayer",
+    "AvgPool2DLayer",
+    "BatchNormLayer",
+    "Conv2DLayer",
+    "DenseLayer",
+    "DropoutLayer",
+    "FlattenLayer",
+    "GlobalAvgPool2DLayer",
+    "InitSpec",
+    "LayerBase",
+    "LayerSpec",
+    "MaxPool2DLayer",
+]
+
+
+class InitSpec(SpecModel):
+    """A weight initializer; a plain string such as ``"he_uniform"`` is accepted too."""
+
+    name: InitName
+    value: FiniteFloat = Field(default=0.0, description="Fill value for name = 'constant'.")
+
+
+def _coerce_init(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class LayerBase(SpecModel):
+    """Base of every layer spec; each subclass fixes ``type`` to its own literal tag."""
+
+    type: str
+
+
+class DenseLayer(LayerBase):
+    """Fully connected layer. ``l1``/``l2`` penalise the kernel (added to the training loss)."""
+
+    type: Literal["dense"]
+    units: Annotated[int, Field(gt=0, le=MAX_UNITS)]
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    kernel_init: InitSpec = InitSpec(name="glorot_uniform")
+    bias_init: InitSpec = InitSpec(name="zeros")
+    l1: NonNegFloat = 0.0
+    l2: NonNegFloat = 0.0
+
+    @field_validator("kernel_init", "bias_init", mode="before")
+    @classmethod
+    def _init_from_string(cls, value: Any) -> Any:
+        return _coerce_init(value)
+
+
+class ActivationLayer(LayerBase):
+    """A standalone activation; ``negative_slope`` is used by leaky_relu only."""
+
+    type: Literal["activation"]
+    activation: ActivationName
+    # One default for both frameworks: torch uses 0.01, Keras 0.2; duofit follows torch.
+    negative_slope: UnitFloat = 0.01
+
+
+class DropoutLayer(LayerBase):
+    """Inverted dropout during training; identity at evaluation."""
+
+    type: Literal["dropout"]
+    rate: UnitFloat
+
+
+class BatchNormLayer(LayerBase):
+    """Batch normalisation over the feature axis.
+
+    ``momentum`` follows the torch convention: running = (1 - momentum) * running +
+    momentum * batch_stat. The Keras backend passes ``1 - momentum``.
+    """
+
+    type: Literal["batch_norm"]
+    momentum: Fraction = 0.1
+    epsilon: PositiveFloat = 1e-5
+
+
+class FlattenLayer(LayerBase):
+    """Flattens all but the batch axis, in channels-last order (height, width, channel).
+
+    torch models see NCHW tensors; the torch backend flattens them channels-last too, so the
+    next dense kernel has the same row order on every backend.
+    """
+
+    type: Literal["flatten"]
+
+
+class Conv2DLayer(LayerBase):
+    """2-D convolution on channels-last images (``[height, width, channels]``).
+
+    ``padding = "same"`` is TensorFlow's rule: output size ceil(in / stride), with the odd
+    pixel of padding at the bottom/right; the torch backend pads explicitly to match.
+    """
+
+    type: Literal["conv2d"]
+    filters: Annotated[int, Field(gt=0, le=65536)]
+    kernel_size: Pair
+    strides: Pair = Field(default=[1, 1])
+    padding: Literal["valid", "same"] = "valid"
+    dilation: Pair = Field(default=[1, 1])
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    kernel_init: InitSpec = InitSpec(name="glorot_uniform")
+    bias_init: InitSpec = InitSpec(name="zeros")
+    l1: NonNegFloat = 0.0
+    l2: NonNegFloat = 0.0
+
+    @field_validator("kernel_size", "strides", "dilation", mode="before")
+    @classmethod
+    def _int_or_pair(cls, value: Any) -> Any:
+        return int_or_pair(value)
+
+    @field_validator("kernel_init", "bias_init", mode="before")
+    @classmethod
+    def _init_from_string(cls, value: Any) -> Any:
+        return _coerce_init(value)
+
+    @model_validator(mode="after")
+    def _no_strided_dilation(self) -> Conv2DLayer:
+        if max(self.strides) > 1 and max(self.dilation) > 1:
+            raise FieldProblem("dilation", "strides > 1 and dilation > 1 together are not supported (Keras refuses it)")
+        return self
+
+
+class MaxPool2DLayer(LayerBase):
+    """Max pooling (``strides`` default to ``pool_size``).
+
+    ``padding = "same"`` is TensorFlow's rule, as for ``conv2d``: output size ceil(in / stride),
+    the odd padded cell at the bottom/right. Padded cells never win a max, and an average is
+    over the window's real cells only (TensorFlow's and Keras' convention).
+    """
+
+    type: Literal["max_pool2d"]
+    pool_size: Pair = Field(default=[2, 2])
+    strides: Pair | None = None
+    padding: Literal["valid", "same"] = "valid"
+
+    @field_validator("pool_size", "strides", mode="before")
+    @classmethod
+    def _int_or_pair(cls, value: Any) -> Any:
+        return int_or_pair(value)
+
+
+class AvgPool2DLayer(MaxPool2DLayer):
+    """Average pooling (``strides`` default to ``pool_size``; ``padding`` as for max pooling)."""
+
+    type: Literal["avg_pool2d"]  # type: ignore[assignment]
+
+
+class GlobalAvgPool2DLayer(LayerBase):
+    """Mean over height and width: ``[h, w, c] -> [c]``."""
+
+    type: Literal["global_avg_pool2d"]
+
+
+LayerSpec = Annotated[
+    Union[
+        DenseLayer,
+        ActivationLayer,
+        DropoutLayer,
+        BatchNormLayer,
+        FlattenLayer,
+        Conv2DLayer,
+        MaxPool2DLayer,
+        AvgPool2DLayer,
+        GlobalAvgPool2DLayer,
+    ],
+    Field(discriminator="type"),
+]
+# Every layer class, in the union's order (the registry backends and checks iterate).
+LAYER_TYPES: tuple[type[LayerBase], ...] = get_args(get_args(LayerSpec)[0])
