@@ -5,6 +5,8 @@ process); each writes its result once, into ``out/<backend>/`` when an output fo
 given, and the parent reads it back from those plain files (CSV, JSON, npz: no pickle).
 
 Example:
+    Not run as a doctest: it trains a model on every installed backend.
+
     >>> import duofit
     >>> res = duofit.run("examples/seed.toml", backend="torch")    # doctest: +SKIP
     >>> cmp = duofit.compare("examples/seed.toml")                 # doctest: +SKIP
@@ -22,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from duofit.backends.base import make_plan
+from duofit.backends.base import Backend, FitOutput, make_plan
 from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
-from duofit.common.history import ProgressFn, recorder_for
+from duofit.common.history import EpochRecorder, ProgressFn, recorder_for
 from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.metrics import compute_metrics
@@ -51,6 +53,48 @@ def _timings(fit_timings: dict[str, Any], total_s: float) -> dict[str, float]:
         # steady state: median epoch after the first (graph building / warm-up excluded)
         "steady_epoch_s": float(np.median(epochs[1:])) if len(epochs) > 1 else float("nan"),
     }
+
+
+def _run_environment(
+    spec: Spec, backend: str, module: Backend, fitted_env: Mapping[str, Any], has_epoch_metrics: bool
+) -> dict[str, Any]:
+    """What a run records about where it ran: machine, framework, the fit's own notes, the spec's settings."""
+    env = {**base_environment(), **module.environment(spec.train.device), **fitted_env}
+    env.update({"backend": backend, "dtype": spec.train.dtype, "batch_size": spec.train.batch_size})
+    env["epoch_metrics"] = spec.train.epoch_metrics if has_epoch_metrics else "none"  # the history's source
+    return env
+
+
+def _run_result(
+    spec: Spec,
+    backend: str,
+    module: Backend,
+    dataset: Dataset,
+    fitted: FitOutput,
+    recorder: EpochRecorder,
+    t0: float,
+) -> RunResult:
+    """A finished fit as a :class:`~duofit.RunResult`: test metrics, timings since ``t0``, diagnostics."""
+    from_logits = bool(getattr(spec.loss, "from_logits", False))
+    metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
+    result = RunResult(
+        backend=backend,
+        spec=spec,
+        history=recorder.frame(),
+        metrics=metrics,
+        predictions=np.asarray(fitted.test_outputs),
+        y_test=dataset.y_test,
+        timings=_timings(fitted.timings, time.perf_counter() - t0),
+        environment=_run_environment(spec, backend, module, fitted.environment, bool(recorder.metric_names)),
+        weights=fitted.weights,
+        best_epoch=recorder.best_epoch,
+        stopped_epoch=recorder.stopped_epoch,
+        diverged=recorder.diverged,
+        message=recorder.message,
+        steps=fitted.steps,
+    )
+    result.diagnostics = diagnose(spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged)
+    return result
 
 
 def run(
@@ -85,6 +129,8 @@ def run(
         BackendNotInstalledError: the backend's framework is missing (names the extra).
 
     Example:
+        Not run as a doctest: it trains a model and needs Keras installed.
+
         >>> res = run("examples/seed.toml", backend="keras")  # doctest: +SKIP
         >>> res.history.tail(1)                                # doctest: +SKIP
     """
@@ -96,28 +142,7 @@ def run(
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
     recorder = recorder_for(spec, dataset.y_val, progress, plan.steps_per_epoch)
     fitted = module.fit(plan, recorder)
-    from_logits = bool(getattr(spec.loss, "from_logits", False))
-    metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
-    env = {**base_environment(), **module.environment(spec.train.device), **fitted.environment}
-    env.update({"backend": backend, "dtype": spec.train.dtype, "batch_size": spec.train.batch_size})
-    env["epoch_metrics"] = spec.train.epoch_metrics if recorder.metric_names else "none"  # the history's source
-    result = RunResult(
-        backend=backend,
-        spec=spec,
-        history=recorder.frame(),
-        metrics=metrics,
-        predictions=np.asarray(fitted.test_outputs),
-        y_test=dataset.y_test,
-        timings=_timings(fitted.timings, time.perf_counter() - t0),
-        environment=env,
-        weights=fitted.weights,
-        best_epoch=recorder.best_epoch,
-        stopped_epoch=recorder.stopped_epoch,
-        diverged=recorder.diverged,
-        message=recorder.message,
-        steps=fitted.steps,
-    )
-    result.diagnostics = diagnose(spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged)
+    result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
     if out is not None:
         result.save(out)
     return result
@@ -211,6 +236,8 @@ def compare(
         A :class:`Comparison`; ``cmp.table()`` is the side-by-side table.
 
     Example:
+        Not run as a doctest: it trains a model on every installed backend.
+
         >>> cmp = compare("examples/seed.toml")          # doctest: +SKIP
         >>> cmp.table()[["accuracy", "fit_s"]]           # doctest: +SKIP
     """

@@ -18,7 +18,7 @@ Example:
     >>> clf.get_params()["optimizer__lr"]
     0.01
     >>> search = GridSearchCV(make_pipeline(StandardScaler(), clf),
-    ...                       {"duofitclassifier__optimizer__lr": [0.1, 0.01]})   # doctest: +SKIP
+    ...                       {"duofitclassifier__optimizer__lr": [0.1, 0.01]})
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from duofit.common.errors import DataError, DivergenceError, SpecError
 from duofit.common.loader import load_spec
 from duofit.common.paths import path_from_param, with_values
-from duofit.common.spec import DenseLayer, Spec
+from duofit.common.spec import LOSS_TASKS, DenseLayer, Spec
 
 __all__ = ["DEFAULT_CLASSIFIER_SPEC", "DEFAULT_REGRESSOR_SPEC", "DuofitClassifier", "DuofitRegressor"]
 
@@ -57,7 +57,7 @@ DEFAULT_REGRESSOR_SPEC: dict[str, Any] = {
     "train": {"epochs": 50, "batch_size": 32},
 }
 _SPEC_FIELDS = tuple(Spec.model_fields)
-_REGRESSION_LOSSES = ("mse", "mae", "huber")
+_REGRESSION_LOSSES = tuple(name for name, task in LOSS_TASKS.items() if task == "regression")
 
 
 class _DuofitEstimator(BaseEstimator):
@@ -175,6 +175,9 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
     Example:
         >>> from sklearn.datasets import load_iris
         >>> X, y = load_iris(return_X_y=True)
+
+        Fitting is not run as a doctest (it trains a model and needs torch installed):
+
         >>> clf = DuofitClassifier(train__epochs=30).fit(X, y)        # doctest: +SKIP
         >>> clf.score(X, y) > 0.9                                     # doctest: +SKIP
         True
@@ -242,6 +245,9 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
     Example:
         >>> from sklearn.datasets import load_diabetes
         >>> X, y = load_diabetes(return_X_y=True)
+
+        Fitting is not run as a doctest (it trains a model and needs Keras installed):
+
         >>> reg = DuofitRegressor(backend="keras", optimizer__lr=0.05).fit(X, y)   # doctest: +SKIP
     """
 

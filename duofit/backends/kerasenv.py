@@ -34,7 +34,7 @@ def select(framework: str) -> str:
         BackendError: keras is already loaded (or selected) on another framework; run
             that backend in its own process, as ``duofit compare`` does.
 
-    Example:
+    Example (skipped: it selects Keras' framework for the whole test process):
         >>> select("tensorflow")   # doctest: +SKIP
         'tensorflow'
     """
@@ -62,7 +62,7 @@ def limit_xla_threads(n: int) -> None:
 
     XLA's CPU thread pool is sized when JAX starts and takes no other count afterwards.
 
-    Example:
+    Example (skipped: it changes ``XLA_FLAGS`` for the whole test process):
         >>> limit_xla_threads(1)   # doctest: +SKIP
     """
     if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):

@@ -11,6 +11,9 @@ CELL.json: ``{"backend": "duofit-torch", "spec": {...validated spec...}, "device
 "threads": 2, "warmup_epochs": 1}``.
 
 Example:
+    Not run as a doctest: it trains a model and sets framework threads, which only a
+    fresh process may do.
+
     >>> run_cell({"backend": "numpy-lean", "spec": spec_dict, "device": "cpu",
     ...           "threads": 1, "warmup_epochs": 1})["steady_ms_per_step"]   # doctest: +SKIP
     0.05
@@ -133,6 +136,30 @@ def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple
     return m, values[first.column]
 
 
+def _epoch_seconds(m: Measurement, warmup: int) -> tuple[float, float, float]:
+    """First epoch, median steady epoch and median steady training-loop epoch, in seconds."""
+    steady = steady_epochs(m.epoch_ends, warmup)
+    median_epoch = float(np.median(steady)) if len(steady) else math.nan
+    loop = m.loop_epoch_s[warmup:] if m.loop_epoch_s is not None else list(steady)
+    loop_epoch = float(np.median(loop)) if len(loop) else math.nan
+    first = m.first_epoch_s if m.first_epoch_s is not None else m.epoch_ends[0] - m.fit_start
+    return first, median_epoch, loop_epoch
+
+
+def _machine_columns(info: RunnerInfo, m: Measurement, device: str, threads: int) -> dict[str, Any]:
+    """The CSV columns naming what ran where: implementation, framework, device, CPU, threads."""
+    return {
+        "impl": info.impl,
+        "framework": info.framework,
+        "framework_versions": m.versions,
+        "device": device,
+        "device_name": m.device_name,
+        "cpu_model": cpu_model(),
+        "threads": threads,
+        "interop_threads": m.interop_threads,
+    }
+
+
 def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run one cell in this process and return its measured CSV columns.
 
@@ -161,22 +188,11 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     n_train, bs = len(dataset.x_train), spec.train.batch_size
     steps_per_epoch = math.ceil(n_train / bs)
     epochs = len(m.epoch_ends)
-    steady = steady_epochs(m.epoch_ends, warmup)
-    median_epoch = float(np.median(steady)) if len(steady) else math.nan
-    loop = m.loop_epoch_s[warmup:] if m.loop_epoch_s is not None else list(steady)
-    loop_epoch = float(np.median(loop)) if len(loop) else math.nan
-    first = m.first_epoch_s if m.first_epoch_s is not None else m.epoch_ends[0] - m.fit_start
+    first, median_epoch, loop_epoch = _epoch_seconds(m, warmup)
     per_step = train_flops_per_step(spec, dataset.n_features, bs)
     epoch_flops = per_step / bs * n_train
     return {
-        "impl": info.impl,
-        "framework": info.framework,
-        "framework_versions": m.versions,
-        "device": device,
-        "device_name": m.device_name,
-        "cpu_model": cpu_model(),
-        "threads": threads,
-        "interop_threads": m.interop_threads,
+        **_machine_columns(info, m, device, threads),
         "dtype": spec.train.dtype,
         "batch_size": bs,
         "epochs": epochs,

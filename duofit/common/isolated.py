@@ -1,8 +1,9 @@
 """One backend in a fresh Python process: the parent's side and the worker's side.
 
-``KERAS_BACKEND`` is read once per process, so ``compare``, ``cv`` and ``parity`` run each
-backend in a worker process of its own (``python -m duofit.worker``, ``duofit.tuning.worker``,
-``duofit.parity.worker``), all started by :func:`spawn` and served by :func:`worker_main`:
+``KERAS_BACKEND`` is read once per process, so ``compare``, ``cv``, ``parity`` and a
+multi-backend ``tune`` run each backend in a worker process of its own (``python -m
+duofit.worker``, ``duofit.tuning.worker``, ``duofit.parity.worker``,
+``duofit.tuning.tune_worker``), all started by :func:`spawn` and served by :func:`worker_main`:
 ``python -m MODULE SPEC.json BACKEND FOLDER [options]``. The spec goes in as JSON and the
 results come back as files (CSV, JSON, npz: no pickle).
 A :class:`~duofit.common.errors.DuofitError` raised in the worker is written to
@@ -91,11 +92,12 @@ def report_errors(out: Path, body: Callable[[], object]) -> int:
     return 0
 
 
-def raise_from_file(out: Path, backend: str, what: str, output: str = "", code: int | None = None) -> None:
+def raise_from_file(out: Path, backend: str, what: str, output: str | None = "", code: int | None = None) -> None:
     """Parent side: raise the error a worker wrote to ``out/error.json``.
 
     Without the file (the worker crashed, was killed or ran out of memory) a DuofitError
-    names the backend, the worker, its exit code and the end of its output.
+    names the backend, the worker, its exit code and the end of its ``output`` (``None``:
+    the output went to the terminal, above the message).
     """
     err_file = out / ERROR_FILE
     if err_file.exists():
@@ -107,13 +109,13 @@ def raise_from_file(out: Path, backend: str, what: str, output: str = "", code: 
         if cls in (SpecError, DataError) and "path" in info:
             raise cls(info["message"], path=info["path"])
         raise cls(info["message"])
-    raise DuofitError(
-        f"backend {backend!r} failed in its {what} worker process (exit code {code}); "
-        f"output:\n{output[-OUTPUT_TAIL_CHARS:]}"
-    )
+    failed = f"backend {backend!r} failed in its {what} worker process (exit code {code})"
+    if output is None:
+        raise DuofitError(f"{failed}; its output is above")
+    raise DuofitError(f"{failed}; output:\n{output[-OUTPUT_TAIL_CHARS:]}")
 
 
-def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: str) -> None:
+def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: str, *, capture: bool = True) -> None:
     """Parent side: run ``python -m module *args`` and wait; raise what it reported.
 
     Args:
@@ -122,14 +124,18 @@ def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: 
         out: The worker's output folder (``error.json`` is looked for there).
         backend: For error messages.
         what: What the worker does, for error messages (``"run"``, ``"cross-validation"``).
+        capture: Keep the worker's standard output (quoted if it crashes); ``False`` lets it
+            stream to the terminal as it comes (``duofit tune``'s line per trial). Its
+            standard error (progress bars, warnings) always goes to the terminal.
 
     Raises:
         DuofitError: the worker's own error (same type), or a crash with its output.
     """
     cmd = [sys.executable, "-m", module, *args]
-    proc = subprocess.run(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True, check=False)
+    stdout = subprocess.PIPE if capture else None
+    proc = subprocess.run(cmd, env=dict(os.environ), stdout=stdout, text=True, check=False)
     if proc.returncode != 0:
-        raise_from_file(out, backend, what, proc.stdout, proc.returncode)
+        raise_from_file(out, backend, what, proc.stdout if capture else None, proc.returncode)
 
 
 def result_folder(folder: Path, out: str | Path | None) -> Path:
@@ -137,17 +143,27 @@ def result_folder(folder: Path, out: str | Path | None) -> Path:
     return Path(out) if out is not None else folder
 
 
-def spawn(module: str, spec: Spec, backend: str, folder: Path, what: str, options: Sequence[str] = ()) -> None:
+def spawn(
+    module: str,
+    spec: Spec,
+    backend: str,
+    folder: Path,
+    what: str,
+    options: Sequence[str] = (),
+    *,
+    capture: bool = True,
+) -> None:
     """Parent side: run worker ``module`` for ``spec`` on ``backend`` and wait; raise what it reported.
 
     The spec is written into ``folder`` (the worker's scratch folder, which also receives
     ``error.json``); the worker is started as ``python -m module SPEC.json BACKEND FOLDER *options``.
+    ``capture=False`` lets its standard output stream to the terminal (see :func:`run_worker`).
 
     Raises:
         DuofitError: the worker's own error (same type, field path), or a crash with its output.
     """
     args = [str(write_spec(spec, folder)), backend, str(folder), *options]
-    run_worker(module, args, folder, backend, what)
+    run_worker(module, args, folder, backend, what, capture=capture)
 
 
 def worker_main(

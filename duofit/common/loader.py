@@ -288,8 +288,8 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
             every bad field path, the value and what is allowed.
 
     Example:
-        >>> spec = load_spec("examples/seed.toml")  # doctest: +SKIP
-        >>> spec.optimizer.lr  # doctest: +SKIP
+        >>> spec = load_spec("examples/seed.toml")
+        >>> spec.optimizer.lr
         0.01
     """
     if isinstance(source, Spec):

@@ -147,6 +147,8 @@ def get_backend(name: str) -> Backend:
         BackendNotInstalledError: its framework is missing (names the extra to install).
 
     Example:
+        Not run as a doctest: it trains a model and needs torch installed.
+
         >>> get_backend("torch").fit(plan, recorder)   # doctest: +SKIP
     """
     check_installed(name)

@@ -1,6 +1,8 @@
 """RunResult: what every backend returns, saved and loaded as plain files (CSV, JSON, npz).
 
 Example:
+    Not run as a doctest: it trains a model and writes files.
+
     >>> res = duofit.run(spec, backend="torch")          # doctest: +SKIP
     >>> res.save("results/seed/torch")                   # doctest: +SKIP
     >>> RunResult.load("results/seed/torch").metrics     # doctest: +SKIP

@@ -32,12 +32,18 @@ from duofit.parity.strict import strict_spec, strict_translations
 __all__ = ["CAUSES", "TOLERANCES", "Cause", "ParityReport", "matching_causes", "parity"]
 
 
-def _worker(spec: Spec, backend: str, folder: Path, strict: bool) -> tuple[dict[str, Any], RunResult]:
-    """Probe and train one backend in a fresh process (:mod:`duofit.parity.worker`); read its files back."""
+def _worker(spec: Spec, backend: str, folder: Path, strict: bool, out: Path | None) -> tuple[dict[str, Any], RunResult]:
+    """Probe and train one backend in a fresh process (:mod:`duofit.parity.worker`); read its files back.
+
+    The run is written once, into ``out`` (its final folder) when given, else into ``folder/run``.
+    """
     from duofit.common.io import load_npz
 
-    spawn("duofit.parity.worker", spec, backend, folder, "parity", ["--strict"] if strict else [])
-    return load_npz(folder / "probe.npz"), RunResult.load(folder / "run")
+    options = ["--strict"] if strict else []
+    if out is not None:
+        options += ["--out", str(out)]
+    spawn("duofit.parity.worker", spec, backend, folder, "parity", options)
+    return load_npz(folder / "probe.npz"), RunResult.load(out if out is not None else folder / "run")
 
 
 def parity(
@@ -60,7 +66,8 @@ def parity(
         backends: The two backends to compare.
         overrides: Per-backend ``FIELD=VALUE`` settings, e.g.
             ``{"keras": ["optimizer.decay_kind=decoupled"]}``, to study a deliberate mismatch.
-        out: Save ``parity.json``, ``parity.csv``, ``steps.csv``, ``parity.png`` and both runs there.
+        out: Save ``parity.json``, ``parity.csv``, ``steps.csv``, ``parity.png`` there; each
+            backend's run writes its result once, into ``out/<backend>/``.
 
     Returns:
         A :class:`ParityReport`; ``report.text()`` prints it, ``report.passed`` tells.
@@ -72,6 +79,38 @@ def parity(
     if len(backends) != 2 or backends[0] == backends[1]:
         raise SpecError(f"parity compares two different backends; got {list(backends)}", path="backends")
     resolve_backends(list(backends))
+    spec, specs, changes = _parity_specs(spec, strict, dtype, epochs, backends, overrides)
+    dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
+    folder = Path(out) if out is not None else None
+    probes: dict[str, dict[str, Any]] = {}
+    results: dict[str, RunResult] = {}
+    with tempfile.TemporaryDirectory(prefix="duofit-parity-") as tmp:
+        for name in backends:
+            dest = folder / name if folder is not None else None
+            probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict, dest)
+    pair = (backends[0], backends[1])
+    report = build_report(
+        specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec, dataset)
+    )
+    report.folder = folder
+    if folder is not None:
+        report.save(folder)
+    return report
+
+
+def _parity_specs(
+    spec: Spec,
+    strict: bool,
+    dtype: str | None,
+    epochs: int | None,
+    backends: Sequence[str],
+    overrides: Mapping[str, Sequence[str]] | None,
+) -> tuple[Spec, dict[str, Spec], list[str]]:
+    """The shared spec (dtype, epochs, strict mode applied), each backend's spec and the changes made.
+
+    Raises:
+        SpecError: ``overrides`` names a backend that is not compared.
+    """
     train_update: dict[str, Any] = {}
     if dtype is not None:
         train_update["dtype"] = dtype
@@ -90,19 +129,7 @@ def parity(
     specs = {name: apply_overrides(spec, overrides.get(name, ())) for name in backends}
     for name, items in overrides.items():
         changes += [f"{name} only: {item}" for item in items]
-    dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
-    probes: dict[str, dict[str, Any]] = {}
-    results: dict[str, RunResult] = {}
-    with tempfile.TemporaryDirectory(prefix="duofit-parity-") as tmp:
-        for name in backends:
-            probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict)
-    pair = (backends[0], backends[1])
-    report = build_report(
-        specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec, dataset)
-    )
-    if out is not None:
-        report.save(out)
-    return report
+    return spec, specs, changes
 
 
 def _steps_per_epoch(spec: Spec, dataset: Dataset) -> int:

@@ -9,6 +9,8 @@ No pickle anywhere: ``.safetensors``/``.npz`` for torch, ``.weights.h5``/``.kera
 (loaded with ``safe_mode=True``) for Keras.
 
 Example:
+    Not run as a doctest: it needs a trained run folder and both backends installed.
+
     >>> info = convert("results/seed/torch", to="keras", out="results/seed/torch-as-keras")  # doctest: +SKIP
     >>> info["max_rel_diff"] < 1e-6  # doctest: +SKIP
     True
@@ -75,6 +77,25 @@ def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backe
     return get_backend(backend or "torch").forward(spec, weights, load_dataset(spec).x_test)
 
 
+def _checked_target(src: Path, to: str, out: str | Path | None, fmt: str | None) -> tuple[str, Path]:
+    """The file format and output folder of a conversion to ``to``, checked before any work.
+
+    Raises:
+        SpecError: unknown target backend or a format it cannot write.
+        DataError: the output folder exists and is not empty.
+    """
+    if to not in BACKENDS:
+        raise SpecError(f"--to {to!r}: unknown backend; choose one of {', '.join(BACKENDS)}", path="to")
+    formats = _formats(to)
+    fmt = fmt or formats[0]
+    if fmt not in formats:
+        raise SpecError(f"--format {fmt!r} is not a {to} format; choose one of {', '.join(formats)}")
+    folder = Path(out) if out is not None else src.with_name(f"{src.name}-{to}")
+    if folder.exists() and any(folder.iterdir()):
+        raise DataError(f"output folder {folder} exists and is not empty; choose another --out", path="out")
+    return fmt, folder
+
+
 def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | None = None) -> dict[str, Any]:
     """Convert a trained model to backend ``to``; verify predictions; write ``out``.
 
@@ -92,15 +113,7 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
             source is unreadable. SpecError: unknown target or format.
     """
     src = Path(src)
-    if to not in BACKENDS:
-        raise SpecError(f"--to {to!r}: unknown backend; choose one of {', '.join(BACKENDS)}", path="to")
-    formats = _formats(to)
-    fmt = fmt or formats[0]
-    if fmt not in formats:
-        raise SpecError(f"--format {fmt!r} is not a {to} format; choose one of {', '.join(formats)}")
-    out = Path(out) if out is not None else src.with_name(f"{src.name}-{to}")
-    if out.exists() and any(out.iterdir()):
-        raise DataError(f"output folder {out} exists and is not empty; choose another --out", path="out")
+    fmt, out = _checked_target(src, to, out, fmt)
     spec, weights, origin = read_model(src)
     found = _model_file(src)
     expected = _predictions(src, spec, weights, found[0] if found else None)

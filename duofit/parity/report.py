@@ -116,6 +116,7 @@ class ParityReport:
         changes: What strict mode changed (spec and translations).
         stages: One :class:`StageResult` per stage.
         results: The two RunResults (with per-step records).
+        folder: Where the runs wrote their results (``folder/<backend>/``), if anywhere.
     """
 
     spec: Spec
@@ -124,6 +125,7 @@ class ParityReport:
     changes: list[str]
     stages: list[StageResult]
     results: dict[str, RunResult]
+    folder: Path | None = None
 
     @property
     def passed(self) -> bool:
@@ -165,7 +167,11 @@ class ParityReport:
         return "\n".join(lines)
 
     def save(self, folder: str | Path) -> dict[str, Path]:
-        """Write ``parity.json``, ``parity.csv``, ``steps.csv`` and ``parity.png`` into ``folder``."""
+        """Write ``parity.json``, ``parity.csv``, ``steps.csv`` and ``parity.png`` into ``folder``.
+
+        The two runs' folders (``folder/<backend>/``) are written only when the runs did not
+        already write them there (``parity(..., out=folder)`` has each worker write its own).
+        """
         from duofit.common.io import atomic_write_text, write_json
         from duofit.parity.plot import plot_trajectories
 
@@ -188,8 +194,9 @@ class ParityReport:
         atomic_write_text(paths["csv"], self.table().to_csv(index=False))
         atomic_write_text(paths["steps"], self.steps_frame().to_csv(index=False))
         paths["plot"] = plot_trajectories(self, out / "parity.png")
-        for name, res in self.results.items():
-            res.save(out / name)
+        if self.folder is None or self.folder.resolve() != out.resolve():
+            for name, res in self.results.items():
+                res.save(out / name)
         return paths
 
     def steps_frame(self) -> Any:

@@ -5,8 +5,8 @@ frameworks' formulas differ (see :mod:`duofit.parity.causes`). It says what it c
 
 Example:
     >>> from duofit.common.loader import load_spec
-    >>> spec, changes = strict_spec(load_spec("examples/seed.toml"))  # doctest: +SKIP
-    >>> spec.train.dtype, changes[0]  # doctest: +SKIP
+    >>> spec, changes = strict_spec(load_spec("examples/seed.toml"))
+    >>> spec.train.dtype, changes[0]
     ('float64', 'train.dtype: float32 -> float64 (strict parity is defined in float64)')
 """
 

@@ -1,11 +1,11 @@
-"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND FOLDER [--strict]``.
+"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND FOLDER [--strict] [--out DIR]``.
 
 In a fresh process (one per Keras backend), it records everything the report compares:
 initial weights read back from the framework, the first forward output (eval mode), the
 first batch's loss and gradients (train mode), then a full training run with per-step
 records, on one load of the data. Writes ``FOLDER/probe.npz`` and the RunResult files into
-``FOLDER/run``; ``FOLDER/error.json`` (type, message, field path) on a DuofitError, as every
-worker of :mod:`duofit.common.isolated`.
+``--out`` (the run's final folder) or ``FOLDER/run``; ``FOLDER/error.json`` (type, message,
+field path) on a DuofitError, as every worker of :mod:`duofit.common.isolated`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from duofit.common.data import Dataset
 from duofit.common.io import save_npz
-from duofit.common.isolated import worker_main
+from duofit.common.isolated import result_folder, worker_main
 from duofit.common.spec import Spec
 
 __all__ = ["main", "probe"]
@@ -46,6 +46,7 @@ def probe(spec: Spec, dataset: Dataset, backend: str, strict: bool) -> dict[str,
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true")
+    parser.add_argument("--out", help="the run's final folder (default FOLDER/run)")
 
 
 def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> None:
@@ -54,7 +55,8 @@ def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> N
 
     dataset = load_dataset(spec)
     save_npz(folder / "probe.npz", probe(spec, dataset, backend, args.strict))
-    run(spec, backend, out=folder / "run", record_steps=True, strict=args.strict, dataset=dataset)
+    out = result_folder(folder / "run", args.out)
+    run(spec, backend, out=out, record_steps=True, strict=args.strict, dataset=dataset)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,83 +76,29 @@ def _cmd_cv(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- tune
-def _trial_printer(backend: str, column: str, quiet: bool) -> Any:
-    def show(study: Any, trial: Any) -> None:
-        if quiet:
-            return
-        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        value = f"{column}={trial.value:.4f}" if trial.value is not None else "no value"
-        if trial.state.name == "PRUNED" and trial.intermediate_values:
-            last = max(trial.intermediate_values)
-            value = f"{column}={trial.intermediate_values[last]:.4f} at epoch {last}"
-        try:
-            best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
-        except ValueError:
-            best = "no finished trial yet"
-        print(f"[{backend}] trial {trial.number:>3} {trial.state.name:<8} {value}  {params}  | {best}", flush=True)
-
-    return show
-
-
-def _tune_one(args: argparse.Namespace, spec: Any, backend: str, study: str, out: Path) -> int:
-    from duofit.tuning.report import save_tuning
-    from duofit.tuning.search import objective_column, tune
-    from duofit.tuning.space import load_space
-
-    space = load_space(args.space, spec)
-    column, _ = objective_column(spec, args.metric or space.metric)
-    res = tune(
-        spec,
-        space,
-        backend,
-        search=args.search,
-        n_trials=args.trials,
-        total_trials=args.total,
-        storage=args.storage,
-        study_name=study,
-        metric=args.metric,
-        seed=args.seed,
-        prune=args.prune,
-        heartbeat_s=args.heartbeat or None,
-        callback=_trial_printer(backend, column, args.quiet),
-    )
-    paths = save_tuning(res, out)
-    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(res.counts.items()))
-    print(f"study {res.study_name!r} ({res.storage}): {sum(res.counts.values())} trials ({counts}); ran {res.ran} now")
-    if res.best_value is None:
-        print("no finished trial yet: no best spec")
-    else:
-        print(f"best {res.metric} = {res.best_value:.4f} ({res.direction}) at trial {res.best_trial}:")
-        for key, value in res.best_params.items():
-            print(f"  {key} = {value}")
-    print("written: " + ", ".join(str(p) for p in paths.values()))
-    return 0
-
-
 def _tune_many(args: argparse.Namespace, spec: Any, backends: list[str], study: str) -> int:
-    """One process per backend (each runs `duofit tune --backend B`), then the best values side by side."""
+    """One worker process per backend (:mod:`duofit.tuning.tune_worker`), then the best values side by side.
+
+    Each worker prints its trials as they finish; an error in one (its type and field path
+    kept) stops the command before the next backend starts.
+    """
+    import tempfile
+
+    from duofit.common.isolated import spawn
     from duofit.tuning.report import agreement, load_best
     from duofit.tuning.space import load_space
+    from duofit.tuning.tune_worker import worker_options
 
     space = load_space(args.space, spec)  # bad input fails here, once
     best: dict[str, Any] = {}
-    for backend in backends:
-        name = f"{study}-{backend}"
-        out = Path(args.out) / backend if args.out else Path("results") / _spec_name(spec, args.spec) / "tune" / name
-        cmd = [sys.executable, "-m", "duofit.cli", "tune", args.spec, "--space", args.space, "--backend", backend]
-        cmd += ["--search", args.search, "--storage", args.storage, "--study", name]
-        cmd += ["--out", str(out), "--seed", str(args.seed), "--heartbeat", str(args.heartbeat)]
-        for flag, value in (("--trials", args.trials), ("--total", args.total), ("--metric", args.metric)):
-            if value is not None:
-                cmd += [flag, str(value)]
-        if args.prune is not None:
-            cmd.append("--prune" if args.prune else "--no-prune")
-        if args.quiet:
-            cmd.append("--quiet")
-        code = subprocess.run(cmd, env=dict(os.environ), check=False).returncode
-        if code != 0:
-            return code
-        best[backend] = load_best(out)
+    default_root = Path("results") / _spec_name(spec, args.spec) / "tune"
+    with tempfile.TemporaryDirectory(prefix="duofit-tune-") as tmp:
+        for backend in backends:
+            name = f"{study}-{backend}"
+            out = Path(args.out) / backend if args.out else default_root / name
+            options = worker_options(args, name, out)
+            spawn("duofit.tuning.tune_worker", spec, backend, Path(tmp) / backend, "tune", options, capture=False)
+            best[backend] = load_best(out)
     log_fields = {p.field for p in space.params if getattr(p, "log", False)}
     print("\nbest hyperparameters per backend (same space, same search):")
     print(agreement(best, log_fields).to_string())
@@ -175,13 +119,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from duofit.tuning.search import objective_column
     from duofit.tuning.space import load_space
     from duofit.tuning.storage import open_storage
+    from duofit.tuning.tune_worker import tune_one
 
     objective_column(spec, args.metric or load_space(args.space, spec).metric)
     open_storage(args.storage, heartbeat_s=None)
     if len(backends) == 1:
         study = args.study or f"{name}-{backends[0]}"
         out = Path(args.out) if args.out else Path("results") / name / "tune" / study
-        return _tune_one(args, spec, backends[0], study, out)
+        return tune_one(args, spec, backends[0], study, out)
     return _tune_many(args, spec, backends, args.study or name)
 
 

@@ -7,6 +7,8 @@ killed before its first heartbeat is failed like any stale one. See
 :mod:`duofit.common.patches` for what happens with another Optuna version.
 
 Example:
+    Not run as a doctest: it imports Optuna's private storage modules (the ``tune`` extra).
+
     >>> models, scoped_session = rdb_internals()   # doctest: +SKIP
 """
 

@@ -8,6 +8,8 @@ as ``duofit compare`` does with ``duofit.worker``); each fold's result is writte
 ``out/<backend>/fold_<i>/`` when an output folder is given) and read back from those files.
 
 Example:
+    Not run as a doctest: it trains a model per fold on every installed backend.
+
     >>> cv = cross_validate("examples/seed.toml", n_folds=5)   # doctest: +SKIP
     >>> cv.table()                                             # doctest: +SKIP
                 torch              keras
@@ -45,7 +47,9 @@ def fold_spec(spec: Spec, index: int) -> Spec:
     """The spec fold ``index`` trains: fresh initial weights from ``train.seed + index``.
 
     Example:
-        >>> fold_spec(spec, 2).train.seed == spec.train.seed + 2   # doctest: +SKIP
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec("examples/seed.toml")
+        >>> fold_spec(spec, 2).train.seed == spec.train.seed + 2
         True
     """
     return spec.model_copy(update={"train": spec.train.model_copy(update={"seed": spec.train.seed + index})})
@@ -64,6 +68,8 @@ def run_folds(
         out: If given, each fold's result is written into ``out/fold_<i>/``.
 
     Example:
+        Not run as a doctest: it trains three models and needs torch installed.
+
         >>> results = run_folds(spec, make_folds(spec, 3), "torch")   # doctest: +SKIP
     """
     results = []
@@ -204,6 +210,29 @@ def _run_isolated(
     return [RunResult.load(where / f"fold_{i + 1}") for i in range(n_folds)]
 
 
+def _run_backends(
+    spec: Spec,
+    folds: list[Fold],
+    names: Sequence[str],
+    folder: Path | None,
+    *,
+    isolate: bool,
+    seed: int,
+    stratify: bool,
+    progress: bool,
+) -> dict[str, list[RunResult]]:
+    """Every fold on each named backend, in a worker process per backend when ``isolate``."""
+    results: dict[str, list[RunResult]] = {}
+    with tempfile.TemporaryDirectory(prefix="duofit-cv-") as tmp:
+        for name in names:
+            dest = folder / name if folder is not None else None
+            if isolate:
+                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, len(folds), seed, stratify, progress)
+            else:
+                results[name] = run_folds(spec, folds, name, progress, out=dest)
+    return results
+
+
 def cross_validate(
     spec: SpecLike,
     n_folds: int = 5,
@@ -237,6 +266,8 @@ def cross_validate(
         BackendNotInstalledError: a named backend is missing.
 
     Example:
+        Not run as a doctest: it trains five models and needs torch installed.
+
         >>> cv = cross_validate("examples/seed.toml", n_folds=5, backends=["torch"])  # doctest: +SKIP
         >>> cv.summary().query("metric == 'accuracy'")                                # doctest: +SKIP
     """
@@ -245,14 +276,9 @@ def cross_validate(
     folds = make_folds(spec, n_folds, seed, stratify)  # fails fast on bad data, before any worker
     names, skipped = resolve_backends(backends)
     folder = Path(out) if out is not None else None
-    results: dict[str, list[RunResult]] = {}
-    with tempfile.TemporaryDirectory(prefix="duofit-cv-") as tmp:
-        for name in names:
-            dest = folder / name if folder is not None else None
-            if isolate:
-                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, n_folds, seed, stratify, progress)
-            else:
-                results[name] = run_folds(spec, folds, name, progress, out=dest)
+    results = _run_backends(
+        spec, folds, names, folder, isolate=isolate, seed=seed, stratify=stratify, progress=progress
+    )
     cv = CVResult(
         spec=spec,
         folds=folds,

@@ -6,6 +6,8 @@ dataset given, and :func:`predict_outputs` runs a trained model (weights in duof
 layout) on new inputs with the backend's own layers (its ``Backend.forward``).
 
 Example:
+    Not run as a doctest: it trains a model and needs torch installed.
+
     >>> from duofit.common.loader import load_spec
     >>> from duofit.common.data import load_dataset
     >>> spec = load_spec("examples/seed.toml")                         # doctest: +SKIP
@@ -43,6 +45,8 @@ def run_on_dataset(spec: Spec, dataset: Dataset, backend: str, progress: Progres
         A :class:`~duofit.RunResult` whose ``metrics`` are computed on ``dataset.x_test``.
 
     Example:
+        Not run as a doctest: it trains a model and needs Keras installed.
+
         >>> res = run_on_dataset(spec, fold.dataset, "keras")   # doctest: +SKIP
         >>> res.metrics["accuracy"]                             # doctest: +SKIP
         0.95
@@ -68,6 +72,8 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
         ``[n, units of the last dense layer]`` float array.
 
     Example:
+        Not run as a doctest: it needs trained weights and torch installed.
+
         >>> predict_outputs("torch", res.spec, res.weights, x_new)   # doctest: +SKIP
     """
     model = get_backend(backend)  # checks the name and the install; selects the framework first

@@ -23,7 +23,7 @@ from typing import Any
 from duofit.common.io import atomic_write_text, write_json
 from duofit.common.loader import spec_to_toml
 from duofit.common.plots import save_figure
-from duofit.tuning.search import TuneResult
+from duofit.tuning.study import TuneResult
 
 __all__ = ["AGREE_FACTOR", "AGREE_REL", "agreement", "load_best", "plot_history", "save_tuning", "trials_frame"]
 

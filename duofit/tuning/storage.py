@@ -10,6 +10,8 @@ marks stale; :class:`DurableStorage` treats such a trial as stale once it is old
 grace period, so no kill point leaves a trial ``RUNNING`` forever.
 
 Example:
+    Not run as a doctest: it creates a database file.
+
     >>> storage = open_storage("results/seed/tune.db")   # doctest: +SKIP
 """
 
@@ -59,6 +61,8 @@ def stale_without_heartbeat(storage: Any, study_id: int, grace_s: float) -> list
     comparison uses this machine's clock the same way.
 
     Example:
+        Not run as a doctest: it needs an open storage holding a study.
+
         >>> stale_without_heartbeat(storage, study_id=1, grace_s=20)   # doctest: +SKIP
         [7]
     """
@@ -107,6 +111,8 @@ def open_storage(storage: str, heartbeat_s: int | None = HEARTBEAT_S) -> Any:
         SpecError: malformed URL, missing database driver, or unreachable server.
 
     Example:
+        Not run as a doctest: it creates a database file.
+
         >>> open_storage("sqlite:///results/tune.db")   # doctest: +SKIP
     """
     import optuna

@@ -76,7 +76,7 @@ def test_forward_matches_numpy(backend: str, seed_spec_dict: dict, stack: str, d
     np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-6 if dtype == "float32" else 1e-13)
 
 
-LOSS_CASES = {
+LOSS_CASES: dict[str, tuple[dict[str, object], str | None]] = {
     "bce_logits": ({"type": "binary_crossentropy", "from_logits": True}, None),
     "bce_probs": ({"type": "binary_crossentropy", "from_logits": False}, "sigmoid"),
     "mse": ({"type": "mse"}, None),

@@ -1,5 +1,6 @@
-"""The worker-process plumbing shared by ``compare`` and ``cv``: errors cross the process
-boundary with their type, message and field path; a crash is reported with its output."""
+"""The worker-process plumbing shared by ``compare``, ``cv``, ``parity`` and ``tune``: errors cross
+the process boundary with their type, message and field path; a crash is reported with its output;
+a result is written once, by its worker."""
 
 from __future__ import annotations
 
@@ -75,3 +76,64 @@ def test_worker_main_reports_a_spec_error_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         raise_from_file(tmp_path, "torch", "run")
     assert info.value.path == "train.epochs" and str(info.value) == "train.epochs: bad for torch"
+
+
+def test_a_worker_that_streams_its_output_is_reported_without_quoting_it(tmp_path: Path) -> None:
+    with pytest.raises(DuofitError) as info:
+        run_worker("duofit.common.no_such_worker", [], tmp_path, "torch", "tune", capture=False)
+    assert str(info.value) == "backend 'torch' failed in its tune worker process (exit code 1); its output is above"
+
+
+@pytest.mark.parity
+def test_a_multi_backend_tune_worker_error_keeps_its_type_and_field_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent checks the spec, space and storage but loads no data: the torch worker finds the
+    bad data parameter, the keras worker never starts, and the CLI prints one paragraph (exit 2)."""
+    import json
+    import tomllib
+
+    from duofit.cli import build_parser, main
+
+    doc = tomllib.loads(Path("examples/seed.toml").read_text(encoding="utf-8"))
+    doc["data"]["params"]["nosuch"] = 1
+    spec = tmp_path / "bad.json"
+    spec.write_text(json.dumps(doc), encoding="utf-8")
+    argv = ["tune", str(spec), "--space", "examples/space.toml", "--backend", "torch,keras", "--trials", "1"]
+    argv += ["--storage", f"sqlite:///{tmp_path / 'tune.db'}", "--out", str(tmp_path / "out")]
+    args = build_parser().parse_args(argv)
+    with pytest.raises(DataError) as info:
+        args.func(args)
+    assert info.value.path == "data.params.nosuch"
+    assert "make_classification has no parameter 'nosuch'" in str(info.value)
+    assert not (tmp_path / "out" / "keras").exists()
+
+    monkeypatch.delenv("DUOFIT_DEBUG", raising=False)
+    capsys.readouterr()
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: ") and "make_classification has no parameter 'nosuch'" in err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parity
+def test_parity_writes_each_run_once_into_its_final_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an output folder the workers write the runs there; the parent writes only the report files."""
+    from duofit.common.result import RunResult
+    from duofit.parity import parity
+
+    saved: list[Path] = []
+    save = RunResult.save
+
+    def counting_save(self: RunResult, folder: str | Path) -> None:
+        saved.append(Path(folder))
+        save(self, folder)
+
+    monkeypatch.setattr(RunResult, "save", counting_save)
+    report = parity("examples/seed.toml", epochs=1, out=tmp_path / "p")
+    assert saved == []  # in this process: the runs were written by the workers
+    names = {"parity.json", "parity.csv", "steps.csv", "parity.png", "torch", "keras"}
+    assert {p.name for p in (tmp_path / "p").iterdir()} == names
+    assert RunResult.load(tmp_path / "p" / "keras").steps["loss"].size == report.results["keras"].steps["loss"].size
+    report.save(tmp_path / "again")  # elsewhere: the runs are written there too
+    assert sorted(saved) == [tmp_path / "again" / "keras", tmp_path / "again" / "torch"]

@@ -14,8 +14,8 @@
 
 See :mod:`duofit.common.patches` for what happens with another Keras version.
 
-Example:
-    >>> keep_float64()   # doctest: +SKIP  (changes process-wide Keras state)
+Example (skipped: it changes process-wide Keras state):
+    >>> keep_float64()   # doctest: +SKIP
     False
 """
 

@@ -147,7 +147,12 @@ class ExactRMSprop(_TorchFormula):
             self.assign(variable, variable + (g / avg) * (-lr))
 
 
-_EXACT = {SGDOptimizer: ExactSGD, AdamOptimizer: ExactAdam, AdamWOptimizer: ExactAdam, RMSpropOptimizer: ExactRMSprop}
+_EXACT: dict[type, type[keras.optimizers.Optimizer]] = {
+    SGDOptimizer: ExactSGD,
+    AdamOptimizer: ExactAdam,
+    AdamWOptimizer: ExactAdam,
+    RMSpropOptimizer: ExactRMSprop,
+}
 
 
 def exact_optimizer(spec: Any, **kwargs: Any) -> keras.optimizers.Optimizer:

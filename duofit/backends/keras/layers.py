@@ -139,10 +139,12 @@ def _conv(layer: Conv2DLayer, dtype: str, seed: int, strict: bool) -> list[keras
 
 def _pool(layer: MaxPool2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     cls = keras.layers.AveragePooling2D if isinstance(layer, AvgPool2DLayer) else keras.layers.MaxPooling2D
-    strides = tuple(layer.strides or layer.pool_size)
+    size = (layer.pool_size[0], layer.pool_size[1])
+    given = layer.strides or layer.pool_size
+    strides = (given[0], given[1])
     if cls is keras.layers.AveragePooling2D and layer.padding == "same" and not native().same_avg_pool_ok:
-        return [SameAvgPool2D(tuple(layer.pool_size), strides, dtype=dtype)]
-    return [cls(pool_size=tuple(layer.pool_size), strides=strides, padding=layer.padding, dtype=dtype)]
+        return [SameAvgPool2D(size, strides, dtype=dtype)]
+    return [cls(pool_size=size, strides=strides, padding=layer.padding, dtype=dtype)]
 
 
 LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
@@ -166,7 +168,7 @@ def build_model(
     ``strict`` swaps gelu/leaky_relu for float64-exact layers; ``model_cls`` lets the
     trainer use a Sequential subclass (per-step loss recording).
 
-    Example:
+    Example (skipped: it needs a validated spec):
         >>> model, heads = build_model(spec, 2, dtype="float32")  # doctest: +SKIP
     """
     layers: list[keras.layers.Layer] = []

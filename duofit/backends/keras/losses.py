@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+
 from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
 

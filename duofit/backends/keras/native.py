@@ -16,7 +16,7 @@ and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) 
 - whether Keras' own ``AveragePooling2D(padding="same")`` averages over the real cells only,
   as TensorFlow does (not on torch: Keras 3.15.1 replicates the edge, cause ``same_avg_pool``).
 
-Example:
+Example (skipped: the name depends on the framework Keras runs on):
     >>> native().name          # doctest: +SKIP
     'tensorflow'
 """

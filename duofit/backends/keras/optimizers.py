@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+
 from duofit.common.errors import unsupported
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer
 
@@ -63,7 +64,7 @@ OPTIMIZERS: dict[type, Callable[[Any], tuple[type, dict[str, Any]]]] = {
 def _with_coupled_l2(cls: type, decay: float) -> type:
     """Subclass of a Keras optimizer that adds ``decay * w`` to each (clipped) gradient."""
 
-    class CoupledL2(cls):  # type: ignore[misc,valid-type]
+    class CoupledL2(cls):
         def _backend_update_step(self, grads: list[Any], trainable_variables: list[Any], learning_rate: Any) -> Any:
             grads = [
                 keras.ops.add(g, keras.ops.multiply(keras.ops.cast(decay, g.dtype), v.value))

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
 from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
-from torch import nn
 
 __all__ = ["EPSILON", "LOSSES", "make_loss"]
 

@@ -1,6 +1,6 @@
 """What the torch backend reports and sets about the machine: devices, flags, threads, memory.
 
-Example:
+Example (skipped: the devices depend on the machine):
     >>> devices()[0]   # doctest: +SKIP
     'cpu'
 """

@@ -39,7 +39,7 @@ def fused_kwargs(cls: type, params: Params) -> dict[str, bool]:
         >>> fused_kwargs(torch.optim.RMSprop, [])   # RMSprop has no fused kernel
         {}
     """
-    if "fused" not in inspect.signature(cls.__init__).parameters or not params:
+    if "fused" not in inspect.signature(cls).parameters or not params:
         return {}
     devices = {p.device.type for p in params}
     version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
@@ -105,7 +105,7 @@ def make_optimizer(spec: object, params: Iterable[torch.nn.Parameter], strict: b
     ``strict``, global-norm clipping uses Keras' formula ``g * c * min(1/|g|, 1/c)`` instead
     of ``clip_grad_norm_``'s ``g * min(c / (|g| + 1e-6), 1)`` (parity mode).
 
-    Example:
+    Example (skipped: it needs a spec, a model and a computed loss):
         >>> opt = make_optimizer(spec.optimizer, model.parameters())   # doctest: +SKIP
         >>> loss.backward(); opt.step()                                # doctest: +SKIP
     """

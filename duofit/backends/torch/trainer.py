@@ -9,7 +9,10 @@ the device, so there is one host sync per epoch instead of one ``.item()`` per s
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,9 +50,108 @@ def targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device | str = "c
     return torch.as_tensor(arr, dtype=dtype, device=device)
 
 
+@dataclass
+class _Setup:
+    """The built model, its training pieces and the device-resident data of one fit."""
+
+    model: torch.nn.Module
+    heads: list[torch.nn.Module]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    params: list[torch.Tensor]
+    penalty: Callable[[], torch.Tensor] | None
+    device: torch.device
+    dtype: torch.dtype
+    x: torch.Tensor
+    t: torch.Tensor
+    x_val: torch.Tensor
+    t_val: torch.Tensor
+    order: torch.Tensor
+
+
+@dataclass
+class _Records:
+    """Per-step and per-epoch records, kept on the device and read once per epoch / at the end.
+
+    Attributes:
+        step_loss: Every step's loss (NaN until the step runs).
+        grad_norm: Every step's global gradient norm (``record_steps`` only).
+        param_norm: Every step's global parameter norm after the update (``record_steps`` only).
+        epoch_grad_norm: The gradient norm at each epoch's first step.
+        sizes: Batch sizes of one epoch: the epoch loss is Keras' batch-size weighted mean of batch losses.
+    """
+
+    step_loss: torch.Tensor
+    grad_norm: torch.Tensor | None
+    param_norm: torch.Tensor | None
+    epoch_grad_norm: torch.Tensor
+    sizes: torch.Tensor
+
+
 def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     """Train ``plan`` and return test outputs, final weights and timings."""
     t_start = time.perf_counter()
+    tr = plan.spec.train
+    s = _setup(plan)
+    rec = _records(plan, s)
+    build_s = time.perf_counter() - t_start
+
+    epoch_s: list[float] = []
+    best: dict[str, torch.Tensor] | None = None
+    scheduled = plan.spec.optimizer.schedule is not None
+    # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
+    y_val = torch.as_tensor(recorder.y_val, device=s.device) if native_epoch_metrics(plan.spec, recorder) else None
+    step = 0
+    t_fit = time.perf_counter()
+    for epoch in range(tr.epochs):
+        t0 = time.perf_counter()
+        if scheduled:
+            for group in s.optimizer.param_groups:
+                group["lr"] = recorder.lr
+        first_step = step
+        losses = _train_epoch(s, rec, epoch, step, tr.batch_size)
+        step += len(losses)
+        train_loss, val_value, gnorm, val_np, epoch_metrics = _epoch_sync(
+            s, rec, recorder, y_val, losses, epoch, first_step
+        )
+        epoch_s.append(time.perf_counter() - t0)
+        decision = recorder.end_epoch(
+            epoch,
+            train_loss,
+            val_value,
+            val_np,
+            epoch_s[-1],
+            grad_norm=gnorm,
+            step_losses=functools.partial(_read_steps, rec.step_loss, first_step, step),
+            metrics=epoch_metrics,
+        )
+        if decision.is_best:
+            best = {k: v.detach().clone() for k, v in s.model.state_dict().items()}
+        if decision.stop:
+            break
+    fit_s = time.perf_counter() - t_fit
+    if recorder.restore_best and best is not None:
+        s.model.load_state_dict(best)
+
+    t_pred = time.perf_counter()
+    test_out = _predict(s, plan.dataset.x_test)
+    predict_s = time.perf_counter() - t_pred
+    return FitOutput(
+        test_outputs=test_out,
+        weights=get_weights(s.heads, plan.spec),
+        timings=fit_timings(build_s, fit_s, predict_s, epoch_s),
+        environment=fit_environment(
+            str(s.device),
+            device_name(s.device),
+            plan.strict,
+            fused_optimizer=bool(s.optimizer.defaults.get("fused")),
+        ),
+        steps=_step_records(rec, step),
+    )
+
+
+def _setup(plan: TrainPlan) -> _Setup:
+    """Seed, build the model with ``plan.weights``, its loss and optimizer, and move the data to the device."""
     spec, ds = plan.spec, plan.dataset
     tr = spec.train
     if tr.threads is not None:
@@ -65,113 +167,146 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     optimizer = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
     params = [p for p in model.parameters() if p.requires_grad]
     penalty = kernel_penalty(heads, spec)
-
-    x = to_model_input(ds.x_train, dtype, device)
-    t = targets(plan.t_train, dtype, device)
-    x_val = to_model_input(ds.x_val, dtype, device)
-    t_val = targets(plan.t_val, dtype, device)
-    order = torch.as_tensor(plan.order, device=device)
-    n, bs = x.shape[0], tr.batch_size
-    build_s = time.perf_counter() - t_start
-
-    epoch_s: list[float] = []
-    best: dict[str, torch.Tensor] | None = None
-    steps_per_epoch = -(-n // bs)
-    # per-step records stay on the device (no sync) and are read once per epoch / at the end
-    step_loss = torch.full((tr.epochs * steps_per_epoch,), float("nan"), dtype=dtype, device=device)
-    grad_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
-    param_norm = torch.full_like(step_loss, float("nan")) if plan.record_steps else None
-    epoch_grad_norm = torch.full((tr.epochs,), float("nan"), dtype=dtype, device=device)
-    # batch sizes of one epoch: the epoch loss is Keras' batch-size weighted mean of batch losses
-    sizes = torch.tensor([min(bs, n - start) for start in range(0, n, bs)], dtype=dtype, device=device)
-    scheduled = spec.optimizer.schedule is not None
-    # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
-    y_val = torch.as_tensor(recorder.y_val, device=device) if native_epoch_metrics(spec, recorder) else None
-    epoch_metrics: dict[str, float] | None = None
-    step = 0
-    t_fit = time.perf_counter()
-    for epoch in range(tr.epochs):
-        t0 = time.perf_counter()
-        if scheduled:
-            for group in optimizer.param_groups:
-                group["lr"] = recorder.lr
-        model.train()
-        perm = order[epoch]
-        xp, tp = x.index_select(0, perm), t.index_select(0, perm)
-        losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
-        first_step = step
-        for start in range(0, n, bs):
-            xb, tb = xp[start : start + bs], tp[start : start + bs]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), tb)
-            if penalty is not None:
-                loss = loss + penalty()
-            loss.backward()
-            if grad_norm is not None or start == 0:  # diagnostics: the norm at each epoch's first step
-                norm = _global_norm([p.grad for p in params if p.grad is not None])
-                if grad_norm is not None:
-                    grad_norm[step] = norm
-                if start == 0:
-                    epoch_grad_norm[epoch] = norm
-            optimizer.step()
-            if param_norm is not None:
-                param_norm[step] = _global_norm(params)
-            losses.append(loss.detach())
-            step += 1
-        model.eval()
-        with torch.inference_mode():
-            val_out = model(x_val)
-            val_loss = loss_fn(val_out, t_val)
-        epoch_losses = torch.stack(losses)
-        step_loss[first_step:step] = epoch_losses
-        total = (epoch_losses * sizes).sum()
-        if y_val is None:
-            # the epoch's one host sync: three scalars in one transfer
-            train_loss, val_value, gnorm = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).tolist()
-            val_np = val_out.detach().cpu().numpy()
-        else:  # native metrics: the same sync carries them; the validation outputs stay on the device
-            columns, values = _native_epoch_metrics(recorder, val_out, y_val)
-            scalars = torch.stack([total / n, val_loss.to(dtype), epoch_grad_norm[epoch]]).to(torch.float64)
-            train_loss, val_value, gnorm, *metric_values = torch.cat([scalars, values]).tolist()
-            epoch_metrics, val_np = dict(zip(columns, metric_values, strict=True)), None
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        epoch_s.append(time.perf_counter() - t0)
-        decision = recorder.end_epoch(
-            epoch,
-            train_loss,
-            val_value,
-            val_np,
-            epoch_s[-1],
-            grad_norm=gnorm,
-            step_losses=lambda lo=first_step, hi=step: step_loss[lo:hi].cpu().numpy(),
-            metrics=epoch_metrics,
-        )
-        if decision.is_best:
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if decision.stop:
-            break
-    fit_s = time.perf_counter() - t_fit
-    if recorder.restore_best and best is not None:
-        model.load_state_dict(best)
-
-    t_pred = time.perf_counter()
-    model.eval()
-    with torch.inference_mode():
-        test_out = model(to_model_input(ds.x_test, dtype, device)).cpu().numpy()
-    predict_s = time.perf_counter() - t_pred
-    steps = {"loss": step_loss[:step].cpu().numpy()}
-    if grad_norm is not None and param_norm is not None:
-        steps.update(grad_norm=grad_norm[:step].cpu().numpy(), param_norm=param_norm[:step].cpu().numpy())
-    return FitOutput(
-        test_outputs=test_out,
-        weights=get_weights(heads, spec),
-        timings=fit_timings(build_s, fit_s, predict_s, epoch_s),
-        environment=fit_environment(
-            str(device), device_name(device), plan.strict, fused_optimizer=bool(optimizer.defaults.get("fused"))
-        ),
-        steps=steps,
+    return _Setup(
+        model=model,
+        heads=heads,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        params=params,
+        penalty=penalty,
+        device=device,
+        dtype=dtype,
+        x=to_model_input(ds.x_train, dtype, device),
+        t=targets(plan.t_train, dtype, device),
+        x_val=to_model_input(ds.x_val, dtype, device),
+        t_val=targets(plan.t_val, dtype, device),
+        order=torch.as_tensor(plan.order, device=device),
     )
+
+
+def _records(plan: TrainPlan, s: _Setup) -> _Records:
+    """NaN-filled device buffers for every step of every epoch, and one epoch's batch sizes."""
+    tr = plan.spec.train
+    n, bs = s.x.shape[0], tr.batch_size
+    steps_per_epoch = -(-n // bs)
+    step_loss = torch.full((tr.epochs * steps_per_epoch,), float("nan"), dtype=s.dtype, device=s.device)
+    return _Records(
+        step_loss=step_loss,
+        grad_norm=torch.full_like(step_loss, float("nan")) if plan.record_steps else None,
+        param_norm=torch.full_like(step_loss, float("nan")) if plan.record_steps else None,
+        epoch_grad_norm=torch.full((tr.epochs,), float("nan"), dtype=s.dtype, device=s.device),
+        sizes=torch.tensor([min(bs, n - start) for start in range(0, n, bs)], dtype=s.dtype, device=s.device),
+    )
+
+
+def _train_epoch(s: _Setup, rec: _Records, epoch: int, step: int, bs: int) -> list[torch.Tensor]:
+    """One epoch of training steps over contiguous slices of the epoch's permuted data (no host sync).
+
+    Args:
+        s: The fit's model, optimizer and data.
+        rec: Device records; the gradient and parameter norms are written at their step.
+        epoch: 0-based epoch (selects the sample order).
+        step: Global index of the epoch's first step.
+        bs: Batch size.
+
+    Returns:
+        The detached loss of each step, in order.
+    """
+    model, loss_fn, optimizer, penalty, params = s.model, s.loss_fn, s.optimizer, s.penalty, s.params
+    grad_norm, param_norm = rec.grad_norm, rec.param_norm
+    model.train()
+    perm = s.order[epoch]
+    xp, tp = s.x.index_select(0, perm), s.t.index_select(0, perm)
+    n = xp.shape[0]
+    losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
+    for start in range(0, n, bs):
+        xb, tb = xp[start : start + bs], tp[start : start + bs]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), tb)
+        if penalty is not None:
+            loss = loss + penalty()
+        loss.backward()
+        if grad_norm is not None or start == 0:  # diagnostics: the norm at each epoch's first step
+            norm = _global_norm([p.grad for p in params if p.grad is not None])
+            if grad_norm is not None:
+                grad_norm[step] = norm
+            if start == 0:
+                rec.epoch_grad_norm[epoch] = norm
+        optimizer.step()
+        if param_norm is not None:
+            param_norm[step] = _global_norm(params)
+        losses.append(loss.detach())
+        step += 1
+    return losses
+
+
+def _epoch_sync(
+    s: _Setup,
+    rec: _Records,
+    recorder: EpochRecorder,
+    y_val: torch.Tensor | None,
+    losses: list[torch.Tensor],
+    epoch: int,
+    first_step: int,
+) -> tuple[float, float, float, np.ndarray | None, dict[str, float] | None]:
+    """Evaluate on the validation set and read the epoch's scalars in its one host sync.
+
+    Args:
+        s: The fit's model, loss and data.
+        rec: Device records; the epoch's step losses are stored from ``first_step``.
+        recorder: Supplies the native metrics when ``y_val`` is given.
+        y_val: Validation targets on the device for native metrics, else ``None``.
+        losses: The epoch's detached step losses.
+        epoch: 0-based epoch.
+        first_step: Global index of the epoch's first step.
+
+    Returns:
+        Train loss, validation loss, first-step gradient norm, the validation outputs as numpy
+        (``None`` with native metrics) and the native metric values (``None`` without).
+    """
+    n, dtype = s.x.shape[0], s.dtype
+    s.model.eval()
+    with torch.inference_mode():
+        val_out = s.model(s.x_val)
+        val_loss = s.loss_fn(val_out, s.t_val)
+    epoch_losses = torch.stack(losses)
+    rec.step_loss[first_step : first_step + len(losses)] = epoch_losses
+    total = (epoch_losses * rec.sizes).sum()
+    epoch_metrics: dict[str, float] | None = None
+    val_np: np.ndarray | None
+    if y_val is None:
+        # the epoch's one host sync: three scalars in one transfer
+        scalars = torch.stack([total / n, val_loss.to(dtype), rec.epoch_grad_norm[epoch]])
+        train_loss, val_value, gnorm = scalars.tolist()
+        val_np = val_out.detach().cpu().numpy()
+    else:  # native metrics: the same sync carries them; the validation outputs stay on the device
+        columns, values = _native_epoch_metrics(recorder, val_out, y_val)
+        scalars = torch.stack([total / n, val_loss.to(dtype), rec.epoch_grad_norm[epoch]]).to(torch.float64)
+        train_loss, val_value, gnorm, *metric_values = torch.cat([scalars, values]).tolist()
+        epoch_metrics, val_np = dict(zip(columns, metric_values, strict=True)), None
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()
+    return train_loss, val_value, gnorm, val_np, epoch_metrics
+
+
+def _read_steps(step_loss: torch.Tensor, lo: int, hi: int) -> np.ndarray:
+    """Steps ``lo`` to ``hi`` (exclusive) of the step losses, read to the host on demand."""
+    return step_loss[lo:hi].cpu().numpy()
+
+
+def _predict(s: _Setup, x_test: np.ndarray) -> np.ndarray:
+    """The model's raw outputs on ``x_test`` in ``eval()`` mode."""
+    s.model.eval()
+    with torch.inference_mode():
+        return s.model(to_model_input(x_test, s.dtype, s.device)).cpu().numpy()
+
+
+def _step_records(rec: _Records, step: int) -> dict[str, np.ndarray]:
+    """The recorded steps as numpy: always ``loss``; ``grad_norm`` and ``param_norm`` with ``record_steps``."""
+    steps = {"loss": rec.step_loss[:step].cpu().numpy()}
+    if rec.grad_norm is not None and rec.param_norm is not None:
+        steps.update(grad_norm=rec.grad_norm[:step].cpu().numpy(), param_norm=rec.param_norm[:step].cpu().numpy())
+    return steps
 
 
 def _native_epoch_metrics(

@@ -144,15 +144,7 @@ def prepare(
         parts = spec_parts(spec, targets.y, spec.data.stratify and targets.task != "regression")
     check_training_classes(targets, parts.train)
     x_tr, x_va, x_te, scaler = _scaled(spec, x, parts, names)
-    check_sizes(
-        spec,
-        x.shape[1],
-        len(x_tr),
-        max(len(x_va), len(x_te)),
-        max_parameters=MAX_PARAMETERS,
-        max_activation=MAX_ACTIVATION_ELEMENTS,
-        max_order=MAX_ORDER_ELEMENTS,
-    )
+    _check_caps(spec, x.shape[1], len(x_tr), max(len(x_va), len(x_te)))
     x_tr, x_va, x_te = _images(spec, x.shape[1], x_tr, x_va, x_te)
     y_of, task, n_classes, classes = targets
     return Dataset(
@@ -168,6 +160,19 @@ def prepare(
         feature_names=names,
         val_is_test=parts.val_is_test,
         scaler=scaler,
+    )
+
+
+def _check_caps(spec: Spec, n_features: int, n_train: int, n_eval: int) -> None:
+    """:func:`~duofit.common.data.sizes.check_sizes` against this module's caps, read now."""
+    check_sizes(
+        spec,
+        n_features,
+        n_train,
+        n_eval,
+        max_parameters=MAX_PARAMETERS,
+        max_activation=MAX_ACTIVATION_ELEMENTS,
+        max_order=MAX_ORDER_ELEMENTS,
     )
 
 

@@ -4,6 +4,8 @@ Every problem a shared file can have becomes a :class:`~duofit.common.errors.Dat
 names the field to fix (``data.path``, ``data.target``, ``data.features``).
 
 Example:
+    Not run as a doctest: it needs a spec whose ``data.path`` names a CSV file on disk.
+
     >>> x, y, names = read_csv(spec, max_cells=10**8, max_bytes=10**9)  # doctest: +SKIP
 """
 

@@ -3,6 +3,9 @@
 The caps come in as arguments (the module constants of :mod:`duofit.common.data`).
 
 Example:
+    Not run as a doctest: it needs a loaded ``spec`` (see :func:`duofit.common.data.prepare`,
+    whose example exercises it).
+
     >>> check_sizes(spec, 4, 120, 30, max_parameters=10**8, max_activation=5 * 10**8,
     ...             max_order=10**8)  # doctest: +SKIP
 """

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def infer_shapes(layers: Sequence[LayerBase], image_shape: Shape | None) -> list
     return out
 
 
-def model_input_shape(image_shape: Sequence[int] | None, weights: dict[str, object]) -> Shape:
+def model_input_shape(image_shape: Sequence[int] | None, weights: Mapping[str, object]) -> Shape:
     """Input shape of a model: the spec's image shape, else the first dense kernel's rows."""
     if image_shape:
         return tuple(int(n) for n in image_shape)
