@@ -62,6 +62,7 @@ class Patch:
     reason: str
 
 
+@cache  # read once per process: a gate runs where the private attribute is used, possibly per step
 def installed_version(package: str) -> str | None:
     """Installed version of distribution ``package`` without a local label (``2.13.0+cpu`` -> ``2.13.0``).
 

@@ -12,6 +12,10 @@ Example (skipped: pytest cannot collect doctests of a package named ``torch``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
 import torch
 
 from duofit.common.patches import Patch, apply_gate
@@ -30,15 +34,19 @@ FOREACH = Patch(
 PATCHES = (FOREACH,)
 
 
+@cache
+def _foreach(name: str) -> Callable[..., Any]:
+    """``torch.<name>``, gated once per process (the callers run once per epoch or step)."""
+    fn = getattr(torch, name, None)
+    apply_gate(FOREACH, fn is not None)
+    return fn  # type: ignore[return-value]
+
+
 def foreach_norm(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """The 2-norm of each tensor (``torch._foreach_norm``)."""
-    fn = getattr(torch, "_foreach_norm", None)
-    apply_gate(FOREACH, fn is not None)
-    return list(fn(tensors))  # type: ignore[misc]
+    return _foreach("_foreach_norm")(tensors)
 
 
 def foreach_mul_(tensors: list[torch.Tensor], scalar: float | torch.Tensor) -> None:
     """Multiply every tensor in place by ``scalar`` (``torch._foreach_mul_``)."""
-    fn = getattr(torch, "_foreach_mul_", None)
-    apply_gate(FOREACH, fn is not None)
-    fn(tensors, scalar)  # type: ignore[misc]
+    _foreach("_foreach_mul_")(tensors, scalar)
