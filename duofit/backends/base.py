@@ -22,6 +22,7 @@ import numpy as np
 from duofit.common.data import Dataset, batch_order, targets_for_loss
 from duofit.common.history import EpochRecorder
 from duofit.common.init import initial_weights
+from duofit.common.registry import BACKENDS
 from duofit.common.spec import Spec
 
 __all__ = [
@@ -144,9 +145,9 @@ class Backend(ABC):
 
     export_formats: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, name: str, framework: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.framework = framework
+        self.framework = BACKENDS[name].framework  # the registry's name, so `duofit backends` needs no import
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -33,7 +33,6 @@ from duofit.common.spec import ActivationLayer, DenseLayer, Spec
 
 __all__ = ["KerasBackend"]
 
-_HUMAN = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
 _PACKAGES = {
     "tensorflow": "duofit.backends.keras",
     "torch": "duofit.backends.keras_torch",
@@ -61,7 +60,7 @@ class KerasBackend(Backend):
         if name not in by_name:
             raise BackendError(f"{name!r} is not a Keras backend; Keras backends: {', '.join(by_name)}")
         self.keras_framework = by_name[name]
-        super().__init__(name, f"Keras 3 on {_HUMAN[self.keras_framework]}")
+        super().__init__(name)
 
     def load(self) -> None:  # noqa: D102
         select(self.keras_framework)

@@ -32,7 +32,7 @@ class TorchBackend(Backend):
     export_formats: ClassVar[dict[str, str]] = {".safetensors": "safetensors", ".npz": "numpy npz"}
 
     def __init__(self, name: str = "torch") -> None:
-        super().__init__(name, "PyTorch")
+        super().__init__(name)
 
     def load(self) -> None:  # noqa: D102
         importlib.import_module("duofit.backends.torch")
@@ -87,9 +87,9 @@ class TorchBackend(Backend):
         return machine.framework_environment()
 
     def set_threads(self, threads: int) -> None:  # noqa: D102
-        from duofit.backends.torch.trainer import set_threads
+        from duofit.backends.torch import machine
 
-        set_threads(threads)
+        machine.set_threads(threads)
 
     def init_threads(self, threads: int) -> None:  # noqa: D102
         from duofit.backends.torch import machine

@@ -260,20 +260,34 @@ def run_matrix(
         folder = Path(tmp)
         report.peak = _host_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout, wait_idle_s, log)
         for i, cell in enumerate(pending, 1):
-            busy, load = _host_load(cell.threads, wait_idle_s, log)
-            t0 = time.perf_counter()
-            with _OtherLoad() as other:
-                columns, error = _run_cell(cell, folder, cell_timeout)
             label = f"[{i}/{len(pending)}] {cell.cell_id}"
-            if columns is None:
-                report.failed.append((cell.cell_id, error))
-                log(f"{label}: FAILED: {error.splitlines()[0] if error else 'no output'}")
-                continue
-            host = {"host_busy_pct": busy, "other_busy_pct": other.pct, "loadavg_1m": load}
-            append_row(out, _row(cell, columns, run_id, report.peak, host))
-            report.ran.append(cell.cell_id)
-            log(f"{label}: {_cell_line(columns, time.perf_counter() - t0)}")
+            _run_one(cell, label, folder, run_id, report, cell_timeout, wait_idle_s, log)
     return report
+
+
+def _run_one(
+    cell: Cell,
+    label: str,
+    folder: Path,
+    run_id: str,
+    report: MatrixReport,
+    cell_timeout: float,
+    wait_idle_s: float,
+    log: Callable[[str], None],
+) -> None:
+    """Run one cell once the host is idle enough; append its row to ``report.out``, or record its failure."""
+    busy, load = _host_load(cell.threads, wait_idle_s, log)
+    t0 = time.perf_counter()
+    with _OtherLoad() as other:
+        columns, error = _run_cell(cell, folder, cell_timeout)
+    if columns is None:
+        report.failed.append((cell.cell_id, error))
+        log(f"{label}: FAILED: {error.splitlines()[0] if error else 'no output'}")
+        return
+    host = {"host_busy_pct": busy, "other_busy_pct": other.pct, "loadavg_1m": load}
+    append_row(report.out, _row(cell, columns, run_id, report.peak, host))
+    report.ran.append(cell.cell_id)
+    log(f"{label}: {_cell_line(columns, time.perf_counter() - t0)}")
 
 
 def _cell_line(columns: dict[str, Any], seconds: float) -> str:

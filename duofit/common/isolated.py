@@ -115,7 +115,16 @@ def raise_from_file(out: Path, backend: str, what: str, output: str | None = "",
     raise DuofitError(f"{failed}; output:\n{output[-OUTPUT_TAIL_CHARS:]}")
 
 
-def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: str, *, capture: bool = True) -> None:
+def run_worker(
+    module: str,
+    args: Sequence[str],
+    out: Path,
+    backend: str,
+    what: str,
+    *,
+    capture: bool = True,
+    quiet: bool = False,
+) -> None:
     """Parent side: run ``python -m module *args`` and wait; raise what it reported.
 
     Args:
@@ -125,15 +134,18 @@ def run_worker(module: str, args: Sequence[str], out: Path, backend: str, what: 
         backend: For error messages.
         what: What the worker does, for error messages (``"run"``, ``"cross-validation"``).
         capture: Keep the worker's standard output (quoted if it crashes); ``False`` lets it
-            stream to the terminal as it comes (``duofit tune``'s line per trial). Its
-            standard error (progress bars, warnings) always goes to the terminal.
+            stream to the terminal as it comes (``duofit tune``'s line per trial).
+        quiet: Keep the worker's standard error too (framework start-up logs, warnings),
+            quoted with its output if it crashes (``duofit parity``, whose report is the
+            output). Otherwise standard error (progress bars, warnings) goes to the terminal.
 
     Raises:
         DuofitError: the worker's own error (same type), or a crash with its output.
     """
     cmd = [sys.executable, "-m", module, *args]
     stdout = subprocess.PIPE if capture else None
-    proc = subprocess.run(cmd, env=dict(os.environ), stdout=stdout, text=True, check=False)
+    stderr = subprocess.STDOUT if capture and quiet else None
+    proc = subprocess.run(cmd, env=dict(os.environ), stdout=stdout, stderr=stderr, text=True, check=False)
     if proc.returncode != 0:
         raise_from_file(out, backend, what, proc.stdout if capture else None, proc.returncode)
 
@@ -152,18 +164,20 @@ def spawn(
     options: Sequence[str] = (),
     *,
     capture: bool = True,
+    quiet: bool = False,
 ) -> None:
     """Parent side: run worker ``module`` for ``spec`` on ``backend`` and wait; raise what it reported.
 
     The spec is written into ``folder`` (the worker's scratch folder, which also receives
     ``error.json``); the worker is started as ``python -m module SPEC.json BACKEND FOLDER *options``.
-    ``capture=False`` lets its standard output stream to the terminal (see :func:`run_worker`).
+    ``capture=False`` lets its standard output stream to the terminal, ``quiet=True`` keeps its
+    standard error too (see :func:`run_worker`).
 
     Raises:
         DuofitError: the worker's own error (same type, field path), or a crash with its output.
     """
     args = [str(write_spec(spec, folder)), backend, str(folder), *options]
-    run_worker(module, args, folder, backend, what, capture=capture)
+    run_worker(module, args, folder, backend, what, capture=capture, quiet=quiet)
 
 
 def worker_main(

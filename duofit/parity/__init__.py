@@ -19,7 +19,7 @@ from typing import Any
 
 from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
-from duofit.common.errors import SpecError
+from duofit.common.errors import DataError, SpecError
 from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.overrides import apply_overrides
@@ -42,7 +42,10 @@ def _worker(spec: Spec, backend: str, folder: Path, strict: bool, out: Path | No
     options = ["--strict"] if strict else []
     if out is not None:
         options += ["--out", str(out)]
-    spawn("duofit.parity.worker", spec, backend, folder, "parity", options)
+    try:
+        spawn("duofit.parity.worker", spec, backend, folder, "parity", options, quiet=True)
+    except (SpecError, DataError) as exc:  # say which of the two backends found it
+        raise type(exc)(f"{backend}: {exc}", path=exc.path) from None
     return load_npz(folder / "probe.npz"), RunResult.load(out if out is not None else folder / "run")
 
 

@@ -35,7 +35,7 @@ __all__ = ["CONVERT_RTOL", "convert", "read_model"]
 
 # Predictions after a round trip through a framework file. float32: the file stores the
 # same float32 values, so only the forward pass' summation order differs (~1e-7); the
-# issue's acceptance for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
+# documented target for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
 CONVERT_RTOL = {"float32": 1e-6, "float64": 1e-12}
 _FILE_STEM = "model"
 

@@ -152,7 +152,7 @@ def make_folds(spec: Spec, n_folds: int = 5, seed: int | None = None, stratify: 
     labels = data.y if data.classes is None else data.classes[data.y]  # prepare encodes them again, identically
     folds: list[Fold] = []
     for i, (train_idx, test_idx) in enumerate(splitter.split(data.x, data.y)):
-        parts = given_parts(spec, data.y, train_idx, test_idx, seed, stratified)
+        parts = given_parts(spec, data.y, train_idx, test_idx, seed, stratified, where=f" in fold {i}")
         ds = prepare(spec, data.x, labels, data.feature_names, parts)
         mean, scale = (ds.scaler.mean_, ds.scaler.scale_) if ds.scaler is not None else (None, None)
         folds.append(Fold(i, parts.train, parts.val, parts.test, ds, mean, scale))

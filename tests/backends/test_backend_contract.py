@@ -152,7 +152,7 @@ def test_gradients_match_finite_differences(backend: str, seed_spec_dict: dict) 
 
 
 def test_seed_spec_reaches_seed_accuracy(backend: str) -> None:
-    """The seed chapter's own loop reaches 0.90 test accuracy; duofit must reach >= 0.85."""
+    """The tutorial's own loop reaches 0.90 test accuracy; duofit must reach >= 0.85."""
     res = duofit.run("examples/seed.toml", backend=backend)
     assert res.metrics["accuracy"] >= 0.85
     assert len(res.history) == 100

@@ -1,4 +1,4 @@
-"""Summary (median, IQR), overhead ratios against the issue's targets, markdown and charts."""
+"""Summary (median, IQR), overhead ratios against duofit's targets, markdown and charts."""
 
 from __future__ import annotations
 

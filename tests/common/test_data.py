@@ -11,8 +11,8 @@ from duofit.common.data import batch_order, load_dataset, targets_for_loss
 from duofit.common.loader import load_spec
 
 
-def test_seed_data_is_the_seed_chapters_data() -> None:
-    """Same arrays as the chapter's code: make_classification -> split(42) -> scaler on train."""
+def test_seed_data_is_the_tutorials_data() -> None:
+    """Same arrays as the tutorial's code: make_classification -> split(42) -> scaler on train."""
     x, y = make_classification(
         n_samples=1000, n_features=2, n_informative=2, n_redundant=0, n_clusters_per_class=1, random_state=42
     )

@@ -60,6 +60,7 @@ def test_a_parity_worker_error_keeps_its_type_and_field_path(tmp_path: Path) -> 
     with pytest.raises(DataError) as info:
         parity("examples/seed.toml", epochs=1, overrides={"torch": ["data.params.nosuch=1"]})
     assert info.value.path == "data.params.nosuch"
+    assert str(info.value).startswith("torch: ")  # which of the two backends found it
     assert "make_classification has no parameter 'nosuch'" in str(info.value)
 
 

@@ -23,7 +23,7 @@ def _members(union: object) -> set[type]:
     return set(typing.get_args(typing.get_args(union)[0]))
 
 
-def test_seed_example_matches_the_seed_chapter() -> None:
+def test_seed_example_matches_the_tutorial() -> None:
     spec = load_spec("examples/seed.toml")
     assert spec.data.kind == "make_classification"
     assert spec.data.params == {

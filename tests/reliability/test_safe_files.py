@@ -35,7 +35,7 @@ UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib
 # Builtins that run code given as text, and functions that run a shell.
 UNSAFE_BUILTINS = {"eval", "exec", "compile", "__import__", "execfile"}
 UNSAFE_CALLS = {"os.system", "os.popen", "pd.read_pickle", "pandas.read_pickle", "yaml.load", "yaml.unsafe_load"}
-# Textual patterns, matched on code tokens only (comments and strings removed): what the issue lists.
+# Textual patterns, matched on code tokens only (comments and strings removed): what SECURITY.md rules out.
 TEXT_PATTERNS = {
     "pickle": re.compile(r"\bpickle\b"),  # allow_pickle is one identifier: not matched
     "eval(": re.compile(r"(?<![\w.])eval\s*\("),  # model.eval() is a method: not matched

@@ -128,3 +128,17 @@ def test_cv_cli_both_backends_in_worker_processes(
     assert np.all(np.abs(pivot["torch"] - pivot["keras"]) <= METRIC_PARITY)
     env = json.loads((out / "keras" / "fold_1" / "result.json").read_text())["environment"]
     assert env["backend"] == "keras"
+
+
+def test_a_fold_that_cannot_hold_out_validation_data_is_named() -> None:
+    spec = load_spec(
+        {
+            "data": {"kind": "iris", "test_size": 0.01, "val_size": 0.98},
+            "model": {"layers": [{"type": "dense", "units": 3}]},
+            "loss": {"type": "categorical_crossentropy", "from_logits": True},
+        }
+    )
+    with pytest.raises(DataError) as info:
+        make_folds(spec, n_folds=5)
+    assert info.value.path == "data.val_size"
+    assert "cannot hold out validation data in fold 0 from 120 training samples" in str(info.value)

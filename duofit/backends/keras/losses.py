@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
 
-__all__ = ["LOSSES", "make_loss"]
+__all__ = ["LOSSES", "loss_targets", "make_loss"]
 
 
 def _cce(spec: CCELoss, dtype: str) -> keras.losses.Loss:
@@ -37,3 +38,8 @@ def make_loss(spec: object, dtype: str) -> keras.losses.Loss:
     if factory is None:
         raise unsupported("keras", "loss", spec, LOSSES)
     return factory(spec, dtype)
+
+
+def loss_targets(t: np.ndarray, dtype: str) -> np.ndarray:
+    """Targets as the loss consumes them: class indices stay integer, the rest takes ``dtype``."""
+    return t if t.dtype.kind in "iu" else t.astype(dtype)

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from duofit.backends.base import TrainPlan
+from duofit.backends.keras.losses import loss_targets
 from duofit.common.errors import BackendError
 
 __all__ = ["Native", "device_name", "devices", "framework_environment", "native", "on_device", "resolve_device"]
@@ -56,16 +57,11 @@ class Native:
     same_avg_pool_ok: bool
 
 
-def _targets(plan: TrainPlan, which: str, dtype: str) -> np.ndarray:
-    t = plan.t_train if which == "train" else plan.t_val
-    return t if t.dtype.kind in "iu" else t.astype(dtype)
-
-
 def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every epoch's batches in the shared order, as numpy (Keras moves them to the device)."""
     bs = plan.spec.train.batch_size
     x = plan.dataset.x_train.astype(dtype)
-    t = _targets(plan, "train", dtype)
+    t = loss_targets(plan.t_train, dtype)
     steps = math.ceil(len(x) / bs)
     for epoch_order in plan.order:
         for b in range(steps):
@@ -121,7 +117,7 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
 
     bs = plan.spec.train.batch_size
     x = tf.constant(plan.dataset.x_train.astype(dtype))
-    t = tf.constant(_targets(plan, "train", dtype))
+    t = tf.constant(loss_targets(plan.t_train, dtype))
     order = tf.data.Dataset.from_tensor_slices(plan.order.astype(np.int32))
     batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
     return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
@@ -170,19 +166,15 @@ def _torch_threads(n: int) -> None:
 
 
 def _torch_init_threads(n: int) -> None:
-    import torch
+    from duofit.backends.torch.machine import init_threads  # Keras on torch: torch's own settings
 
-    torch.set_num_threads(n)
-    try:
-        torch.set_num_interop_threads(n)
-    except RuntimeError:  # already started by an earlier parallel op: keep it, it is recorded
-        pass
+    init_threads(n)
 
 
 def _torch_peak_mb() -> float:
-    import torch
+    from duofit.backends.torch.machine import peak_memory_mb
 
-    return float(torch.cuda.max_memory_allocated()) / 2**20
+    return peak_memory_mb()
 
 
 def _torch_put(var: Any, index: Any, value: Any) -> None:

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
-from duofit.backends.keras.losses import make_loss
+from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.native import native
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 from duofit.common.spec.shapes import model_input_shape
@@ -34,7 +34,7 @@ def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) 
 
 
 def _targets(targets: np.ndarray, dtype: str) -> Any:
-    return keras.ops.convert_to_tensor(targets if targets.dtype.kind in "iu" else targets.astype(dtype))
+    return keras.ops.convert_to_tensor(loss_targets(targets, dtype))
 
 
 def forward(

@@ -20,7 +20,7 @@ import numpy as np
 
 from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
-from duofit.backends.keras.losses import make_loss
+from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
 from duofit.backends.keras.native import device_name, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
@@ -42,7 +42,7 @@ class _EpochEnd(keras.callbacks.Callback):
         self.heads = heads
         self.loss = loss
         self.x_val = plan.dataset.x_val.astype(dtype)
-        self.t_val = plan.t_val if plan.t_val.dtype.kind in "iu" else plan.t_val.astype(dtype)
+        self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
         self.native = native_epoch_metrics(plan.spec, recorder)

@@ -44,6 +44,7 @@ __all__ = [
     "get_weights",
     "kernel_penalty",
     "set_weights",
+    "targets",
     "to_model_input",
 ]
 
@@ -276,3 +277,10 @@ def kernel_penalty(heads: Sequence[nn.Module], spec: Spec) -> Callable[[], torch
         return total
 
     return penalty
+
+
+def targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Loss-ready targets as a tensor: class indices stay integer, the rest takes ``dtype``."""
+    if arr.dtype.kind in "iu":
+        return torch.as_tensor(arr, dtype=torch.long, device=device)
+    return torch.as_tensor(arr, dtype=dtype, device=device)

@@ -11,7 +11,18 @@ from typing import Any
 
 import torch
 
-__all__ = ["devices", "framework_environment", "init_threads", "peak_memory_mb"]
+from duofit.common.envinfo import cpu_model
+from duofit.common.errors import BackendError
+
+__all__ = [
+    "device_name",
+    "devices",
+    "framework_environment",
+    "init_threads",
+    "peak_memory_mb",
+    "resolve_device",
+    "set_threads",
+]
 
 
 def devices() -> list[str]:
@@ -47,3 +58,24 @@ def init_threads(threads: int) -> None:
 def peak_memory_mb() -> float:
     """Peak CUDA memory allocated by this process, MiB."""
     return float(torch.cuda.max_memory_allocated()) / 2**20
+
+
+def set_threads(threads: int) -> None:
+    """Intra-op threads for this process (``train.threads``)."""
+    torch.set_num_threads(threads)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (error if absent) or ``auto`` (cuda when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BackendError("train.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """Human name of the device: the GPU model or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()

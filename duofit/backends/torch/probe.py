@@ -17,8 +17,8 @@ from duofit.backends.torch.layers import (
     set_weights,
     to_model_input,
 )
+from duofit.backends.torch.layers import targets as target_tensor  # `targets` names the arrays here
 from duofit.backends.torch.losses import make_loss
-from duofit.backends.torch.trainer import targets as _targets
 from duofit.common.spec import Spec
 from duofit.common.spec.shapes import model_input_shape
 
@@ -53,7 +53,7 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
     """The spec's loss of ``outputs`` against loss-ready ``targets``."""
     dtype = DTYPES[spec.train.dtype]
     out = torch.as_tensor(outputs, dtype=dtype)
-    return float(make_loss(spec.loss)(out, _targets(targets, dtype)))
+    return float(make_loss(spec.loss)(out, target_tensor(targets, dtype)))
 
 
 def gradients(
@@ -63,7 +63,7 @@ def gradients(
     dtype = DTYPES[spec.train.dtype]
     model, heads = _model(spec, weights, x.shape[1:])
     model.train()
-    loss = make_loss(spec.loss)(model(to_model_input(x, dtype)), _targets(targets, dtype))
+    loss = make_loss(spec.loss)(model(to_model_input(x, dtype)), target_tensor(targets, dtype))
     penalty = kernel_penalty(heads, spec)
     if penalty is not None:
         loss = loss + penalty()

@@ -19,35 +19,22 @@ import torch
 
 from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
 from duofit.backends.torch.compat import foreach_norm
-from duofit.backends.torch.layers import DTYPES, build_model, get_weights, kernel_penalty, set_weights, to_model_input
+from duofit.backends.torch.layers import (
+    DTYPES,
+    build_model,
+    get_weights,
+    kernel_penalty,
+    set_weights,
+    targets,
+    to_model_input,
+)
 from duofit.backends.torch.losses import make_loss
+from duofit.backends.torch.machine import device_name, resolve_device, set_threads
 from duofit.backends.torch.metrics import make_metric
 from duofit.backends.torch.optimizers import make_optimizer
-from duofit.common.errors import BackendError
 from duofit.common.history import EpochRecorder
 
-__all__ = ["device_name", "fit", "resolve_device", "set_threads", "targets"]
-
-
-def set_threads(threads: int) -> None:
-    """Intra-op threads for this process (``train.threads``)."""
-    torch.set_num_threads(threads)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` (error if absent) or ``auto`` (cuda when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BackendError("train.device = 'cuda' but torch sees no CUDA device; use 'cpu' or 'auto'")
-    return torch.device(name)
-
-
-def targets(arr: np.ndarray, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Loss-ready targets as a tensor: class indices stay integer, the rest takes ``dtype``."""
-    if arr.dtype.kind in "iu":
-        return torch.as_tensor(arr, dtype=torch.long, device=device)
-    return torch.as_tensor(arr, dtype=dtype, device=device)
+__all__ = ["fit"]
 
 
 @dataclass
@@ -335,12 +322,3 @@ def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Sqrt of the sum of squares of every element (no host sync; 3 kernels, not 3 per tensor)."""
     with torch.no_grad():
         return torch.linalg.vector_norm(torch.stack(foreach_norm([t.detach() for t in tensors])))
-
-
-def device_name(device: torch.device) -> str:
-    """Human name of the device: the GPU model or the CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    from duofit.common.envinfo import cpu_model
-
-    return cpu_model()

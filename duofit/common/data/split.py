@@ -75,13 +75,19 @@ def spec_parts(spec: Spec, y: np.ndarray, stratify: bool) -> Parts:
 
 
 def given_parts(
-    spec: Spec, y: np.ndarray, train: np.ndarray, test: np.ndarray | None, seed: int, stratify: bool
+    spec: Spec,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray | None,
+    seed: int,
+    stratify: bool,
+    where: str = "",
 ) -> Parts:
     """Given training (and test) rows; ``data.val_size`` of the training rows held out for validation.
 
     Without a held-out validation part the test rows validate; without test rows
     (``test=None``) the validation rows (or, with ``val_size = 0``, the training rows) are
-    also the test part.
+    also the test part. ``where`` names the part in an error, e.g. ``" in fold 3"``.
 
     Raises:
         DataError: the training rows cannot give up ``data.val_size`` of themselves.
@@ -92,7 +98,7 @@ def given_parts(
             train, val = hold_out(train, y, spec.data.val_size, seed, stratify)
         except ValueError as exc:
             raise DataError(
-                f"data.val_size: cannot hold out validation data from {len(train)} training samples: {exc}",
+                f"data.val_size: cannot hold out validation data{where} from {len(train)} training samples: {exc}",
                 path="data.val_size",
             ) from None
     if test is None:
