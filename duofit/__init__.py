@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from duofit._version import __version__
 from duofit.common.errors import (
@@ -26,6 +26,7 @@ from duofit.common.errors import (
     DuofitError,
     SpecError,
 )
+from duofit.common.lazy import lazy_getattr
 from duofit.common.loader import load_spec
 from duofit.common.registry import installed_backends as available_backends
 from duofit.common.spec import Spec
@@ -59,10 +60,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the heavier parts (numpy, pandas, sklearn) on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'duofit' has no attribute {name!r}")
+__getattr__ = lazy_getattr("duofit", _LAZY)  # import the heavier parts (numpy, pandas, sklearn) on first use

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from duofit.common.errors import DuofitError
+from duofit.common.errors import report_errors_to_stderr
 
 __all__ = ["main"]
 
@@ -206,22 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         0
     """
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except DuofitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("DUOFIT_DEBUG"):
-            raise
-        print(
-            f"internal error: {type(exc).__name__}: {exc}\n(set DUOFIT_DEBUG=1 to see the traceback; please report it)",
-            file=sys.stderr,
-        )
-        return 1
+    return report_errors_to_stderr(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from duofit.bench.runners import RUNNERS, RunnerInfo
 from duofit.bench.schema import COLUMN_DOCS, COLUMNS, SCHEMA_VERSION
+from duofit.common.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from duofit.bench.matrix import MatrixReport, run_matrix
@@ -54,10 +55,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the matrix, summary and plotting modules on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'duofit.bench' has no attribute {name!r}")
+__getattr__ = lazy_getattr("duofit.bench", _LAZY)  # import the matrix, summary and plotting modules on first use

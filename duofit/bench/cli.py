@@ -14,12 +14,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from duofit.common.errors import DuofitError, SpecError
+from duofit.common.errors import SpecError, report_errors_to_stderr
 
 __all__ = ["add_commands", "add_plot_arguments", "add_run_arguments", "standalone"]
 
@@ -191,16 +190,6 @@ def standalone(command: str, argv: list[str] | None = None, prog: str | None = N
     parser = argparse.ArgumentParser(prog=prog or f"duofit bench {command}")
     add(parser)
     args = parser.parse_args(argv)
-    try:
-        return int(handler(args))
-    except DuofitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; the CSV holds every finished cell (continue with --resume)", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("DUOFIT_DEBUG"):
-            raise
-        print(f"internal error: {type(exc).__name__}: {exc}\n(DUOFIT_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
+    return report_errors_to_stderr(
+        lambda: handler(args), "interrupted; the CSV holds every finished cell (continue with --resume)"
+    )

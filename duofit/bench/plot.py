@@ -42,14 +42,21 @@ def _backends(table: Any) -> list[str]:
     return [b for b in _ORDER if b in present] + sorted(present - set(_ORDER))
 
 
+def _per_workload(table: Any) -> tuple[list[str], list[str], dict[str, Any], Any, Any]:
+    """One panel per workload, and the backends in chart order with their colors."""
+    import matplotlib.pyplot as plt
+
+    workloads = sorted(set(table["workload"]))
+    backends = _backends(table)
+    fig, axes = plt.subplots(1, len(workloads), figsize=(6.5 * len(workloads), 4.2), squeeze=False)
+    return workloads, backends, _colors(backends), fig, axes
+
+
 def _ms_bars(table: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    workloads = sorted(set(table["workload"]))
-    backends = _backends(table)
-    colors = _colors(backends)
-    fig, axes = plt.subplots(1, len(workloads), figsize=(6.5 * len(workloads), 4.2), squeeze=False)
+    workloads, backends, colors, fig, axes = _per_workload(table)
     for ax, wl in zip(axes[0], workloads, strict=True):
         part = table[table["workload"] == wl]
         sizes = sorted(set(part["batch_size"]))
@@ -73,10 +80,7 @@ def _ms_bars(table: Any, path: Path) -> None:
 def _samples_lines(table: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    workloads = sorted(set(table["workload"]))
-    backends = _backends(table)
-    colors = _colors(backends)
-    fig, axes = plt.subplots(1, len(workloads), figsize=(6.5 * len(workloads), 4.2), squeeze=False)
+    workloads, backends, colors, fig, axes = _per_workload(table)
     for ax, wl in zip(axes[0], workloads, strict=True):
         part = table[table["workload"] == wl]
         for backend in backends:

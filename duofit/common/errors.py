@@ -7,9 +7,12 @@ what is allowed, and how to fix it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Callable, Iterable
 
 __all__ = [
+    "report_errors_to_stderr",
     "BackendError",
     "unsupported",
     "BackendNotInstalledError",
@@ -116,3 +119,34 @@ def unsupported(backend: str, where: str, item: object, table: Iterable[object])
     names = ", ".join(getattr(t, "__name__", str(t)) for t in table)
     label = repr(item) if isinstance(item, str) else type(item).__name__  # a name (metrics) or a spec type
     return BackendError(f"{where}: the {backend} backend has no {label}; supported: {names}")
+
+
+def report_errors_to_stderr(command: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """Run a command-line command; return its exit code, printing any error as one paragraph.
+
+    A :class:`DuofitError` prints ``error: <message>`` and returns its ``exit_code``
+    (2 for bad input); Ctrl-C prints ``interrupted`` and returns 130; anything else is an
+    internal error (exit 1) with no traceback unless ``DUOFIT_DEBUG=1``, which re-raises it.
+
+    Example:
+        >>> def bad() -> int:
+        ...     raise SpecError("optimizer.lr: must be > 0 (got -1)", path="optimizer.lr")
+        >>> report_errors_to_stderr(bad)
+        2
+    """
+    try:
+        return int(command())
+    except DuofitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("DUOFIT_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n(set DUOFIT_DEBUG=1 to see the traceback; please report it)",
+            file=sys.stderr,
+        )
+        return 1

@@ -140,24 +140,26 @@ class SGDOptimizer(_OptimizerBase):
         return self
 
 
-class AdamOptimizer(_OptimizerBase):
+class _AdamFamily(_OptimizerBase):
+    """Adam's moment estimates, shared by ``adam`` and ``adamw`` (each subclass fixes ``type``)."""
+
+    type: Literal["adam", "adamw"]
+    beta1: Fraction = 0.9
+    beta2: Fraction = 0.999
+    epsilon: PositiveFloat = 1e-8
+    amsgrad: bool = False
+
+
+class AdamOptimizer(_AdamFamily):
     """Adam (Kingma & Ba). ``epsilon`` is added to sqrt(v_hat) as in the paper/torch."""
 
     type: Literal["adam"]
-    beta1: Fraction = 0.9
-    beta2: Fraction = 0.999
-    epsilon: PositiveFloat = 1e-8
-    amsgrad: bool = False
 
 
-class AdamWOptimizer(_OptimizerBase):
+class AdamWOptimizer(_AdamFamily):
     """Adam with decoupled weight decay (Loshchilov & Hutter)."""
 
     type: Literal["adamw"]
-    beta1: Fraction = 0.9
-    beta2: Fraction = 0.999
-    epsilon: PositiveFloat = 1e-8
-    amsgrad: bool = False
     weight_decay: NonNegFloat = 0.01
     decay_kind: Literal["decoupled"] = Field(
         default="decoupled",
