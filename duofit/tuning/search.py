@@ -168,8 +168,7 @@ def tune(
         space: The search space (checked against ``spec`` here).
         backend: ``"torch"`` or ``"keras"``.
         search: ``"grid"``, ``"random"`` or ``"bayes"`` (TPE).
-        n_trials: Trials to add in this call (default: the rest of the grid for grid
-            search, else 20).
+        n_trials: Trials to add in this call (default: the rest of the grid for grid search, else 20).
         total_trials: Instead, run until the study holds this many finished (complete or
             pruned) trials, counting other workers' too.
         storage: SQLAlchemy URL or SQLite file path (default ``sqlite:///results/<spec name>/tune.db``).
@@ -178,8 +177,7 @@ def tune(
             else the spec's first metric.
         seed: Sampler seed; a continued study offsets it by the trials it already has,
             so a second run does not replay the first one's random draws.
-        prune: Median pruning on the per-epoch validation metric; default on for
-            ``bayes``, off for ``grid`` and ``random``.
+        prune: Median pruning on the per-epoch validation metric (default: on for ``bayes`` only).
         heartbeat_s: Heartbeat interval; ``None`` turns stale-trial detection off.
         callback: Called as ``callback(study, frozen_trial)`` after every trial.
 
@@ -189,15 +187,8 @@ def tune(
     Raises:
         SpecError: bad search name, metric, storage or study mismatch.
 
-    Example:
-        Trains models on a backend, so it is not run as a doctest.
-
-        >>> res = tune(spec, space, "keras", search="random", n_trials=5)   # doctest: +SKIP
-        >>> res.counts                                                     # doctest: +SKIP
-        {'COMPLETE': 5}
+    See the module's example (a study trains models, so it is not run as a doctest).
     """
-    import optuna
-
     _check_counts(search, n_trials, total_trials)
     check_installed(backend)
     space.check(spec)
@@ -205,18 +196,24 @@ def tune(
     prune = (search == "bayes") if prune is None else prune
     storage = storage or f"sqlite:///results/{spec.name or 'study'}/tune.db"
     name = study_name or f"{spec.name or 'study'}-{backend}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(
         spec, space, backend, open_storage(storage, heartbeat_s), name, column, direction, search, prune, seed
     )
     todo = _trials_to_run(study, space, search, n_trials, total_trials)
     ran: list[int] = []
     if todo > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            objective = _objective(spec, space, backend, column, prune, search)
-            study.optimize(objective, n_trials=todo, callbacks=_callbacks(ran, total_trials, callback))
+        objective = _objective(spec, space, backend, column, prune, search)
+        _optimize(study, objective, todo, _callbacks(ran, total_trials, callback))
     return tune_result(study, spec, storage, backend, column, direction, ran=len(ran))
+
+
+def _optimize(study: Any, objective: Callable[[Any], float], todo: int, callbacks: list[Any]) -> None:
+    """Run ``todo`` trials, without Optuna's warnings about its experimental features."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(objective, n_trials=todo, callbacks=callbacks)
 
 
 def _check_counts(search: str, n_trials: int | None, total_trials: int | None) -> None:

@@ -178,6 +178,7 @@ def open_study(
     """
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.create_study(storage=store, study_name=name, direction=direction, load_if_exists=True)
     _check_study(probe, spec, backend, column, direction, space)
     existing = len(probe.get_trials(deepcopy=False))
