@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from duofit._version import __version__
 from duofit.common.errors import report_errors_to_stderr
 
 __all__ = ["main"]
@@ -153,6 +154,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="duofit", description="Compile one spec to PyTorch and Keras; compare them.")
+    parser.add_argument("--version", action="version", version=f"duofit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="train a spec on one backend")

@@ -278,3 +278,25 @@ def test_run_torch_divergence_exits_3(capsys: pytest.CaptureFixture[str], tmp_pa
         assert (out_dir / name).is_file(), f"{name} missing after divergence"
     result = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
     assert result["diverged"] is True and "diverged" in result["message"]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import duofit
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"duofit {duofit.__version__}"
+
+
+def test_python_dash_m_duofit_is_the_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "duofit", "validate", "examples/seed.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout and "Traceback" not in proc.stderr
