@@ -5,8 +5,12 @@ Every command that takes ``--backends`` (``compare``, ``cv``, ``tune``, ``sweep`
 "every installed backend" with :func:`resolve_backends`.
 
 Example:
-    >>> parse_names("torch, keras,torch", ["torch", "keras"])
+    >>> parse_names("torch, keras", ["torch", "keras"])
     ['torch', 'keras']
+    >>> parse_names("torch,keras,torch", ["torch", "keras"])
+    Traceback (most recent call last):
+    ...
+    duofit.common.errors.BackendError: --backends: 'torch' listed more than once; name each backend once
     >>> parse_names("jax", ["torch", "keras"])
     Traceback (most recent call last):
     ...
@@ -35,14 +39,22 @@ def parse_names(
         kind: What a name is, for the message (``"benchmark backend"``).
 
     Raises:
-        BackendError: an unknown name, listing the allowed ones.
+        BackendError: an unknown name (listing the allowed ones), or a name given twice.
     """
-    names = list(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
+    names = [t.strip() for t in (text or "").split(",") if t.strip()]
     allowed = list(known) if known is not None else sorted(BACKENDS)
     for name in names:
         if name not in allowed:
             raise BackendError(f"{option}: unknown {kind} {name!r}; allowed: {', '.join(allowed)}")
+    _refuse_repeats(names, option)
     return names or None
+
+
+def _refuse_repeats(names: Sequence[str], where: str) -> None:
+    """Each backend once: a repeat would run twice into the same output folder."""
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise BackendError(f"{where}: {', '.join(map(repr, repeated))} listed more than once; name each backend once")
 
 
 def resolve_backends(requested: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
@@ -56,11 +68,12 @@ def resolve_backends(requested: Sequence[str] | None) -> tuple[list[str], dict[s
         ``(names, {skipped name: reason})``.
 
     Raises:
-        BackendError: an unknown name, or no backend installed at all.
+        BackendError: an unknown or repeated name, or no backend installed at all.
         BackendNotInstalledError: a requested backend is missing (names the extra).
     """
     if requested is not None:
         names = list(requested)
+        _refuse_repeats(names, "backends")
         for name in names:
             check_installed(name)
         return names, {}

@@ -494,3 +494,17 @@ def test_backend_not_installed_in_compare(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(BackendNotInstalledError) as exc_info:
         duofit.compare(doc, ["torch"], isolate=False)
     assert "pip install 'duofit[torch]'" in str(exc_info.value)
+
+
+def test_backend_listed_twice_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from duofit.cli import main
+
+    assert main(["compare", "examples/seed.toml", "--backends", "torch,torch"]) == 2
+    err = capsys.readouterr().err
+    assert "--backends: 'torch' listed more than once" in err and "Traceback" not in err
+
+
+def test_backend_listed_twice_in_compare() -> None:
+    with pytest.raises(BackendError) as info:
+        duofit.compare(_seed(), ["torch", "torch"], isolate=False)
+    assert "backends: 'torch' listed more than once" in str(info.value)
