@@ -11,15 +11,17 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from duofit._version import __version__
-from duofit.common.errors import report_errors_to_stderr
+from duofit.common.errors import report_errors_to_stderr, show_warnings_plainly
 
 __all__ = ["main"]
 
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _default_out(spec_path: str, spec: Any) -> Path:
@@ -33,31 +35,21 @@ def _print_frame(frame: Any) -> None:
         print(frame.to_string())
 
 
-def _print_diagnostics(name: str, res: Any) -> None:
-    diag = res.diagnostics
-    notes = {
-        "exploding": lambda d: (
-            "exploding gradients ("
-            + ("training diverged" if res.diverged else f"norm grew {d['growth']:.0f}x to {d['max_grad_norm']:.3g}")
-            + "): lower optimizer.lr or set optimizer.clipnorm"
-        ),
-        "vanishing": lambda d: (
-            f"vanishing gradients (norm {d['median_grad_norm_last_third']:.2g} < "
-            f"{d['threshold']:g} while the loss is still high): try relu, he_* initialisers or batch_norm"
-        ),
-        "overfitting": lambda d: (
-            f"overfitting from epoch {d['started_epoch']} (validation loss rising for "
-            f">= {d['patience']} epochs while training loss falls): early stopping, dropout, l2, more data"
-        ),
-        "underfitting": lambda d: (
-            f"underfitting (final loss {d['final_loss_over_baseline']:.0%} of a constant "
-            "predictor's): a bigger model, more epochs, a better learning rate"
-        ),
-    }
-    for flag in res.flags():
-        print(f"  [{name}] {notes[flag](diag[flag])}")
-    for warning in diag.get("warnings", []):
+def _print_diagnostics(name: str, res: Any, always: bool = True) -> None:
+    """The run's one verdict (``always``: also when it is "fine") and its spec warnings."""
+    from duofit.common.verdict import describe
+
+    if always or res.verdict["name"] != "fine":
+        print(f"  [{name}] verdict: {describe(res.verdict)}")
+    for warning in res.diagnostics.get("warnings", []):
         print(f"  [{name}] warning: {warning}")
+
+
+def _print_classes(res: Any) -> None:
+    """The class order and the binary metrics' positive class, unless the labels are plain 0..k-1."""
+    order = getattr(res, "class_order", None)
+    if order is not None and not order.plain:
+        print(order.line())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -80,9 +72,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"epochs run: {len(res.history)}{note}")
     if len(res.history):
         last = res.history.iloc[-1]
-        print(f"final train loss {last['loss']:.4f}, validation loss {last['val_loss']:.4f}")
+        units = " (on the standardized target)" if spec.data.standardize_target else ""
+        print(f"final train loss {last['loss']:.4f}, validation loss {last['val_loss']:.4f}{units}")
     for name, value in res.metrics.items():
         print(f"  test {name:<10} {value:.4f}")
+    _print_classes(res)
     _print_diagnostics(args.backend, res)
     print(f"fit {res.timings['fit_s']:.2f} s, total {res.timings['total_s']:.2f} s; results in {out}/")
     if res.diverged:
@@ -94,23 +88,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from duofit.common.choice import parse_names
     from duofit.common.loader import load_spec
-    from duofit.runner import compare
+    from duofit.runner import ComparisonInterrupted, compare
 
     spec = load_spec(args.spec)
     names = parse_names(args.backends)
     out = Path(args.out) if args.out else _default_out(args.spec, spec)
-    cmp = compare(spec, names, out=out, isolate=not args.in_process, progress=not args.quiet)
+    try:
+        cmp = compare(spec, names, out=out, isolate=not args.in_process, progress=not args.quiet)
+    except ComparisonInterrupted as stop:
+        return _compare_interrupted(stop, out)
     for name, reason in cmp.skipped.items():
         print(f"skipped {name}: {reason}")
     _print_frame(cmp.table())
     print("metrics: the same sklearn reference code on every backend's test predictions")
+    _print_classes(next(iter(cmp.results.values()), None))  # one dataset: the same classes on every backend
     for name, res in cmp.results.items():
-        _print_diagnostics(name, res)
+        _print_diagnostics(name, res, always=False)  # the table's verdict column shows the fine ones
     print(f"written: {out}/compare.csv, {out}/history.csv, {out}/loss_curves.png, {out}/<backend>/")
     diverged = [n for n, r in cmp.results.items() if r.diverged]
     for name in diverged:
         print(f"error: {name}: {cmp.results[name].message}", file=sys.stderr)
     return EXIT_DIVERGED if diverged else 0
+
+
+def _compare_interrupted(stop: Any, out: Path) -> int:
+    """Ctrl-C during ``compare``: say which backends finished (their results are kept) and which did not."""
+    done = list(stop.comparison.results)
+    kept = f"; kept: {out}/compare.csv and {out}/<backend>/ for {', '.join(done)}" if done else ""
+    print(f"interrupted: not finished: {', '.join(stop.unfinished)}{kept}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -120,27 +126,42 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    name_w = max(len(row["name"]) for row in rows)  # columns as wide as their longest entry
+    framework_w = max(len(row["framework"]) for row in rows)
     for row in rows:
         status = (
             f"installed ({row['versions']})" if row["installed"] else f"missing: pip install 'duofit[{row['extra']}]'"
         )
-        print(f"{row['name']:<8} {row['framework']:<24} {status}")
+        print(f"{row['name']:<{name_w}}  {row['framework']:<{framework_w}}  {status}")
         if row.get("devices"):
-            print(f"{'':<8} devices: {', '.join(row['devices'])}")
+            print(f"{'':<{name_w}}  devices: {', '.join(row['devices'])}")
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from duofit.common.data import load_dataset
+    from duofit.common.data.targets import split_warnings
+    from duofit.common.diagnostics import spec_warnings
     from duofit.common.loader import load_spec
+    from duofit.common.metrics import bind_positive, class_order
 
     spec = load_spec(args.spec)
     ds = load_dataset(spec)
+    order = class_order(ds.task, ds.classes, ds.y_train)
+    bind_positive(spec.metric_entries, order)  # a pos_label that is no class fails here, as `run` would
     print(
         f"{args.spec}: valid. task {ds.task}, {ds.n_features} features, "
         f"{len(ds.x_train)} train / {len(ds.x_val) if not ds.val_is_test else 0} validation / "
         f"{len(ds.x_test)} test samples"
     )
+    if order is not None and not order.plain:
+        print(order.line())
+    integer_target = bool(np.all(ds.y_train == np.round(ds.y_train)))  # as `run`'s diagnostics decide it
+    notes = spec_warnings(spec, integer_target) + split_warnings(spec, ds.y_val, ds.y_test, ds.val_is_test, ds.classes)
+    for note in notes:
+        print(f"warning: {note}")
     return 0
 
 
@@ -190,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:
             if not exc.name or not module.startswith(exc.name):
                 raise
+    for command in sub.choices.values():  # every command, the workers it starts included
+        command.add_argument("--verbose", action="store_true", help="show the frameworks' start-up logs")
     return parser
 
 
@@ -207,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         0
     """
     args = build_parser().parse_args(argv)
-    return report_errors_to_stderr(lambda: args.func(args))
+    if args.verbose:
+        from duofit.common.verbosity import set_verbose
+
+        set_verbose(True)  # inherited by the worker processes
+    with warnings.catch_warnings():  # duofit's warnings as "warning: ..." lines, for this command only
+        show_warnings_plainly()
+        return report_errors_to_stderr(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -29,15 +30,16 @@ from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
+from duofit.common.errors import DataError, SpecError
 from duofit.common.history import EpochRecorder, ProgressFn, recorder_for
 from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
-from duofit.common.metrics import compute_metrics
+from duofit.common.metrics import bind_positive, class_order, score_outputs, warn_undefined
 from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 
-__all__ = ["Comparison", "compare", "run"]
+__all__ = ["Comparison", "ComparisonInterrupted", "check_out_folder", "compare", "run"]
 
 SpecLike = str | Path | Mapping[str, Any] | Spec
 
@@ -74,16 +76,23 @@ def _run_result(
     recorder: EpochRecorder,
     t0: float,
 ) -> RunResult:
-    """A finished fit as a :class:`~duofit.RunResult`: test metrics, timings since ``t0``, diagnostics."""
+    """A finished fit as a :class:`~duofit.RunResult`: test metrics, timings since ``t0``, diagnostics.
+
+    Test targets, predictions and metrics are in the original target units (a standardized
+    regression target is mapped back); the history stays in the units the model trained on.
+    """
     from_logits = bool(getattr(spec.loss, "from_logits", False))
-    metrics = compute_metrics(spec.metrics, spec.task, dataset.y_test, fitted.test_outputs, from_logits)
+    y_test, outputs = dataset.in_target_units(dataset.y_test), dataset.in_target_units(np.asarray(fitted.test_outputs))
+    order = class_order(dataset.task, dataset.classes, dataset.y_train)
+    scores = score_outputs(spec.metric_entries, spec.task, y_test, outputs, from_logits, order=order)
+    metrics = scores.values
     result = RunResult(
         backend=backend,
         spec=spec,
         history=recorder.frame(),
         metrics=metrics,
-        predictions=np.asarray(fitted.test_outputs),
-        y_test=dataset.y_test,
+        predictions=outputs,
+        y_test=y_test,
         timings=_timings(fitted.timings, time.perf_counter() - t0),
         environment=_run_environment(spec, backend, module, fitted.environment, bool(recorder.metric_names)),
         weights=fitted.weights,
@@ -92,8 +101,13 @@ def _run_result(
         diverged=recorder.diverged,
         message=recorder.message,
         steps=fitted.steps,
+        class_order=order,
     )
-    result.diagnostics = diagnose(spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged)
+    result.diagnostics = diagnose(
+        spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged, recorder.message
+    )
+    result.diagnostics["undefined_metrics"] = scores.undefined  # {column: why it is NaN}
+    warn_undefined(scores.undefined, prefix=f"{backend}: ", stacklevel=3)
     return result
 
 
@@ -101,7 +115,7 @@ def run(
     spec: SpecLike,
     backend: str = "torch",
     *,
-    progress: ProgressFn | None = None,
+    progress: bool | ProgressFn | None = None,
     out: str | Path | None = None,
     record_steps: bool = False,
     strict: bool = False,
@@ -112,7 +126,8 @@ def run(
     Args:
         spec: A spec file path, mapping or :class:`~duofit.Spec`.
         backend: ``"torch"`` or ``"keras"`` (see :func:`duofit.available_backends`).
-        progress: Optional callback ``(epoch, epochs, history_row)`` called after each epoch.
+        progress: ``True``: a progress bar on stderr; ``False`` or ``None``: none (as in
+            :func:`compare`); or a callback ``(epoch, epochs, history_row)`` called after each epoch.
         out: If given, the result is also saved into this folder.
         record_steps: Also record each step's gradient and parameter norms (``result.steps``).
         strict: Parity mode (see :mod:`duofit.parity.strict`): identical math where the
@@ -125,7 +140,8 @@ def run(
         ``diverged = True`` and a ``message`` saying where and what to change.
 
     Raises:
-        SpecError, DataError: invalid spec or data (message names the field).
+        SpecError, DataError: invalid spec or data (message names the field), or a
+            ``progress`` that is neither a bool, ``None`` nor a callable.
         BackendNotInstalledError: the backend's framework is missing (names the extra).
 
     Example:
@@ -136,16 +152,53 @@ def run(
     """
     t0 = time.perf_counter()
     spec = load_spec(spec)
+    report = _progress_fn(progress, backend, spec.train.epochs)
     module = get_backend(backend)
     if dataset is None:
         dataset = load_dataset(spec)
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
-    recorder = recorder_for(spec, dataset.y_val, progress, plan.steps_per_epoch)
+    recorder = recorder_for(
+        spec,
+        dataset.y_val,
+        report,
+        plan.steps_per_epoch,
+        y_train=dataset.y_train,
+        n_classes=dataset.n_classes,
+        w_train=dataset.w_train,
+    )
+    # each binary metric's positive class (pos_label checked against the classes before training)
+    entries = bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
+    recorder.metric_names = entries if recorder.metric_names else []
     fitted = module.fit(plan, recorder)
     result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
     if out is not None:
         result.save(out)
     return result
+
+
+def _progress_fn(progress: bool | ProgressFn | None, label: str, epochs: int) -> ProgressFn | None:
+    """``progress`` as a per-epoch callback: ``True`` a bar, ``False``/``None`` none, a callable itself.
+
+    Raises:
+        SpecError: anything else.
+
+    Example:
+        >>> _progress_fn(False, "torch", 10) is None and _progress_fn(None, "torch", 10) is None
+        True
+    """
+    if progress is None or isinstance(progress, bool):
+        if not progress:
+            return None
+        from duofit.common.plots import progress_bar
+
+        return progress_bar(label, epochs)
+    if callable(progress):
+        return progress
+    raise SpecError(
+        f"progress: expected True (a progress bar), False/None (none) or a callable (epoch, epochs, row); "
+        f"got {type(progress).__name__}",
+        path="progress",
+    )
 
 
 @dataclass
@@ -212,6 +265,50 @@ def _run_isolated(spec: Spec, backend: str, folder: Path, out: Path | None, show
     return RunResult.load(out if out is not None else folder)
 
 
+class ComparisonInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`compare`: the backends that finished are kept.
+
+    With an output folder their results and the tables of those (``compare.csv``, ...) were
+    written before this is raised. A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does.
+
+    Attributes:
+        comparison: The backends that finished (``comparison.results``, possibly empty).
+        unfinished: The backends that did not finish, in run order.
+    """
+
+    def __init__(self, comparison: Comparison, unfinished: list[str]) -> None:
+        super().__init__(f"interrupted; not finished: {', '.join(unfinished)}")
+        self.comparison = comparison
+        self.unfinished = unfinished
+
+
+def check_out_folder(folder: Path, spec: Spec) -> None:
+    """Refuse an output folder that holds another spec's results (runs are told apart by ``spec.name``).
+
+    The folder's own ``spec.json`` and its subfolders' (one per backend) are read; a folder
+    of the same spec is overwritten, as a repeated ``compare`` does.
+
+    Raises:
+        DataError: a ``spec.json`` there names another spec (the folder and that name are given).
+
+    Example:
+        >>> import tempfile
+        >>> check_out_folder(Path(tempfile.mkdtemp()) / "new", load_spec("examples/seed.toml"))
+    """
+    for spec_file in [folder / "spec.json", *sorted(folder.glob("*/spec.json"))]:
+        try:
+            other = json.loads(spec_file.read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            continue  # not a result folder
+        if other != spec.name:
+            theirs = repr(other) if other else "an unnamed spec"
+            raise DataError(
+                f"output folder {folder} holds results of another spec, {theirs} ({spec_file}), not "
+                f"{spec.name or 'this unnamed spec'!r}; choose another output folder (--out) or delete {folder}",
+                path="out",
+            )
+
+
 def compare(
     spec: SpecLike,
     backends: Sequence[str] | None = None,
@@ -227,13 +324,18 @@ def compare(
         backends: Backend names; ``None`` = all installed. A named backend that is not
             installed raises ``BackendNotInstalledError``.
         out: If given, each run writes its result into ``out/<backend>/`` and the
-            comparison's tables and plot go there too (see :meth:`Comparison.save`).
+            comparison's tables and plot go there too (see :meth:`Comparison.save`). A folder
+            holding another spec's results is refused (:func:`check_out_folder`).
         isolate: Run each backend in its own process (recommended; Keras picks its
             backend once per process).
-        progress: Show a progress bar per backend.
+        progress: ``True``: a progress bar per backend; ``False`` or ``None``: none (as in :func:`run`).
 
     Returns:
         A :class:`Comparison`; ``cmp.table()`` is the side-by-side table.
+
+    Raises:
+        ComparisonInterrupted: Ctrl-C; the backends that finished are kept (and written).
+        DataError: ``out`` holds another spec's results, or bad data.
 
     Example:
         Not run as a doctest: it trains a model on every installed backend.
@@ -242,17 +344,27 @@ def compare(
         >>> cmp.table()[["accuracy", "fit_s"]]           # doctest: +SKIP
     """
     spec = load_spec(spec)
+    if progress is not None and not isinstance(progress, bool):
+        raise SpecError("progress: compare takes True or False (a bar per backend); a callback needs run()")
+    folder = Path(out) if out is not None else None
+    if folder is not None:
+        check_out_folder(folder, spec)
     dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
     names, skipped = resolve_backends(backends)
-    folder = Path(out) if out is not None else None
     results: dict[str, RunResult] = {}
-    with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
-        for name in names:
-            dest = folder / name if folder is not None else None
-            if isolate:
-                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, progress)
-            else:
-                results[name] = run(spec, name, out=dest, dataset=dataset)
+    try:
+        with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
+            for name in names:
+                dest = folder / name if folder is not None else None
+                if isolate:
+                    results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, bool(progress))
+                else:
+                    results[name] = run(spec, name, out=dest, dataset=dataset, progress=progress)
+    except KeyboardInterrupt:
+        partial = Comparison(spec=spec, results=results, skipped=skipped, folder=folder)
+        if folder is not None and results:
+            partial.save(folder)
+        raise ComparisonInterrupted(partial, [n for n in names if n not in results]) from None
     cmp = Comparison(spec=spec, results=results, skipped=skipped, folder=folder)
     if folder is not None:
         cmp.save(folder)

@@ -5,10 +5,22 @@ small MLP) and a backend, and route any spec field as a nested parameter:
 ``optimizer__lr``, ``train__epochs``, ``model__layers__0__units`` (``__`` separates,
 digits index a list). They fit on the ``X, y`` they are given: the spec's ``data``
 section is not loaded, except ``standardize`` (a ``StandardScaler`` fitted in ``fit``),
+``standardize_target`` (regression: train on standardized ``y``, predict in its units),
 ``val_size`` (held out of ``X`` for per-epoch validation; 0 validates on the training
 data) and ``split_seed``. The output layer and loss follow ``y``: one logit unit with
 binary cross-entropy for two classes, one unit per class with categorical cross-entropy
 for more, one unit per target for regression.
+
+``fit(X, y, sample_weight=w)`` weighs each sample's training loss on every backend the way
+Keras' ``fit(sample_weight=)`` does: a batch's loss is ``sum(loss_i * w_i) / batch_size``
+(Keras' ``sum_over_batch_size``). The weights follow their rows through the shared batch
+order; rows held out for validation (``val_size``) drop theirs, and the validation loss
+and the scalers are unweighted. Weights all 1 train exactly as no weights.
+
+A Keras backend on another framework than the one Keras already runs on in this process
+(e.g. a grid over ``backend`` in ``["keras", "keras-jax"]``) fits and predicts in a worker
+process of its own (:mod:`duofit.tuning.estimator_worker`); the first Keras framework used
+and torch run in this process.
 
 Example:
     >>> from sklearn.model_selection import GridSearchCV
@@ -125,32 +137,80 @@ class _DuofitEstimator(BaseEstimator):
         return with_values(spec, values, source=f"{type(self).__name__} output layer")
 
     # ------------------------------------------------------------------ training
-    def _train(self, x: np.ndarray, y: np.ndarray, spec: Spec) -> None:
-        from duofit.common.data import given_parts, prepare
+    def _train(self, x: np.ndarray, y: np.ndarray, spec: Spec, sample_weight: Any = None) -> None:
+        from duofit.common.data import given_parts
+        from duofit.tuning.estimator_worker import estimator_dataset, fit_in_worker, needs_worker
         from duofit.tuning.fitting import run_on_dataset
 
+        w = _checked_weights(sample_weight, len(x))
         stratify = spec.task != "regression" and spec.data.stratify
         parts = given_parts(spec, y, np.arange(len(x)), None, spec.data.split_seed, stratify)  # no test part
-        dataset = prepare(spec, x, y, parts=parts)
-        result = run_on_dataset(spec, dataset, self.backend)
+        dataset = estimator_dataset(spec, x, y, w, parts)  # here too: bad data fails before a worker starts
+        if needs_worker(self.backend):
+            codes = y if spec.task == "regression" else np.unique(y, return_inverse=True)[1]  # npz: numbers only
+            result = fit_in_worker(spec, self.backend, x, codes, w, parts)
+        else:
+            result = run_on_dataset(spec, dataset, self.backend)
         if result.diverged:
             raise DivergenceError(result.message or "training diverged", result)
         self.spec_ = spec
         self.backend_ = self.backend  # predictions use the framework that trained, even after set_params
         self.scaler_ = dataset.scaler
+        self.target_scaler_ = dataset.target_scaler
         self.weights_ = result.weights
         self.history_ = result.history
         self.n_iter_ = len(result.history)
         self.best_epoch_ = result.best_epoch
 
     def _outputs(self, x: Any) -> np.ndarray:
+        from duofit.tuning.estimator_worker import needs_worker, predict_in_worker
         from duofit.tuning.fitting import predict_outputs
 
         check_is_fitted(self, "weights_")
         x = validate_data(self, x, reset=False, dtype=np.float64)
         if self.scaler_ is not None:
             x = self.scaler_.transform(x)
+        if needs_worker(self.backend_):
+            return predict_in_worker(self.spec_, self.backend_, self.weights_, x)
         return predict_outputs(self.backend_, self.spec_, self.weights_, x)
+
+
+def _checked_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float64, one finite weight >= 0 per sample, not all zero; ``None`` if absent.
+
+    Weights that are all 1 return ``None``: the unweighted training, bit for bit.
+
+    Raises:
+        DataError: (a ``ValueError``) naming ``sample_weight``, what is wrong and the fix.
+
+    Example:
+        >>> _checked_weights([1, 1, 1], 3) is None
+        True
+        >>> _checked_weights([1, -2, 1], 3)
+        Traceback (most recent call last):
+        ...
+        duofit.common.errors.DataError: sample_weight: weights must be finite and >= 0; sample 1 has -2.0
+    """
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError("sample_weight: needs numbers, one weight per sample of X", path="sample_weight") from None
+    if w.shape != (n,):
+        raise DataError(
+            f"sample_weight: needs shape ({n},), one weight per sample of X; got shape {w.shape}", path="sample_weight"
+        )
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise DataError(
+            f"sample_weight: weights must be finite and >= 0; sample {bad[0]} has {w[bad[0]]}", path="sample_weight"
+        )
+    if not np.any(w > 0):
+        raise DataError(
+            "sample_weight: every weight is zero; give at least one sample a weight > 0", path="sample_weight"
+        )
+    return None if np.all(w == 1.0) else w
 
 
 class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
@@ -160,7 +220,8 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         spec: Spec file, mapping or Spec (default :data:`DEFAULT_CLASSIFIER_SPEC`: a
             32-unit ReLU layer, Adam lr 0.01, 50 epochs). Its loss must be a
             cross-entropy; the last dense layer is resized to the classes of ``y``.
-        backend: ``"torch"`` or ``"keras"``.
+        backend: ``"torch"``, ``"keras"``, ``"keras-torch"`` or ``"keras-jax"`` (a Keras framework
+            other than the one this process runs Keras on fits in a worker process).
         **fields: Spec fields as ``section__field=value``.
 
     Attributes:
@@ -186,8 +247,11 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
     _default_spec: ClassVar[dict[str, Any]] = DEFAULT_CLASSIFIER_SPEC
     _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_classification"}
 
-    def fit(self, X: Any, y: Any) -> DuofitClassifier:
-        """Train on ``X`` (n_samples, n_features) and class labels ``y``; returns ``self``."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DuofitClassifier:
+        """Train on ``X`` (n_samples, n_features) and class labels ``y``; returns ``self``.
+
+        ``sample_weight`` (n_samples,): each sample's weight in the training loss (module docstring).
+        """
         x, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         classes = np.unique(y)
@@ -209,7 +273,7 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
         activation = None if from_logits else ("sigmoid" if binary else "softmax")
         spec = self._adapt(spec, 1 if binary else int(classes.size), loss, activation)
         self.classes_ = classes
-        self._train(x, y, spec)
+        self._train(x, y, spec, sample_weight)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -231,16 +295,20 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
 
 
 class DuofitRegressor(RegressorMixin, _DuofitEstimator):
-    """A duofit spec as a scikit-learn regressor.
+    """A duofit spec as a scikit-learn regressor, single- or multi-output.
 
     Args:
         spec: Spec file, mapping or Spec (default :data:`DEFAULT_REGRESSOR_SPEC`). Its loss
-            must be ``mse``, ``mae`` or ``huber``; the last dense layer gets one unit per target.
+            must be ``mse``, ``mae`` or ``huber``; the last dense layer gets one unit per target
+            (per column of a 2-D ``y``).
         backend: ``"torch"`` or ``"keras"``.
-        **fields: Spec fields as ``section__field=value``.
+        **fields: Spec fields as ``section__field=value``; ``data__standardize_target=True``
+            trains on standardized targets (predictions come back in ``y``'s units).
 
     Attributes:
         spec_, weights_, history_, n_iter_, scaler_: as :class:`DuofitClassifier`.
+        target_scaler_: The StandardScaler fitted on ``y`` (or None).
+        n_outputs_: Columns of ``y`` (1 for a 1-d ``y``).
 
     Example:
         >>> from sklearn.datasets import load_diabetes
@@ -254,9 +322,9 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
     _default_spec: ClassVar[dict[str, Any]] = DEFAULT_REGRESSOR_SPEC
     _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_regression"}
 
-    def fit(self, X: Any, y: Any) -> DuofitRegressor:
-        """Train on ``X`` (n_samples, n_features) and targets ``y`` (n_samples,); returns ``self``."""
-        x, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DuofitRegressor:
+        """Train on ``X`` (n_samples, n_features) and targets ``y`` (n_samples,) or (n_samples, k); returns ``self``."""
+        x, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
         spec = self._routed_spec()
         if spec.loss.type not in _REGRESSION_LOSSES:
             raise SpecError(
@@ -264,10 +332,22 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
                 f"(got {spec.loss.type!r}); use DuofitClassifier for class labels",
                 path="loss.type",
             )
-        spec = self._adapt(spec, 1, spec.loss.model_dump(mode="json"), None)
-        self._train(x, np.asarray(y, dtype=np.float64), spec)
+        y = np.asarray(y, dtype=np.float64)
+        self.n_outputs_ = 1 if y.ndim == 1 else int(y.shape[1])
+        self.multioutput_ = y.ndim == 2
+        spec = self._adapt(spec, self.n_outputs_, spec.loss.model_dump(mode="json"), None)
+        self._train(x, y, spec, sample_weight)  # sample_weight: one weight per row (module docstring)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets, shape ``(n_samples,)``."""
-        return self._outputs(X)[:, 0]
+        """Predicted targets in ``y``'s units: ``(n_samples,)``, or ``(n_samples, k)`` for a 2-d ``y``."""
+        out = self._outputs(X)
+        if getattr(self, "target_scaler_", None) is not None:
+            out = self.target_scaler_.inverse_transform(out)
+        return out if getattr(self, "multioutput_", False) else out[:, 0]
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: a 2-d ``y`` (several targets) is supported."""
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

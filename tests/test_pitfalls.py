@@ -16,7 +16,7 @@ from duofit.common.schedules import LRSchedule
 from duofit.common.spec import CosineSchedule, ExponentialSchedule, PlateauSchedule
 
 BACKENDS = [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
-PITFALLS = {"overfit": "overfitting", "underfit": "underfitting", "exploding": "exploding"}
+PITFALLS = {"overfit": "overfitting", "underfit": "underfitting", "exploding": "exploding", "unstable": "unstable"}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -104,7 +104,7 @@ def test_diagnose_history_rules() -> None:
         baseline=1.0,
         diverged=False,
     )
-    assert over["overfitting"] == {"flag": True, "started_epoch": 3, "patience": 5}
+    assert over["overfitting"]["flag"] and over["overfitting"]["started_epoch"] == 3
     noisy = diagnose_history(_hist([1, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05], [1, 0.9] + [0.92] * 6), 1.0, False)
     assert not noisy["overfitting"]["flag"]  # a 2% rise is noise, not overfitting
     boom = diagnose_history(_hist([1, 2, 4], [1, 2, 4], [1.0, 50.0, 200.0]), 1.0, False)

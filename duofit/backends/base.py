@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from duofit.common.data import Dataset, batch_order, targets_for_loss
+from duofit.common.errors import DataError
 from duofit.common.history import EpochRecorder
 from duofit.common.init import initial_weights
 from duofit.common.registry import BACKENDS
@@ -55,6 +56,10 @@ class TrainPlan:
             and parameter norm (after the update) into ``FitOutput.steps``.
         strict: Parity mode: where the frameworks' formulas differ, both backends compute
             the same math (see ``duofit/parity/strict.py``), at some cost in idiom and speed.
+        sample_weight: Per-sample loss weights of the training rows (``Dataset.w_train``),
+            ``None`` for none. Every backend reduces a batch as Keras' ``sum_over_batch_size``
+            does: ``sum(loss_i * w_i) / batch_size`` (not divided by the sum of the weights);
+            the validation loss stays unweighted.
     """
 
     spec: Spec
@@ -65,6 +70,7 @@ class TrainPlan:
     weights: dict[str, np.ndarray]
     record_steps: bool = False
     strict: bool = False
+    sample_weight: np.ndarray | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -106,7 +112,27 @@ def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, stric
         weights=initial_weights(spec, dataset.input_shape),
         record_steps=record_steps,
         strict=strict,
+        sample_weight=_training_weights(dataset),
     )
+
+
+def _training_weights(dataset: Dataset) -> np.ndarray | None:
+    """``dataset.w_train`` as float64, checked against the training rows (``None``: unweighted).
+
+    Raises:
+        DataError: not one finite, non-negative weight per training row, or all of them zero.
+    """
+    if dataset.w_train is None:
+        return None
+    w = np.asarray(dataset.w_train, dtype=np.float64)
+    n = len(dataset.x_train)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise DataError(
+            f"sample_weight: need one finite weight >= 0 per training row ({n}), not all zero; "
+            f"got shape {w.shape}, min {np.min(w, initial=np.inf)}, max {np.max(w, initial=-np.inf)}",
+            path="sample_weight",
+        )
+    return w
 
 
 def native_epoch_metrics(spec: Spec, recorder: EpochRecorder) -> bool:

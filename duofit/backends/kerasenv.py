@@ -6,6 +6,12 @@ here before anything imports keras, and a process that already runs Keras on ano
 framework gets a clear error instead of silently training on the wrong one. This module
 imports no framework itself.
 
+TensorFlow prints start-up banners from C++ while it loads (absl's "All log messages
+before absl::InitializeLog() ..." and oneDNN's INFO line, twice per process), which
+``TF_CPP_MIN_LOG_LEVEL`` does not reach: :func:`native_banners_hidden` drops exactly those
+lines from the process' standard error while Keras loads, unless ``--verbose``
+(:mod:`duofit.common.verbosity`).
+
 Example:
     >>> from duofit.backends.kerasenv import KERAS_FRAMEWORKS
     >>> sorted(KERAS_FRAMEWORKS)
@@ -15,16 +21,30 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from duofit.common.errors import BackendError
+from duofit.common.verbosity import is_verbose
 
-__all__ = ["KERAS_FRAMEWORKS", "limit_xla_threads", "select", "selected"]
+__all__ = ["BANNER_PATTERNS", "KERAS_FRAMEWORKS", "limit_xla_threads", "native_banners_hidden", "select", "selected"]
 
 # Keras' name for the framework -> the duofit backend that runs Keras on it
 KERAS_FRAMEWORKS = {"tensorflow": "keras", "torch": "keras-torch", "jax": "keras-jax"}
 
 _selected: list[str] = []  # the framework chosen in this process (at most one)
+
+# Lines TensorFlow's C++ writes to stderr while it loads, before its log level is read
+# (observed with tensorflow 2.21: each twice per process):
+BANNER_PATTERNS = (
+    # absl's notice that logging is not initialised yet
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
+    # an absl INFO line ("I0000 00:00:1796019379.299054    4274 port.cc:153] oneDNN custom operations are on ...")
+    re.compile(r"^I\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] "),
+)
 
 
 def select(framework: str) -> str:
@@ -48,9 +68,8 @@ def select(framework: str) -> str:
         )
     if current is None:
         os.environ["KERAS_BACKEND"] = framework
-        # hide TF's C++ start-up chatter; Keras-on-torch loads TensorFlow too when it is installed
-        # (keras.src.backend.torch.image imports torch._dynamo, which imports tensorflow)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if not is_verbose():  # TF's C++ INFO and WARNING logs once it runs (its start-up banners: see below)
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if framework == "jax":
             os.environ["JAX_ENABLE_X64"] = "1"  # float64 arrays exist only with x64 on; float32 runs unchanged
         _selected.append(framework)
@@ -68,6 +87,48 @@ def limit_xla_threads(n: int) -> None:
     if n == 1 and "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
         flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+
+
+@contextmanager
+def native_banners_hidden() -> Iterator[None]:
+    """Drop TensorFlow's start-up banners (:data:`BANNER_PATTERNS`) from stderr while the block runs.
+
+    Standard error is redirected at the file-descriptor level (the banners come from C++)
+    into a temporary file; afterwards every other line is written back, in order. With
+    ``--verbose`` (``DUOFIT_VERBOSE=1``), or when standard error has no file descriptor,
+    nothing is changed.
+
+    Example:
+        >>> with native_banners_hidden():
+        ...     pass
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        saved = -1
+    if is_verbose() or saved < 0:
+        if saved >= 0:
+            os.close(saved)
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(True) if not _banner(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def _banner(line: str) -> bool:
+    return any(p.search(line.rstrip("\r\n")) for p in BANNER_PATTERNS)
 
 
 def selected() -> str | None:

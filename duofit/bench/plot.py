@@ -18,6 +18,7 @@ from duofit.bench.runners import RUNNERS
 from duofit.bench.summary import RATIOS, load_results, overhead_ratios, summarize, write_summary
 from duofit.common.errors import DataError
 from duofit.common.io import atomic_write_bytes
+from duofit.common.plots import fit_text_to_fonts
 
 __all__ = ["plot_results"]
 
@@ -25,6 +26,7 @@ _ORDER = list(RUNNERS)  # fixed backend order and colours across charts
 
 
 def _save(fig: Any, path: Path) -> None:
+    fit_text_to_fonts(fig)  # a workload or backend name the font lacks draws no warning
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable
+from typing import TextIO
 
 __all__ = [
     "report_errors_to_stderr",
@@ -17,9 +19,12 @@ __all__ = [
     "unsupported",
     "BackendNotInstalledError",
     "DataError",
+    "DataWarning",
     "DivergenceError",
     "DuofitError",
+    "DuofitWarning",
     "SpecError",
+    "show_warnings_plainly",
 ]
 
 
@@ -69,6 +74,48 @@ class DataError(DuofitError, ValueError):
     def __init__(self, message: str, path: str = "data") -> None:
         super().__init__(message)
         self.path = path
+
+
+class DuofitWarning(UserWarning):
+    """Base class of duofit's warnings: something allowed that is probably not what was meant.
+
+    Issued with :func:`warnings.warn`; the command line prints ``warning: <message>``
+    (:func:`show_warnings_plainly`).
+    """
+
+
+class DataWarning(DuofitWarning):
+    """The data can be used but looks wrong (e.g. an id column among the features)."""
+
+
+def show_warnings_plainly() -> None:
+    """Print duofit's warnings as ``warning: <message>`` on stderr (no file and line); others as before.
+
+    Example:
+        >>> import contextlib, io, warnings
+        >>> err = io.StringIO()
+        >>> with warnings.catch_warnings(), contextlib.redirect_stderr(err):
+        ...     show_warnings_plainly()
+        ...     warnings.warn("column 'id' looks like an id", DataWarning)
+        >>> print(err.getvalue(), end="")
+        warning: column 'id' looks like an id
+    """
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, DuofitWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 class BackendError(DuofitError, ValueError):

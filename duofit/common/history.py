@@ -1,5 +1,10 @@
 """Per-epoch bookkeeping shared by every backend: history rows, early stopping, divergence.
 
+Training diverges when an epoch's training or validation loss is non-finite or above the
+divergence limit (``train.divergence_threshold`` times the loss of a model that learned
+nothing, see :func:`duofit.common.diagnostics.divergence_limit`): the recorder stops
+training and names the first step whose loss crossed it, the same on every backend.
+
 Backends call :meth:`EpochRecorder.end_epoch` once per epoch with the epoch's training
 loss (sample-weighted mean of the batch losses, regularisation included, as Keras logs
 it), the validation loss and the raw validation outputs. Because the decision logic lives
@@ -65,6 +70,9 @@ class EpochRecorder:
         progress: Optional callback ``(epoch, epochs, row)``.
         schedule: Learning-rate schedule (default: constant ``lr`` of 0.001).
         steps_per_epoch: Batches per epoch (to name the step where training diverged).
+        divergence_limit: A training or validation epoch loss above this stops training as
+            diverged (default: only non-finite losses do).
+        reference_loss: The loss of a model that learned nothing (quoted in the message).
     """
 
     def __init__(
@@ -79,6 +87,8 @@ class EpochRecorder:
         progress: ProgressFn | None = None,
         schedule: LRSchedule | None = None,
         steps_per_epoch: int = 1,
+        divergence_limit: float = math.inf,
+        reference_loss: float = math.nan,
     ) -> None:
         self.metric_names = list(metric_names)
         self._epoch_metrics: EpochMetrics | None = None
@@ -90,6 +100,8 @@ class EpochRecorder:
         self.progress = progress
         self.schedule = schedule if schedule is not None else LRSchedule(1e-3, None)
         self.steps_per_epoch = steps_per_epoch
+        self.divergence_limit = float(divergence_limit)
+        self.reference_loss = float(reference_loss)
         self.rows: list[dict[str, Any]] = []
         self.monitor = Monitor(early_stopping.monitor, mode, early_stopping.min_delta) if early_stopping else None
         self.stopped_epoch: int | None = None
@@ -107,12 +119,25 @@ class EpochRecorder:
         """Epoch (1-based) with the best monitored value, if early stopping is on."""
         return self.monitor.best_epoch if self.monitor is not None else None
 
+    def _is_bad(self, value: float | np.ndarray) -> Any:
+        """Non-finite or above the divergence limit (element-wise for arrays)."""
+        return ~np.isfinite(value) | (np.asarray(value) > self.divergence_limit)
+
+    def _why(self, row: dict[str, Any]) -> str:
+        if math.isfinite(row["loss"]) and math.isfinite(row["val_loss"]):
+            ratio = self.divergence_limit / self.reference_loss
+            return (
+                f"the loss passed {self.divergence_limit:.4g} = {ratio:g} x the loss of a model that learned "
+                f"nothing ({self.reference_loss:.4g}; the factor is train.divergence_threshold)"
+            )
+        return "the loss is not finite"
+
     def _diverged(self, epoch: int, row: dict[str, Any], step_losses: StepLossFn | None) -> EpochDecision:
         self.diverged = True
         self.stopped_epoch = epoch + 1
         where, last = f"epoch {epoch + 1}", None
         losses = np.asarray(step_losses(), dtype=np.float64) if step_losses is not None else np.array([])
-        bad = np.flatnonzero(~np.isfinite(losses))
+        bad = np.flatnonzero(self._is_bad(losses))
         if bad.size:
             i = int(bad[0])
             self.diverged_step = epoch * self.steps_per_epoch + i + 1
@@ -120,11 +145,13 @@ class EpochRecorder:
             if i > 0:
                 last = float(losses[i - 1])
         if last is None:
-            last = next((r["loss"] for r in reversed(self.rows[:-1]) if math.isfinite(r["loss"])), None)
+            good = (r["loss"] for r in reversed(self.rows[:-1]) if not self._is_bad(r["loss"]))
+            last = next(good, None)
         self.message = (
-            f"training diverged at {where}: loss = {row['loss']}, val_loss = {row['val_loss']}; "
-            f"last finite training loss: {last}. Lower optimizer.lr (now {row['lr']:g}) or set optimizer.clipnorm "
-            "(e.g. 1.0)."
+            f"training diverged at {where}: {self._why(row)}. Epoch loss = {row['loss']:.4g}, "
+            f"val_loss = {row['val_loss']:.4g}; last acceptable training loss: "
+            f"{'none' if last is None else f'{last:.4g}'}. Lower optimizer.lr (now {row['lr']:g}) or set "
+            "optimizer.clipnorm (e.g. 1.0)."
         )
         return EpochDecision(stop=True, is_best=False)
 
@@ -165,7 +192,7 @@ class EpochRecorder:
         self.rows.append(row)
         if self.progress is not None:
             self.progress(epoch + 1, self.epochs, row)
-        if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+        if self._is_bad(row["loss"]) or self._is_bad(row["val_loss"]):
             return self._diverged(epoch, row, step_losses)
         self.schedule.end_epoch(epoch, row)  # sets the next epoch's lr (EpochRecorder.lr)
         if self.monitor is None or self.early_stopping is None:
@@ -191,9 +218,28 @@ class EpochRecorder:
 
 
 def recorder_for(
-    spec: Spec, y_val: np.ndarray, progress: ProgressFn | None = None, steps_per_epoch: int = 1
+    spec: Spec,
+    y_val: np.ndarray,
+    progress: ProgressFn | None = None,
+    steps_per_epoch: int = 1,
+    y_train: np.ndarray | None = None,
+    n_classes: int | None = None,
+    w_train: np.ndarray | None = None,
 ) -> EpochRecorder:
-    """The recorder a run of ``spec`` uses (metrics per the spec's ``train.history_metrics``)."""
+    """The recorder a run of ``spec`` uses.
+
+    Metrics per the spec's ``train.history_metrics``; the divergence limit from the training
+    targets ``y_train`` (without them, only non-finite losses count as divergence). With
+    per-sample weights ``w_train`` the training loss scales with their mean, and so does the limit
+    (never below the unweighted one).
+    """
+    from duofit.common.diagnostics import divergence_limit, reference_loss
+
+    limit, ref = math.inf, math.nan
+    if y_train is not None and len(y_train):
+        limit, ref = divergence_limit(spec, y_train, n_classes), reference_loss(spec, y_train, n_classes)
+        if w_train is not None and len(w_train):
+            limit *= max(1.0, float(np.mean(w_train)))
     names = spec.metric_entries if spec.train.history_metrics else []  # resolved once, not per epoch
     sched = spec.optimizer.schedule
     return EpochRecorder(
@@ -209,4 +255,6 @@ def recorder_for(
             spec.optimizer.lr, sched, spec.monitor_mode(sched) if isinstance(sched, PlateauSchedule) else "min"
         ),
         steps_per_epoch=steps_per_epoch,
+        divergence_limit=limit,
+        reference_loss=ref,
     )

@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,15 +38,19 @@ from duofit.common.errors import (
     BackendError,
     BackendNotInstalledError,
     DataError,
+    DataWarning,
     DivergenceError,
     DuofitError,
     SpecError,
+    show_warnings_plainly,
 )
 from duofit.common.io import write_json
 from duofit.common.spec import Spec
 
 __all__ = [
     "ERROR_FILE",
+    "EXIT_INTERRUPTED",
+    "INTERRUPT_GRACE_S",
     "raise_from_file",
     "report_errors",
     "result_folder",
@@ -55,6 +61,10 @@ __all__ = [
 ]
 
 ERROR_FILE = "error.json"
+# After Ctrl-C, how long a worker may take to stop by itself (record what it finished, let its
+# framework shut down: a few seconds measured with TensorFlow), and again after a SIGINT of our own
+INTERRUPT_GRACE_S = 10.0
+EXIT_INTERRUPTED = 130  # as the command line: 128 + SIGINT
 OUTPUT_TAIL_CHARS = 2000  # of the worker's output, quoted when it died without an error file
 
 _RAISED_AGAIN: dict[str, type[DuofitError]] = {
@@ -141,13 +151,43 @@ def run_worker(
 
     Raises:
         DuofitError: the worker's own error (same type), or a crash with its output.
+        KeyboardInterrupt: Ctrl-C here or in the worker; the worker is given
+            :data:`INTERRUPT_GRACE_S` to stop by itself, then interrupted, then killed.
     """
     cmd = [sys.executable, "-m", module, *args]
     stdout = subprocess.PIPE if capture else None
     stderr = subprocess.STDOUT if capture and quiet else None
-    proc = subprocess.run(cmd, env=dict(os.environ), stdout=stdout, stderr=stderr, text=True, check=False)
+    with subprocess.Popen(cmd, env=dict(os.environ), stdout=stdout, stderr=stderr, text=True) as proc:
+        try:
+            output, _ = proc.communicate()
+        except KeyboardInterrupt:
+            _wind_down(proc)
+            raise
+    if proc.returncode in (EXIT_INTERRUPTED, -signal.SIGINT):  # the worker alone got the Ctrl-C
+        raise KeyboardInterrupt(f"backend {backend!r}: its {what} worker process was interrupted")
     if proc.returncode != 0:
-        raise_from_file(out, backend, what, proc.stdout if capture else None, proc.returncode)
+        raise_from_file(out, backend, what, output if capture else None, proc.returncode)
+
+
+def _wind_down(proc: subprocess.Popen[str]) -> None:
+    """After Ctrl-C: let the worker stop cleanly (it got the SIGINT too), else interrupt it, else kill it.
+
+    A worker stopped cleanly has recorded what it finished (a tuning study marks the
+    interrupted trial failed, so that the next run repeats it).
+    """
+    try:
+        for send in (None, signal.SIGINT):  # a terminal's Ctrl-C reached the worker already; a signal to us did not
+            if send is not None:
+                proc.send_signal(send)
+            try:
+                proc.wait(timeout=INTERRUPT_GRACE_S)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def result_folder(folder: Path, out: str | Path | None) -> Path:
@@ -195,7 +235,8 @@ def worker_main(
         options: Adds the worker's own options to the parser.
 
     Returns:
-        The exit code: 0, or the error's CLI exit code (``folder/error.json`` written).
+        The exit code: 0, the error's CLI exit code (``folder/error.json`` written), or
+        :data:`EXIT_INTERRUPTED` after Ctrl-C (no traceback: the parent reports it).
     """
     parser = argparse.ArgumentParser(prog=f"python -m {module}")
     parser.add_argument("spec")
@@ -209,6 +250,13 @@ def worker_main(
 
     def run() -> None:
         spec = Spec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
-        body(spec, args.backend, folder, args)
+        with warnings.catch_warnings():
+            show_warnings_plainly()
+            warnings.simplefilter("ignore", DataWarning)  # the parent read the data first and showed them
+            body(spec, args.backend, folder, args)
 
-    return report_errors(folder, run)
+    try:
+        return report_errors(folder, run)
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers too: the parent says what was interrupted
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second one must not interrupt the way out
+        return EXIT_INTERRUPTED

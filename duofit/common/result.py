@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from duofit.common.io import load_npz, save_npz, write_json
+from duofit.common.metrics.positive import ClassOrder
 from duofit.common.spec import Spec
 
 __all__ = ["RESULT_FILE", "RESULT_SCHEMA", "RunResult"]
@@ -45,12 +46,15 @@ class RunResult:
         weights: Final weights ``layers.<i>.<name>`` in the Keras layout.
         best_epoch: Epoch chosen by early stopping (1-based), if any.
         stopped_epoch: Epoch where training stopped early (1-based), if it did.
-        diverged: True when the loss became non-finite.
+        diverged: True when the loss became non-finite or exceeded ``train.divergence_threshold``
+            times the loss of a model that learned nothing.
         message: Human-readable note (divergence reason).
         steps: Per-step records (``loss``; with ``record_steps`` also ``grad_norm`` and
             ``param_norm``), one entry per optimizer step.
-        diagnostics: Pitfall flags (exploding, vanishing, overfitting, underfitting) with
-            their thresholds, and warnings (see :mod:`duofit.common.diagnostics`).
+        diagnostics: The pitfall rules' evidence with their thresholds, the one ``verdict``
+            (see :attr:`verdict`) and spec warnings (see :mod:`duofit.common.diagnostics`).
+        class_order: Classification: index -> original label, and the class binary metrics
+            score as positive (:mod:`duofit.common.metrics.positive`); ``None`` for regression.
     """
 
     backend: str
@@ -68,6 +72,7 @@ class RunResult:
     message: str | None = None
     steps: dict[str, np.ndarray] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    class_order: ClassOrder | None = None
 
     def events(self) -> dict[str, int | None]:
         """Epochs to mark on learning curves: early-stop best/stop, divergence."""
@@ -77,9 +82,18 @@ class RunResult:
             "diverged": self.stopped_epoch if self.diverged else None,
         }
 
+    @property
+    def verdict(self) -> dict[str, Any]:
+        """The run's one verdict: ``{"name", "message", "fix", "epoch"}`` (see :mod:`duofit.common.verdict`)."""
+        from duofit.common.verdict import fallback_verdict
+
+        found = self.diagnostics.get("verdict")
+        return dict(found) if isinstance(found, dict) else fallback_verdict(self.diverged, self.message)
+
     def flags(self) -> list[str]:
-        """Names of the pitfall flags that fired."""
-        return [k for k, v in self.diagnostics.items() if isinstance(v, dict) and v.get("flag")]
+        """The verdict as a list of pitfall names: empty when fine; a diverged run also shows ``exploding``."""
+        name = self.verdict["name"]
+        return [] if name == "fine" else [name, "exploding"] if name == "diverged" else [name]
 
     def summary(self) -> dict[str, Any]:
         """Flat dict for tables: backend, metrics, epochs run, times."""
@@ -92,7 +106,7 @@ class RunResult:
         out["fit_s"] = self.timings.get("fit_s", float("nan"))
         out["total_s"] = self.timings.get("total_s", float("nan"))
         out["diverged"] = self.diverged
-        out["flags"] = ",".join(self.flags()) or "-"
+        out["verdict"] = self.verdict["name"]
         return out
 
     def save(self, folder: str | Path) -> Path:
@@ -111,7 +125,7 @@ class RunResult:
         atomic_write_text(out / "history.csv", self.history.to_csv(index=False))
         atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
         save_npz(out / "weights.npz", self.weights)
-        save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test})
+        save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test, **self._classes()})
         save_npz(out / "steps.npz", self.steps)
         write_json(
             out / RESULT_FILE,
@@ -126,9 +140,19 @@ class RunResult:
                 "diverged": self.diverged,
                 "message": self.message,
                 "diagnostics": self.diagnostics,
+                "class_order": self.class_order.to_json() if self.class_order is not None else None,
             },
         )
         return out
+
+    def _classes(self) -> dict[str, np.ndarray]:
+        """``classes`` (label of each index) and, binary, ``positive`` (its index) for predictions.npz."""
+        order = self.class_order
+        if order is None:
+            return {}
+        labels = np.asarray(order.classes)
+        extra = {"classes": labels.astype(str) if labels.dtype == object else labels}
+        return extra if order.positive is None else {**extra, "positive": np.asarray(order.positive)}
 
     @classmethod
     def load(cls, folder: str | Path) -> RunResult:
@@ -156,4 +180,5 @@ class RunResult:
             message=meta.get("message"),
             steps=load_npz(folder / "steps.npz") if (folder / "steps.npz").exists() else {},
             diagnostics=meta.get("diagnostics", {}),
+            class_order=ClassOrder.from_json(meta.get("class_order")),
         )

@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,18 +34,24 @@ from duofit.parity.strict import strict_spec, strict_translations
 __all__ = ["CAUSES", "TOLERANCES", "Cause", "ParityReport", "matching_causes", "parity"]
 
 
-def _worker(spec: Spec, backend: str, folder: Path, strict: bool, out: Path | None) -> tuple[dict[str, Any], RunResult]:
+def _worker(
+    spec: Spec, backend: str, folder: Path, strict: bool, out: Path | None, progress: bool
+) -> tuple[dict[str, Any], RunResult]:
     """Probe and train one backend in a fresh process (:mod:`duofit.parity.worker`); read its files back.
 
     The run is written once, into ``out`` (its final folder) when given, else into ``folder/run``.
+    With ``progress`` the worker's progress bar reaches the terminal (its standard error is
+    not kept); without, its standard error is kept and quoted only if it crashes.
     """
     from duofit.common.io import load_npz
 
     options = ["--strict"] if strict else []
     if out is not None:
         options += ["--out", str(out)]
+    if progress:
+        options.append("--progress")
     try:
-        spawn("duofit.parity.worker", spec, backend, folder, "parity", options, quiet=True)
+        spawn("duofit.parity.worker", spec, backend, folder, "parity", options, quiet=not progress)
     except (SpecError, DataError) as exc:  # say which of the two backends found it
         raise type(exc)(f"{backend}: {exc}", path=exc.path) from None
     return load_npz(folder / "probe.npz"), RunResult.load(out if out is not None else folder / "run")
@@ -58,6 +66,7 @@ def parity(
     backends: Sequence[str] = ("torch", "keras"),
     overrides: Mapping[str, Sequence[str]] | None = None,
     out: str | Path | None = None,
+    progress: bool = False,
 ) -> ParityReport:
     """Train a spec on two backends from identical weights and batches and compare every stage.
 
@@ -71,6 +80,8 @@ def parity(
             ``{"keras": ["optimizer.decay_kind=decoupled"]}``, to study a deliberate mismatch.
         out: Save ``parity.json``, ``parity.csv``, ``steps.csv``, ``parity.png`` there; each
             backend's run writes its result once, into ``out/<backend>/``.
+        progress: ``True``: a line on stderr as each backend starts and finishes, and its
+            progress bar; ``False``: nothing (as in :func:`duofit.run` and :func:`duofit.compare`).
 
     Returns:
         A :class:`ParityReport`; ``report.text()`` prints it, ``report.passed`` tells.
@@ -88,9 +99,13 @@ def parity(
     probes: dict[str, dict[str, Any]] = {}
     results: dict[str, RunResult] = {}
     with tempfile.TemporaryDirectory(prefix="duofit-parity-") as tmp:
-        for name in backends:
+        for i, name in enumerate(backends, start=1):
             dest = folder / name if folder is not None else None
-            probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict, dest)
+            step = f"parity [{i}/{len(backends)}] {name}"
+            _say(progress, f"{step}: probing the first step, then training {specs[name].train.epochs} epochs ...")
+            t0 = time.perf_counter()
+            probes[name], results[name] = _worker(specs[name], name, Path(tmp) / name, strict, dest, progress)
+            _say(progress, f"{step}: done in {time.perf_counter() - t0:.1f} s")
     pair = (backends[0], backends[1])
     report = build_report(
         specs[pair[0]], specs[pair[1]], pair, probes, results, strict, changes, _steps_per_epoch(spec, dataset)
@@ -99,6 +114,12 @@ def parity(
     if folder is not None:
         report.save(folder)
     return report
+
+
+def _say(progress: bool, line: str) -> None:
+    """A progress line on stderr (the report itself goes to stdout)."""
+    if progress:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _parity_specs(

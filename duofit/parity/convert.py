@@ -31,13 +31,16 @@ from duofit.common.io import load_npz, save_npz, write_json
 from duofit.common.registry import BACKENDS, describe, get_backend
 from duofit.common.spec import Spec
 
-__all__ = ["CONVERT_RTOL", "convert", "read_model"]
+__all__ = ["CONVERTED_DIR", "CONVERT_RTOL", "convert", "default_out", "read_model"]
 
 # Predictions after a round trip through a framework file. float32: the file stores the
 # same float32 values, so only the forward pass' summation order differs (~1e-7); the
 # documented target for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
 CONVERT_RTOL = {"float32": 1e-6, "float64": 1e-12}
 _FILE_STEM = "model"
+# Default conversions go into <results>/converted/<src>-to-<dst>: a name no backend's
+# result folder (<results>/<backend>) can have
+CONVERTED_DIR = "converted"
 
 
 def _formats(backend: str) -> tuple[str, ...]:
@@ -74,7 +77,24 @@ def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
 def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backend: str | None) -> np.ndarray:
     if (folder / "predictions.npz").exists():
         return load_npz(folder / "predictions.npz")["predictions"]
-    return get_backend(backend or "torch").forward(spec, weights, load_dataset(spec).x_test)
+    dataset = load_dataset(spec)  # predictions are saved in the target's units: compare in them
+    return dataset.in_target_units(get_backend(backend or "torch").forward(spec, weights, dataset.x_test))
+
+
+def default_out(src: str | Path, to: str) -> Path:
+    """Where ``convert`` writes when no output folder is given: ``<results>/converted/<src>-to-<to>``.
+
+    A conversion of a conversion stays in the same ``converted`` folder.
+
+    Example:
+        >>> default_out("results/seed/keras", "torch").as_posix()
+        'results/seed/converted/keras-to-torch'
+        >>> default_out("results/seed/converted/keras-to-torch", "keras").as_posix()
+        'results/seed/converted/keras-to-torch-to-keras'
+    """
+    src = Path(src)
+    parent = src.parent if src.parent.name == CONVERTED_DIR else src.parent / CONVERTED_DIR
+    return parent / f"{src.name}-to-{to}"
 
 
 def _checked_target(src: Path, to: str, out: str | Path | None, fmt: str | None) -> tuple[str, Path]:
@@ -90,7 +110,7 @@ def _checked_target(src: Path, to: str, out: str | Path | None, fmt: str | None)
     fmt = fmt or formats[0]
     if fmt not in formats:
         raise SpecError(f"--format {fmt!r} is not a {to} format; choose one of {', '.join(formats)}")
-    folder = Path(out) if out is not None else src.with_name(f"{src.name}-{to}")
+    folder = Path(out) if out is not None else default_out(src, to)
     if folder.exists() and any(folder.iterdir()):
         raise DataError(f"output folder {folder} exists and is not empty; choose another --out", path="out")
     return fmt, folder
@@ -102,11 +122,13 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     Args:
         src: A run folder (``weights.npz``) or a previous convert folder (``model.<ext>``).
         to: Target backend name.
-        out: Output folder (default ``<src>-<to>``); refused if it exists and is not empty.
+        out: Output folder (default :func:`default_out`: ``<results>/converted/<src>-to-<to>``);
+            refused if it exists and is not empty.
         fmt: File format: ``.safetensors``/``.npz`` (torch), ``.weights.h5``/``.keras`` (Keras).
 
     Returns:
-        The manifest written as ``convert.json`` (source, target, file, max_rel_diff, tolerance).
+        The manifest written as ``convert.json`` (source, target, file, max_rel_diff, tolerance),
+        and ``out``: the folder written.
 
     Raises:
         DataError: the predictions disagree beyond the tolerance (nothing is written), or the
@@ -117,7 +139,8 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     spec, weights, origin = read_model(src)
     found = _model_file(src)
     expected = _predictions(src, spec, weights, found[0] if found else None)
-    x_test = load_dataset(spec).x_test
+    dataset = load_dataset(spec)
+    x_test = dataset.x_test
     target = get_backend(to)
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=out.parent if out.parent.exists() else None) as tmp:
         stage = Path(tmp) / "out"
@@ -125,7 +148,7 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
         model_path = stage / f"{_FILE_STEM}{fmt}"
         target.save_weights(spec, weights, model_path, x_test.shape[1:])
         reloaded = target.load_weights(spec, model_path, x_test.shape[1:])  # read back with the target framework
-        got = target.forward(spec, reloaded, x_test)
+        got = dataset.in_target_units(target.forward(spec, reloaded, x_test))  # as predictions.npz holds them
         diff = float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
         tol = CONVERT_RTOL[spec.train.dtype]
         if not diff <= tol:
@@ -149,4 +172,4 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
         if out.exists():
             out.rmdir()
         shutil.move(str(stage), str(out))
-    return manifest
+    return {**manifest, "out": str(out)}

@@ -210,7 +210,8 @@ class ParityReport:
             for key, arr in steps.items():
                 frame[f"{name}_{key}"] = arr[:n]
         la, lb = a["loss"][:n], b["loss"][:n]
-        frame["loss_rel_diff"] = np.abs(la - lb) / np.maximum(np.maximum(np.abs(la), np.abs(lb)), _TINY)
+        with np.errstate(invalid="ignore"):  # a diverged run's inf - inf is NaN: a gap in the plot
+            frame["loss_rel_diff"] = np.abs(la - lb) / np.maximum(np.maximum(np.abs(la), np.abs(lb)), _TINY)
         return frame
 
 

@@ -1,4 +1,4 @@
-"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND FOLDER [--strict] [--out DIR]``.
+"""Parity worker: ``python -m duofit.parity.worker SPEC.json BACKEND FOLDER [--strict] [--out DIR] [--progress]``.
 
 In a fresh process (one per Keras backend), it records everything the report compares:
 initial weights read back from the framework, the first forward output (eval mode), the
@@ -47,6 +47,7 @@ def probe(spec: Spec, dataset: Dataset, backend: str, strict: bool) -> dict[str,
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--out", help="the run's final folder (default FOLDER/run)")
+    parser.add_argument("--progress", action="store_true", help="a progress bar on stderr while it trains")
 
 
 def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> None:
@@ -56,7 +57,7 @@ def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> N
     dataset = load_dataset(spec)
     save_npz(folder / "probe.npz", probe(spec, dataset, backend, args.strict))
     out = result_folder(folder / "run", args.out)
-    run(spec, backend, out=out, record_steps=True, strict=args.strict, dataset=dataset)
+    run(spec, backend, out=out, record_steps=True, strict=args.strict, dataset=dataset, progress=args.progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,12 +24,16 @@ from duofit.common.errors import SpecError
 __all__ = ["add_commands"]
 
 EXIT_DIVERGED = 3  # as duofit/cli.py: training diverged (results are still written)
+EXIT_INTERRUPTED = 130  # as duofit/cli.py: Ctrl-C (128 + SIGINT)
+_FIXED_LIMIT = 1e6  # table values at least this large print in scientific notation
 
 
 def _print_frame(frame: Any, digits: int = 4) -> None:
     import pandas as pd
 
-    fmt = f"{{:.{digits}f}}".format
+    def fmt(value: float) -> str:  # a diverged run's 1e30 loss stays readable
+        return f"{value:.{digits}f}" if abs(value) < _FIXED_LIMIT else f"{value:.{digits}g}"
+
     with pd.option_context("display.max_columns", 60, "display.width", 200, "display.float_format", fmt):
         print(frame.to_string())
 
@@ -126,8 +130,36 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if len(backends) == 1:
         study = args.study or f"{name}-{backends[0]}"
         out = Path(args.out) if args.out else Path("results") / name / "tune" / study
-        return tune_one(args, spec, backends[0], study, out)
-    return _tune_many(args, spec, backends, args.study or name)
+        return _interruptible(args.storage, [study], lambda: tune_one(args, spec, backends[0], study, out))
+    from duofit.common.data import read_arrays
+
+    read_arrays(spec)  # bad data and data warnings once here: the backend processes stay quiet about them
+    studies = [f"{args.study or name}-{backend}" for backend in backends]  # as _tune_many names them
+    return _interruptible(args.storage, studies, lambda: _tune_many(args, spec, backends, args.study or name))
+
+
+def _interruptible(storage: str, studies: list[str], command: Any) -> int:
+    """Run ``command()``; after Ctrl-C, one line: the trials each study has finished and how to resume.
+
+    Returns:
+        The command's exit code, or 130 after Ctrl-C (no traceback).
+    """
+    try:
+        return int(command())
+    except KeyboardInterrupt:
+        pass
+    from duofit.tuning.storage import open_storage
+    from duofit.tuning.study import finished_trials
+
+    store = open_storage(storage, heartbeat_s=None)
+    counts = [(study, finished_trials(store, study)) for study in studies]
+    done = ", ".join(f"{n} in study {study!r}" for study, n in counts if n is not None) or "none"
+    print(
+        f"interrupted: trials finished: {done} ({storage}); the running trial counts as failed. "
+        "Run the same command again to continue (--total N: until N trials have finished)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------- sweep
@@ -146,12 +178,27 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / _spec_name(spec, args.spec) / "sweep"
     res = sweep(spec, values, parse_names(args.backends), isolate=not args.in_process, progress=not args.quiet, out=out)
     table = res.table()
-    cols = [*res.fields, "backend", *spec.metric_columns, "epochs", "final_loss", "final_val_loss", "diverged", "fit_s"]
+    cols = [*res.fields, "backend", *spec.metric_columns, "epochs", "final_loss", "final_val_loss", "verdict", "fit_s"]
     _print_frame(table[[c for c in cols if c in table]].set_index([*res.fields, "backend"]))
     print(f"written: {out}/sweep.csv, {out}/sweep_history.csv, {out}/sweep_curves.png, one folder per run")
-    for _, row in table[table["diverged"]].iterrows():
-        setting = ", ".join(f"{f}={row[f]}" for f in res.fields)
-        print(f"note: {row['backend']} diverged at {setting} (the table keeps it; lower the value to avoid it)")
+    return _sweep_verdicts(res)
+
+
+def _sweep_verdicts(res: Any) -> int:
+    """A note per run whose verdict is not ``fine``; exit 3 when every run diverged."""
+    runs = [(setting, name, r) for setting, cmp in res.runs for name, r in cmp.results.items()]
+    for setting, name, r in runs:
+        verdict = r.verdict
+        where = ", ".join(f"{f}={v}" for f, v in setting.items())
+        if verdict["name"] == "diverged":
+            print(f"note: {name} diverged at {where} (the table keeps it; lower the value to avoid it)")
+        elif verdict["name"] != "fine":
+            fix = f"; {verdict['fix']}" if verdict.get("fix") else ""
+            print(f"note: {name} at {where}: {verdict.get('message') or verdict['name']}{fix}")
+    if runs and all(r.diverged for _, _, r in runs):
+        first = runs[0][2].message or "training diverged"
+        print(f"error: every run of the sweep diverged ({len(runs)} runs); the first: {first}", file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 
@@ -193,7 +240,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no line per trial")
     p.set_defaults(func=_cmd_tune)
 
-    p = subparsers.add_parser("sweep", help="run a spec over values of a field on every backend")
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a spec over values of a field on every backend",
+        description="Run a spec over values of a field on every backend; the table gives each run's verdict. "
+        "Exit code 3 when every run diverged (results are still written), 0 otherwise.",
+    )
     p.add_argument("spec", help="spec file, or a sweep file with a [sweep] table (see examples/lr_sweep.toml)")
     p.add_argument("--set", action="append", metavar="FIELD=V1,V2", help="e.g. optimizer.lr=0.1,0.01,0.001")
     p.add_argument("--backends", help="comma-separated backend names (default: all installed)")

@@ -7,6 +7,11 @@ runs all its folds in one worker process of its own (``python -m duofit.tuning.w
 as ``duofit compare`` does with ``duofit.worker``); each fold's result is written once (into
 ``out/<backend>/fold_<i>/`` when an output folder is given) and read back from those files.
 
+A metric undefined on a held-out fold (``nan``: e.g. precision when nothing was predicted
+positive there) is left out of that metric's mean, never averaged as 0: the summary counts
+those folds (``undefined``), the table says "3 of 5 folds" beside such a mean, and one
+warning per metric and backend says how many folds and why (:meth:`CVResult.undefined_notes`).
+
 Example:
     Not run as a doctest: it trains a model per fold on every installed backend.
 
@@ -19,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ import numpy as np
 from duofit.common.choice import resolve_backends
 from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
+from duofit.common.metrics import UndefinedMetricWarning
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 from duofit.tuning.fitting import run_on_dataset
@@ -79,7 +86,9 @@ def run_folds(
             from duofit.common.plots import progress_bar
 
             bar = progress_bar(f"{backend} fold {fold.index + 1}/{len(folds)}", spec.train.epochs)
-        result = run_on_dataset(fold_spec(spec, fold.index), fold.dataset, backend, bar)
+        with warnings.catch_warnings():  # said once per metric over the folds (CVResult.undefined_notes)
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            result = run_on_dataset(fold_spec(spec, fold.index), fold.dataset, backend, bar)
         if out is not None:
             result.save(out / f"fold_{fold.index + 1}")
         results.append(result)
@@ -135,7 +144,11 @@ class CVResult:
         return pd.DataFrame(rows)
 
     def summary(self) -> Any:
-        """Long form: ``backend, metric, mean, std, min, max`` over the folds."""
+        """Long form: ``backend, metric, mean, std, min, max, folds, undefined`` over the folds.
+
+        ``mean`` .. ``max`` are over the folds where the value is defined; ``undefined``
+        counts the others (``nan``); all undefined gives ``nan``.
+        """
         import pandas as pd
 
         table = self.fold_table()
@@ -144,24 +157,50 @@ class CVResult:
             part = table[table["backend"] == backend]
             for name in self.metric_names:
                 values = part[name].to_numpy(dtype=np.float64) if name in part else np.array([np.nan])
+                defined = values[~np.isnan(values)]
+                some = defined.size > 0
                 rows.append(
                     {
                         "backend": backend,
                         "metric": name,
-                        "mean": float(np.mean(values)),
-                        "std": float(np.std(values, ddof=STD_DDOF)),
-                        "min": float(np.min(values)),
-                        "max": float(np.max(values)),
+                        "mean": float(np.mean(defined)) if some else float("nan"),
+                        "std": float(np.std(defined, ddof=STD_DDOF)) if some else float("nan"),
+                        "min": float(np.min(defined)) if some else float("nan"),
+                        "max": float(np.max(defined)) if some else float("nan"),
                         "folds": len(values),
+                        "undefined": len(values) - int(defined.size),
                     }
                 )
         return pd.DataFrame(rows)
 
+    def undefined_notes(self) -> list[str]:
+        """One line per metric and backend with undefined folds: how many, the mean's folds, and why.
+
+        Example: ``precision (torch): undefined in 2 of 5 folds, mean over 3 (fold 2: no sample
+        was predicted positive)``.
+        """
+        notes = []
+        for row in self.summary().itertuples():
+            if not row.undefined or row.metric not in self.spec.metric_columns:
+                continue
+            results = self.results[str(row.backend)]
+            whys = [(i + 1, r.diagnostics.get("undefined_metrics", {}).get(row.metric)) for i, r in enumerate(results)]
+            why = next((f"fold {i}: {w}" for i, w in whys if w), "the folds' runs diverged")
+            mean = f"mean over {row.folds - row.undefined}" if row.undefined < row.folds else "no mean"
+            notes.append(
+                f"{row.metric} ({row.backend}): undefined in {row.undefined} of {row.folds} folds, {mean} ({why})"
+            )
+        return notes
+
     def table(self) -> Any:
-        """``mean ± std`` per metric (rows) and backend (columns), as text cells."""
+        """``mean ± std`` per metric (rows) and backend (columns), as text cells.
+
+        A mean over fewer folds than were run says so: ``0.9000 ± 0.0100 (3 of 5 folds)``;
+        with none: ``undefined in all 5 folds``.
+        """
         summary = self.summary()
-        text = [f"{m:.4f} ± {s:.4f}" for m, s in zip(summary["mean"], summary["std"], strict=True)]
-        cells = summary.assign(cell=text)
+        columns = (summary["mean"], summary["std"], summary["folds"], summary["undefined"])
+        cells = summary.assign(cell=[_cell(*values) for values in zip(*columns, strict=True)])
         return cells.pivot(index="metric", columns="backend", values="cell").reindex(
             index=self.metric_names, columns=list(self.results)
         )
@@ -195,6 +234,13 @@ class CVResult:
         atomic_write_text(paths["summary"], self.summary().to_csv(index=False))
         atomic_write_text(paths["history"], self.histories().to_csv(index=False))
         return paths
+
+
+def _cell(mean: float, std: float, folds: int, undefined: int) -> str:
+    """One cell of :meth:`CVResult.table`: ``mean ± std``, and over how many folds when not all."""
+    if undefined == folds:
+        return f"undefined in all {folds} folds"
+    return f"{mean:.4f} ± {std:.4f}" + (f" ({folds - undefined} of {folds} folds)" if undefined else "")
 
 
 def _run_isolated(
@@ -290,4 +336,6 @@ def cross_validate(
     )
     if folder is not None:
         cv.save(folder)
+    for note in cv.undefined_notes():
+        warnings.warn(note, UndefinedMetricWarning, stacklevel=2)
     return cv

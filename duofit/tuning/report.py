@@ -62,6 +62,7 @@ def plot_history(result: TuneResult, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     trials = result.study.get_trials(deepcopy=False)
     done = [(t.number, t.value) for t in trials if t.state.name == "COMPLETE"]
@@ -84,10 +85,11 @@ def plot_history(result: TuneResult, path: str | Path) -> Path:
         xs, ys = zip(*pruned, strict=True)
         ax.scatter(xs, ys, color="0.6", marker="x", s=18, label="pruned (last reported)")
     ax.set(xlabel="trial", ylabel=result.metric, title=f"{result.study_name} ({result.backend}, {result.direction})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if done or pruned:
+        ax.legend()
+    return save_figure(fig, path)  # fits the texts to the fonts, then lays out
 
 
 def save_tuning(result: TuneResult, folder: str | Path) -> dict[str, Path]:

@@ -25,14 +25,17 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from duofit.common.errors import SpecError
+from duofit.common.errors import DuofitError, SpecError
 from duofit.common.metrics.registry import REGISTRY
 from duofit.common.paths import with_values
 from duofit.common.registry import check_installed
@@ -40,6 +43,7 @@ from duofit.common.spec import Spec
 from duofit.tuning.space import SearchSpace
 from duofit.tuning.storage import HEARTBEAT_S, open_storage
 from duofit.tuning.study import (
+    FINISHED_STATES,
     Direction,
     TuneResult,
     enqueue_grid,
@@ -58,9 +62,9 @@ __all__ = [
 
 SEARCHES = ("grid", "random", "bayes")
 DEFAULT_TRIALS = 20  # trials per call for random / Bayesian search when neither --trials nor --total is given
+_FAILED_TRIAL = re.compile(r"^Trial \d+ failed")  # how Optuna starts its records of a failed trial
 # A trial is not judged during its first 10% of epochs: early epochs of every learning rate look alike.
 PRUNER_WARMUP_FRACTION = 0.1
-_FINISHED = ("COMPLETE", "PRUNED")
 
 
 def objective_column(spec: Spec, metric: str | None) -> tuple[str, Direction]:
@@ -186,6 +190,8 @@ def tune(
 
     Raises:
         SpecError: bad search name, metric, storage or study mismatch.
+        KeyboardInterrupt: Ctrl-C; the trials that finished are in the study, the running one
+            is marked ``FAIL`` (run again by the next call); see :func:`~duofit.tuning.study.finished_trials`.
 
     See the module's example (a study trains models, so it is not run as a doctest).
     """
@@ -208,12 +214,55 @@ def tune(
 
 
 def _optimize(study: Any, objective: Callable[[Any], float], todo: int, callbacks: list[Any]) -> None:
-    """Run ``todo`` trials, without Optuna's warnings about its experimental features."""
+    """Run ``todo`` trials, without Optuna's warnings about its experimental features.
+
+    Ctrl-C stops the running trial (Optuna marks it ``FAIL``, so the next run repeats it) and
+    is raised again; Optuna's report of it (a traceback) is not printed (:func:`_reported_by_caller`).
+    """
     import optuna
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _reported_by_caller():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=todo, callbacks=callbacks)
+
+
+class _RaisedAgain(logging.Filter):
+    """Drops Optuna's records of a trial stopped by Ctrl-C or a duofit error: ``tune`` raises both again.
+
+    Optuna logs such a trial twice: "Trial N failed with parameters ... because of the
+    following error" with the traceback, then "Trial N failed with value None." without it;
+    the second is recognised by the trial number of the first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: set[str] = set()  # "Trial N failed" of the trials whose error is raised again
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        head = _FAILED_TRIAL.match(record.getMessage())
+        if isinstance(error, (KeyboardInterrupt, DuofitError)):
+            if head:
+                self.dropped.add(head.group(0))
+            return False
+        return not (head and head.group(0) in self.dropped)
+
+
+@contextmanager
+def _reported_by_caller() -> Iterator[None]:
+    """Silence Optuna's "Trial N failed ... because of the following error" (and traceback) for errors raised again.
+
+    The filter sits on the handlers of Optuna's library logger (``optuna``), for the block only.
+    """
+    handlers = list(logging.getLogger("optuna").handlers)
+    quiet = _RaisedAgain()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def _check_counts(search: str, n_trials: int | None, total_trials: int | None) -> None:
@@ -229,7 +278,7 @@ def _trials_to_run(study: Any, space: SearchSpace, search: str, n_trials: int | 
 
     Grid search enqueues its points here and runs at most the rest of the grid.
     """
-    finished = sum(study_counts(study).get(s, 0) for s in _FINISHED)
+    finished = sum(study_counts(study).get(s, 0) for s in FINISHED_STATES)
     want: int | None = None  # neither given: the rest of the grid, or DEFAULT_TRIALS
     if total_trials is not None:
         want = max(0, total_trials - finished)

@@ -21,7 +21,9 @@ __all__ = [
     "TPE_STARTUP_TRIALS",
     "Direction",
     "TuneResult",
+    "FINISHED_STATES",
     "enqueue_grid",
+    "finished_trials",
     "open_study",
     "study_counts",
     "tune_result",
@@ -31,6 +33,28 @@ TPE_STARTUP_TRIALS = 10  # Optuna's default: random trials before TPE starts mod
 PRUNER_STARTUP_TRIALS = 5  # Optuna MedianPruner's default: never prune before 5 trials have finished
 
 Direction = Literal["minimize", "maximize"]
+
+
+FINISHED_STATES = ("COMPLETE", "PRUNED")  # trials that count toward --total
+
+
+def finished_trials(store: Any, name: str) -> int | None:
+    """Finished (complete or pruned) trials of study ``name`` in ``store``; ``None`` if there is no such study.
+
+    Example:
+        Needs a storage, so it is not run as a doctest.
+
+        >>> finished_trials(open_storage("sqlite:///results/seed/tune.db", None), "seed-torch")   # doctest: +SKIP
+        12
+    """
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=store)
+    except KeyError:  # Optuna's error for a study name the storage does not hold
+        return None
+    counts = study_counts(study)
+    return sum(counts.get(state, 0) for state in FINISHED_STATES)
 
 
 def study_counts(study: Any) -> dict[str, int]:

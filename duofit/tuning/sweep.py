@@ -32,14 +32,31 @@ from typing import Any
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
 from duofit.common.paths import parse_path, with_values
-from duofit.common.plots import save_figure
+from duofit.common.plots import LossPanel, Mark, panel_grid, save_figure
 from duofit.common.spec import Spec
 from duofit.runner import Comparison, compare
 
-__all__ = ["MAX_SWEEP_RUNS", "SweepResult", "is_sweep_file", "load_sweep", "plot_sweep", "sweep"]
+__all__ = [
+    "MAX_SWEEP_RUNS",
+    "VERDICT_MARKERS",
+    "SweepResult",
+    "is_sweep_file",
+    "load_sweep",
+    "plot_sweep",
+    "sweep",
+]
 
 MAX_SWEEP_RUNS = 1000  # combinations of one sweep; beyond this it is a tuning job (duofit tune)
 _SAFE = re.compile(r"[^A-Za-z0-9._=,-]+")
+# How each verdict is marked on the sweep plot ("fine" is not marked; another name gets "o").
+VERDICT_MARKERS = {
+    "diverged": "X",
+    "unstable": "v",
+    "exploding": "^",
+    "vanishing": "_",
+    "overfitting": "o",
+    "underfitting": "s",
+}
 
 
 def is_sweep_file(path: str | Path) -> bool:
@@ -109,7 +126,7 @@ class SweepResult:
     runs: list[tuple[dict[str, Any], Comparison]]
 
     def table(self) -> Any:
-        """One row per combination and backend: the values, test metrics, losses, epochs, time."""
+        """One row per combination and backend: the values, test metrics, losses, epochs, time, verdict."""
         import pandas as pd
 
         rows = []
@@ -150,18 +167,20 @@ class SweepResult:
 def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     """Training and validation loss of every run, overlaid: one color per value, one line style per backend.
 
+    A run whose verdict is not ``fine`` has it in its label and a marker (:data:`VERDICT_MARKERS`)
+    where it starts, on the curve's last finite value at or before that epoch.
+
     Example:
         Needs a finished sweep, so it is not run as a doctest.
 
         >>> plot_sweep(res, "sweep_curves.png")   # doctest: +SKIP
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     styles = ["-", "--", ":", "-."]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=False)
+    fig, axes = panel_grid(2, panel_size=(6.0, 4.4))
+    panels = [
+        LossPanel(ax, title=title, log=True)
+        for ax, title in zip(axes, ("training loss", "validation loss"), strict=True)
+    ]
     backends: list[str] = []
     for i, (setting, cmp) in enumerate(result.runs):
         for name, res in cmp.results.items():
@@ -169,18 +188,18 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
                 backends.append(name)
             k = backends.index(name)
             # the first backend wide and pale, the others thin on top: identical curves stay visible
-            look = {"color": f"C{i}", "linestyle": styles[k % len(styles)], "linewidth": 2.8 if k == 0 else 1.2}
+            look = {"color": f"C{i % 10}", "linestyle": styles[k % len(styles)], "linewidth": 2.8 if k == 0 else 1.2}
             look["alpha"] = 0.45 if k == 0 else 1.0
-            label = f"{_label(setting)} ({name})"
-            hist = res.history
-            axes[0].plot(hist["epoch"], hist["loss"], label=label, **look)
-            axes[1].plot(hist["epoch"], hist["val_loss"], label=label, **look)
-    for ax, title in zip(axes, ("training loss", "validation loss"), strict=True):
-        ax.set(xlabel="epoch", ylabel="loss", title=title, yscale="log")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
+            verdict = res.verdict
+            shown = verdict["name"] != "fine"
+            label = f"{_label(setting)} ({name}{', ' + verdict['name'] if shown else ''})"
+            mark = Mark(None, verdict.get("epoch"), VERDICT_MARKERS.get(verdict["name"], "o")) if shown else None
+            stop = res.stopped_epoch if res.diverged else None
+            for panel, column in zip(panels, ("loss", "val_loss"), strict=True):
+                panel.add(res.history["epoch"], res.history[column], stop=stop, mark=mark, label=label, **look)
+    panels[0].finish(legend=False)
+    panels[1].finish(legend_size=8)
     fig.suptitle(f"{result.spec.name or 'sweep'}: {', '.join(result.fields)}")
-    fig.tight_layout()
     return save_figure(fig, path)
 
 

@@ -25,7 +25,8 @@ def test_every_vocabulary_metric_has_a_reference_and_a_fast_formula() -> None:
         assert metric.reference.__name__ == metric.fast.__name__ == name
         info = METRICS[name]
         assert (metric.task, metric.higher_is_better) == (info.task, info.higher_is_better)
-        assert metric.options == ("threshold",) * info.thresholded + ("average",) * info.averaged
+        classes = ("pos_label",) * (info.task == "classification")  # the positive class: binary tasks
+        assert metric.options == ("threshold",) * info.thresholded + ("average",) * info.averaged + classes
         assert (metric.reads == "predictions") == (info.task == "regression"), name
         assert (metric.reads == "labels") == info.thresholded, name  # labels at a threshold
     assert REGISTRY["roc_auc"].reads == "probabilities"

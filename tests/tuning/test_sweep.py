@@ -68,3 +68,24 @@ def test_sweep_cli_both_backends(tmp_path: Path, capsys: pytest.CaptureFixture[s
     history = pd.read_csv(out / "sweep_history.csv")
     assert set(history["backend"]) == {"torch", "keras"} and len(history) == 4 * 5
     assert (out / "sweep_curves.png").stat().st_size > 1000
+
+
+@pytest.mark.torch
+def test_sweep_cli_prints_verdicts_and_exits_3_when_every_run_diverged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tiny_seed(epochs=3)
+    doc["optimizer"] = {"type": "sgd", "lr": 0.1}  # lr 1e5 and more: the loss is huge or NaN in epoch 1
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["sweep", str(spec), "--backends", "torch", "--in-process", "--quiet", "--out", str(out)]
+    assert main([*args, "--set", "optimizer.lr=1e5,1e6"]) == 3
+    printed = capsys.readouterr()
+    assert "verdict" in printed.out and "every run of the sweep diverged (2 runs)" in printed.err
+    assert list(pd.read_csv(out / "sweep.csv")["verdict"]) == ["diverged", "diverged"]
+    assert main([*args, "--set", "optimizer.lr=1e5,0.1"]) == 0  # some diverged: noted, exit 0
+    assert "note: torch diverged at optimizer.lr=100000.0" in capsys.readouterr().out
+    verdicts = pd.read_csv(out / "sweep.csv").set_index("optimizer.lr")["verdict"]
+    assert verdicts[1e5] == "diverged" and verdicts[0.1] != "diverged"
+    assert (out / "sweep_curves.png").stat().st_size > 1000

@@ -11,15 +11,17 @@ modules.
 
 from __future__ import annotations
 
+from duofit.backends.kerasenv import native_banners_hidden, selected
 from duofit.backends.kerasenv import select as _select
-from duofit.backends.kerasenv import selected
 
 _select(selected() or "tensorflow")  # a sibling package may have chosen torch or jax already
 
-import keras  # noqa: E402,F401  (the framework loads with the package)
+with native_banners_hidden():  # TensorFlow's C++ start-up banners, unless --verbose
+    import keras  # the framework loads with the package
 
-from duofit.backends.keras.compat import keep_float64  # noqa: E402
+from duofit.backends.keras.compat import hide_tensorflow, keep_float64  # noqa: E402
 
 keep_float64()  # a float64 spec computes in float64 on every framework (see compat.keep_float64)
+hide_tensorflow(str(keras.backend.backend()))  # Keras on torch or JAX: TensorFlow is never imported
 
 __all__: list[str] = []

@@ -11,6 +11,12 @@
   entry in TensorFlow's global gradient registry is never freed and kept each run's
   train-step graph alive (about 4.7 MiB per ``fit``;
   tests/reliability/test_resource_hygiene.py). The mixin skips it when no strategy is active.
+- :data:`NO_TENSORFLOW` / :func:`hide_tensorflow`: Keras on torch or JAX imports TensorFlow
+  whenever it is installed, to seed it too (``keras.utils.set_random_seed`` asks
+  ``keras.src.utils.module_utils.tensorflow.available``, "since many workflows leverage
+  tf.data"): a second framework in the process, its start-up time and its banners. duofit
+  feeds Keras numpy arrays, never ``tf.data``, so on torch and JAX Keras is told TensorFlow
+  is absent.
 
 See :mod:`duofit.common.patches` for what happens with another Keras version.
 
@@ -21,11 +27,22 @@ Example (skipped: it changes process-wide Keras state):
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from duofit.common.patches import Patch, apply_gate
 
-__all__ = ["ALL_REDUCE", "FLOAT64", "PATCHES", "VERIFIED", "SkipAllReduce", "check_all_reduce", "keep_float64"]
+__all__ = [
+    "ALL_REDUCE",
+    "FLOAT64",
+    "NO_TENSORFLOW",
+    "PATCHES",
+    "VERIFIED",
+    "SkipAllReduce",
+    "check_all_reduce",
+    "hide_tensorflow",
+    "keep_float64",
+]
 
 VERIFIED = {"keras": "3.15.1"}  # constraints.txt pin
 
@@ -43,7 +60,14 @@ ALL_REDUCE = Patch(
     "keras.src.backend.tensorflow.optimizer.TFOptimizer._all_reduce_sum_gradients",
     "without a distribution strategy its tf.custom_gradient keeps every run's graph alive",
 )
-PATCHES = (FLOAT64, ALL_REDUCE)
+NO_TENSORFLOW = Patch(
+    "keras_no_tensorflow",
+    "keras",
+    VERIFIED["keras"],
+    "keras.src.utils.module_utils.tensorflow._available",
+    "Keras on torch or JAX would import TensorFlow (when installed) just to seed it",
+)
+PATCHES = (FLOAT64, ALL_REDUCE, NO_TENSORFLOW)
 
 
 def keep_float64() -> bool:
@@ -60,6 +84,25 @@ def keep_float64() -> bool:
     if table.get("float64") == "float64":
         return False
     table["float64"] = "float64"
+    return True
+
+
+def hide_tensorflow(framework: str) -> bool:
+    """On torch or JAX, make Keras treat TensorFlow as not installed; True if a change was made.
+
+    Nothing changes on TensorFlow, or when TensorFlow is already imported (the user's own code).
+
+    Raises:
+        PatchError: this Keras has no lazy ``tensorflow`` module with an ``_available`` flag.
+    """
+    if framework == "tensorflow" or "tensorflow" in sys.modules:
+        return False
+    from keras.src.utils import module_utils
+
+    lazy: Any = getattr(module_utils, "tensorflow", None)
+    # vars(), not hasattr: the lazy module imports TensorFlow on any attribute it lacks
+    apply_gate(NO_TENSORFLOW, lazy is not None and "_available" in vars(lazy))
+    lazy._available = False
     return True
 
 

@@ -20,11 +20,16 @@ Which Keras metric (differences from the sklearn reference in brackets):
   ``AUC(multi_label=True)`` [one-vs-rest macro, Riemann sum; a class absent from the
   labels scores 0 where the reference drops it].
 - regression: ``MeanSquaredError``, ``RootMeanSquaredError``, ``MeanAbsoluteError``,
-  ``R2Score`` [float32 running sums; a constant target gives 0 or nan where sklearn gives
-  1 or 0].
+  ``R2Score`` [float32 running sums; for a constant target it gives 0 or nan, which
+  :class:`OnOutputs` makes ``nan``, as the reference].
 
 All state is float32 (Keras' default metric dtype). Non-finite outputs give ``nan``, as
-the reference does. ``tests/backends/test_native_metrics_keras.py`` bounds each difference.
+the reference does; so do the metrics the reference leaves undefined, which
+:class:`OnOutputs` counts itself (Keras returns 0 there): a binary precision without
+predicted positives, recall without positives, F1 without either, r2 of a constant target
+(per output). A binary metric whose positive class is 0 is fed ``(1 - y, 1 - p)``
+(:func:`duofit.common.metrics.registry.flips`). ``tests/backends/test_native_metrics.py``
+bounds each difference.
 
 Example:
     >>> import numpy as np
@@ -45,7 +50,7 @@ from keras import ops
 
 from duofit.common.errors import unsupported
 from duofit.common.metrics.native import feed_batches
-from duofit.common.metrics.registry import REGISTRY
+from duofit.common.metrics.registry import REGISTRY, flips
 from duofit.common.spec import MetricEntry
 
 __all__ = [
@@ -105,6 +110,15 @@ class PerClassAverage(keras.metrics.Metric):
             m.reset_state()
 
 
+# A binary metric is undefined when the sum of these counts is 0: its denominator, as
+# predicted = tp + fp (precision), actual = tp + fn (recall), both = 2 tp + fp + fn (F1).
+_BINARY_DENOMINATORS: dict[str, tuple[str, ...]] = {
+    "precision": ("predicted",),
+    "recall": ("actual",),
+    "f1": ("predicted", "actual"),
+}
+
+
 class OnOutputs(keras.metrics.Metric):
     """A Keras metric fed raw model outputs and duofit labels (see the module docstring).
 
@@ -114,12 +128,50 @@ class OnOutputs(keras.metrics.Metric):
         from_logits: Whether the outputs are logits.
         n_classes: Number of output units (multiclass).
         name: The metric's name (its column).
+        entry: The resolved entry (its positive class, and which undefined case to watch);
+            ``None``: class 1 is positive and the inner metric's value is kept as it is.
     """
 
-    def __init__(self, inner: keras.metrics.Metric, task: str, from_logits: bool, n_classes: int, name: str) -> None:
+    def __init__(
+        self,
+        inner: keras.metrics.Metric,
+        task: str,
+        from_logits: bool,
+        n_classes: int,
+        name: str,
+        entry: MetricEntry | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.inner, self.task, self.from_logits, self.n_classes = inner, task, from_logits, n_classes
+        self.flipped = entry is not None and flips(entry, task)
+        self.denominators = _BINARY_DENOMINATORS.get(entry.name, ()) if entry is not None and task == "binary" else ()
+        self.threshold = entry.threshold if entry is not None else 0.5
+        self.watch_constant = entry is not None and entry.name == "r2"
         self.nonfinite = self.add_variable(shape=(), initializer="zeros", name="nonfinite")
+        self.predicted = self.add_variable(shape=(), initializer="zeros", name="predicted_positives")
+        self.actual = self.add_variable(shape=(), initializer="zeros", name="actual_positives")
+        self.y_low: Any = None  # per-output running min / max of the target (r2), made on the first batch
+        self.y_high: Any = None
+
+    def _track_range(self, y: Any) -> None:
+        """Running per-output min and max of the target: r2 is undefined where they are equal."""
+        if self.y_low is None:
+            k = int(y.shape[-1])  # known when traced (as keras.metrics.R2Score builds its own state)
+            low, high = keras.initializers.Constant(float("inf")), keras.initializers.Constant(float("-inf"))
+            self.y_low = self.add_variable(shape=(k,), initializer=low, name="target_min")
+            self.y_high = self.add_variable(shape=(k,), initializer=high, name="target_max")
+        self.y_low.assign(ops.minimum(self.y_low, ops.min(y, axis=0)))
+        self.y_high.assign(ops.maximum(self.y_high, ops.max(y, axis=0)))
+
+    def _undefined(self) -> Any:
+        """A boolean scalar: the reference leaves this metric undefined on what was fed."""
+        counts = {"predicted": self.predicted, "actual": self.actual}
+        undefined = ops.convert_to_tensor(False)
+        if self.denominators:
+            undefined = sum((counts[kind] for kind in self.denominators), ops.zeros(())) == 0
+        if self.y_low is not None:
+            undefined = ops.logical_or(undefined, ops.any(self.y_low == self.y_high))
+        return undefined
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:  # noqa: D102
         y_pred = ops.cast(y_pred, self.dtype)
@@ -130,6 +182,10 @@ class OnOutputs(keras.metrics.Metric):
             p = ops.reshape(y_pred, (-1, 1))
             p = ops.sigmoid(p) if self.from_logits else ops.clip(p, 0.0, 1.0)
             y = ops.reshape(ops.cast(y_true, self.dtype), (-1, 1))
+            if self.flipped:  # class 0 is the positive class: score it as class 1
+                p, y = 1.0 - p, 1.0 - y
+            self.predicted.assign(self.predicted + ops.sum(ops.cast(p > self.threshold, self.dtype)))
+            self.actual.assign(self.actual + ops.sum(y))
         else:
             if self.from_logits:
                 p = ops.softmax(y_pred, axis=-1)
@@ -138,15 +194,22 @@ class OnOutputs(keras.metrics.Metric):
                 p = y_pred / ops.where(total == 0, ops.ones_like(total), total)
             one_hot = len(y_true.shape) == 2 and y_true.shape[-1] == self.n_classes and self.n_classes > 1
             y = ops.cast(y_true, self.dtype) if one_hot else ops.one_hot(ops.reshape(y_true, (-1,)), self.n_classes)
+        if self.watch_constant:
+            self._track_range(y)
         self.nonfinite.assign(self.nonfinite + ops.sum(ops.cast(ops.logical_not(ops.isfinite(p)), self.dtype)))
         self.inner.update_state(y, p, sample_weight)
 
     def result(self) -> Any:  # noqa: D102
         value = ops.cast(ops.reshape(self.inner.result(), ()), self.dtype)
-        return ops.where(self.nonfinite > 0, ops.full_like(value, float("nan")), value)
+        nan = ops.logical_or(self.nonfinite > 0, self._undefined())
+        return ops.where(nan, ops.full_like(value, float("nan")), value)
 
     def reset_state(self) -> None:  # noqa: D102
-        self.nonfinite.assign(0.0)
+        for variable in (self.nonfinite, self.predicted, self.actual):
+            variable.assign(0.0)
+        if self.y_low is not None:
+            self.y_low.assign(ops.full(self.y_low.shape, float("inf"), dtype=self.dtype))
+            self.y_high.assign(ops.full(self.y_high.shape, float("-inf"), dtype=self.dtype))
         self.inner.reset_state()
 
 
@@ -214,7 +277,7 @@ def make_metric(entry: MetricEntry, task: str, from_logits: bool, n_classes: int
     factory = METRICS.get(entry.name)
     if factory is None:
         raise unsupported("keras", f"metric {entry.column!r}", entry.name, METRICS)
-    return OnOutputs(factory(entry, task, n_classes), task, from_logits, n_classes, name=entry.column)
+    return OnOutputs(factory(entry, task, n_classes), task, from_logits, n_classes, name=entry.column, entry=entry)
 
 
 def collect(metrics: Mapping[str, keras.metrics.Metric]) -> dict[str, float]:

@@ -7,7 +7,9 @@ and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) 
 - the input pipeline: a ``tf.data`` pipeline built once on TensorFlow (one compiled step
   per epoch with ``steps_per_execution``); on torch and JAX a generator over the shared
   batch order (Keras-on-torch requires ``steps_per_execution = 1``; on JAX a partial last
-  batch cannot share an execution with full ones);
+  batch cannot share an execution with full ones). With sample weights each batch is
+  ``(x, t, w)``, the weights gathered by the same indices (Keras' ``fit`` reads the third
+  element as ``sample_weight``);
 - writing one element of a per-step record without a host sync (in place on TensorFlow
   and torch, functional ``.at[].set`` inside JAX's traced step);
 - gradients of a loss for the probe (``GradientTape`` / ``autograd`` / ``jax.grad``);
@@ -57,16 +59,17 @@ class Native:
     same_avg_pool_ok: bool
 
 
-def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, ...]]:
     """Every epoch's batches in the shared order, as numpy (Keras moves them to the device)."""
     bs = plan.spec.train.batch_size
     x = plan.dataset.x_train.astype(dtype)
     t = loss_targets(plan.t_train, dtype)
+    w = plan.sample_weight.astype(dtype) if plan.sample_weight is not None else None
     steps = math.ceil(len(x) / bs)
     for epoch_order in plan.order:
         for b in range(steps):
             idx = epoch_order[b * bs : (b + 1) * bs]
-            yield x[idx], t[idx]
+            yield (x[idx], t[idx]) if w is None else (x[idx], t[idx], w[idx])
 
 
 # ---- TensorFlow ---------------------------------------------------------------------------
@@ -120,7 +123,10 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     t = tf.constant(loss_targets(plan.t_train, dtype))
     order = tf.data.Dataset.from_tensor_slices(plan.order.astype(np.int32))
     batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
-    return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
+    if plan.sample_weight is None:
+        return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
+    w = tf.constant(plan.sample_weight.astype(dtype))
+    return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
 
 
 def _tf_put(var: Any, index: Any, value: Any) -> None:

@@ -8,6 +8,11 @@ Python is entered once per epoch. On torch and JAX (backends ``keras-torch`` and
 ``native.py``). A callback evaluates the validation split at each epoch end and hands the
 numbers to the shared :class:`EpochRecorder` (early stopping and divergence are decided
 there, identically for every backend).
+
+With sample weights (``plan.sample_weight``) each batch carries its rows' weights and Keras
+weighs the training loss itself (``sum_over_batch_size``); the logged epoch loss is that
+weighted loss. The validation loss stays unweighted: Keras weighs it only when given
+validation sample weights, and duofit's validation has none (the torch loop does the same).
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@ indexing, no ``bincount``, whose CUDA kernel syncs to size its output): the per-
 a few kernel launches; :func:`collect` reads every result with one transfer at the end.
 
 Formulas mirror the reference (:mod:`duofit.common.metrics.reference`, sklearn) in float64: confusion
-counts in int64 (sklearn's ``zero_division=0``; multiclass averages over the labels present
-in ``y_true`` or the predictions, as sklearn does), exact ROC-AUC from average ranks
-(Mann-Whitney, ties counted half; classes absent from ``y_true`` are dropped and the scores
-renormalised, as the reference does), regression sums with Chan's parallel variance update.
-Non-finite outputs give ``nan``, as the reference does.
+counts in int64 (a binary precision/recall/F1 with a zero denominator is ``nan``; multiclass
+averages use ``zero_division=0`` over the labels present in ``y_true`` or the predictions, as
+sklearn does), exact ROC-AUC from average ranks (Mann-Whitney, ties counted half; classes
+absent from ``y_true`` are dropped and the scores renormalised, as the reference does),
+regression sums with Chan's parallel variance update (r2 of a constant target is ``nan``).
+A binary metric whose positive class is 0 reads ``(1 - y, 1 - p)``
+(:func:`duofit.common.metrics.registry.flips`). Non-finite outputs give ``nan``, as the
+reference does.
 
 Example:
     >>> import numpy as np
@@ -22,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -30,7 +34,7 @@ import torch
 
 from duofit.common.errors import unsupported
 from duofit.common.metrics.native import feed_batches
-from duofit.common.metrics.registry import REGISTRY, Reads
+from duofit.common.metrics.registry import REGISTRY, Reads, flips
 from duofit.common.spec import MetricEntry
 
 __all__ = ["DEFAULT_BATCH", "METRICS", "NativeMetric", "collect", "make_metric", "native_metrics"]
@@ -51,6 +55,11 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
+def _defined_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, ``nan`` where ``den`` is 0 (an undefined binary score, as the reference)."""
+    return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.full_like(num, math.nan))
+
+
 def _probabilities(task: str, outputs: torch.Tensor, from_logits: bool) -> torch.Tensor:
     """As the reference: float64 probabilities, ``[n]`` binary, ``[n, k]`` multiclass."""
     z = outputs.to(torch.float64)
@@ -66,12 +75,19 @@ def _probabilities(task: str, outputs: torch.Tensor, from_logits: bool) -> torch
 class _Base:
     def __init__(self, entry: MetricEntry, task: str, from_logits: bool, n_classes: int, device: Any) -> None:
         self.entry, self.task, self.from_logits = entry, task, from_logits
+        self.flipped = flips(entry, task)
         self.k = 2 if task == "binary" else n_classes
         self.device = torch.device(device)
         self.reset()
 
     def reset(self) -> None:
         self.finite = torch.ones((), dtype=torch.bool, device=self.device)
+
+    def _scored(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and class indices as the formulas read them (turned around when class 0 is positive)."""
+        p = _probabilities(self.task, outputs, self.from_logits)
+        y = targets.reshape(-1).long()
+        return (1.0 - p, 1 - y) if self.flipped else (p, y)
 
     def _nan_unless_finite(self, value: torch.Tensor) -> torch.Tensor:
         return torch.where(self.finite, value, torch.full_like(value, float("nan")))
@@ -85,10 +101,10 @@ class LabelMetric(_Base):
         self.cm = torch.zeros(self.k * self.k, dtype=torch.int64, device=self.device)
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        p = _probabilities(self.task, outputs, self.from_logits)
+        p, y = self._scored(outputs, targets)
         self.finite &= torch.isfinite(p).all()
         labels = (p > self.entry.threshold).long() if self.task == "binary" else p.argmax(dim=1)
-        index = targets.reshape(-1).long() * self.k + labels
+        index = y * self.k + labels
         self.cm.index_add_(0, index, torch.ones_like(index))
 
     def compute(self) -> torch.Tensor:
@@ -102,7 +118,7 @@ class LabelMetric(_Base):
         ]
         average = self.entry.average
         if average == "binary":
-            value = _ratio(num[1], den[1])
+            value = _defined_ratio(num[1], den[1])
         elif average == "micro":
             value = _ratio(num.sum(), den.sum())
         elif average == "weighted":
@@ -137,10 +153,10 @@ class RocAuc(_Base):
         self.targets: list[torch.Tensor] = []
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        p = _probabilities(self.task, outputs, self.from_logits)
+        p, y = self._scored(outputs, targets)
         self.finite &= torch.isfinite(p).all()
         self.scores.append(p)
-        self.targets.append(targets.reshape(-1).long())
+        self.targets.append(y)
 
     def compute(self) -> torch.Tensor:
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.device)
@@ -192,10 +208,8 @@ class RegressionMetric(_Base):
             value = mse.sqrt() if name == "rmse" else mse
         elif name == "mae":
             value = self.sae.mean() / n
-        else:  # r2; sklearn force_finite: constant target -> 1.0 if perfect else 0.0
-            ones, zeros = torch.ones_like(self.sse), torch.zeros_like(self.sse)
-            perfect = torch.where(self.sse == 0, ones, zeros)
-            value = torch.where(self.m2 != 0, 1 - _ratio(self.sse, self.m2), perfect).mean()
+        else:  # r2; a constant target (of any output) leaves it undefined: nan, as the reference
+            value = (1 - _defined_ratio(self.sse, self.m2)).mean()
         return self._nan_unless_finite(value)
 
 

@@ -2,9 +2,11 @@
 
 Per epoch: ``model.train()``; for each batch ``zero_grad`` -> forward -> loss (+ L1/L2
 penalty) -> ``backward`` -> ``step`` (clipping and decay run first inside it); then evaluation under
-``inference_mode`` in ``eval()`` mode. Batches are contiguous slices of the epoch's
-pre-permuted tensors (no per-sample indexing, no collate); the epoch loss accumulates on
-the device, so there is one host sync per epoch instead of one ``.item()`` per step.
+``inference_mode`` in ``eval()`` mode. With sample weights (``plan.sample_weight``) a batch's
+loss is Keras' weighted ``sum_over_batch_size``: ``sum(loss_i * w_i) / batch_size``. Batches
+are contiguous slices of the epoch's pre-permuted tensors (no per-sample indexing, no collate);
+the epoch loss accumulates on the device, so there is one host sync per epoch instead of one
+``.item()`` per step.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class _Setup:
     x_val: torch.Tensor
     t_val: torch.Tensor
     order: torch.Tensor
+    w: torch.Tensor | None = None
+    weighted_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -154,6 +158,7 @@ def _setup(plan: TrainPlan) -> _Setup:
     optimizer = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
     params = [p for p in model.parameters() if p.requires_grad]
     penalty = kernel_penalty(heads, spec)
+    weighted = plan.sample_weight is not None
     return _Setup(
         model=model,
         heads=heads,
@@ -168,7 +173,27 @@ def _setup(plan: TrainPlan) -> _Setup:
         x_val=to_model_input(ds.x_val, dtype, device),
         t_val=targets(plan.t_val, dtype, device),
         order=torch.as_tensor(plan.order, device=device),
+        w=torch.as_tensor(plan.sample_weight, dtype=dtype, device=device) if weighted else None,
+        weighted_loss=_weighted(loss_fn) if weighted else None,
     )
+
+
+def _weighted(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``loss_fn`` with per-sample weights, reduced as Keras 3 reduces a weighted loss.
+
+    Each sample's loss is ``loss_fn`` on a batch of that one sample (``torch.func.vmap``),
+    so every loss of ``losses.py`` is weighted by the same translation as the unweighted one,
+    its mean over the outputs included (Keras' per-sample loss). Keras 3.15
+    (``keras/src/losses/loss.py``, ``reduce_weighted_values`` and ``reduce_values``) multiplies
+    each sample's loss by its weight and, for the default ``sum_over_batch_size``, divides the
+    sum by the number of samples in the batch, not by the sum of the weights.
+    """
+    per_sample = torch.func.vmap(lambda out, target: loss_fn(out.unsqueeze(0), target.unsqueeze(0)))
+
+    def weighted(out: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return (per_sample(out, target) * w).sum() / out.shape[0]
+
+    return weighted
 
 
 def _records(plan: TrainPlan, s: _Setup) -> _Records:
@@ -204,12 +229,17 @@ def _train_epoch(s: _Setup, rec: _Records, epoch: int, step: int, bs: int) -> li
     model.train()
     perm = s.order[epoch]
     xp, tp = s.x.index_select(0, perm), s.t.index_select(0, perm)
+    wp = s.w.index_select(0, perm) if s.w is not None else None  # the weights follow their rows
+    weighted = s.weighted_loss
     n = xp.shape[0]
     losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
     for start in range(0, n, bs):
         xb, tb = xp[start : start + bs], tp[start : start + bs]
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), tb)
+        if wp is None or weighted is None:
+            loss = loss_fn(model(xb), tb)
+        else:
+            loss = weighted(model(xb), tb, wp[start : start + bs])
         if penalty is not None:
             loss = loss + penalty()
         loss.backward()

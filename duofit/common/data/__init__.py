@@ -115,7 +115,8 @@ def prepare(
 ) -> Dataset:
     """Raw arrays as a checked, split and scaled :class:`Dataset`.
 
-    Targets are encoded for the spec's loss, the scaler fitted on the training rows only.
+    Targets are encoded for the spec's loss; the scalers (features, and regression targets
+    with ``data.standardize_target``) are fitted on the training rows only.
 
     Args:
         spec: A validated spec (its ``data`` source is not read).
@@ -128,7 +129,8 @@ def prepare(
             ``data.val_size``, ``data.split_seed``, ``data.stratify``).
 
     Returns:
-        The :class:`Dataset` (``scaler``: the fitted ``StandardScaler``), images reshaped.
+        The :class:`Dataset` (``scaler``: the fitted ``StandardScaler``; ``target_scaler``:
+        the targets' one, whose units ``y_*`` are in), images reshaped.
 
     Raises:
         DataError: non-finite features, bad targets or output layer, an impossible split,
@@ -147,19 +149,21 @@ def prepare(
     _check_caps(spec, x.shape[1], len(x_tr), max(len(x_va), len(x_te)))
     x_tr, x_va, x_te = _images(spec, x.shape[1], x_tr, x_va, x_te)
     y_of, task, n_classes, classes = targets
+    y_tr, y_va, y_te, target_scaler = _scaled_targets(spec, y_of, parts)
     return Dataset(
         x_train=x_tr,
-        y_train=y_of[parts.train],
+        y_train=y_tr,
         x_val=x_va,
-        y_val=y_of[parts.val],
+        y_val=y_va,
         x_test=x_te,
-        y_test=y_of[parts.test],
+        y_test=y_te,
         task=task,
         n_classes=n_classes,
         classes=classes,
         feature_names=names,
         val_is_test=parts.val_is_test,
         scaler=scaler,
+        target_scaler=target_scaler,
     )
 
 
@@ -197,6 +201,24 @@ def _scaled(
             path="data.standardize",
         )
     return x_tr, x_va, x_te, scaler
+
+
+def _scaled_targets(spec: Spec, y: np.ndarray, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+    """The parts' targets, standardized (``data.standardize_target``) with a scaler fitted on the training rows."""
+    y_tr, y_va, y_te = y[parts.train], y[parts.val], y[parts.test]
+    if not spec.data.standardize_target:
+        return y_tr, y_va, y_te, None
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(y_tr.reshape(len(y_tr), -1))
+    scaled = [scaler.transform(part.reshape(len(part), -1)).reshape(part.shape) for part in (y_tr, y_va, y_te)]
+    if not all(np.isfinite(part).all() for part in scaled):
+        raise DataError(
+            "data.standardize_target: the target overflows when standardized (values near 1e308); rescale it "
+            "or set data.standardize_target = false",
+            path="data.standardize_target",
+        )
+    return scaled[0], scaled[1], scaled[2], scaler
 
 
 def _images(spec: Spec, n_features: int, *parts: np.ndarray) -> tuple[np.ndarray, ...]:

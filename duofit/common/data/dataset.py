@@ -28,6 +28,12 @@ class Dataset:
         val_is_test: True when per-epoch validation uses the test split (val_size = 0).
         scaler: The ``StandardScaler`` fitted on the training part (``None`` without
             ``data.standardize``); new inputs go through it before prediction.
+        w_train: Per-sample loss weights of the training rows, in their order (the
+            scikit-learn estimators' ``sample_weight``); ``None``: every row weighs 1.
+        target_scaler: The ``StandardScaler`` fitted on the training part's regression
+            targets (``data.standardize_target``; else ``None``). The ``y_*`` arrays and
+            the model's outputs are in its scaled units; :meth:`in_target_units` maps
+            them back.
     """
 
     x_train: np.ndarray
@@ -42,6 +48,8 @@ class Dataset:
     feature_names: tuple[str, ...]
     val_is_test: bool
     scaler: Any = None
+    w_train: np.ndarray | None = None
+    target_scaler: Any = None
 
     @property
     def n_features(self) -> int:
@@ -52,6 +60,20 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample: ``(features,)`` or ``(height, width, channels)``."""
         return tuple(int(n) for n in self.x_train.shape[1:])
+
+    def in_target_units(self, values: np.ndarray) -> np.ndarray:
+        """Targets or model outputs in the original target units (unchanged without ``target_scaler``).
+
+        Args:
+            values: ``(n,)`` or ``(n, targets)`` values in the units the model trains on.
+
+        Returns:
+            float64 values of the same shape, ``target_scaler.inverse_transform``-ed.
+        """
+        if self.target_scaler is None:
+            return values
+        flat = np.asarray(values, dtype=np.float64)
+        return np.asarray(self.target_scaler.inverse_transform(flat.reshape(len(flat), -1))).reshape(flat.shape)
 
 
 def targets_for_loss(spec: Spec, y: np.ndarray, n_classes: int | None) -> np.ndarray:

@@ -13,14 +13,29 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from duofit.common.errors import DataError
 from duofit.common.spec import DenseLayer, Spec
 
-__all__ = ["Targets", "check_outputs", "check_training_classes", "encode_targets"]
+__all__ = [
+    "MIN_CLASS_SAMPLES",
+    "MIN_REGRESSION_SAMPLES",
+    "Targets",
+    "check_outputs",
+    "check_training_classes",
+    "encode_targets",
+    "split_warnings",
+]
+
+# Fewest samples of each class a split scored by metrics should hold: with none, recall and
+# ROC-AUC are undefined there; with one, recall is 0 or 1 and a per-class score rests on one
+# sample.
+MIN_CLASS_SAMPLES = 2
+# Fewest samples of a regression split: r2 divides by the target's variance, 0 for one sample.
+MIN_REGRESSION_SAMPLES = 2
 
 
 class Targets(NamedTuple):
@@ -121,3 +136,51 @@ def check_training_classes(targets: Targets, train: np.ndarray) -> None:
             "set data.stratify = true or provide more samples of every class",
             path="data.stratify",
         )
+
+
+def _scored_splits(spec: Spec, y_val: np.ndarray, y_test: np.ndarray, val_is_test: bool) -> list[tuple[str, str, Any]]:
+    """(split, the field that sizes it, its targets) for every split metrics are computed on."""
+    test = ("test split" + (" (also the validation split)" if val_is_test else ""), "test_size", y_test)
+    return [test] if val_is_test else [("validation split", "val_size", y_val), test]
+
+
+def split_warnings(
+    spec: Spec, y_val: np.ndarray, y_test: np.ndarray, val_is_test: bool, classes: np.ndarray | None
+) -> list[str]:
+    """Splits too small to score: fewer than :data:`MIN_CLASS_SAMPLES` of a class, or of samples.
+
+    Args:
+        spec: The spec (its ``data.test_size`` and ``data.val_size`` are named in the fix).
+        y_val: Validation class indices or targets.
+        y_test: Test class indices or targets.
+        val_is_test: The test split is also the validation split.
+        classes: Original labels by index (``None`` for regression).
+
+    Returns:
+        One message per split too small: the split, its counts, and the field to raise.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec({"data": {"kind": "make_moons"}, "loss": {"type": "binary_crossentropy"},
+        ...                   "model": {"layers": [{"type": "dense", "units": 1}]}})
+        >>> [msg] = split_warnings(spec, np.array([0, 1]), np.array([0, 0, 0, 1]), True, np.array(["a", "b"]))
+        >>> msg[: msg.index(":")]
+        "the test split (also the validation split) holds fewer than 2 samples of a class ('a'"
+    """
+    out = []
+    for split, size_field, y in _scored_splits(spec, y_val, y_test, val_is_test):
+        fix = f"raise data.{size_field} (now {getattr(spec.data, size_field)}) or add data"
+        if classes is None:
+            if len(y) < MIN_REGRESSION_SAMPLES:
+                out.append(f"the {split} holds {len(y)} sample(s): r2 is undefined (NaN) on it; {fix}")
+            continue
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+        if counts.min() < MIN_CLASS_SAMPLES:
+            listed = ", ".join(
+                f"{c!r}: {n}" for c, n in zip(np.asarray(classes).tolist(), counts.tolist(), strict=True)
+            )
+            out.append(
+                f"the {split} holds fewer than {MIN_CLASS_SAMPLES} samples of a class ({listed}): its scores rest "
+                f"on too few samples or are undefined (NaN); {fix}"
+            )
+    return out

@@ -8,6 +8,11 @@ prepared input, made once per call and shared by every metric that reads it:
 - :class:`Ranking` (roc_auc): probabilities and labels (Mann-Whitney ROC-AUC, exact);
 - :class:`Residuals` (mse, rmse, mae, r2): regression errors.
 
+A metric undefined on its data is ``nan``, as in the reference: binary precision without
+predicted positives, recall without positives, F1 without either, ROC-AUC with one class,
+r2 with a constant target. (A multiclass average keeps sklearn's ``zero_division=0`` for a
+class never predicted: the average stays defined.)
+
 ``tests/common/test_metrics.py`` checks every formula against
 :mod:`duofit.common.metrics.reference` to 1e-12; final test metrics always use sklearn.
 
@@ -21,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,9 +137,12 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _averaged(num: Any, den: Any, counts: Counts, entry: MetricEntry) -> float:
-    """The sklearn average (``entry.average``) of per-class ratios ``num / den`` (zero_division=0)."""
+    """The sklearn average (``entry.average``) of per-class ratios ``num / den``.
+
+    Binary: class 1's ratio, ``nan`` when undefined (``den == 0``); multiclass: zero_division=0 per class.
+    """
     if not isinstance(num, np.ndarray):  # binary: class 1's ratio
-        return num / den if den else 0.0
+        return num / den if den else math.nan
     if entry.average == "micro":
         return float(_ratio(num.sum(keepdims=True), den.sum(keepdims=True))[0])
     if entry.average == "weighted":
@@ -148,17 +157,17 @@ def accuracy(counts: Counts, entry: MetricEntry) -> float:
 
 
 def precision(counts: Counts, entry: MetricEntry) -> float:
-    """``tp / (tp + fp)``, averaged per ``entry.average``."""
+    """``tp / (tp + fp)``, averaged per ``entry.average`` (binary: ``nan`` without predicted positives)."""
     return _averaged(counts.tp, counts.tp + counts.fp, counts, entry)
 
 
 def recall(counts: Counts, entry: MetricEntry) -> float:
-    """``tp / (tp + fn)``, averaged per ``entry.average``."""
+    """``tp / (tp + fn)``, averaged per ``entry.average`` (binary: ``nan`` without positives)."""
     return _averaged(counts.tp, counts.tp + counts.fn, counts, entry)
 
 
 def f1(counts: Counts, entry: MetricEntry) -> float:
-    """``2 tp / (2 tp + fp + fn)``, averaged per ``entry.average``."""
+    """``2 tp / (2 tp + fp + fn)``, averaged per ``entry.average`` (binary: ``nan`` without either)."""
     return _averaged(2 * counts.tp, 2 * counts.tp + counts.fp + counts.fn, counts, entry)
 
 
@@ -223,10 +232,9 @@ def mae(residuals: Residuals, entry: MetricEntry) -> float:
 
 
 def r2(residuals: Residuals, entry: MetricEntry) -> float:
-    """Coefficient of determination, uniform average over outputs (sklearn's ``force_finite``)."""
+    """Coefficient of determination, uniform average over outputs; ``nan`` if an output's target is constant."""
     y, err = residuals.y, residuals.err
-    ss_res = (err**2).sum(axis=0)
     ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    # constant target: 1.0 if predicted exactly, else 0.0
-    r2_per = np.where(ss_tot != 0, 1 - _ratio(ss_res, ss_tot), np.where(ss_res == 0, 1.0, 0.0))
-    return float(r2_per.mean())
+    if y.size == 0 or not ss_tot.all():  # r2 compares with the target's variance: none, no r2
+        return math.nan
+    return float((1 - (err**2).sum(axis=0) / ss_tot).mean())

@@ -3,7 +3,10 @@
 Each function takes ``(y, pred, entry, task)``: the targets, what the metric reads (class
 labels at the entry's threshold, probabilities, or regression predictions ``[n, outputs]``;
 see :class:`~duofit.common.metrics.registry.MetricDef`), the resolved entry and the task.
-Labels use sklearn's ``zero_division=0``; binary tasks score class 1.
+Binary tasks score class 1 (the caller turns ``(y, p)`` around for a metric whose positive
+class is 0: :func:`~duofit.common.metrics.registry.flips`); a binary precision, recall or F1
+whose denominator is 0 is ``nan`` (sklearn's ``zero_division=np.nan``), a multiclass average
+keeps ``zero_division=0`` per class; r2 of a constant target is ``nan`` (``force_finite=False``).
 
 Example:
     >>> import numpy as np
@@ -39,6 +42,11 @@ def _average(entry: MetricEntry, task: str) -> str:
     return entry.average or ("binary" if task == "binary" else "macro")
 
 
+def _zero_division(task: str) -> float:
+    """Binary: an undefined score is ``nan``; multiclass: a class never predicted counts 0 in the average."""
+    return np.nan if task == "binary" else 0.0
+
+
 def accuracy(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.accuracy_score`` (binary: ``proba > threshold``, default 0.5)."""
     return float(_skm().accuracy_score(y, labels))
@@ -46,17 +54,17 @@ def accuracy(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -
 
 def precision(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.precision_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().precision_score(y, labels, average=_average(entry, task), zero_division=0))
+    return float(_skm().precision_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
 
 
 def recall(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.recall_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().recall_score(y, labels, average=_average(entry, task), zero_division=0))
+    return float(_skm().recall_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
 
 
 def f1(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.f1_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().f1_score(y, labels, average=_average(entry, task), zero_division=0))
+    return float(_skm().f1_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
 
 
 def roc_auc(y: np.ndarray, proba: np.ndarray, entry: MetricEntry, task: str) -> float:
@@ -96,5 +104,7 @@ def mae(y: np.ndarray, pred: np.ndarray, entry: MetricEntry, task: str) -> float
 
 
 def r2(y: np.ndarray, pred: np.ndarray, entry: MetricEntry, task: str) -> float:
-    """``sklearn.metrics.r2_score`` (a constant target gives 1.0 if predicted exactly, else 0.0)."""
-    return float(_skm().r2_score(y, pred))
+    """``sklearn.metrics.r2_score(force_finite=False)``; ``nan`` when an output's target is constant."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # the 0 / 0 of a constant target: nan, said by the caller
+        value = float(_skm().r2_score(y, pred, force_finite=False))
+    return value if np.isfinite(value) else float("nan")

@@ -5,9 +5,14 @@ task and whether higher is better; this table adds how each one is computed: the
 reference and the numpy closed form. The per-backend native metrics
 (``duofit.backends.<name>.metrics``) key their tables by the same names.
 
+Every formula is written for class 1 of a binary task. A metric that scores class 0 as
+positive (``pos_label``, or the minority-class default: :mod:`~duofit.common.metrics.positive`)
+reads ``(1 - y, 1 - p)`` instead: :func:`flips` is that one rule, which the reference, the
+fast path and every backend's native metrics apply.
+
 Example:
     >>> REGISTRY["f1"].reads, REGISTRY["f1"].options, REGISTRY["f1"].higher_is_better
-    ('labels', ('threshold', 'average'), True)
+    ('labels', ('threshold', 'average', 'pos_label'), True)
     >>> REGISTRY["mae"].task, REGISTRY["mae"].higher_is_better
     ('regression', False)
 """
@@ -20,10 +25,10 @@ from typing import Literal
 from duofit.common.metrics import fast, reference
 from duofit.common.metrics.fast import FastFn
 from duofit.common.metrics.reference import ReferenceFn
-from duofit.common.spec import METRICS, MetricName
+from duofit.common.spec import METRICS, MetricEntry, MetricName
 from duofit.common.spec.vocab import MetricTask
 
-__all__ = ["REGISTRY", "MetricDef", "Reads"]
+__all__ = ["REGISTRY", "MetricDef", "Reads", "flips"]
 
 # What a metric's formulas read: class labels (at the entry's threshold, or the argmax),
 # class probabilities, or regression predictions.
@@ -60,9 +65,10 @@ class MetricDef:
 
     @property
     def options(self) -> tuple[str, ...]:
-        """The entry options the metric accepts (from the vocabulary; ``threshold``: binary tasks only)."""
+        """The entry options the metric accepts (vocabulary; ``threshold`` and ``pos_label``: binary tasks only)."""
         info = METRICS[self.name]
-        return ("threshold",) * info.thresholded + ("average",) * info.averaged
+        classes = info.task == "classification"
+        return ("threshold",) * info.thresholded + ("average",) * info.averaged + ("pos_label",) * classes
 
 
 _FORMULAS: dict[str, tuple[Reads, ReferenceFn, FastFn]] = {
@@ -79,3 +85,24 @@ _FORMULAS: dict[str, tuple[Reads, ReferenceFn, FastFn]] = {
 
 # In the vocabulary's order; a vocabulary name without formulas fails here, at import.
 REGISTRY: dict[str, MetricDef] = {name: MetricDef(name, *_FORMULAS[name]) for name in METRICS}
+
+
+def flips(entry: MetricEntry, task: str) -> bool:
+    """Whether a metric reads ``(1 - y, 1 - p)``: a binary task whose positive class is index 0.
+
+    Raises:
+        ValueError: the entry has a ``pos_label`` not yet bound to the data's classes
+            (:func:`duofit.common.metrics.bind_positive`): it would silently score class 1.
+
+    Example:
+        >>> flips(MetricEntry("f1", "f1", positive=0), "binary"), flips(MetricEntry("f1", "f1"), "binary")
+        (True, False)
+    """
+    if task != "binary":
+        return False
+    if entry.positive is None and entry.pos_label is not None:
+        raise ValueError(
+            f"metric {entry.column!r}: pos_label {entry.pos_label!r} is not bound to the data's classes; "
+            "pass the run's class order (duofit.common.metrics.bind_positive)"
+        )
+    return entry.positive == 0

@@ -7,12 +7,21 @@ takes which option is :data:`~duofit.common.spec.vocab.METRICS`.
 
 Column naming rule: the metric name, then ``_<average>`` when the average differs from the
 task's default, then ``_t<threshold>`` when the threshold differs from 0.5 (the threshold as
-Python's shortest ``repr``). Default options keep the plain name, so ``"f1"`` and
-``{name = "f1", average = "macro"}`` are the same column and existing monitors keep working.
+Python's shortest ``repr``), then ``_pos_<label>`` when a ``pos_label`` is given. Default
+options keep the plain name, so ``"f1"`` and ``{name = "f1", average = "macro"}`` are the same
+column and existing monitors keep working.
+
+``pos_label`` (binary tasks) names the class a metric scores as positive by its value in the
+data (``"fraud"``, ``1``). Which classes exist is known only once the data is read, so an
+entry resolved here keeps the label as written (``positive`` is ``None``);
+:func:`duofit.common.metrics.bind_positive` turns it into the class index, or reports the
+classes when the label is not one of them.
 
 Example:
     >>> [e.column for e in resolve_metrics(["f1", {"name": "precision", "threshold": 0.3}], "binary")]
     ['f1', 'precision_t0.3']
+    >>> resolve_metrics([{"name": "f1", "pos_label": "fraud"}], "binary")[0].column
+    'f1_pos_fraud'
     >>> resolve_metrics([{"name": "f1", "average": "weighted"}], "multiclass")[0].column
     'f1_weighted'
 """
@@ -65,6 +74,12 @@ class MetricSpec(SpecModel):
         default=None,
         description="Multiclass precision/recall/f1: sklearn's average, 'macro' (default), 'micro' or 'weighted'.",
     )
+    pos_label: str | bool | int | float | None = Field(
+        default=None,
+        description="Binary metrics: the class scored as positive, as its value appears in the data (e.g. 'fraud'). "
+        "Default: 1 for 0/1 (or -1/1, or boolean) targets, as sklearn; otherwise the training split's minority "
+        "class.",
+    )
 
 
 def _metric_kind(value: Any) -> str | None:
@@ -83,40 +98,63 @@ MetricItem = Annotated[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MetricEntry:
     """One metric with every option resolved for its task.
 
     Attributes:
         name: Metric name (``"f1"``).
         column: Result/history column (``"f1_weighted"``; ``val_`` is prefixed in the history).
-        threshold: Binary decision threshold (``proba > threshold`` is class 1).
+        threshold: Binary decision threshold (``P(positive class) > threshold`` predicts it).
         average: sklearn's ``average``: ``"binary"`` for binary tasks, ``"macro"``/``"micro"``/
             ``"weighted"`` for multiclass, ``None`` for regression.
+        pos_label: The ``pos_label`` option as written (a class's value in the data), or ``None``.
+        positive: Binary tasks: the index (0 or 1) of the class scored as positive, set once
+            the classes are known (:func:`duofit.common.metrics.bind_positive`); ``None``
+            before that, which scores class 1 (and is refused when ``pos_label`` is set).
 
     Example:
         >>> MetricEntry("f1", "f1", 0.5, "binary").column
         'f1'
+        >>> MetricEntry("f1", "f1_pos_fraud", 0.5, "binary", pos_label="fraud", positive=0)
+        MetricEntry(name='f1', column='f1_pos_fraud', threshold=0.5, average='binary', pos_label='fraud', positive=0)
     """
 
     name: str
     column: str
     threshold: float = DEFAULT_THRESHOLD
     average: str | None = None
+    pos_label: Any = None
+    positive: int | None = None
+
+    def __repr__(self) -> str:
+        """The fields, the class options only when set (entries of other tasks print as before)."""
+        options = (("pos_label", self.pos_label), ("positive", self.positive))
+        extra = "".join(f", {k}={v!r}" for k, v in options if v is not None)
+        return (
+            f"MetricEntry(name={self.name!r}, column={self.column!r}, threshold={self.threshold!r}, "
+            f"average={self.average!r}{extra})"
+        )
 
 
-def column_name(name: str, task: str, threshold: float | None = None, average: str | None = None) -> str:
+def column_name(
+    name: str, task: str, threshold: float | None = None, average: str | None = None, pos_label: Any = None
+) -> str:
     """The column of a metric with options: suffixes only for non-default options.
 
     Example:
         >>> column_name("recall", "multiclass", average="micro"), column_name("f1", "binary", 0.25)
         ('recall_micro', 'f1_t0.25')
+        >>> column_name("precision", "binary", 0.3, pos_label="legit")
+        'precision_t0.3_pos_legit'
     """
     column = name
     if average is not None and average != DEFAULT_AVERAGE.get(task):
         column += f"_{average}"
     if threshold is not None and float(threshold) != DEFAULT_THRESHOLD:
         column += f"_t{float(threshold)!r}"
+    if pos_label is not None:
+        column += f"_pos_{pos_label}"
     return column
 
 
@@ -151,24 +189,40 @@ def _check_average(name: str, task: str, average: str, where: str, fits: str) ->
         )
 
 
+def _check_pos_label(name: str, task: str, where: str) -> None:
+    if task != "binary":
+        why = (
+            "multiclass scores are averaged over the classes (the `average` option)"
+            if task == "multiclass"
+            else "regression has no classes"
+        )
+        raise FieldProblem(
+            f"{where}.pos_label", f"pos_label applies to binary tasks only ({why}); remove `pos_label` from {name!r}"
+        )
+
+
 def _entry(item: Any, task: str, where: str, loss: str | None) -> MetricEntry:
     """Check one spec entry (plain name or table) against the task; ``where`` is its field path."""
     fits = f"loss {loss!r} ({task} task)" if loss else f"the {task} task"
     allowed = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
     if isinstance(item, str):
-        name, threshold, average, name_path = item, None, None, where
+        name, threshold, average, pos_label, name_path = item, None, None, None, where
     else:
         table = item if isinstance(item, MetricSpec) else MetricSpec.model_validate(item)
-        name, threshold, average, name_path = table.name, table.threshold, table.average, f"{where}.name"
+        name, threshold, average, pos_label = table.name, table.threshold, table.average, table.pos_label
+        name_path = f"{where}.name"
     if name not in allowed:
         raise FieldProblem(name_path, f"{name!r} does not fit {fits}; allowed: {', '.join(allowed)}")
     if threshold is not None:
         _check_threshold(name, task, where)
     if average is not None:
         _check_average(name, task, average, where, fits)
+    if pos_label is not None:
+        _check_pos_label(name, task, where)
     resolved_avg = (average or DEFAULT_AVERAGE[task]) if name in AVERAGE_METRICS and task in AVERAGES else None
     resolved_t = float(threshold) if threshold is not None else DEFAULT_THRESHOLD
-    return MetricEntry(name, column_name(name, task, threshold, average), resolved_t, resolved_avg)
+    column = column_name(name, task, threshold, average, pos_label)
+    return MetricEntry(name, column, resolved_t, resolved_avg, pos_label=pos_label)
 
 
 def resolve_metrics(

@@ -125,6 +125,26 @@ def _target_fits_loss(spec: Spec, columns: list[str]) -> None:
         raise FieldProblem(
             "data.task", f"data.task = {spec.data.task!r} but loss {spec.loss.type!r} trains a {task} task"
         )
+    _regression_only_data(spec)
+
+
+def _regression_only_data(spec: Spec) -> None:
+    """Several target columns and a target scaler need a regression loss."""
+    if spec.task == "regression":
+        return
+    fix = f"loss {spec.loss.type!r} trains a {spec.task} task on one column of class labels"
+    if len(spec.data.target_columns) > 1:
+        raise FieldProblem(
+            "data.target",
+            f"{len(spec.data.target_columns)} target columns make a multi-output regression, but {fix}; "
+            "name one target column, or use loss type 'mse', 'mae' or 'huber'",
+        )
+    if spec.data.standardize_target:
+        raise FieldProblem(
+            "data.standardize_target",
+            f"standardize_target scales a regression target, but {fix}; remove it (allowed only with "
+            "loss type 'mse', 'mae' or 'huber')",
+        )
 
 
 def _layers_fit_input(spec: Spec, columns: list[str]) -> None:

@@ -57,3 +57,10 @@ class TrainSpec(SpecModel):
         "(accumulated on the device, read back with the epoch's losses in one transfer).",
     )
     early_stopping: EarlyStoppingSpec | None = None
+    divergence_threshold: Annotated[float, Field(gt=1.0)] | None = Field(
+        default=None,
+        description="Stop as diverged (exit 3, like a non-finite loss) when the epoch's training or validation "
+        "loss exceeds this multiple of the loss of a model that learned nothing (the larger of a constant "
+        "predictor's and an all-zero output's). Default 1000 (duofit.common.diagnostics.DIVERGENCE_RATIO); "
+        "`inf` keeps only the non-finite check.",
+    )

@@ -34,6 +34,8 @@ __all__ = [
     "MetricName",
     "MetricTask",
     "Task",
+    "VERDICTS",
+    "Verdict",
     "check_monitor",
     "higher_is_better",
     "metric_of_column",
@@ -61,6 +63,9 @@ INITIALIZERS: tuple[InitName, ...] = get_args(InitName)
 
 # --------------------------------------------------------------------------- tasks and losses
 Task = Literal["binary", "multiclass", "regression"]
+# A run's one verdict, most severe first (duofit.common.verdict decides in this order).
+Verdict = Literal["diverged", "unstable", "exploding", "vanishing", "overfitting", "underfitting", "fine"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 LossName = Literal["mse", "mae", "huber", "binary_crossentropy", "categorical_crossentropy"]
 # Which task each loss trains for: "binary" and "multiclass" losses need class labels.
 LOSS_TASKS: dict[LossName, Task] = {
