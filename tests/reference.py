@@ -18,6 +18,7 @@ from duofit.common.spec import (
     MaxPool2DLayer,
     Spec,
 )
+from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
 from duofit.common.spec.shapes import same_padding
 
 EPS = 1e-7  # Keras' probability clip, adopted by the spec
@@ -76,40 +77,58 @@ def pool2d(x: np.ndarray, size: list[int], strides: list[int], op: str, padding:
     return np.nanmax(windows, axis=0) if op == "max" else np.nanmean(windows, axis=0)
 
 
-def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Inference-mode forward pass (dropout off, batch norm on moving statistics)."""
-    h = x.astype(np.float64)
-    for i, layer in enumerate(spec.model.layers):
-        if isinstance(layer, DenseLayer):
-            h = h @ weights[f"layers.{i}.kernel"]
-            if layer.use_bias:
-                h = h + weights[f"layers.{i}.bias"]
-            if layer.activation:
-                h = activation(layer.activation, h)
-        elif isinstance(layer, Conv2DLayer):
-            h = conv2d(h, weights[f"layers.{i}.kernel"], layer.strides, layer.dilation, layer.padding)
-            if layer.use_bias:
-                h = h + weights[f"layers.{i}.bias"]
-            if layer.activation:
-                h = activation(layer.activation, h)
-        elif isinstance(layer, MaxPool2DLayer):
-            h = pool2d(
-                h,
-                layer.pool_size,
-                layer.strides or layer.pool_size,
-                "avg" if isinstance(layer, AvgPool2DLayer) else "max",
-                layer.padding,
-            )
-        elif isinstance(layer, GlobalAvgPool2DLayer):
-            h = h.mean(axis=(1, 2))
-        elif isinstance(layer, ActivationLayer):
-            h = activation(layer.activation, h, layer.negative_slope)
-        elif isinstance(layer, BatchNormLayer):
-            mean, var = weights[f"layers.{i}.moving_mean"], weights[f"layers.{i}.moving_variance"]
-            h = (h - mean) / np.sqrt(var + layer.epsilon) * weights[f"layers.{i}.gamma"] + weights[f"layers.{i}.beta"]
-        elif isinstance(layer, FlattenLayer):
-            h = h.reshape(len(h), -1)
+def _layer(layer: object, i: int, weights: dict[str, np.ndarray], hs: list[np.ndarray]) -> np.ndarray:
+    """One layer's inference-mode output for its inputs ``hs`` (NHWC images)."""
+    h = hs[0]
+    if isinstance(layer, DenseLayer):
+        h = h @ weights[f"layers.{i}.kernel"]
+        if layer.use_bias:
+            h = h + weights[f"layers.{i}.bias"]
+        if layer.activation:
+            h = activation(layer.activation, h)
+    elif isinstance(layer, Conv2DLayer):
+        h = conv2d(h, weights[f"layers.{i}.kernel"], layer.strides, layer.dilation, layer.padding)
+        if layer.use_bias:
+            h = h + weights[f"layers.{i}.bias"]
+        if layer.activation:
+            h = activation(layer.activation, h)
+    elif isinstance(layer, MaxPool2DLayer):
+        h = pool2d(
+            h,
+            layer.pool_size,
+            layer.strides or layer.pool_size,
+            "avg" if isinstance(layer, AvgPool2DLayer) else "max",
+            layer.padding,
+        )
+    elif isinstance(layer, GlobalAvgPool2DLayer):
+        h = h.mean(axis=(1, 2))
+    elif isinstance(layer, ActivationLayer):
+        h = activation(layer.activation, h, layer.negative_slope)
+    elif isinstance(layer, BatchNormLayer):
+        mean, var = weights[f"layers.{i}.moving_mean"], weights[f"layers.{i}.moving_variance"]
+        h = (h - mean) / np.sqrt(var + layer.epsilon) * weights[f"layers.{i}.gamma"] + weights[f"layers.{i}.beta"]
+    elif isinstance(layer, FlattenLayer):
+        h = h.reshape(len(h), -1)
+    elif isinstance(layer, AddLayer):
+        h = sum(hs[1:], start=hs[0])
+    elif isinstance(layer, ConcatenateLayer):
+        h = np.concatenate(hs, axis=layer.axis)
+    elif isinstance(layer, ReshapeLayer):
+        h = h.reshape(len(h), *layer.target_shape)
     return h
+
+
+def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Inference-mode forward pass (dropout off, batch norm on moving statistics) through the layer graph.
+
+    Each layer reads the outputs its ``inputs`` name (the previous layer by default, ``"input"``
+    the model input); the output is the last layer's.
+    """
+    h = x.astype(np.float64)
+    outs: list[np.ndarray] = []
+    for i, (layer, src) in enumerate(zip(spec.model.layers, spec.model.sources, strict=True)):
+        outs.append(_layer(layer, i, weights, [h if j < 0 else outs[j] for j in src]))
+    return outs[-1]
 
 
 def loss(spec: Spec, out: np.ndarray, target: np.ndarray) -> float:

@@ -16,13 +16,18 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, InitSpec, Spec
-from duofit.common.spec.shapes import infer_shapes
+from duofit.common.errors import DataError
+from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, FieldProblem, InitSpec, Spec
+from duofit.common.spec.shapes import trace_shapes
 
-__all__ = ["INITIALIZERS", "initial_weights"]
+__all__ = ["INITIALIZERS", "WEIGHT_INITS", "initial_weights"]
+
+Shape = tuple[int, ...]
 
 # Keras divides the std of its truncated normals by this constant: the std of a unit
 # normal truncated to [-2, 2] (keras/src/initializers/random_initializers.py, VarianceScaling).
@@ -71,48 +76,76 @@ def _sample(init: InitSpec, rng: np.random.Generator, shape: tuple[int, ...], fa
     raise ValueError(f"unknown initializer {name!r}")  # unreachable: the spec validates names
 
 
+def _dense(layer: DenseLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    fan_in, fan_out = shape[-1], layer.units
+    out = {"kernel": _sample(layer.kernel_init, rng, (fan_in, fan_out), fan_in, fan_out)}
+    if layer.use_bias:
+        out["bias"] = _sample(layer.bias_init, rng, (fan_out,), fan_in, fan_out)
+    return out
+
+
+def _conv(layer: Conv2DLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    kh, kw = layer.kernel_size
+    c_in = shape[-1]
+    fan_in, fan_out = kh * kw * c_in, kh * kw * layer.filters
+    out = {"kernel": _sample(layer.kernel_init, rng, (kh, kw, c_in, layer.filters), fan_in, fan_out)}
+    if layer.use_bias:
+        out["bias"] = _sample(layer.bias_init, rng, (layer.filters,), fan_in, fan_out)
+    return out
+
+
+def _batch_norm(layer: BatchNormLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    width = shape[-1]  # features, or channels of an image
+    return {
+        "gamma": np.ones(width),
+        "beta": np.zeros(width),
+        "moving_mean": np.zeros(width),
+        "moving_variance": np.ones(width),
+    }
+
+
+# Layer type -> its weights (name -> array, Keras layout) from its own stream and its input shape.
+# Layers without weights (activation, dropout, flatten, pools, add, concatenate, reshape) have no entry.
+WEIGHT_INITS: dict[type, Callable[[Any, np.random.Generator, Shape], dict[str, np.ndarray]]] = {
+    DenseLayer: _dense,
+    Conv2DLayer: _conv,
+    BatchNormLayer: _batch_norm,
+}
+
+
 def initial_weights(spec: Spec, input_shape: int | tuple[int, ...]) -> dict[str, np.ndarray]:
     """Generate every layer's initial weights (float64) from ``train.seed``.
 
     Each layer draws from its own stream ``default_rng([seed, layer_index])`` so that
     editing one layer leaves the others' weights unchanged. Fans follow Keras and torch:
     dense ``fan_in = inputs``; conv ``fan_in = kh * kw * in_channels``,
-    ``fan_out = kh * kw * filters``.
+    ``fan_out = kh * kw * filters``. A layer's input shape follows the layer graph (the
+    shape of the first layer it reads).
 
     Args:
         spec: The spec.
-        input_shape: Input width (flat data) or ``(height, width, channels)``.
+        input_shape: Input width (flat data) or one sample's shape, e.g. ``(height, width, channels)``.
 
     Returns:
         Ordered mapping ``layers.<i>.<name>`` -> array, in the Keras layout (dense kernel
         ``[in, out]``, conv kernel ``[kh, kw, in, out]``).
+
+    Raises:
+        DataError: the layers do not fit the data's shape (path ``model.layers[i]...``).
     """
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    shapes = infer_shapes(spec.model.layers, shape if len(shape) == 3 else None)
+    try:
+        traced = trace_shapes(spec.model.layers, shape)
+    except FieldProblem as exc:  # a width known only now, with the data
+        raise DataError(f"{exc.path}: {exc} (data: {list(shape)} per sample)", path=exc.path) from None
     weights: dict[str, np.ndarray] = {}
-    current = shape
-    for i, layer in enumerate(spec.model.layers):
+    for i, (layer, (ins, _)) in enumerate(zip(spec.model.layers, traced, strict=True)):
+        make = WEIGHT_INITS.get(type(layer))
+        if make is None:
+            continue
         rng = np.random.default_rng([spec.train.seed, i])
-        if isinstance(layer, DenseLayer):
-            fan_in, fan_out = int(np.prod(current)), layer.units
-            weights[f"layers.{i}.kernel"] = _sample(layer.kernel_init, rng, (fan_in, fan_out), fan_in, fan_out)
-            if layer.use_bias:
-                weights[f"layers.{i}.bias"] = _sample(layer.bias_init, rng, (fan_out,), fan_in, fan_out)
-        elif isinstance(layer, Conv2DLayer):
-            kh, kw = layer.kernel_size
-            c_in = current[-1]
-            fan_in, fan_out = kh * kw * c_in, kh * kw * layer.filters
-            kshape = (kh, kw, c_in, layer.filters)
-            weights[f"layers.{i}.kernel"] = _sample(layer.kernel_init, rng, kshape, fan_in, fan_out)
-            if layer.use_bias:
-                weights[f"layers.{i}.bias"] = _sample(layer.bias_init, rng, (layer.filters,), fan_in, fan_out)
-        elif isinstance(layer, BatchNormLayer):
-            width = current[-1]  # features, or channels of an image
-            weights[f"layers.{i}.gamma"] = np.ones(width)
-            weights[f"layers.{i}.beta"] = np.zeros(width)
-            weights[f"layers.{i}.moving_mean"] = np.zeros(width)
-            weights[f"layers.{i}.moving_variance"] = np.ones(width)
-        nxt = shapes[i]
-        if nxt is not None:
-            current = nxt
+        first = ins[0]
+        assert first is not None  # the data's shape is known here
+        for name, arr in make(layer, rng, first).items():
+            weights[f"layers.{i}.{name}"] = arr
     return weights

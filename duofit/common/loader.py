@@ -278,7 +278,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
 
     Args:
         source: A path to a ``.toml``/``.json`` file, a mapping, or a ``Spec``.
-            A relative CSV ``data.path`` is resolved against the spec file's folder.
+            A relative ``data.path`` (a CSV or ``.npz`` file) is resolved against the spec file's folder.
 
     Returns:
         The frozen, validated :class:`~duofit.common.spec.Spec`.
@@ -317,10 +317,10 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
     except RecursionError:
         raise SpecError(f"spec {label} is nested too deeply", path="") from None
     check_safety(spec, label)
-    if spec.data.kind == "csv" and base is not None and spec.data.path:
-        csv_path = Path(spec.data.path)
-        if not csv_path.is_absolute():
-            data = spec.data.model_copy(update={"path": str(base / csv_path)})
+    if base is not None and spec.data.path:  # any kind that reads a file (csv, npz, csv_series, csv_text)
+        data_path = Path(spec.data.path)
+        if not data_path.is_absolute():
+            data = spec.data.model_copy(update={"path": str(base / data_path)})
             spec = spec.model_copy(update={"data": data})
     return spec
 

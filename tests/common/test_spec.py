@@ -107,7 +107,7 @@ def test_vocabulary_tables_cover_their_names() -> None:
     assert set(vocab.CLASSIFICATION_METRICS) | set(vocab.REGRESSION_METRICS) == set(vocab.METRIC_NAMES)
     assert not set(vocab.CLASSIFICATION_METRICS) & set(vocab.REGRESSION_METRICS)
     assert tuple(vocab.DATA_KIND_TARGETS) == vocab.DATA_KINDS == typing.get_args(vocab.DataKind)
-    assert vocab.REGRESSION_DATA_KINDS == ("make_regression", "diabetes")
+    assert vocab.REGRESSION_DATA_KINDS == ("make_regression", "diabetes", "csv_series", "sunspots", "co2")
     loss_tags = {typing.get_args(cls.model_fields["type"].annotation)[0] for cls in _members(LossSpec)}
     assert set(vocab.LOSS_TASKS) == loss_tags == set(typing.get_args(vocab.LossName))
 
@@ -115,7 +115,7 @@ def test_vocabulary_tables_cover_their_names() -> None:
 def test_layer_registry_is_the_union() -> None:
     assert set(LAYER_TYPES) == _members(LayerSpec)
     tags = [typing.get_args(cls.model_fields["type"].annotation)[0] for cls in LAYER_TYPES]
-    assert len(tags) == len(set(tags)) == 9
+    assert len(tags) == len(set(tags)) == 12
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ The run is derandomized, so CI sees the same 10,000 examples every time.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import math
 import sys
@@ -331,7 +332,21 @@ generator_values = st.one_of(
     st.lists(st.floats(-1, 2), max_size=4),
     st.sampled_from(["", "auto", "x"]),
 )
-KINDS = ["make_classification", "make_regression", "make_moons", "make_blobs", "iris", "wine", "diabetes", "csv"]
+KINDS = [
+    "make_classification",
+    "make_regression",
+    "make_moons",
+    "make_blobs",
+    "iris",
+    "wine",
+    "diabetes",
+    "csv",
+    "npz",
+    "csv_series",
+    "sunspots",
+    "co2",
+    "csv_text",
+]
 
 
 @st.composite
@@ -499,7 +514,7 @@ def _assert_data(spec: Spec) -> str:
     assert cells <= MAX_DATA_ELEMENTS, f"{cells:,} values were loaded despite MAX_DATA_ELEMENTS"
     for name in ("x_train", "x_val", "x_test"):
         arr = getattr(ds, name)
-        assert arr.ndim in (2, 4) and np.isfinite(arr).all(), f"{name} holds NaN/inf"  # rows or images
+        assert arr.ndim in (2, 3, 4) and np.isfinite(arr).all(), f"{name} holds NaN/inf"  # rows, sequences, images
     for name in ("y_train", "y_val", "y_test"):
         arr = getattr(ds, name)
         assert np.isfinite(arr.astype(np.float64)).all(), f"{name} holds NaN/inf"
@@ -544,9 +559,37 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
             "train": {"epochs": 2, "batch_size": 8, "early_stopping": {"patience": 1}},
         }
     )
+    np.savez(folder / "small.npz", x=x.reshape(60, 3, 1), y=(x[:, 0] > 0).astype(np.int64))
+    (folder / "texts.csv").write_text(
+        "text,label\n" + "".join(f"word{i % 7} and more words {i},{i % 2}\n" for i in range(40)), encoding="utf-8"
+    )
+    flat = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 1}]}
+    docs.append(
+        {
+            "data": {"kind": "csv_series", "path": str(csv), "target": "a", "series": {"window": 4, "stride": 2}},
+            "model": flat,
+            "loss": {"type": "mse"},
+            "train": {"epochs": 2},
+        }
+    )
+    docs.append({"data": {"kind": "npz", "path": str(folder / "small.npz")}, "model": flat, "loss": {"type": "mse"}})
+    docs.append(
+        {
+            "data": {
+                "kind": "csv_text",
+                "path": str(folder / "texts.csv"),
+                "target": "label",
+                "text": {"column": "text"},
+            },
+            "model": flat,
+            "loss": {"type": "binary_crossentropy"},
+        }
+    )
     docs.append(copy.deepcopy(RICH))
     for doc in docs:
         duofit.load_spec(doc)
+    if importlib.util.find_spec("statsmodels") is not None:  # its import, once, outside the timed examples
+        import statsmodels.api  # noqa: F401
     load_dataset(duofit.load_spec(docs[-1]))  # imports sklearn once, outside the timed examples
     return docs
 

@@ -1,6 +1,8 @@
 """Save and load trained weights as Keras files: ``.weights.h5`` or a whole ``.keras`` model.
 
-``.keras`` files are loaded with ``safe_mode=True`` (no arbitrary code from the file).
+``.keras`` files are loaded with ``safe_mode=True`` (no arbitrary code from the file). A layer
+graph is saved as its functional model, whose layers carry stable names (the spec's ``name``,
+else ``<type>_<index>``); loading matches them by name, a sequential model by order.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def load_weights(spec: Spec, path: Path, input_shape: tuple[int, ...]) -> dict[s
             else:
                 model = keras.saving.load_model(path, safe_mode=True, compile=False)
                 _, heads = build_model(spec, input_shape, spec.train.dtype)
-                for mine, theirs in zip(_weighted(heads), _weighted(model.layers), strict=True):
+                if spec.model.is_sequential:
+                    pairs = list(zip(_weighted(heads), _weighted(model.layers), strict=True))
+                else:
+                    pairs = [(mine, model.get_layer(mine.name)) for mine in _weighted(heads)]
+                for mine, theirs in pairs:
                     mine.set_weights(theirs.get_weights())
         except (ValueError, OSError) as exc:
             raise DataError(f"{path}: does not match the spec's model: {exc}", path="weights") from None

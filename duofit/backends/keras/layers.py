@@ -6,6 +6,8 @@ Translations (spec meaning -> Keras):
 - leaky_relu slope is passed explicitly (Keras default 0.2, spec default 0.01), so a dense
   layer with ``activation = "leaky_relu"`` becomes Dense + LeakyReLU.
 - gelu is the exact (erf) form, Keras' default.
+- a layer graph (layers with ``inputs``) is a functional ``keras.Model``: ``keras.Input``, then
+  each spec layer called on the tensors it reads; a sequential spec stays ``keras.Sequential``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from duofit.common.spec import (
     MaxPool2DLayer,
     Spec,
 )
+from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
 
 __all__ = ["ACTIVATIONS", "LAYERS", "build_model", "floatx", "get_weights", "set_weights"]
 
@@ -157,32 +160,69 @@ LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
     DropoutLayer: _dropout,
     BatchNormLayer: _batch_norm,
     FlattenLayer: _flatten,
+    AddLayer: lambda layer, dtype, seed, strict: [keras.layers.Add(dtype=dtype)],
+    ConcatenateLayer: lambda layer, dtype, seed, strict: [keras.layers.Concatenate(axis=layer.axis, dtype=dtype)],
+    ReshapeLayer: lambda layer, dtype, seed, strict: [keras.layers.Reshape(tuple(layer.target_shape), dtype=dtype)],
 }
+# Keras' merge layers take their inputs as one list; every other layer takes them as arguments.
+_MERGES = (AddLayer, ConcatenateLayer)
 
 
 def build_model(
     spec: Spec, input_shape: int | tuple[int, ...], dtype: str, strict: bool = False, model_cls: type = keras.Sequential
 ) -> tuple[keras.Model, list[keras.layers.Layer]]:
-    """A ``keras.Sequential`` model; also returns the first Keras layer of each spec layer.
+    """The Keras model; also returns the first Keras layer of each spec layer.
 
-    ``strict`` swaps gelu/leaky_relu for float64-exact layers; ``model_cls`` lets the
-    trainer use a Sequential subclass (per-step loss recording).
+    A sequential spec becomes a ``model_cls`` (a ``keras.Sequential``); a layer graph a
+    functional ``keras.Model`` (:func:`_graph`), which a ``model_cls`` other than
+    ``keras.Sequential`` wraps as its one layer, so the trainer's Sequential subclass (per-step
+    loss recording) serves both. ``strict`` swaps gelu/leaky_relu for float64-exact layers.
 
     Example (skipped: it needs a validated spec):
         >>> model, heads = build_model(spec, 2, dtype="float32")  # doctest: +SKIP
     """
-    layers: list[keras.layers.Layer] = []
-    heads: list[keras.layers.Layer] = []
+    made_all: list[list[keras.layers.Layer]] = []
     for i, layer in enumerate(spec.model.layers):
         factory = LAYERS.get(type(layer))
         if factory is None:
             raise unsupported("keras", f"model.layers[{i}]", layer, LAYERS)
-        made = factory(layer, dtype, spec.train.seed + i, strict)
-        heads.append(made[0])
-        layers.extend(made)
+        made_all.append(factory(layer, dtype, spec.train.seed + i, strict))
+    heads = [made[0] for made in made_all]
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    model = model_cls([keras.Input(shape=shape, dtype=dtype), *layers])
-    return model, heads
+    inputs = keras.Input(shape=shape, dtype=dtype)
+    if spec.model.is_sequential:
+        return model_cls([inputs, *(k for made in made_all for k in made)]), heads
+    graph = _graph(spec, inputs, made_all)
+    if model_cls is keras.Sequential:
+        return graph, heads
+    return model_cls([keras.Input(shape=shape, dtype=dtype), graph]), heads
+
+
+def _graph(spec: Spec, inputs: keras.KerasTensor, made_all: list[list[keras.layers.Layer]]) -> keras.Model:
+    """A functional model: each spec layer's Keras layers called on the tensors it reads.
+
+    Keras layers get stable names (the spec's ``name``, else ``<type>_<index>``), so a saved
+    ``.keras`` graph can be matched layer by layer.
+    """
+    taken = {layer.name for layer in spec.model.layers if layer.name}
+    outs: list[keras.KerasTensor] = []
+    for i, (layer, made, src) in enumerate(zip(spec.model.layers, made_all, spec.model.sources, strict=True)):
+        base = layer.name or _free(f"{layer.type}_{i}", taken)
+        for k, keras_layer in enumerate(made):
+            keras_layer.name = base if k == 0 else _free(f"{base}_{k}", taken)
+        args = [inputs if j < 0 else outs[j] for j in src]
+        tensor = made[0](args) if isinstance(layer, _MERGES) else made[0](*args)
+        for extra in made[1:]:  # a separate activation
+            tensor = extra(tensor)
+        outs.append(tensor)
+    return keras.Model(inputs, outs[-1], name="duofit_graph")
+
+
+def _free(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
 
 
 _NAMES = {

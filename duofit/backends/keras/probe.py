@@ -29,7 +29,7 @@ def _model(
 
 def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
     """Load ``weights`` into a Keras model and read them back (duofit layout, run dtype)."""
-    _, heads = _model(spec, weights, model_input_shape(spec.data.image_shape, weights), strict)
+    _, heads = _model(spec, weights, model_input_shape(spec.data.sample_shape, weights, spec.model.layers), strict)
     return get_weights(heads, spec)
 
 

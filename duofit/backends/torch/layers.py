@@ -9,6 +9,8 @@ Translations (spec meaning -> torch):
 - batch_norm momentum uses torch's convention already (weight of the new batch statistic);
   torch keeps the *unbiased* batch variance in ``running_var`` (Keras: biased).
 - leaky_relu slope is passed explicitly (torch default 0.01, Keras 0.2).
+- a layer graph (layers with ``inputs``) runs in :class:`GraphModel`; ``concatenate``'s axis
+  and ``reshape``'s target are channels-last in the spec and mapped to NCHW for images.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from duofit.common.spec import (
     MaxPool2DLayer,
     Spec,
 )
-from duofit.common.spec.shapes import infer_shapes, same_padding, same_pool_geometry
+from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
+from duofit.common.spec.shapes import same_padding, same_pool_geometry, trace_shapes
 
 __all__ = [
     "ACTIVATIONS",
     "DTYPES",
     "LAYERS",
+    "GraphModel",
     "build_model",
     "get_weights",
     "kernel_penalty",
@@ -70,6 +74,64 @@ class GlobalAvgPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3))
+
+
+class Add(nn.Module):
+    """Sum of the inputs, left to right (as ``keras.layers.Add`` adds them)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+# A channels-last axis of an image (1 = height, 2 = width, 3 = channels) -> its NCHW axis.
+_NCHW_AXIS = {1: 2, 2: 3, 3: 1}
+
+
+class Concatenate(nn.Module):
+    """``torch.cat`` on the spec's (channels-last, batch = 0) ``axis`` of ``rank``-axis samples."""
+
+    def __init__(self, axis: int, rank: int) -> None:
+        super().__init__()
+        self.axis = axis if axis > 0 else axis + rank + 1
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=_NCHW_AXIS[self.axis] if xs[0].dim() == 4 else self.axis)
+
+
+class Reshape(nn.Module):
+    """Per-sample reshape in channels-last order (as ``keras.layers.Reshape`` on NHWC)."""
+
+    def __init__(self, target: Sequence[int]) -> None:
+        super().__init__()
+        self.target = tuple(target)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # NCHW -> NHWC, the spec's order
+            x = x.permute(0, 2, 3, 1)
+        y = x.reshape(x.shape[0], *self.target)
+        return y.permute(0, 3, 1, 2) if y.dim() == 4 else y
+
+
+class GraphModel(nn.Sequential):
+    """A layer graph: child ``i`` is spec layer ``i``; ``sources[i]`` lists what it reads.
+
+    A source ``-1`` is the model input; the output is the last layer's. Children are named
+    ``0``, ``1``, ... as in ``nn.Sequential``, so the ``state_dict`` keys have the same form
+    for sequential and graph models.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module], sources: Sequence[tuple[int, ...]]) -> None:
+        super().__init__(*modules)
+        self.sources = [tuple(src) for src in sources]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        outs: list[torch.Tensor] = []
+        for layer, src in zip(self, self.sources, strict=True):
+            outs.append(layer(*(x if j < 0 else outs[j] for j in src)))
+        return outs[-1]
 
 
 ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {
@@ -163,18 +225,23 @@ LAYERS: dict[type, Callable[..., nn.Module]] = {
     MaxPool2DLayer: _pool,
     AvgPool2DLayer: _pool,
     GlobalAvgPool2DLayer: lambda layer, shape, out: GlobalAvgPool(),
+    AddLayer: lambda layer, shape, out: Add(),
+    ConcatenateLayer: lambda layer, shape, out: Concatenate(layer.axis, len(shape)),
+    ReshapeLayer: lambda layer, shape, out: Reshape(layer.target_shape),
 }
 
 
 def build_model(
     spec: Spec, input_shape: int | Shape, dtype: str, strict: bool = False
 ) -> tuple[nn.Sequential, list[nn.Module]]:
-    """One ``nn.Sequential`` entry per spec layer, in ``dtype``; also returns those entries.
+    """One module per spec layer, in ``dtype``; also returns those modules.
 
-    A dense/conv layer with an activation is an ``nn.Sequential`` of its own; images are
-    NCHW inside the model. Same shape as the Keras twin: ``(model, heads)``, where
-    ``heads[i]`` holds spec layer ``i``'s weights. No layer differs in strict mode on torch
-    (``strict`` is accepted for the twin's signature).
+    A sequential spec becomes an ``nn.Sequential``, a layer graph a :class:`GraphModel`
+    (an ``nn.Sequential`` whose forward follows the graph). A dense/conv layer with an
+    activation is an ``nn.Sequential`` of its own; images are NCHW inside the model. Same
+    shape as the Keras twin: ``(model, heads)``, where ``heads[i]`` holds spec layer ``i``'s
+    weights. No layer differs in strict mode on torch (``strict`` is accepted for the twin's
+    signature).
 
     Example (skipped: it needs a validated spec, and pytest cannot collect doctests of a package named ``torch``):
         >>> model, heads = build_model(spec, 2, "float32")  # doctest: +SKIP
@@ -182,16 +249,20 @@ def build_model(
         Sequential((0): Sequential((0): Linear(2, 10) (1): ReLU()) (1): Linear(10, 1))
     """
     shape: Shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    shapes = infer_shapes(spec.model.layers, shape if len(shape) == 3 else None)
     modules: list[nn.Module] = []
-    for i, layer in enumerate(spec.model.layers):
+    for i, (layer, (ins, out)) in enumerate(
+        zip(spec.model.layers, trace_shapes(spec.model.layers, shape), strict=True)
+    ):
         factory = LAYERS.get(type(layer))
         if factory is None:
             raise unsupported("torch", f"model.layers[{i}]", layer, LAYERS)
-        out = shapes[i] or shape
-        modules.append(factory(layer, shape, out))
-        shape = out
-    model = nn.Sequential(*modules).to(dtype=DTYPES[dtype])
+        first = ins[0] or shape
+        modules.append(factory(layer, first, out or first))
+    if spec.model.is_sequential:
+        model = nn.Sequential(*modules)
+    else:
+        model = GraphModel(modules, spec.model.sources)
+    model = model.to(dtype=DTYPES[dtype])
     return model, list(model)
 
 

@@ -35,7 +35,7 @@ def _model(
 
 def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) -> dict[str, np.ndarray]:
     """Load ``weights`` into a torch model and read them back (duofit layout, run dtype)."""
-    _, heads = _model(spec, weights, model_input_shape(spec.data.image_shape, weights))
+    _, heads = _model(spec, weights, model_input_shape(spec.data.sample_shape, weights, spec.model.layers))
     return get_weights(heads, spec)
 
 

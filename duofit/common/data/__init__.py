@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from duofit.common.data.dataset import Dataset, batch_order, targets_for_loss
+from duofit.common.data.features import check_features, prepare_features
 from duofit.common.data.sizes import check_sizes
 from duofit.common.data.sources import read_source
 from duofit.common.data.split import Parts, given_parts, spec_parts
@@ -95,7 +96,8 @@ def load_dataset(spec: Spec) -> Dataset:
         spec: A validated spec.
 
     Returns:
-        A :class:`Dataset`. Features are float64; the backend casts to the spec's dtype.
+        A :class:`Dataset`. Features are float64 (the backend casts to the spec's dtype), or int64
+        token ids.
 
     Raises:
         DataError: missing file or column, non-numeric features, NaNs, wrong number of classes,
@@ -120,7 +122,9 @@ def prepare(
 
     Args:
         spec: A validated spec (its ``data`` source is not read).
-        x: Features, one row per sample (any trailing shape; scaled as flat rows).
+        x: Features, one row per sample: float64 of any sample shape, int64 token ids
+            ``(n, steps)``, or texts (an object array of ``str``, tokenized with a vocabulary
+            of the training rows); see :mod:`duofit.common.data.features`.
         y: Raw targets: labels (any values) or regression values.
         feature_names: Column names (default ``x0, x1, ...``).
         parts: The rows of each part, e.g. a cross-validation fold's
@@ -129,41 +133,43 @@ def prepare(
             ``data.val_size``, ``data.split_seed``, ``data.stratify``).
 
     Returns:
-        The :class:`Dataset` (``scaler``: the fitted ``StandardScaler``; ``target_scaler``:
-        the targets' one, whose units ``y_*`` are in), images reshaped.
+        The :class:`Dataset` (``scaler``: the fitted ``StandardScaler``, or a
+        :class:`~duofit.common.data.features.StepScaler` for sequences; ``target_scaler``:
+        the targets' one, whose units ``y_*`` are in; ``vocabulary``: the words by id, for
+        texts), images and sequences in their sample shape.
 
     Raises:
         DataError: non-finite features, bad targets or output layer, an impossible split,
-            a single class in the training part, sizes over the caps.
+            a single class in the training part, sizes over the caps, an empty vocabulary,
+            token ids without an ``embedding`` first layer.
     """
-    x = x if x.ndim == 2 else x.reshape(len(x), -1)
-    if not np.all(np.isfinite(x)):
-        raise DataError("data: features hold NaN or infinite values", path="data")
-    names = tuple(feature_names) if feature_names is not None else tuple(f"x{i}" for i in range(x.shape[1]))
+    check_features(spec, x)
+    flat = int(np.prod(x.shape[1:]))
+    names = tuple(feature_names) if feature_names is not None else tuple(f"x{i}" for i in range(flat))
     targets = encode_targets(spec, y)
     check_outputs(spec, targets)
     if parts is None:
         parts = spec_parts(spec, targets.y, spec.data.stratify and targets.task != "regression")
     check_training_classes(targets, parts.train)
-    x_tr, x_va, x_te, scaler = _scaled(spec, x, parts, names)
-    _check_caps(spec, x.shape[1], len(x_tr), max(len(x_va), len(x_te)))
-    x_tr, x_va, x_te = _images(spec, x.shape[1], x_tr, x_va, x_te)
+    feats = prepare_features(spec, x, parts, names)
+    _check_caps(spec, int(np.prod(feats.train.shape[1:])), len(feats.train), max(len(feats.val), len(feats.test)))
     y_of, task, n_classes, classes = targets
     y_tr, y_va, y_te, target_scaler = _scaled_targets(spec, y_of, parts)
     return Dataset(
-        x_train=x_tr,
+        x_train=feats.train,
         y_train=y_tr,
-        x_val=x_va,
+        x_val=feats.val,
         y_val=y_va,
-        x_test=x_te,
+        x_test=feats.test,
         y_test=y_te,
         task=task,
         n_classes=n_classes,
         classes=classes,
-        feature_names=names,
+        feature_names=feats.names,
         val_is_test=parts.val_is_test,
-        scaler=scaler,
+        scaler=feats.scaler,
         target_scaler=target_scaler,
+        vocabulary=feats.vocabulary,
     )
 
 
@@ -178,29 +184,6 @@ def _check_caps(spec: Spec, n_features: int, n_train: int, n_eval: int) -> None:
         max_activation=MAX_ACTIVATION_ELEMENTS,
         max_order=MAX_ORDER_ELEMENTS,
     )
-
-
-def _scaled(
-    spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
-    """The three parts' rows, standardized with a scaler fitted on the training rows (no leakage)."""
-    x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
-    if not spec.data.standardize:
-        return x_tr, x_va, x_te, None
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x_tr)
-    x_tr, x_va, x_te = scaler.transform(x_tr), scaler.transform(x_va), scaler.transform(x_te)
-    # values near the float64 limit overflow the scaler's variance: never hand on a silent NaN/inf
-    bad = ~np.isfinite(x_tr).all(axis=0) | ~np.isfinite(x_va).all(axis=0) | ~np.isfinite(x_te).all(axis=0)
-    if bad.any():
-        cols = [names[i] if i < len(names) else f"x{i}" for i in np.flatnonzero(bad)[:10]]
-        raise DataError(
-            f"data.standardize: feature(s) {', '.join(cols)} overflow when standardized (values near "
-            "1e308); rescale them or set data.standardize = false",
-            path="data.standardize",
-        )
-    return x_tr, x_va, x_te, scaler
 
 
 def _scaled_targets(spec: Spec, y: np.ndarray, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
@@ -219,17 +202,3 @@ def _scaled_targets(spec: Spec, y: np.ndarray, parts: Parts) -> tuple[np.ndarray
             path="data.standardize_target",
         )
     return scaled[0], scaled[1], scaled[2], scaler
-
-
-def _images(spec: Spec, n_features: int, *parts: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Flat rows as ``data.image_shape`` samples (after scaling: the scaler works per pixel on flat rows)."""
-    if not spec.data.image_shape:
-        return parts
-    shape = tuple(spec.data.image_shape)
-    if int(np.prod(shape)) != n_features:
-        raise DataError(
-            f"data.image_shape: {list(shape)} holds {int(np.prod(shape))} values per sample but the data has "
-            f"{n_features} features",
-            path="data.image_shape",
-        )
-    return tuple(a.reshape(len(a), *shape) for a in parts)

@@ -22,7 +22,7 @@ import numpy as np
 from duofit.common.errors import DataError, DataWarning
 from duofit.common.spec import Spec
 
-__all__ = ["COMPRESSED_SUFFIXES", "MIN_ID_ROWS", "id_columns", "read_csv"]
+__all__ = ["COMPRESSED_SUFFIXES", "MIN_ID_ROWS", "check_file", "check_values", "id_columns", "parse_csv", "read_csv"]
 
 # Compressed CSVs are refused: a few kilobytes of gzip can expand to gigabytes (a "zip bomb").
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
@@ -55,11 +55,11 @@ def read_csv(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
             missing or repeated column; non-numeric features; missing values.
     """
     path = Path(str(spec.data.path))
-    _check_file(path, max_bytes)
-    frame = _parse(path)
+    check_file(path, max_bytes)
+    frame = parse_csv(path)
     targets = spec.data.target_columns
     features = _features(spec, path, [str(c) for c in frame.columns])
-    _check_values(frame, features, targets, path)
+    check_values(frame, features, targets, path)
     cells = len(frame) * (len(features) + len(targets))
     if cells > max_cells:
         raise DataError(
@@ -72,7 +72,8 @@ def read_csv(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
     return frame[features].to_numpy(dtype=np.float64), y, tuple(features)
 
 
-def _check_file(path: Path, max_bytes: int) -> None:
+def check_file(path: Path, max_bytes: int) -> None:
+    """A plain, uncompressed regular file of at most ``max_bytes`` (else a DataError on ``data.path``)."""
     if not path.exists():
         raise DataError(f"data.path: CSV file not found: {path}", path="data.path")
     if not path.is_file():  # a folder, FIFO or device (/dev/zero) would block or never end
@@ -103,7 +104,7 @@ def _header(path: Path) -> list[str]:
     return []
 
 
-def _parse(path: Path) -> Any:
+def parse_csv(path: Path) -> Any:
     """The parsed frame (non-empty, no column named twice)."""
     import csv
 
@@ -163,7 +164,7 @@ def _features(spec: Spec, path: Path, columns: list[str]) -> list[str]:
     return features
 
 
-def _check_values(frame: Any, features: list[str], targets: list[str], path: Path) -> None:
+def check_values(frame: Any, features: list[str], targets: list[str], path: Path) -> None:
     """Numeric feature columns and no missing value in the features or the targets."""
     import pandas as pd
 

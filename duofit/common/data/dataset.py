@@ -34,6 +34,8 @@ class Dataset:
             targets (``data.standardize_target``; else ``None``). The ``y_*`` arrays and
             the model's outputs are in its scaled units; :meth:`in_target_units` maps
             them back.
+        vocabulary: For texts (kind ``csv_text``): the words by token id, built on the
+            training part (id 0 ``<pad>``, 1 ``<oov>``); else ``None``.
     """
 
     x_train: np.ndarray
@@ -50,6 +52,7 @@ class Dataset:
     scaler: Any = None
     w_train: np.ndarray | None = None
     target_scaler: Any = None
+    vocabulary: tuple[str, ...] | None = None
 
     @property
     def n_features(self) -> int:
@@ -58,7 +61,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample: ``(features,)`` or ``(height, width, channels)``."""
+        """Shape of one sample: ``(features,)``, ``(steps, features)``, ``(height, width, channels)``, ``(steps,)``."""
         return tuple(int(n) for n in self.x_train.shape[1:])
 
     def in_target_units(self, values: np.ndarray) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Raw arrays from the source a spec names: a scikit-learn generator, a bundled set or a CSV file.
+"""Raw arrays from the source a spec names: a generator, a bundled set, a file, a series or texts.
+
+The kinds: a scikit-learn generator or bundled set, a CSV or ``.npz`` file, windows of a
+series (:mod:`~duofit.common.data.series`) or the texts of a CSV column
+(:mod:`~duofit.common.data.text`).
 
 The size caps come in as arguments (the module constants of :mod:`duofit.common.data`).
 
@@ -15,16 +19,19 @@ Example:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from duofit.common.data.csvfile import read_csv
+from duofit.common.data.npzfile import read_npz
+from duofit.common.data.series import read_series
+from duofit.common.data.text import read_texts
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["BUNDLED", "GENERATORS", "read_source"]
+__all__ = ["BUNDLED", "FILE_READERS", "GENERATORS", "read_source"]
 
 GENERATORS = ("make_classification", "make_regression", "make_moons", "make_blobs")
 BUNDLED = {
@@ -37,21 +44,37 @@ BUNDLED = {
 
 
 def read_source(spec: Spec, *, max_cells: int, max_csv_bytes: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Features (float64), raw targets and feature names of the spec's data, unsplit and unscaled.
+    """Features, raw targets and feature names of the spec's data, unsplit and unscaled.
+
+    Features are float64 (any sample shape), int64 token ids ``(n, steps)`` (an ``.npz``
+    file's integer ``x``) or an object array of texts (kind ``csv_text``, tokenized after
+    the split).
 
     Args:
         spec: A validated spec.
         max_cells: Cap on samples x (features + targets).
-        max_csv_bytes: Cap on a CSV file's size on disk.
+        max_csv_bytes: Cap on a data file's size on disk.
 
     Raises:
-        DataError: unknown generator parameters, too many values, an unreadable CSV.
+        DataError: unknown generator parameters, too many values, an unreadable file.
     """
     if spec.data.kind in GENERATORS:
         return _generated(spec, max_cells)
     if spec.data.kind in BUNDLED:
         return _bundled(spec)
-    return read_csv(spec, max_cells=max_cells, max_bytes=max_csv_bytes)
+    return FILE_READERS[spec.data.kind](spec, max_cells, max_csv_bytes)
+
+
+Reader = Callable[[Spec, int, int], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]
+# kind -> reader(spec, max_cells, max_bytes) of the kinds that read a file or a shipped series
+FILE_READERS: dict[str, Reader] = {
+    "csv": lambda spec, cells, size: read_csv(spec, max_cells=cells, max_bytes=size),
+    "npz": lambda spec, cells, size: read_npz(spec, max_cells=cells, max_bytes=size),
+    "csv_series": lambda spec, cells, size: read_series(spec, max_cells=cells, max_csv_bytes=size),
+    "sunspots": lambda spec, cells, size: read_series(spec, max_cells=cells, max_csv_bytes=size),
+    "co2": lambda spec, cells, size: read_series(spec, max_cells=cells, max_csv_bytes=size),
+    "csv_text": lambda spec, cells, size: read_texts(spec, max_cells=cells, max_bytes=size),
+}
 
 
 def _generated(spec: Spec, max_cells: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

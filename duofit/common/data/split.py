@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["Parts", "given_parts", "hold_out", "spec_parts"]
+__all__ = ["Parts", "given_parts", "hold_out", "spec_parts", "time_parts"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,15 @@ def hold_out(
 def spec_parts(spec: Spec, y: np.ndarray, stratify: bool) -> Parts:
     """The spec's split: ``data.test_size`` of all rows, then ``data.val_size`` (of all rows) out of the rest.
 
+    Windows of a series (``data.time_ordered``) keep time order (:func:`time_parts`); other
+    rows are drawn at random (seeded by ``data.split_seed``).
+
     Raises:
         DataError: too few samples (per class) for the split.
     """
     d = spec.data
+    if d.time_ordered:
+        return time_parts(len(y), d.test_size, d.val_size)
     try:
         train, test = hold_out(np.arange(len(y)), y, d.test_size, d.split_seed, stratify)
         val = test
@@ -72,6 +78,35 @@ def spec_parts(spec: Spec, y: np.ndarray, stratify: bool) -> Parts:
             f"data: cannot split {len(y)} samples (test_size={d.test_size}, val_size={d.val_size}): {exc}"
         ) from None
     return Parts(train, val, test, val_is_test=d.val_size == 0)
+
+
+def time_parts(n: int, test_size: float, val_size: float) -> Parts:
+    """Rows in time order: the earliest train, then validation, the latest ``test_size`` test.
+
+    The sizes round as scikit-learn's ``train_test_split`` does (test and validation up), so a
+    time-ordered split has the parts' sizes a shuffled one would have; nothing is shuffled.
+
+    Raises:
+        DataError: fewer rows than the three parts need (path ``data.series``).
+
+    Example:
+        >>> p = time_parts(10, 0.2, 0.2)
+        >>> p.train.tolist(), p.val.tolist(), p.test.tolist()
+        ([0, 1, 2, 3, 4, 5], [6, 7], [8, 9])
+    """
+    n_test = math.ceil(test_size * n)
+    n_val = math.ceil(val_size / (1 - test_size) * (n - n_test)) if val_size > 0 else 0
+    n_train = n - n_test - n_val
+    if n_train < 1 or n_test < 1:
+        raise DataError(
+            f"data.series: the series makes {n} window(s), too few for a training, "
+            f"{'validation and ' if val_size > 0 else ''}test part (test_size={test_size}, val_size={val_size}); "
+            "use a shorter window, a smaller stride or horizon, or a longer series",
+            path="data.series",
+        )
+    rows = np.arange(n)
+    train, val, test = rows[:n_train], rows[n_train : n_train + n_val], rows[n_train + n_val :]
+    return Parts(train, val if val_size > 0 else test, test, val_is_test=val_size == 0)
 
 
 def given_parts(

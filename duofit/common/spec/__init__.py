@@ -30,8 +30,10 @@ from duofit.common.spec.data import DataSpec
 from duofit.common.spec.layers import (
     LAYER_TYPES,
     ActivationLayer,
+    AddLayer,
     AvgPool2DLayer,
     BatchNormLayer,
+    ConcatenateLayer,
     Conv2DLayer,
     DenseLayer,
     DropoutLayer,
@@ -40,6 +42,7 @@ from duofit.common.spec.layers import (
     InitSpec,
     LayerSpec,
     MaxPool2DLayer,
+    ReshapeLayer,
 )
 from duofit.common.spec.loss import BCELoss, CCELoss, HuberLoss, LossSpec, MAELoss, MSELoss
 from duofit.common.spec.metrics import (
@@ -99,10 +102,12 @@ __all__ = [
     "ActivationLayer",
     "AdamOptimizer",
     "AdamWOptimizer",
+    "AddLayer",
     "AvgPool2DLayer",
     "BCELoss",
     "BatchNormLayer",
     "CCELoss",
+    "ConcatenateLayer",
     "Conv2DLayer",
     "CosineSchedule",
     "DataSpec",
@@ -130,6 +135,7 @@ __all__ = [
     "OptimizerSpec",
     "PlateauSchedule",
     "RMSpropOptimizer",
+    "ReshapeLayer",
     "SGDOptimizer",
     "ScheduleSpec",
     "Spec",

@@ -2,18 +2,22 @@
 
 Adding a layer type means one class here and one member of :data:`LayerSpec`;
 :data:`LAYER_TYPES` (and every backend's coverage test) follow from the union.
-Fields every layer shares belong on :class:`LayerBase`.
+Fields every layer shares belong on :class:`LayerBase`: ``name`` and ``inputs``, which make
+the layer list a graph (see :mod:`duofit.common.spec.model`); ``min_inputs`` / ``max_inputs``
+say how many inputs a layer type takes (two or more for the merge layers).
 
 Example:
     >>> DenseLayer(type="dense", units=3, kernel_init="he_uniform").kernel_init
     InitSpec(name='he_uniform', value=0.0)
     >>> Conv2DLayer(type="conv2d", filters=4, kernel_size=3).kernel_size
     [3, 3]
+    >>> AddLayer(type="add", inputs=["block", "input"]).inputs
+    ['block', 'input']
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -32,10 +36,14 @@ from duofit.common.spec.base import (
 from duofit.common.spec.vocab import ActivationName, InitName
 
 __all__ = [
+    "INPUT",
     "LAYER_TYPES",
+    "MAX_INPUTS",
     "ActivationLayer",
+    "AddLayer",
     "AvgPool2DLayer",
     "BatchNormLayer",
+    "ConcatenateLayer",
     "Conv2DLayer",
     "DenseLayer",
     "DropoutLayer",
@@ -43,9 +51,18 @@ __all__ = [
     "GlobalAvgPool2DLayer",
     "InitSpec",
     "LayerBase",
+    "LayerName",
     "LayerSpec",
     "MaxPool2DLayer",
+    "ReshapeLayer",
 ]
+
+# The name that ``inputs`` use for the model input; no layer may take it.
+INPUT = "input"
+# Most inputs one layer may list (a merge of more is better written as several merges).
+MAX_INPUTS = 64
+# A layer name: identifier-like, so it reads the same in TOML, in error messages and in Keras.
+LayerName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", min_length=1, max_length=64)]
 
 
 class InitSpec(SpecModel):
@@ -60,9 +77,44 @@ def _coerce_init(value: Any) -> Any:
 
 
 class LayerBase(SpecModel):
-    """Base of every layer spec; each subclass fixes ``type`` to its own literal tag."""
+    """Base of every layer spec; each subclass fixes ``type`` to its own literal tag.
+
+    ``name`` lets later layers read this one through their ``inputs``; ``inputs`` lists the
+    layers this one reads (``"input"`` is the model input). Without ``inputs`` a layer reads
+    the layer listed just before it, so a plain list is a sequential model.
+    """
+
+    # how many inputs this layer type takes; the merge layers take two or more
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int] = 1
 
     type: str
+    name: LayerName | None = Field(
+        default=None, description="A name that later layers' `inputs` can refer to (letters, digits, _)."
+    )
+    inputs: Annotated[list[LayerName], Field(min_length=1, max_length=MAX_INPUTS)] | None = Field(
+        default=None,
+        description="Names of the earlier layers this layer reads ('input' = the model input); "
+        "default: the layer listed just before.",
+    )
+
+    @model_validator(mode="after")
+    def _input_count(self) -> LayerBase:
+        if self.name == INPUT:
+            raise FieldProblem("name", f"{INPUT!r} names the model input; give the layer another name")
+        given = 1 if self.inputs is None else len(self.inputs)
+        if not self.min_inputs <= given <= self.max_inputs:
+            want = (
+                f"exactly {self.min_inputs}"
+                if self.min_inputs == self.max_inputs
+                else f"{self.min_inputs} to {self.max_inputs}"
+            )
+            got = "none (it reads the previous layer)" if self.inputs is None else f"{given}: {self.inputs}"
+            raise FieldProblem(
+                "inputs",
+                f"{self.type} takes {want} input(s), got {got}; list the layer names, e.g. inputs = ['block', 'input']",
+            )
+        return self
 
 
 class DenseLayer(LayerBase):
@@ -189,6 +241,48 @@ class GlobalAvgPool2DLayer(LayerBase):
     type: Literal["global_avg_pool2d"]
 
 
+class AddLayer(LayerBase):
+    """Elementwise sum of two or more inputs of the same shape (``keras.layers.Add``)."""
+
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int] = MAX_INPUTS
+
+    type: Literal["add"]
+
+
+class ConcatenateLayer(LayerBase):
+    """Joins two or more inputs along ``axis`` (``keras.layers.Concatenate``).
+
+    ``axis`` counts the batch axis as Keras does: ``-1`` (the default) is the feature or
+    channel axis, ``1`` the first axis of a sample; ``0`` (the batch) is not allowed. Images
+    are channels-last here on every backend (the torch backend maps the axis to NCHW).
+    """
+
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int] = MAX_INPUTS
+
+    type: Literal["concatenate"]
+    axis: Annotated[int, Field(ge=-4, le=3)] = -1
+
+    @field_validator("axis")
+    @classmethod
+    def _not_batch(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("axis 0 is the batch axis; use -1 (features/channels) or 1.. for a sample's axes")
+        return value
+
+
+class ReshapeLayer(LayerBase):
+    """Reshapes each sample to ``target_shape`` (``keras.layers.Reshape``), in channels-last order.
+
+    The sizes must multiply to the input's size; a ``[h, w, c]`` target makes an image that
+    ``conv2d`` layers can read.
+    """
+
+    type: Literal["reshape"]
+    target_shape: Annotated[list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=3)]
+
+
 LayerSpec = Annotated[
     Union[
         DenseLayer,
@@ -200,6 +294,9 @@ LayerSpec = Annotated[
         MaxPool2DLayer,
         AvgPool2DLayer,
         GlobalAvgPool2DLayer,
+        AddLayer,
+        ConcatenateLayer,
+        ReshapeLayer,
     ],
     Field(discriminator="type"),
 ]

@@ -1,24 +1,105 @@
-"""The ``model`` section: an ordered stack of layers.
+"""The ``model`` section: a list of layers that is also a graph.
+
+Each layer reads the layer listed just before it, unless it names its ``inputs``
+(``"input"`` is the model input); the model's output is the last layer. A plain list is
+therefore the sequential shorthand, and ``name`` + ``inputs`` express residual blocks and
+skip connections. Layers must be listed after the layers they read, which also rules out
+cycles; every layer but the last must be read by a later one.
 
 Example:
     >>> ModelSpec.model_validate({"layers": [{"type": "dense", "units": 2}]}).layers[0].units
     2
+    >>> residual = ModelSpec.model_validate({"layers": [
+    ...     {"type": "dense", "units": 4, "name": "stem"},
+    ...     {"type": "dense", "units": 4, "activation": "relu", "name": "block"},
+    ...     {"type": "add", "inputs": ["stem", "block"]},
+    ...     {"type": "dense", "units": 1}]})
+    >>> residual.sources, residual.is_sequential
+    ([(-1,), (0,), (0, 1), (2,)], False)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from duofit.common.spec.base import FieldProblem, SpecModel
-from duofit.common.spec.layers import DenseLayer, LayerSpec
+from duofit.common.spec.layers import INPUT, DenseLayer, LayerBase, LayerSpec
 
-__all__ = ["ModelSpec"]
+__all__ = ["ModelSpec", "layer_sources"]
+
+# where the model input sits in a layer's sources
+INPUT_INDEX = -1
+
+
+def layer_sources(layers: Sequence[LayerBase], where: str = "model.layers") -> list[tuple[int, ...]]:
+    """The layers each layer reads, as indices into ``layers`` (``-1`` = the model input).
+
+    Args:
+        layers: The layer specs, in order.
+        where: Path prefix of the layer list in error messages.
+
+    Raises:
+        FieldProblem: a duplicate name, an unknown name, a name of a later layer (or of the
+            layer itself), or a layer whose output nothing reads (path ``<where>[i]...``).
+
+    Example:
+        >>> from duofit.common.spec.layers import AddLayer, DenseLayer
+        >>> layer_sources([DenseLayer(type="dense", units=2, name="a"), DenseLayer(type="dense", units=2),
+        ...                AddLayer(type="add", inputs=["a", "input"])])
+        Traceback (most recent call last):
+        ...
+        duofit.common.spec.base.FieldProblem: no later layer reads it and it is not the output ...
+    """
+    position = {layer.name: i for i, layer in enumerate(layers) if layer.name is not None}
+    known: dict[str, int] = {INPUT: INPUT_INDEX}
+    sources: list[tuple[int, ...]] = []
+    for i, layer in enumerate(layers):
+        if layer.inputs is None:
+            sources.append((i - 1,) if i > 0 else (INPUT_INDEX,))
+        else:
+            path = f"{where}[{i}].inputs"
+            sources.append(tuple(_resolve(ref, f"{path}[{k}]", known, position) for k, ref in enumerate(layer.inputs)))
+        if layer.name is not None:
+            if layer.name in known:
+                raise FieldProblem(
+                    f"{where}[{i}].name",
+                    f"the name {layer.name!r} is already taken by layers[{known[layer.name]}]; names must be unique",
+                )
+            known[layer.name] = i
+    _all_used(sources, where)
+    return sources
+
+
+def _resolve(ref: str, path: str, known: dict[str, int], position: dict[str, int]) -> int:
+    if ref in known:
+        return known[ref]
+    if ref in position:
+        raise FieldProblem(
+            path,
+            f"{ref!r} is model.layers[{position[ref]}], which is not listed before this layer: list the layers "
+            "in the order they run (a layer reads only earlier layers; that also rules out cycles)",
+        )
+    raise FieldProblem(
+        path, f"no layer named {ref!r}; layers so far: {', '.join(known)} (give a layer that name with name = ...)"
+    )
+
+
+def _all_used(sources: list[tuple[int, ...]], where: str) -> None:
+    read = {j for src in sources for j in src}
+    for i in range(len(sources) - 1):
+        if i not in read:
+            raise FieldProblem(
+                f"{where}[{i}]",
+                "no later layer reads it and it is not the output (the last layer): list its name in a later "
+                "layer's inputs, or remove it",
+            )
 
 
 class ModelSpec(SpecModel):
-    """An ordered stack of layers; the input size comes from the data."""
+    """An ordered list of layers; the input size comes from the data, the output is the last layer."""
 
     layers: Annotated[list[LayerSpec], Field(min_length=1, max_length=1000)]
 
@@ -26,7 +107,18 @@ class ModelSpec(SpecModel):
     def _has_dense(self) -> ModelSpec:
         if not any(isinstance(layer, DenseLayer) for layer in self.layers):
             raise FieldProblem("layers", "the model needs at least one layer of type 'dense'")
+        layer_sources(self.layers, where="layers")
         return self
+
+    @property
+    def is_sequential(self) -> bool:
+        """True when no layer names its ``inputs``: every layer reads the one before it."""
+        return all(layer.inputs is None for layer in self.layers)
+
+    @property
+    def sources(self) -> list[tuple[int, ...]]:
+        """The layers each layer reads (``-1`` = the model input); see :func:`layer_sources`."""
+        return layer_sources(self.layers)
 
     @property
     def last_dense_index(self) -> int:

@@ -1,4 +1,10 @@
-"""Shape inference through the layer stack (channels-last), with errors that name the layer.
+"""Shape inference through the layer graph (channels-last), with errors that name the layer.
+
+A shape is one sample's: ``(features,)``, or ``(height, width, channels)`` for an image.
+``None`` stands for "flat, width known only from the data" (the spec alone does not know
+the number of features); checks that need the width run again once the data is there.
+Each layer type that changes the shape has one rule in :data:`SHAPE_RULES`; the others
+keep their input's shape.
 
 Example:
     >>> from duofit.common.spec.layers import Conv2DLayer, FlattenLayer, DenseLayer
@@ -11,22 +17,36 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from duofit.common.spec.base import FieldProblem
 from duofit.common.spec.layers import (
+    AddLayer,
     AvgPool2DLayer,
+    BatchNormLayer,
+    ConcatenateLayer,
     Conv2DLayer,
     DenseLayer,
     FlattenLayer,
     GlobalAvgPool2DLayer,
     LayerBase,
     MaxPool2DLayer,
+    ReshapeLayer,
 )
+from duofit.common.spec.model import layer_sources
 
-__all__ = ["conv_output", "infer_shapes", "model_input_shape", "same_padding", "same_pool_geometry"]
+__all__ = [
+    "SHAPE_RULES",
+    "conv_output",
+    "infer_shapes",
+    "model_input_shape",
+    "same_padding",
+    "same_pool_geometry",
+    "trace_shapes",
+]
 
 Shape = tuple[int, ...]
 
@@ -71,59 +91,181 @@ def same_pool_geometry(
     return pads, windows.sum(axis=(-2, -1))
 
 
-def infer_shapes(layers: Sequence[LayerBase], image_shape: Shape | None) -> list[Shape | None]:
-    """Shape after each layer; ``None`` entries mean "flat, width known only from the data".
+MaybeShape = Shape | None
+# A shape rule: (layer, its input shapes, path of the layer) -> output shape.
+ShapeRule = Callable[[Any, list[MaybeShape], str], MaybeShape]
+
+
+def _is_image(shape: MaybeShape) -> bool:
+    return shape is not None and len(shape) == 3
+
+
+def _needs_image(layer: LayerBase, shape: MaybeShape, where: str) -> Shape:
+    if shape is None or not _is_image(shape):
+        raise FieldProblem(
+            f"{where}.type",
+            f"{layer.type} needs image input [height, width, channels]: set data.image_shape "
+            "(e.g. [8, 8, 1] for digits) or add a 'reshape' layer, and keep conv/pool layers before any flatten",
+        )
+    return shape
+
+
+def _conv(layer: Conv2DLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    shape = _needs_image(layer, ins[0], where)
+    h, w = (
+        conv_output(n, k, s, d, layer.padding)
+        for n, k, s, d in zip(shape[:2], layer.kernel_size, layer.strides, layer.dilation, strict=True)
+    )
+    return (h, w, layer.filters)
+
+
+def _pool(layer: MaxPool2DLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    shape = _needs_image(layer, ins[0], where)
+    strides = layer.strides or layer.pool_size
+    h, w = (conv_output(n, k, s, 1, layer.padding) for n, k, s in zip(shape[:2], layer.pool_size, strides, strict=True))
+    return (h, w, shape[2])
+
+
+def _dense(layer: DenseLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    if _is_image(ins[0]):
+        raise FieldProblem(f"{where}.type", "dense on an image: add a 'flatten' or 'global_avg_pool2d' layer before it")
+    return (layer.units,) if ins[0] is None else (*ins[0][:-1], layer.units)
+
+
+def _names(layer: LayerBase) -> list[str]:
+    return list(layer.inputs or [])
+
+
+def _add(layer: AddLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    known = [(name, shape) for name, shape in zip(_names(layer), ins, strict=True) if shape is not None]
+    for name, shape in known[1:]:
+        if shape != known[0][1]:
+            raise FieldProblem(
+                f"{where}.inputs",
+                f"add needs inputs of one shape; {known[0][0]!r} gives {list(known[0][1])} and {name!r} gives "
+                f"{list(shape)}: make the sizes equal (e.g. a dense projection of the skip path)",
+            )
+    return known[0][1] if known else None
+
+
+def _concatenate(layer: ConcatenateLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    ranks = {1 if shape is None else len(shape) for shape in ins}
+    rank = max(ranks)
+    axis = layer.axis - 1 if layer.axis > 0 else layer.axis + rank  # the axis of one sample
+    if len(ranks) > 1 or not 0 <= axis < rank:
+        shown = ", ".join(f"{n!r} {list(s) if s else '[features]'}" for n, s in zip(_names(layer), ins, strict=True))
+        raise FieldProblem(
+            f"{where}.axis" if len(ranks) == 1 else f"{where}.inputs",
+            f"concatenate on axis {layer.axis} of {shown}: the inputs need one rank and the axis must be -1 or "
+            f"1..{rank} (the batch is axis 0)",
+        )
+    if any(shape is None for shape in ins):
+        return None  # flat inputs of a width only the data knows
+    known = [s for s in ins if s is not None]
+    first = known[0]
+    for name, shape in zip(_names(layer), known, strict=True):
+        if shape[:axis] + shape[axis + 1 :] != first[:axis] + first[axis + 1 :]:
+            raise FieldProblem(
+                f"{where}.inputs",
+                f"concatenate on axis {layer.axis} needs equal sizes on every other axis; {_names(layer)[0]!r} "
+                f"gives {list(first)} and {name!r} gives {list(shape)}",
+            )
+    return (*first[:axis], sum(s[axis] for s in known), *first[axis + 1 :])
+
+
+def _reshape(layer: ReshapeLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    target = tuple(layer.target_shape)
+    if ins[0] is not None and math.prod(ins[0]) != math.prod(target):
+        raise FieldProblem(
+            f"{where}.target_shape",
+            f"cannot reshape {list(ins[0])} ({math.prod(ins[0])} values) to {list(target)} "
+            f"({math.prod(target)} values): the sizes must multiply to {math.prod(ins[0])}",
+        )
+    return target
+
+
+SHAPE_RULES: dict[type, ShapeRule] = {
+    DenseLayer: _dense,
+    Conv2DLayer: _conv,
+    MaxPool2DLayer: _pool,
+    AvgPool2DLayer: _pool,
+    GlobalAvgPool2DLayer: lambda layer, ins, where: (_needs_image(layer, ins[0], where)[2],),
+    FlattenLayer: lambda layer, ins, where: (math.prod(ins[0]),) if ins[0] is not None else None,
+    AddLayer: _add,
+    ConcatenateLayer: _concatenate,
+    ReshapeLayer: _reshape,
+}
+
+
+def trace_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[tuple[list[MaybeShape], MaybeShape]]:
+    """``(input shapes, output shape)`` of each layer, following the layer graph.
+
+    Args:
+        layers: The layer specs, in order (their ``inputs`` make the graph).
+        input_shape: One sample's shape, or ``None`` for flat data of a width not known yet.
 
     Raises:
-        FieldProblem: a conv/pool layer on flat input, a dense layer on an image, or an
-            image that shrinks to nothing (path ``model.layers[i]...``).
+        FieldProblem: a layer that cannot read its inputs (a conv/pool layer on flat input, a
+            dense layer on an image, merge inputs of different shapes, a reshape to another
+            size, an image that shrinks to nothing), path ``model.layers[i]...``; or a
+            broken graph (see :func:`~duofit.common.spec.model.layer_sources`).
+
+    Example:
+        >>> from duofit.common.spec.layers import AddLayer, DenseLayer
+        >>> trace_shapes([DenseLayer(type="dense", units=3, name="a"), AddLayer(type="add", inputs=["a", "input"])],
+        ...              (3,))
+        [([(3,)], (3,)), ([(3,), (3,)], (3,))]
     """
-    shape: Shape | None = image_shape
-    out: list[Shape | None] = []
-    for i, layer in enumerate(layers):
+    outs: list[MaybeShape] = []
+    traced: list[tuple[list[MaybeShape], MaybeShape]] = []
+    for i, (layer, src) in enumerate(zip(layers, layer_sources(layers), strict=True)):
         where = f"model.layers[{i}]"
-        spatial = shape is not None and len(shape) == 3
-        if isinstance(layer, (Conv2DLayer, MaxPool2DLayer, AvgPool2DLayer, GlobalAvgPool2DLayer)) and not spatial:
-            raise FieldProblem(
-                f"{where}.type",
-                f"{layer.type} needs image input [height, width, channels]: set data.image_shape "
-                "(e.g. [8, 8, 1] for digits) and keep conv/pool layers before any flatten",
-            )
-        if isinstance(layer, Conv2DLayer):
-            assert shape is not None
-            h, w = (
-                conv_output(n, k, s, d, layer.padding)
-                for n, k, s, d in zip(shape[:2], layer.kernel_size, layer.strides, layer.dilation, strict=True)
-            )
-            shape = (h, w, layer.filters)
-        elif isinstance(layer, MaxPool2DLayer):  # AvgPool2DLayer is a subclass
-            assert shape is not None
-            strides = layer.strides or layer.pool_size
-            h, w = (
-                conv_output(n, k, s, 1, layer.padding)
-                for n, k, s in zip(shape[:2], layer.pool_size, strides, strict=True)
-            )
-            shape = (h, w, shape[2])
-        elif isinstance(layer, GlobalAvgPool2DLayer):
-            assert shape is not None
-            shape = (shape[2],)
-        elif isinstance(layer, FlattenLayer):
-            shape = (math.prod(shape),) if shape is not None else None
-        elif isinstance(layer, DenseLayer):
-            if spatial:
-                raise FieldProblem(
-                    f"{where}.type", "dense on an image: add a 'flatten' or 'global_avg_pool2d' layer before it"
-                )
-            shape = (layer.units,)
+        ins = [input_shape if j < 0 else outs[j] for j in src]
+        rule = SHAPE_RULES.get(type(layer))
+        shape = rule(layer, ins, where) if rule is not None else ins[0]
         if shape is not None and min(shape) <= 0:
             raise FieldProblem(f"{where}", f"the image shrinks to {list(shape)}: use smaller kernels/strides or 'same'")
-        out.append(shape)
-    return out
+        outs.append(shape)
+        traced.append((ins, shape))
+    return traced
 
 
-def model_input_shape(image_shape: Sequence[int] | None, weights: Mapping[str, object]) -> Shape:
-    """Input shape of a model: the spec's image shape, else the first dense kernel's rows."""
+def infer_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[MaybeShape]:
+    """Output shape of each layer (see :func:`trace_shapes`); ``None`` = flat, width from the data.
+
+    Raises:
+        FieldProblem: as :func:`trace_shapes`.
+    """
+    return [out for _, out in trace_shapes(layers, input_shape)]
+
+
+def model_input_shape(
+    image_shape: Sequence[int] | None, weights: Mapping[str, object], layers: Sequence[LayerBase] | None = None
+) -> Shape:
+    """Input shape of a model: the spec's image shape, else read off the weights.
+
+    With ``layers``, a layer that reads the model input tells its width: a ``reshape``
+    (its target's size), a dense layer (its kernel's rows) or a batch norm (its ``gamma``).
+    Otherwise, and as the fallback, the first dense kernel's rows.
+
+    Example:
+        >>> from duofit.common.spec.layers import DenseLayer, ReshapeLayer
+        >>> w = {"layers.1.kernel": np.zeros((4, 2))}
+        >>> model_input_shape(None, w), model_input_shape((8, 8, 1), w)
+        ((4,), (8, 8, 1))
+        >>> model_input_shape(None, w, [ReshapeLayer(type="reshape", target_shape=[3, 2]),
+        ...                             DenseLayer(type="dense", units=2)])
+        (6,)
+    """
     if image_shape:
         return tuple(int(n) for n in image_shape)
+    for i, (layer, src) in enumerate(zip(layers or [], layer_sources(layers or []), strict=True)):
+        if -1 not in src:
+            continue
+        if isinstance(layer, ReshapeLayer):
+            return (math.prod(layer.target_shape),)
+        for key in (f"layers.{i}.kernel", f"layers.{i}.gamma"):
+            if key in weights and isinstance(layer, (DenseLayer, BatchNormLayer)):
+                return (int(weights[key].shape[0]),)  # type: ignore[attr-defined]
     first = next(k for k in sorted(weights, key=lambda k: int(k.split(".")[1])) if k.endswith(".kernel"))
     return (int(weights[first].shape[0]),)  # type: ignore[attr-defined]

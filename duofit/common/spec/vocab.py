@@ -88,6 +88,11 @@ DataKind = Literal[
     "wine",
     "diabetes",
     "csv",
+    "npz",  # arrays x and y of one .npz file
+    "csv_series",  # windows over CSV columns (forecasting)
+    "sunspots",  # windows over statsmodels' yearly sunspot numbers
+    "co2",  # windows over statsmodels' weekly Mauna Loa CO2
+    "csv_text",  # a CSV text column as token ids (vocabulary from the training part)
 ]
 DATA_KINDS: tuple[DataKind, ...] = get_args(DataKind)
 # The target each data kind yields: class labels, a continuous value, or whatever a file's
@@ -103,6 +108,11 @@ DATA_KIND_TARGETS: dict[DataKind, Literal["labels", "continuous", "file"]] = {
     "wine": "labels",
     "diabetes": "continuous",
     "csv": "file",
+    "npz": "file",
+    "csv_series": "continuous",
+    "sunspots": "continuous",
+    "co2": "continuous",
+    "csv_text": "file",
 }
 REGRESSION_DATA_KINDS: tuple[DataKind, ...] = tuple(k for k, t in DATA_KIND_TARGETS.items() if t == "continuous")
 
