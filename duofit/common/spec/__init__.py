@@ -28,7 +28,6 @@ from __future__ import annotations
 from duofit.common.spec.base import MAX_EPOCHS, MAX_SAMPLES, MAX_UNITS, FieldProblem
 from duofit.common.spec.data import DataSpec
 from duofit.common.spec.layers import (
-    LAYER_TYPES,
     ActivationLayer,
     AddLayer,
     AvgPool2DLayer,
@@ -40,10 +39,10 @@ from duofit.common.spec.layers import (
     FlattenLayer,
     GlobalAvgPool2DLayer,
     InitSpec,
-    LayerSpec,
     MaxPool2DLayer,
     ReshapeLayer,
 )
+from duofit.common.spec.layerset import LAYER_TYPES, LayerSpec
 from duofit.common.spec.loss import BCELoss, CCELoss, HuberLoss, LossSpec, MAELoss, MSELoss
 from duofit.common.spec.metrics import (
     DEFAULT_THRESHOLD,

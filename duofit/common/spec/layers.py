@@ -1,7 +1,8 @@
-"""Layer specs: one class per layer ``type``, and the discriminated union of them.
+"""Layer specs: one class per layer ``type`` (the discriminated union is in :mod:`.layerset`).
 
-Adding a layer type means one class here and one member of :data:`LayerSpec`;
-:data:`LAYER_TYPES` (and every backend's coverage test) follow from the union.
+Adding a layer type means one class here (or in a family module such as ``layers_rnn``) and
+one member of :data:`duofit.common.spec.layerset.LayerSpec`; ``LAYER_TYPES`` (and every
+backend's coverage test) follow from the union.
 Fields every layer shares belong on :class:`LayerBase`: ``name`` and ``inputs``, which make
 the layer list a graph (see :mod:`duofit.common.spec.model`); ``min_inputs`` / ``max_inputs``
 say how many inputs a layer type takes (two or more for the merge layers).
@@ -17,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -37,7 +38,6 @@ from duofit.common.spec.vocab import ActivationName, InitName
 
 __all__ = [
     "INPUT",
-    "LAYER_TYPES",
     "MAX_INPUTS",
     "ActivationLayer",
     "AddLayer",
@@ -52,7 +52,6 @@ __all__ = [
     "InitSpec",
     "LayerBase",
     "LayerName",
-    "LayerSpec",
     "MaxPool2DLayer",
     "ReshapeLayer",
 ]
@@ -281,24 +280,3 @@ class ReshapeLayer(LayerBase):
 
     type: Literal["reshape"]
     target_shape: Annotated[list[Annotated[int, Field(gt=0, le=MAX_UNITS)]], Field(min_length=1, max_length=3)]
-
-
-LayerSpec = Annotated[
-    Union[
-        DenseLayer,
-        ActivationLayer,
-        DropoutLayer,
-        BatchNormLayer,
-        FlattenLayer,
-        Conv2DLayer,
-        MaxPool2DLayer,
-        AvgPool2DLayer,
-        GlobalAvgPool2DLayer,
-        AddLayer,
-        ConcatenateLayer,
-        ReshapeLayer,
-    ],
-    Field(discriminator="type"),
-]
-# Every layer class, in the union's order (the registry backends and checks iterate).
-LAYER_TYPES: tuple[type[LayerBase], ...] = get_args(get_args(LayerSpec)[0])

@@ -26,7 +26,8 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from duofit.common.spec.base import FieldProblem, SpecModel
-from duofit.common.spec.layers import INPUT, DenseLayer, LayerBase, LayerSpec
+from duofit.common.spec.layers import INPUT, DenseLayer, LayerBase
+from duofit.common.spec.layerset import LayerSpec
 
 __all__ = ["ModelSpec", "layer_sources"]
 
