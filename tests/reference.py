@@ -19,6 +19,16 @@ from duofit.common.spec import (
     Spec,
 )
 from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
+from duofit.common.spec.layers_conv1d import (
+    AvgPool1DLayer,
+    Conv1DLayer,
+    GlobalAvgPool1DLayer,
+    GlobalMaxPool1DLayer,
+    LayerNormLayer,
+    MaxPool1DLayer,
+)
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
+from duofit.common.spec.masks import mask_flow
 from duofit.common.spec.shapes import same_padding
 
 EPS = 1e-7  # Keras' probability clip, adopted by the spec
@@ -77,6 +87,48 @@ def pool2d(x: np.ndarray, size: list[int], strides: list[int], op: str, padding:
     return np.nanmax(windows, axis=0) if op == "max" else np.nanmean(windows, axis=0)
 
 
+def conv1d(x: np.ndarray, k: np.ndarray, stride: int, padding: str) -> np.ndarray:
+    """Channels-last 1-D convolution (cross-correlation), kernel ``[k, in, out]``, TensorFlow's "same"."""
+    return conv2d(x[:, None], k[None], [1, stride], [1, 1], padding)[:, 0]
+
+
+def pool1d(x: np.ndarray, size: int, stride: int, op: str, padding: str) -> np.ndarray:
+    """Channels-last 1-D pooling ("same": real steps only)."""
+    return pool2d(x[:, None], [1, size], [1, stride], op, padding)[:, 0]
+
+
+def layer_norm(x: np.ndarray, epsilon: float, gamma: np.ndarray | None, beta: np.ndarray | None) -> np.ndarray:
+    """``(x - mean) / sqrt(biased var + epsilon) * gamma + beta`` over the last axis."""
+    mean = x.mean(axis=-1, keepdims=True)
+    h = (x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + epsilon)
+    h = h * gamma if gamma is not None else h
+    return h + beta if beta is not None else h
+
+
+def _sequence_layer(layer: object, i: int, weights: dict[str, np.ndarray], h: np.ndarray, mask: np.ndarray | None):
+    """The 1-D, normalization and embedding layers; ``mask``: the padding mask this layer sees, if any."""
+    w = {k.split(".")[-1]: v for k, v in weights.items() if k.startswith(f"layers.{i}.")}
+    if isinstance(layer, Conv1DLayer):
+        h = conv1d(h, w["kernel"], layer.strides, layer.padding) + w.get("bias", 0.0)
+        return activation(layer.activation, h) if layer.activation else h
+    if isinstance(layer, MaxPool1DLayer):
+        op = "avg" if isinstance(layer, AvgPool1DLayer) else "max"
+        return pool1d(h, layer.pool_size, layer.strides or layer.pool_size, op, layer.padding)
+    if isinstance(layer, GlobalAvgPool1DLayer):
+        if mask is None:
+            return h.mean(axis=1)
+        return (h * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    if isinstance(layer, GlobalMaxPool1DLayer):
+        return h.max(axis=1)
+    if isinstance(layer, LayerNormLayer):
+        return layer_norm(h, layer.epsilon, w.get("gamma"), w.get("beta"))
+    if isinstance(layer, EmbeddingLayer):
+        return w["embeddings"][h.astype(np.int64)]
+    if isinstance(layer, PositionalEmbeddingLayer):
+        return h + w["embeddings"][: h.shape[1]]
+    return None
+
+
 def _layer(layer: object, i: int, weights: dict[str, np.ndarray], hs: list[np.ndarray]) -> np.ndarray:
     """One layer's inference-mode output for its inputs ``hs`` (NHWC images)."""
     h = hs[0]
@@ -124,10 +176,14 @@ def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.nda
     Each layer reads the outputs its ``inputs`` name (the previous layer by default, ``"input"``
     the model input); the output is the last layer's.
     """
-    h = x.astype(np.float64)
+    h = x if x.dtype.kind in "iu" else x.astype(np.float64)
+    ids_mask = (x != 0).astype(np.float64) if x.dtype.kind in "iu" else None
     outs: list[np.ndarray] = []
+    flow = mask_flow(spec.model.layers)
     for i, (layer, src) in enumerate(zip(spec.model.layers, spec.model.sources, strict=True)):
-        outs.append(_layer(layer, i, weights, [h if j < 0 else outs[j] for j in src]))
+        hs = [h if j < 0 else outs[j] for j in src]
+        out = _sequence_layer(layer, i, weights, hs[0], ids_mask if flow[i] else None)
+        outs.append(out if out is not None else _layer(layer, i, weights, hs))
     return outs[-1]
 
 

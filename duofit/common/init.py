@@ -22,12 +22,18 @@ from typing import Any
 import numpy as np
 
 from duofit.common.errors import DataError
+from duofit.common.init_rnn import rnn_inits
 from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, FieldProblem, InitSpec, Spec
+from duofit.common.spec.layers_conv1d import Conv1DLayer, LayerNormLayer
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.shapes import trace_shapes
 
 __all__ = ["INITIALIZERS", "WEIGHT_INITS", "initial_weights"]
 
 Shape = tuple[int, ...]
+
+# Keras' "uniform" initializer (RandomUniform's defaults, keras/src/initializers/random_initializers.py)
+_KERAS_UNIFORM = 0.05
 
 # Keras divides the std of its truncated normals by this constant: the std of a unit
 # normal truncated to [-2, 2] (keras/src/initializers/random_initializers.py, VarianceScaling).
@@ -73,6 +79,11 @@ def _sample(init: InitSpec, rng: np.random.Generator, shape: tuple[int, ...], fa
         # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) == U(+-1/sqrt(fan_in)),
         # bias U(+-1/sqrt(fan_in)) as well.
         return rng.uniform(-1, 1, size=shape) / math.sqrt(fan_in)
+    if name == "uniform":
+        return rng.uniform(-_KERAS_UNIFORM, _KERAS_UNIFORM, size=shape)
+    if name == "torch_embedding":
+        # nn.Embedding.reset_parameters: init.normal_(weight) == N(0, 1) (torch/nn/modules/sparse.py)
+        return rng.normal(0.0, 1.0, size=shape)
     raise ValueError(f"unknown initializer {name!r}")  # unreachable: the spec validates names
 
 
@@ -94,6 +105,33 @@ def _conv(layer: Conv2DLayer, rng: np.random.Generator, shape: Shape) -> dict[st
     return out
 
 
+def _conv1d(layer: Conv1DLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    k, c_in = layer.kernel_size, shape[-1]
+    fan_in, fan_out = k * c_in, k * layer.filters
+    out = {"kernel": _sample(layer.kernel_init, rng, (k, c_in, layer.filters), fan_in, fan_out)}
+    if layer.use_bias:
+        out["bias"] = _sample(layer.bias_init, rng, (layer.filters,), fan_in, fan_out)
+    return out
+
+
+def _layer_norm(layer: LayerNormLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    out = {"gamma": np.ones(shape[-1])} if layer.scale else {}
+    if layer.center:
+        out["beta"] = np.zeros(shape[-1])
+    return out
+
+
+def _embedding(layer: EmbeddingLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    # fans as Keras computes them for a 2-D table: (rows, columns)
+    size = (layer.input_dim, layer.output_dim)
+    return {"embeddings": _sample(layer.embeddings_init, rng, size, *size)}
+
+
+def _positional(layer: PositionalEmbeddingLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+    size = (layer.max_len, shape[-1])
+    return {"embeddings": _sample(layer.embeddings_init, rng, size, *size)}
+
+
 def _batch_norm(layer: BatchNormLayer, rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
     width = shape[-1]  # features, or channels of an image
     return {
@@ -110,6 +148,11 @@ WEIGHT_INITS: dict[type, Callable[[Any, np.random.Generator, Shape], dict[str, n
     DenseLayer: _dense,
     Conv2DLayer: _conv,
     BatchNormLayer: _batch_norm,
+    Conv1DLayer: _conv1d,
+    LayerNormLayer: _layer_norm,
+    EmbeddingLayer: _embedding,
+    PositionalEmbeddingLayer: _positional,
+    **rnn_inits(_sample),
 }
 
 

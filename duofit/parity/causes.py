@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -32,37 +31,10 @@ from duofit.common.spec import (
     DropoutLayer,
     Spec,
 )
+from duofit.parity.cause import STAGES, TRAINING, UPDATES, Cause
+from duofit.parity.causes_layers import LAYER_CAUSES, same_1d
 
-__all__ = ["CAUSES", "Cause", "matching_causes"]
-
-STAGES = ("initial_weights", "forward", "first_step", "trajectory", "final_weights", "metrics")
-_TRAINING = ("first_step", "trajectory", "final_weights", "metrics")
-_UPDATES = ("trajectory", "final_weights", "metrics")
-
-
-@dataclass(frozen=True)
-class Cause:
-    """One known difference.
-
-    Attributes:
-        id: Stable identifier.
-        title: One line.
-        math: The two formulas.
-        source: Where it was verified in each framework's source.
-        duofit: What duofit does about it.
-        stages: Report stages it can make fail.
-        applies: ``(spec_torch, spec_keras, strict) -> bool``.
-        backends: The cause needs one of these backends in the compared pair (empty: any pair).
-    """
-
-    id: str
-    title: str
-    math: str
-    source: str
-    duofit: str
-    stages: tuple[str, ...]
-    applies: Callable[[Spec, Spec, bool], bool]
-    backends: tuple[str, ...] = ()
+__all__ = ["CAUSES", "STAGES", "Cause", "matching_causes"]
 
 
 def _opt(*types: str) -> Callable[[Spec, Spec, bool], bool]:
@@ -118,7 +90,7 @@ CAUSES: tuple[Cause, ...] = (
         "Keras: w -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps), i.e. eps_hat = eps*sqrt(1-b2^t)",
         "keras/src/optimizers/adam.py Adam.update_step; torch/optim/adam.py _single_tensor_adam",
         "--strict runs torch's formula in Keras (duofit.backends.keras.exact.ExactAdam)",
-        _UPDATES,
+        UPDATES,
         _opt("adam", "adamw"),
     ),
     Cause(
@@ -128,7 +100,7 @@ CAUSES: tuple[Cause, ...] = (
         "Keras 0.9, torch alpha 0.99 (duofit's spec fixes rho)",
         "keras/src/optimizers/rmsprop.py RMSprop.update_step; torch/optim/rmsprop.py _single_tensor_rmsprop",
         "--strict runs torch's formula in Keras (ExactRMSprop)",
-        _UPDATES,
+        UPDATES,
         _opt("rmsprop"),
     ),
     Cause(
@@ -138,7 +110,7 @@ CAUSES: tuple[Cause, ...] = (
         "rate is constant (a schedule changes the effective history); rounding differs otherwise",
         "keras/src/optimizers/sgd.py SGD.update_step; torch/optim/sgd.py _single_tensor_sgd",
         "--strict runs torch's formula in Keras (ExactSGD)",
-        _UPDATES,
+        UPDATES,
         lambda a, b, strict: not strict and any(getattr(s.optimizer, "momentum", 0) for s in (a, b)),
     ),
     Cause(
@@ -150,7 +122,7 @@ CAUSES: tuple[Cause, ...] = (
         "representable in float32 (0.125, 0.875) agree to 1e-15",
         "keras/src/optimizers/sgd.py, adam.py, rmsprop.py update_step; base_optimizer._apply_weight_decay",
         "--strict holds every hyperparameter as a Python float multiplied in float64 (exact optimizers)",
-        _UPDATES,
+        UPDATES,
         _f32_hyper,
     ),
     Cause(
@@ -160,7 +132,7 @@ CAUSES: tuple[Cause, ...] = (
         "decoupled: w <- w - lr*wd*w (torch AdamW, Keras `weight_decay` on every optimizer)",
         "keras/src/optimizers/base_optimizer.py _apply_weight_decay; torch/optim/adam.py (weight_decay) vs adamw.py",
         "the spec's decay_kind says which; each backend translates (Keras: coupled via a gradient hook)",
-        _UPDATES,
+        UPDATES,
         lambda a, b, strict: _differs("decay_kind")(a, b, strict) or _differs("weight_decay")(a, b, strict),
     ),
     Cause(
@@ -213,7 +185,7 @@ CAUSES: tuple[Cause, ...] = (
         "torch clip_grad_norm_: g *= min(c / (|g| + 1e-6), 1); Keras: g *= c * min(1/|g|, 1/c)",
         "torch/nn/utils/clip_grad.py clip_grad_norm_; keras/src/optimizers/base_optimizer.py clip_by_global_norm",
         "--strict uses Keras' formula in torch",
-        _UPDATES,
+        UPDATES,
         lambda a, b, strict: not strict and any(s.optimizer.clipnorm is not None for s in (a, b)),
     ),
     Cause(
@@ -236,12 +208,15 @@ CAUSES: tuple[Cause, ...] = (
         "duofit's torch backend pads explicitly with TensorFlow's rule (ZeroPad2d), so duofit's backends agree; "
         "a port that uses symmetric padding fails stage (b) from the first forward pass",
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
-        lambda a, b, strict: any(
-            isinstance(layer, Conv2DLayer)
-            and layer.padding == "same"
-            and (max(layer.strides) > 1 or any(k % 2 == 0 for k in layer.kernel_size))
-            for s in (a, b)
-            for layer in s.model.layers
+        lambda a, b, strict: (
+            any(
+                isinstance(layer, Conv2DLayer)
+                and layer.padding == "same"
+                and (max(layer.strides) > 1 or any(k % 2 == 0 for k in layer.kernel_size))
+                for s in (a, b)
+                for layer in s.model.layers
+            )
+            or any(same_1d("conv1d", "max_pool1d", "avg_pool1d")(s) for s in (a, b))
         ),
     ),
     Cause(
@@ -257,8 +232,13 @@ CAUSES: tuple[Cause, ...] = (
         "keras-torch backend does the same in Keras ops (SameAvgPool2D), so all four agree with TensorFlow; "
         "a hand-written port fails stage (b) at the bottom/right border",
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
-        lambda a, b, strict: any(
-            isinstance(layer, AvgPool2DLayer) and layer.padding == "same" for s in (a, b) for layer in s.model.layers
+        lambda a, b, strict: (
+            any(
+                isinstance(layer, AvgPool2DLayer) and layer.padding == "same"
+                for s in (a, b)
+                for layer in s.model.layers
+            )
+            or any(same_1d("avg_pool1d", asymmetric_only=False)(s) for s in (a, b))
         ),
     ),
     Cause(
@@ -267,7 +247,7 @@ CAUSES: tuple[Cause, ...] = (
         "torch and TensorFlow use different generators; the same seed gives different masks",
         "torch.nn.functional.dropout; keras.random.dropout",
         "parity with dropout is checked at evaluation only (stage forward); training stages are not comparable",
-        _TRAINING,
+        TRAINING,
         lambda a, b, strict: _has(DropoutLayer, lambda layer: layer.rate > 0)(a),
     ),
     Cause(
@@ -294,6 +274,7 @@ CAUSES: tuple[Cause, ...] = (
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
         lambda a, b, strict: a.train.dtype == "float32",
     ),
+    *LAYER_CAUSES,  # the layer families' causes (duofit/parity/causes_layers.py)
 )
 
 

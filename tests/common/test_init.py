@@ -40,6 +40,8 @@ def test_every_initializer_has_the_documented_distribution(init: str) -> None:
         "lecun_uniform": math.sqrt(1 / FAN_IN),
         "lecun_normal": math.sqrt(1 / FAN_IN),
         "torch_linear": 1 / math.sqrt(3 * FAN_IN),
+        "uniform": 0.05 / math.sqrt(3),  # Keras' RandomUniform(-0.05, 0.05)
+        "torch_embedding": 1.0,  # torch nn.Embedding: N(0, 1)
         "zeros": 0.0,
         "ones": 0.0,
         "constant": 0.0,

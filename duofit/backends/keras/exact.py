@@ -42,6 +42,12 @@ class _TorchFormula(keras.optimizers.Optimizer):
         return [[self.add_variable_from_reference(v, name) for v in var_list] for name in names]
 
     def _decay(self, gradient: Any, variable: Any, lr: Any) -> Any:
+        if type(gradient).__name__ == "IndexedSlices":
+            # TensorFlow's gradient of an embedding lookup is an IndexedSlices (rows + ids); torch's is
+            # dense. Densify it, duplicate ids summed, as tf.scatter_nd does (Keras' own optimizers
+            # densify it in their arithmetic too: keras/src/optimizers/adam.py update_step).
+            rows = ops.expand_dims(ops.cast(gradient.indices, "int64"), -1)
+            gradient = ops.scatter(rows, gradient.values, tuple(variable.shape))
         if self._decoupled:  # torch: param.mul_(1 - lr * weight_decay)
             self.assign(variable, variable * (1.0 - lr * self._decoupled))
         if self._coupled:  # torch: grad = grad.add(param, alpha=weight_decay)

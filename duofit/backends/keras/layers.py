@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 import keras
 import numpy as np
 
+from duofit.backends.keras import sequence as seq
 from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
 from duofit.backends.keras.native import native
+from duofit.backends.keras.rnn import RNN_LAYERS, RNN_WEIGHT_NAMES
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
@@ -34,8 +36,28 @@ from duofit.common.spec import (
     Spec,
 )
 from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
+from duofit.common.spec.layers_conv1d import (
+    AvgPool1DLayer,
+    Conv1DLayer,
+    GlobalAvgPool1DLayer,
+    GlobalMaxPool1DLayer,
+    LayerNormLayer,
+    MaxPool1DLayer,
+)
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
+from duofit.common.spec.shapes import TOKEN_LAYERS
 
-__all__ = ["ACTIVATIONS", "LAYERS", "build_model", "floatx", "get_weights", "set_weights"]
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "SEQUENCE_WEIGHT_NAMES",
+    "build_model",
+    "floatx",
+    "get_weights",
+    "input_dtype",
+    "present_weights",
+    "set_weights",
+]
 
 
 @contextlib.contextmanager
@@ -140,6 +162,24 @@ def _conv(layer: Conv2DLayer, dtype: str, seed: int, strict: bool) -> list[keras
     return [conv]
 
 
+def _conv1d(layer: Conv1DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
+    reg = KernelPenalty(l1=layer.l1, l2=layer.l2) if (layer.l1 or layer.l2) else None
+    separate = layer.activation == "leaky_relu" or (strict and layer.activation in EXACT_ACTIVATIONS)
+    conv = keras.layers.Conv1D(
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding=layer.padding,
+        activation=None if separate else layer.activation,
+        use_bias=layer.use_bias,
+        kernel_regularizer=reg,
+        dtype=dtype,
+    )
+    if separate and layer.activation is not None:
+        return [conv, _act(layer.activation, _DEFAULT_SLOPE, dtype, strict)]
+    return [conv]
+
+
 def _pool(layer: MaxPool2DLayer, dtype: str, seed: int, strict: bool) -> list[keras.layers.Layer]:
     cls = keras.layers.AveragePooling2D if isinstance(layer, AvgPool2DLayer) else keras.layers.MaxPooling2D
     size = (layer.pool_size[0], layer.pool_size[1])
@@ -163,6 +203,15 @@ LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
     AddLayer: lambda layer, dtype, seed, strict: [keras.layers.Add(dtype=dtype)],
     ConcatenateLayer: lambda layer, dtype, seed, strict: [keras.layers.Concatenate(axis=layer.axis, dtype=dtype)],
     ReshapeLayer: lambda layer, dtype, seed, strict: [keras.layers.Reshape(tuple(layer.target_shape), dtype=dtype)],
+    Conv1DLayer: _conv1d,
+    MaxPool1DLayer: seq.pool1d,
+    AvgPool1DLayer: seq.pool1d,
+    GlobalAvgPool1DLayer: lambda layer, dtype, seed, strict: [keras.layers.GlobalAveragePooling1D(dtype=dtype)],
+    GlobalMaxPool1DLayer: lambda layer, dtype, seed, strict: [keras.layers.GlobalMaxPooling1D(dtype=dtype)],
+    LayerNormLayer: seq.layer_norm,
+    EmbeddingLayer: seq.embedding,
+    PositionalEmbeddingLayer: seq.positional,
+    **RNN_LAYERS,
 }
 # Keras' merge layers take their inputs as one list; every other layer takes them as arguments.
 _MERGES = (AddLayer, ConcatenateLayer)
@@ -189,13 +238,19 @@ def build_model(
         made_all.append(factory(layer, dtype, spec.train.seed + i, strict))
     heads = [made[0] for made in made_all]
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    inputs = keras.Input(shape=shape, dtype=dtype)
+    inputs = keras.Input(shape=shape, dtype=input_dtype(spec, dtype))
     if spec.model.is_sequential:
         return model_cls([inputs, *(k for made in made_all for k in made)]), heads
     graph = _graph(spec, inputs, made_all)
     if model_cls is keras.Sequential:
         return graph, heads
-    return model_cls([keras.Input(shape=shape, dtype=dtype), graph]), heads
+    return model_cls([keras.Input(shape=shape, dtype=input_dtype(spec, dtype)), graph]), heads
+
+
+def input_dtype(spec: Spec, dtype: str) -> str:
+    """The model input's dtype: int64 token ids when an embedding reads the input, else ``dtype``."""
+    reads_input = (layer for layer, src in zip(spec.model.layers, spec.model.sources, strict=True) if -1 in src)
+    return "int64" if any(isinstance(layer, TOKEN_LAYERS) for layer in reads_input) else dtype
 
 
 def _graph(spec: Spec, inputs: keras.KerasTensor, made_all: list[list[keras.layers.Layer]]) -> keras.Model:
@@ -225,10 +280,19 @@ def _free(name: str, taken: set[str]) -> str:
     return name
 
 
+# the sequence layers' weights, in Keras' order (before any optional one is left out)
+SEQUENCE_WEIGHT_NAMES: dict[type, tuple[str, ...]] = {
+    Conv1DLayer: ("kernel", "bias"),
+    LayerNormLayer: ("gamma", "beta"),
+    EmbeddingLayer: ("embeddings",),
+    PositionalEmbeddingLayer: ("embeddings",),
+}
 _NAMES = {
     DenseLayer: ("kernel", "bias"),
     Conv2DLayer: ("kernel", "bias"),
+    **SEQUENCE_WEIGHT_NAMES,
     BatchNormLayer: ("gamma", "beta", "moving_mean", "moving_variance"),
+    **RNN_WEIGHT_NAMES,
 }
 
 
@@ -252,7 +316,21 @@ def get_weights(heads: list[keras.layers.Layer], spec: Spec) -> dict[str, np.nda
         names = _NAMES.get(type(layer))
         if names is None:
             continue
-        present = [n for n in names if not (n == "bias" and not layer.use_bias)]  # type: ignore[union-attr]
+        present = [n for n in names if _present(layer, n)]
         for name, arr in zip(present, heads[i].get_weights(), strict=True):
             out[f"layers.{i}.{name}"] = np.asarray(arr).copy()
     return out
+
+
+# weights a layer may leave out, and the flag that keeps them
+_OPTIONAL = {"bias": "use_bias", "gamma": "scale", "beta": "center"}
+
+
+def _present(layer: object, name: str) -> bool:
+    flag = _OPTIONAL.get(name)
+    return flag is None or bool(getattr(layer, flag, True))
+
+
+def present_weights(layer: object) -> list[str]:
+    """The names of the weights ``layer`` has, in Keras' order (``use_bias``/``scale``/``center`` honoured)."""
+    return [n for n in _NAMES.get(type(layer), ()) if _present(layer, n)]

@@ -39,7 +39,16 @@ from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
 from duofit.common.errors import BackendError
 
-__all__ = ["Native", "device_name", "devices", "framework_environment", "native", "on_device", "resolve_device"]
+__all__ = [
+    "Native",
+    "device_name",
+    "devices",
+    "framework_environment",
+    "model_input",
+    "native",
+    "on_device",
+    "resolve_device",
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class Native:
 def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, ...]]:
     """Every epoch's batches in the shared order, as numpy (Keras moves them to the device)."""
     bs = plan.spec.train.batch_size
-    x = plan.dataset.x_train.astype(dtype)
+    x = model_input(plan.dataset.x_train, dtype)
     t = loss_targets(plan.t_train, dtype)
     w = plan.sample_weight.astype(dtype) if plan.sample_weight is not None else None
     steps = math.ceil(len(x) / bs)
@@ -70,6 +79,11 @@ def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray
         for b in range(steps):
             idx = epoch_order[b * bs : (b + 1) * bs]
             yield (x[idx], t[idx]) if w is None else (x[idx], t[idx], w[idx])
+
+
+def model_input(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Features cast to ``dtype``; integer token ids stay int64 (an embedding looks them up)."""
+    return x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(dtype)
 
 
 # ---- TensorFlow ---------------------------------------------------------------------------
@@ -119,7 +133,7 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     import tensorflow as tf
 
     bs = plan.spec.train.batch_size
-    x = tf.constant(plan.dataset.x_train.astype(dtype))
+    x = tf.constant(model_input(plan.dataset.x_train, dtype))
     t = tf.constant(loss_targets(plan.t_train, dtype))
     order = tf.data.Dataset.from_tensor_slices(plan.order.astype(np.int32))
     batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))

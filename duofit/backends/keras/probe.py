@@ -10,9 +10,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
+from duofit.backends.keras.layers import (
+    SEQUENCE_WEIGHT_NAMES,
+    build_model,
+    floatx,
+    get_weights,
+    present_weights,
+    set_weights,
+)
 from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.native import native
+from duofit.backends.keras.rnn import RNN_WEIGHT_NAMES
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 from duofit.common.spec.shapes import model_input_shape
 
@@ -81,6 +89,10 @@ def gradients(
             names = ["kernel", "bias"] if layer.use_bias else ["kernel"]
         elif isinstance(layer, BatchNormLayer):
             names = ["gamma", "beta"]
+        elif type(layer) in RNN_WEIGHT_NAMES:  # a bidirectional's wrapped layer always has its bias
+            names = [n for n in RNN_WEIGHT_NAMES[type(layer)] if n != "bias" or getattr(layer, "use_bias", True)]
+        elif type(layer) in SEQUENCE_WEIGHT_NAMES:  # conv1d, layer_norm, embeddings (keras/layers.py)
+            names = present_weights(layer)
         else:
             continue
         slots += [(f"layers.{i}.{n}", v) for n, v in zip(names, heads[i].trainable_weights, strict=True)]

@@ -27,7 +27,7 @@ from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timi
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
-from duofit.backends.keras.native import device_name, native, on_device, resolve_device
+from duofit.backends.keras.native import device_name, model_input, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
 from duofit.common.history import EpochRecorder
@@ -46,7 +46,7 @@ class _EpochEnd(keras.callbacks.Callback):
         self.spec = plan.spec
         self.heads = heads
         self.loss = loss
-        self.x_val = plan.dataset.x_val.astype(dtype)
+        self.x_val = model_input(plan.dataset.x_val, dtype)
         self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
@@ -129,7 +129,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             if recorder.restore_best and callback.best is not None:
                 set_weights(heads, spec, callback.best)
             t_pred = time.perf_counter()
-            test_out = np.asarray(model.predict_on_batch(ds.x_test.astype(dtype)))
+            test_out = np.asarray(model.predict_on_batch(model_input(ds.x_test, dtype)))
             predict_s = time.perf_counter() - t_pred
             n_done = int(keras.ops.convert_to_numpy(optimizer.iterations))
             records = step_records(model, optimizer, n_done)

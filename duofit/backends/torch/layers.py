@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from duofit.backends.torch import sequence as seq
+from duofit.backends.torch.rnn import RNN_LAYERS, RNN_SLOTS
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
@@ -37,6 +39,15 @@ from duofit.common.spec import (
     Spec,
 )
 from duofit.common.spec.layers import AddLayer, ConcatenateLayer, ReshapeLayer
+from duofit.common.spec.layers_conv1d import (
+    AvgPool1DLayer,
+    Conv1DLayer,
+    GlobalAvgPool1DLayer,
+    GlobalMaxPool1DLayer,
+    LayerNormLayer,
+    MaxPool1DLayer,
+)
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.shapes import same_padding, same_pool_geometry, trace_shapes
 
 __all__ = [
@@ -228,6 +239,15 @@ LAYERS: dict[type, Callable[..., nn.Module]] = {
     AddLayer: lambda layer, shape, out: Add(),
     ConcatenateLayer: lambda layer, shape, out: Concatenate(layer.axis, len(shape)),
     ReshapeLayer: lambda layer, shape, out: Reshape(layer.target_shape),
+    Conv1DLayer: lambda layer, shape, out: _with_activation(seq.conv1d(layer, shape), layer.activation),
+    MaxPool1DLayer: lambda layer, shape, out: seq.pool1d(layer, shape),
+    AvgPool1DLayer: lambda layer, shape, out: seq.pool1d(layer, shape),
+    GlobalAvgPool1DLayer: lambda layer, shape, out: seq.GlobalPool1D(average=True),
+    GlobalMaxPool1DLayer: lambda layer, shape, out: seq.GlobalPool1D(average=False),
+    LayerNormLayer: lambda layer, shape, out: seq.layer_norm(layer, shape),
+    EmbeddingLayer: lambda layer, shape, out: seq.embedding(layer, shape),
+    PositionalEmbeddingLayer: lambda layer, shape, out: seq.positional(layer, shape),
+    **RNN_LAYERS,
 }
 
 
@@ -258,6 +278,7 @@ def build_model(
             raise unsupported("torch", f"model.layers[{i}]", layer, LAYERS)
         first = ins[0] or shape
         modules.append(factory(layer, first, out or first))
+    seq.attach_masks(modules, spec.model.layers)
     if spec.model.is_sequential:
         model = nn.Sequential(*modules)
     else:
@@ -275,6 +296,12 @@ def _find(block: nn.Module, cls: type) -> nn.Module:
 # duofit layout -> torch layout: dense kernel [in, out] -> [out, in]; conv [kh, kw, in, out] -> [out, in, kh, kw]
 _DENSE_PERM = (1, 0)
 _CONV_PERM = (3, 2, 0, 1)
+# layer type -> (the torch module holding its kernel, permutation duofit -> torch layout)
+_KERNELS: dict[type, tuple[type, tuple[int, ...]]] = {
+    DenseLayer: (nn.Linear, _DENSE_PERM),
+    Conv2DLayer: (nn.Conv2d, _CONV_PERM),
+    Conv1DLayer: (nn.Conv1d, seq.CONV1D_PERM),
+}
 
 
 def _slots(heads: Sequence[nn.Module], spec: Spec) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
@@ -282,12 +309,14 @@ def _slots(heads: Sequence[nn.Module], spec: Spec) -> list[tuple[str, torch.Tens
     slots: list[tuple[str, torch.Tensor, tuple[int, ...] | None]] = []
     for i, layer in enumerate(spec.model.layers):
         block = heads[i]
-        if isinstance(layer, (DenseLayer, Conv2DLayer)):
-            mod = _find(block, nn.Linear if isinstance(layer, DenseLayer) else nn.Conv2d)
-            perm = _DENSE_PERM if isinstance(layer, DenseLayer) else _CONV_PERM
+        if isinstance(layer, (DenseLayer, Conv2DLayer, Conv1DLayer)):
+            kind, perm = _KERNELS[type(layer)]
+            mod = _find(block, kind)
             slots.append((f"layers.{i}.kernel", mod.weight, perm))
             if mod.bias is not None:
                 slots.append((f"layers.{i}.bias", mod.bias, None))
+        elif type(layer) in RNN_SLOTS:  # recurrent layers keep duofit's layout (backends/torch/rnn.py)
+            slots += RNN_SLOTS[type(layer)](i, block)
         elif isinstance(layer, BatchNormLayer):
             assert isinstance(block, (nn.BatchNorm1d, nn.BatchNorm2d))
             slots += [
@@ -296,6 +325,16 @@ def _slots(heads: Sequence[nn.Module], spec: Spec) -> list[tuple[str, torch.Tens
                 (f"layers.{i}.moving_mean", block.running_mean, None),
                 (f"layers.{i}.moving_variance", block.running_var, None),
             ]
+        elif isinstance(layer, LayerNormLayer):
+            assert isinstance(block, seq.LayerNorm)
+            slots += [
+                (f"layers.{i}.{n}", t, None)
+                for n, t in (("gamma", block.weight), ("beta", block.bias))
+                if t is not None
+            ]
+        elif isinstance(layer, (EmbeddingLayer, PositionalEmbeddingLayer)):
+            assert isinstance(block, (seq.Embedding, seq.PositionalEmbedding))
+            slots.append((f"layers.{i}.embeddings", block.weight, None))
     return slots
 
 
@@ -322,7 +361,15 @@ def get_weights(heads: Sequence[nn.Module], spec: Spec) -> dict[str, np.ndarray]
 def to_model_input(
     x: np.ndarray | torch.Tensor, dtype: torch.dtype, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """Features as a tensor; NHWC images become NCHW (torch's convolution layout)."""
+    """Features as a tensor; NHWC images become NCHW (torch's convolution layout).
+
+    Integer token ids stay integers (int64), never cast to ``dtype``: an embedding looks them up.
+    """
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            return x.to(dtype=torch.long, device=device)
+    elif np.asarray(x).dtype.kind in "iu":
+        return torch.as_tensor(np.asarray(x), dtype=torch.long, device=device)
     t = torch.as_tensor(x, dtype=dtype, device=device)
     return t.permute(0, 3, 1, 2).contiguous() if t.dim() == 4 else t
 

@@ -32,6 +32,7 @@ from duofit.common.data.split import Parts
 from duofit.common.data.text import build_vocabulary, encode_texts
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
+from duofit.common.spec.shapes import TOKEN_LAYERS
 
 __all__ = [
     "TOKEN_INPUT_LAYERS",
@@ -193,6 +194,13 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
     if x.dtype.kind in "iu":
         check_token_input(spec, "x holds integers", "; if they are numeric features, save x as float")
         return Features(x[parts.train], x[parts.val], x[parts.test], None, _positions(x.shape[1]), None)
+    if isinstance(spec.model.layers[0], TOKEN_LAYERS):
+        raise DataError(
+            f"model.layers[0].type: an {spec.model.layers[0].type} layer (and its mask_zero) looks up integer token "
+            f"ids, but the data hold float features of shape {list(x.shape[1:])}: use data.kind = 'csv_text', an npz "
+            "file whose x holds integers (samples, steps), or a first layer that reads measurements (dense, conv1d)",
+            path="model.layers[0].type",
+        )
     x = shaped(spec, x)
     x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
     if not spec.data.standardize:

@@ -12,13 +12,47 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from duofit.common.errors import DataError
-from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
-from duofit.common.spec.shapes import infer_shapes
+from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, FieldProblem, Spec
+from duofit.common.spec.layers_conv1d import Conv1DLayer, LayerNormLayer
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
+from duofit.common.spec.layers_rnn import RECURRENT_LAYERS, BidirectionalLayer, rnn_parameters
+from duofit.common.spec.shapes import trace_shapes
 
-__all__ = ["check_sizes"]
+__all__ = ["PARAMETER_COUNTS", "check_sizes"]
+
+Shape = tuple[int, ...]
+
+
+def _dense(layer: DenseLayer, shape: Shape) -> int:
+    return shape[-1] * layer.units + (layer.units if layer.use_bias else 0)
+
+
+def _conv2d(layer: Conv2DLayer, shape: Shape) -> int:
+    kh, kw = layer.kernel_size
+    return kh * kw * shape[-1] * layer.filters + (layer.filters if layer.use_bias else 0)
+
+
+def _conv1d(layer: Conv1DLayer, shape: Shape) -> int:
+    return layer.kernel_size * shape[-1] * layer.filters + (layer.filters if layer.use_bias else 0)
+
+
+# Layer type -> its number of weights (trainable or not) given its input shape; no entry: none.
+PARAMETER_COUNTS: dict[type, Callable[[Any, Shape], int]] = {
+    DenseLayer: _dense,
+    Conv2DLayer: _conv2d,
+    BatchNormLayer: lambda layer, shape: 4 * shape[-1],  # gamma, beta, running mean, running variance
+    Conv1DLayer: _conv1d,
+    LayerNormLayer: lambda layer, shape: (int(layer.scale) + int(layer.center)) * shape[-1],
+    EmbeddingLayer: lambda layer, shape: layer.input_dim * layer.output_dim,
+    PositionalEmbeddingLayer: lambda layer, shape: layer.max_len * shape[-1],
+    **dict.fromkeys((*RECURRENT_LAYERS, BidirectionalLayer), lambda layer, shape: rnn_parameters(layer, shape[-1])),
+}
 
 
 def check_sizes(
@@ -45,21 +79,19 @@ def check_sizes(
     Raises:
         DataError: naming the layer (or ``train.epochs``) that goes over.
     """
-    image = tuple(spec.data.image_shape) if spec.data.image_shape else None
-    shapes = infer_shapes(spec.model.layers, image)
-    current: tuple[int, ...] = image or (n_features,)
+    start: tuple[int, ...] | None = spec.data.sample_shape
+    try:
+        traced = trace_shapes(spec.model.layers, start)
+    except FieldProblem:  # a shape only the data tells (e.g. npz sequences): initial_weights checks it then
+        traced = []
+    current: tuple[int, ...] = start or (n_features,)
     total = 0
-    for i, layer in enumerate(spec.model.layers):
-        if isinstance(layer, DenseLayer):
-            total += int(np.prod(current)) * layer.units + (layer.units if layer.use_bias else 0)
-        elif isinstance(layer, Conv2DLayer):
-            kh, kw = layer.kernel_size
-            total += kh * kw * current[-1] * layer.filters + (layer.filters if layer.use_bias else 0)
-        elif isinstance(layer, BatchNormLayer):
-            total += 4 * current[-1]  # gamma, beta, running mean, running variance
-        shape = shapes[i]
-        if shape is not None:
-            current = shape
+    for i, (layer, (ins, out)) in enumerate(zip(spec.model.layers, traced, strict=True)):
+        count = PARAMETER_COUNTS.get(type(layer))
+        if count is not None:
+            total += count(layer, ins[0] or current)
+        if out is not None:
+            current = out
         elif isinstance(layer, DenseLayer):
             current = (layer.units,)
         _check_activation(i, current, max(min(spec.train.batch_size, n_train), n_eval), max_activation)

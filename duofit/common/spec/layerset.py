@@ -30,6 +30,16 @@ from duofit.common.spec.layers import (
     MaxPool2DLayer,
     ReshapeLayer,
 )
+from duofit.common.spec.layers_conv1d import (
+    AvgPool1DLayer,
+    Conv1DLayer,
+    GlobalAvgPool1DLayer,
+    GlobalMaxPool1DLayer,
+    LayerNormLayer,
+    MaxPool1DLayer,
+)
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
+from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, SimpleRNNLayer
 
 __all__ = ["LAYER_TYPES", "LayerSpec"]
 
@@ -47,8 +57,18 @@ LayerSpec = Annotated[
         AddLayer,
         ConcatenateLayer,
         ReshapeLayer,
-        # 1-D convolution, pooling and normalization layers (layers_conv1d)
-        # embeddings (layers_embedding)
+        Conv1DLayer,
+        MaxPool1DLayer,
+        AvgPool1DLayer,
+        GlobalAvgPool1DLayer,
+        GlobalMaxPool1DLayer,
+        LayerNormLayer,
+        EmbeddingLayer,
+        PositionalEmbeddingLayer,
+        SimpleRNNLayer,
+        LSTMLayer,
+        GRULayer,
+        BidirectionalLayer,
         # recurrent layers (layers_rnn)
         # attention (layers_attention)
     ],

@@ -148,8 +148,7 @@ def _regression_only_data(spec: Spec) -> None:
 
 
 def _layers_fit_input(spec: Spec, columns: list[str]) -> None:
-    image = tuple(spec.data.image_shape) if spec.data.image_shape else None
-    infer_shapes(spec.model.layers, image)  # raises FieldProblem naming the layer
+    infer_shapes(spec.model.layers, spec.data.sample_shape)  # raises FieldProblem naming the layer
 
 
 def _monitors_are_metrics(spec: Spec, columns: list[str]) -> None:

@@ -36,10 +36,21 @@ from duofit.common.spec.layers import (
     MaxPool2DLayer,
     ReshapeLayer,
 )
+from duofit.common.spec.layers_conv1d import (
+    AvgPool1DLayer,
+    Conv1DLayer,
+    GlobalAvgPool1DLayer,
+    GlobalMaxPool1DLayer,
+    MaxPool1DLayer,
+)
+from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
+from duofit.common.spec.layers_rnn import RECURRENT_LAYERS, BidirectionalLayer, rnn_output_shape
+from duofit.common.spec.masks import mask_flow
 from duofit.common.spec.model import layer_sources
 
 __all__ = [
     "SHAPE_RULES",
+    "TOKEN_LAYERS",
     "conv_output",
     "infer_shapes",
     "model_input_shape",
@@ -126,6 +137,59 @@ def _pool(layer: MaxPool2DLayer, ins: list[MaybeShape], where: str) -> MaybeShap
     return (h, w, shape[2])
 
 
+def _needs_sequence(layer: LayerBase, shape: MaybeShape, where: str) -> Shape:
+    if shape is None or len(shape) != 2:
+        got = "flat features of a width known only from the data" if shape is None else f"shape {list(shape)}"
+        raise FieldProblem(
+            f"{where}.type",
+            f"{layer.type} needs sequence input [steps, channels], got {got}: set data.sequence_shape "
+            "(e.g. [8, 8] for digits as rows), use series windows or an embedding, or add a 'reshape' layer "
+            "with a two-entry target_shape",
+        )
+    return shape
+
+
+def _conv1d(layer: Conv1DLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    if ins[0] is None:
+        return None  # a shape only the data tells (e.g. npz sequences); checked again with the data
+    steps, _ = _needs_sequence(layer, ins[0], where)
+    return (conv_output(steps, layer.kernel_size, layer.strides, 1, layer.padding), layer.filters)
+
+
+def _pool1d(layer: MaxPool1DLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    if ins[0] is None:
+        return None
+    steps, channels = _needs_sequence(layer, ins[0], where)
+    return (conv_output(steps, layer.pool_size, layer.strides or layer.pool_size, 1, layer.padding), channels)
+
+
+def _global_pool1d(layer: LayerBase, ins: list[MaybeShape], where: str) -> MaybeShape:
+    return None if ins[0] is None else (_needs_sequence(layer, ins[0], where)[1],)
+
+
+def _embedding(layer: EmbeddingLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    shape = ins[0]
+    if shape is not None and len(shape) != 1:
+        raise FieldProblem(
+            f"{where}.type",
+            f"embedding looks up integer token ids of shape [steps], got {list(shape)}: the data must be token "
+            "ids (data.kind = 'csv_text', or an npz file whose x holds integers of shape (samples, steps))",
+        )
+    return None if shape is None else (shape[0], layer.output_dim)
+
+
+def _positional(layer: PositionalEmbeddingLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
+    if ins[0] is None:
+        return None
+    steps, features = _needs_sequence(layer, ins[0], where)
+    if steps > layer.max_len:
+        raise FieldProblem(
+            f"{where}.max_len",
+            f"the sequence has {steps} steps but the table covers max_len = {layer.max_len}: set max_len >= {steps}",
+        )
+    return (steps, features)
+
+
 def _dense(layer: DenseLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
     if _is_image(ins[0]):
         raise FieldProblem(f"{where}.type", "dense on an image: add a 'flatten' or 'global_avg_pool2d' layer before it")
@@ -194,7 +258,17 @@ SHAPE_RULES: dict[type, ShapeRule] = {
     AddLayer: _add,
     ConcatenateLayer: _concatenate,
     ReshapeLayer: _reshape,
+    Conv1DLayer: _conv1d,
+    MaxPool1DLayer: _pool1d,
+    AvgPool1DLayer: _pool1d,
+    GlobalAvgPool1DLayer: lambda layer, ins, where: _global_pool1d(layer, ins, where),
+    GlobalMaxPool1DLayer: lambda layer, ins, where: _global_pool1d(layer, ins, where),
+    EmbeddingLayer: _embedding,
+    PositionalEmbeddingLayer: _positional,
+    **dict.fromkeys((*RECURRENT_LAYERS, BidirectionalLayer), rnn_output_shape),
 }
+# Layers that read integer token ids: only the model input holds them.
+TOKEN_LAYERS: tuple[type, ...] = (EmbeddingLayer,)
 
 
 def trace_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[tuple[list[MaybeShape], MaybeShape]]:
@@ -220,6 +294,12 @@ def trace_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[t
     traced: list[tuple[list[MaybeShape], MaybeShape]] = []
     for i, (layer, src) in enumerate(zip(layers, layer_sources(layers), strict=True)):
         where = f"model.layers[{i}]"
+        if isinstance(layer, TOKEN_LAYERS) and src != (-1,):
+            raise FieldProblem(
+                f"{where}.inputs",
+                f"{layer.type} looks up the model's integer token ids, so it must read the model input: "
+                "set inputs = ['input'] (or list it first)",
+            )
         ins = [input_shape if j < 0 else outs[j] for j in src]
         rule = SHAPE_RULES.get(type(layer))
         shape = rule(layer, ins, where) if rule is not None else ins[0]
@@ -227,6 +307,7 @@ def trace_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[t
             raise FieldProblem(f"{where}", f"the image shrinks to {list(shape)}: use smaller kernels/strides or 'same'")
         outs.append(shape)
         traced.append((ins, shape))
+    mask_flow(layers)  # a mask that reaches batch_norm or the output is refused here too
     return traced
 
 

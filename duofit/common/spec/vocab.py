@@ -54,6 +54,8 @@ InitName = Literal[
     "lecun_uniform",  # U(-l, l), l = sqrt(3 / fan_in)
     "lecun_normal",  # truncated normal, std = sqrt(1 / fan_in) / .8796
     "torch_linear",  # torch nn.Linear default: kernel U(+-1/sqrt(fan_in)); same for bias
+    "uniform",  # Keras' "uniform" (RandomUniform): U(-0.05, 0.05), the keras.layers.Embedding default
+    "torch_embedding",  # torch nn.Embedding default: N(0, 1)
     "zeros",
     "ones",
     "constant",

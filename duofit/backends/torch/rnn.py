@@ -1,0 +1,221 @@
+"""Recurrent layers on torch: Keras-layout parameters run through ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``.
+
+Each layer holds its weights as duofit stores them (Keras' layout: ``kernel (F, G*H)``,
+``recurrent_kernel (H, G*H)``, one ``bias``) and hands the torch module translated views at
+every call (``torch.func.functional_call``), so gradients land on the Keras-layout tensors and
+the optimizer sees exactly Keras' parameters:
+
+- ``weight_ih_l0 = kernel.T``, ``weight_hh_l0 = recurrent_kernel.T`` (``torch/nn/modules/rnn.py``
+  RNNBase: ``w_ih`` is ``(gate_size, input_size)``, applied as ``x @ W^T``).
+- LSTM gate order (i, f, g, o) is Keras' (i, f, c, o): no reordering
+  (``keras/src/backend/torch/rnn.py`` ``prepare_lstm_params`` says so).
+- GRU: Keras stacks (z, r, h), torch (r, z, n): blocks reordered; Keras' ``reset_after`` bias
+  ``(2, 3H)`` maps row 0 to ``bias_ih_l0`` and row 1 to ``bias_hh_l0`` (both trained on both
+  sides). torch has no ``reset_after = false`` form: refused.
+- SimpleRNN / LSTM: torch adds a second bias ``bias_hh_l0``; here it is a constant zero buffer,
+  as Keras' own torch and cuDNN bridges do (``prepare_lstm_params``: ``bias_hh = torch.zeros``),
+  so only Keras' one bias trains (cause ``rnn_double_bias``).
+- Always ``batch_first=True`` (torch's default ``False`` reads ``(N, T, F)`` as ``(T, N, F)``).
+- The last output is ``h_n``; a bidirectional layer runs a second layer on the time-reversed
+  input and, for ``return_sequences``, reverses its outputs back (Keras ``Bidirectional.call``).
+
+:func:`keras_to_torch` / :func:`torch_to_keras` translate the weights for a plain ``nn.LSTM``
+etc. (``duofit convert`` and the round-trip tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from duofit.common.errors import SpecError
+from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
+
+__all__ = ["RNN_LAYERS", "RNN_SLOTS", "Bidirectional", "Recurrent", "keras_to_torch", "torch_to_keras"]
+
+_MODULES: dict[type, type[nn.RNNBase]] = {SimpleRNNLayer: nn.RNN, LSTMLayer: nn.LSTM, GRULayer: nn.GRU}
+# What torch's cells compute: nn.RNN takes tanh or relu; nn.LSTM / nn.GRU fix tanh and sigmoid.
+_TORCH_ACTIVATIONS = {SimpleRNNLayer: ("tanh", "relu"), LSTMLayer: ("tanh",), GRULayer: ("tanh",)}
+
+
+def _gru_order(k: torch.Tensor | np.ndarray, h: int) -> torch.Tensor | np.ndarray:
+    """Keras (z, r, h) blocks on the last axis -> torch (r, z, n); the same swap undoes it."""
+    parts = [k[..., h : 2 * h], k[..., :h], k[..., 2 * h :]]
+    return torch.cat(parts, dim=-1) if isinstance(k, torch.Tensor) else np.concatenate(parts, axis=-1)
+
+
+def _where(layer: RecurrentBase) -> str:
+    """The layer as a path: the factories see the layer, not its index."""
+    return f"model.layers[name={layer.name!r}]" if layer.name else f"model.layers[type={layer.type!r}]"
+
+
+def _check(layer: RecurrentBase, where: str) -> None:
+    allowed = _TORCH_ACTIVATIONS[type(layer)]
+    if layer.activation not in allowed:
+        raise SpecError(
+            f"{where}.activation: the torch backend's {layer.type} computes only {' or '.join(allowed)}, got "
+            f"{layer.activation!r}; use activation = {allowed[0]!r} or leave torch out of --backends",
+            path=f"{where}.activation",
+        )
+    recurrent = getattr(layer, "recurrent_activation", "sigmoid")
+    if recurrent != "sigmoid":
+        raise SpecError(
+            f"{where}.recurrent_activation: the torch backend's {layer.type} gates use sigmoid only, got "
+            f"{recurrent!r}; use recurrent_activation = 'sigmoid' (Keras 2's hard_sigmoid has no torch form)",
+            path=f"{where}.recurrent_activation",
+        )
+    if isinstance(layer, GRULayer) and not layer.reset_after:
+        raise SpecError(
+            f"{where}.reset_after: the torch backend's GRU has only reset_after = true semantics (nn.GRU applies "
+            "the reset gate after the recurrent matmul); use reset_after = true or leave torch out of --backends",
+            path=f"{where}.reset_after",
+        )
+
+
+class Recurrent(nn.Module):
+    """One recurrent layer with Keras-layout parameters; ``forward`` returns all steps or the last."""
+
+    def __init__(self, layer: RecurrentBase, features: int, where: str | None = None) -> None:
+        super().__init__()
+        _check(layer, where or _where(layer))
+        g, h = layer.gates, layer.units
+        self.units, self.gru, self.return_sequences = h, isinstance(layer, GRULayer), layer.return_sequences
+        kwargs = {"nonlinearity": layer.activation} if isinstance(layer, SimpleRNNLayer) else {}
+        template = _MODULES[type(layer)](features, h, bias=layer.use_bias, batch_first=True, **kwargs)
+        object.__setattr__(self, "_template", template)  # not a child: its own parameters are never used
+        self.kernel = nn.Parameter(torch.empty(features, g * h))
+        self.recurrent_kernel = nn.Parameter(torch.empty(h, g * h))
+        self.bias = nn.Parameter(torch.empty(2, g * h) if self.gru else torch.empty(g * h)) if layer.use_bias else None
+        if layer.use_bias and not self.gru:  # torch's second bias, fixed at zero (cause rnn_double_bias)
+            self.register_buffer("bias_hh", torch.zeros(g * h), persistent=False)
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        k, r = self.kernel, self.recurrent_kernel
+        if self.gru:
+            k, r = _gru_order(k, self.units), _gru_order(r, self.units)
+        params = {"weight_ih_l0": k.T, "weight_hh_l0": r.T}
+        if self.bias is not None:
+            if self.gru:
+                b = _gru_order(self.bias, self.units)
+                params.update(bias_ih_l0=b[0], bias_hh_l0=b[1])
+            else:
+                params.update(bias_ih_l0=self.bias, bias_hh_l0=self.bias_hh)
+        return params
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        out, state = functional_call(self._template, self._params(), (x,))
+        if self.return_sequences:
+            return out
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
+        return h_n[-1]
+
+
+class Bidirectional(nn.Module):
+    """A recurrent layer forwards and a twin on the reversed sequence, merged by concat or sum."""
+
+    def __init__(self, layer: BidirectionalLayer, features: int) -> None:
+        super().__init__()
+        where = (
+            f"model.layers[name={layer.name!r}]" if layer.name else "model.layers[type='bidirectional']"
+        ) + ".layer"
+        self.forward_layer = Recurrent(layer.layer, features, where)
+        self.backward_layer = Recurrent(layer.layer, features, where)
+        self.merge, self.return_sequences = layer.merge, layer.layer.return_sequences
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ahead = self.forward_layer(x)
+        back = self.backward_layer(x.flip(1))
+        if self.return_sequences:
+            back = back.flip(1)
+        return torch.cat([ahead, back], dim=-1) if self.merge == "concat" else ahead + back
+
+
+def _recurrent(layer: RecurrentBase, shape: tuple[int, ...], out: tuple[int, ...]) -> nn.Module:
+    return Recurrent(layer, shape[-1])
+
+
+def _bidirectional(layer: BidirectionalLayer, shape: tuple[int, ...], out: tuple[int, ...]) -> nn.Module:
+    return Bidirectional(layer, shape[-1])
+
+
+# Entries of the torch LAYERS table: spec type -> module factory (layer, input shape, output shape).
+RNN_LAYERS: dict[type, Callable[..., nn.Module]] = {
+    SimpleRNNLayer: _recurrent,
+    LSTMLayer: _recurrent,
+    GRULayer: _recurrent,
+    BidirectionalLayer: _bidirectional,
+}
+
+Slot = tuple[str, torch.Tensor, "tuple[int, ...] | None"]
+
+
+def _slots_of(prefix: str, block: Recurrent) -> list[Slot]:
+    slots: list[Slot] = [
+        (f"{prefix}kernel", block.kernel, None),
+        (f"{prefix}recurrent_kernel", block.recurrent_kernel, None),
+    ]
+    if block.bias is not None:
+        slots.append((f"{prefix}bias", block.bias, None))
+    return slots
+
+
+def _single_slots(i: int, block: nn.Module) -> list[Slot]:
+    assert isinstance(block, Recurrent)
+    return _slots_of(f"layers.{i}.", block)
+
+
+def _bidirectional_slots(i: int, block: nn.Module) -> list[Slot]:
+    assert isinstance(block, Bidirectional)
+    return _slots_of(f"layers.{i}.forward_", block.forward_layer) + _slots_of(
+        f"layers.{i}.backward_", block.backward_layer
+    )
+
+
+# Spec type -> (layer index, its module) -> (duofit name, tensor, permutation): the parameters are
+# already in duofit's layout, so no permutation.
+RNN_SLOTS: dict[type, Callable[[int, nn.Module], list[Slot]]] = {
+    SimpleRNNLayer: _single_slots,
+    LSTMLayer: _single_slots,
+    GRULayer: _single_slots,
+    BidirectionalLayer: _bidirectional_slots,
+}
+
+
+def keras_to_torch(layer: RecurrentBase, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keras-layout weights -> a plain torch module's ``state_dict`` (``weight_ih_l0`` ...).
+
+    The second bias of SimpleRNN / LSTM is zero (torch's effective bias is the sum).
+
+    Example:
+        >>> w = {"kernel": np.arange(6.0).reshape(1, 6), "recurrent_kernel": np.zeros((2, 6)),
+        ...      "bias": np.zeros((2, 6))}
+        >>> keras_to_torch(GRULayer(type="gru", units=2), w)["weight_ih_l0"].ravel().tolist()
+        [2.0, 3.0, 0.0, 1.0, 4.0, 5.0]
+    """
+    order: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: np.asarray(_gru_order(a, layer.units))) if isinstance(layer, GRULayer) else (lambda a: a)
+    )
+    out = {
+        "weight_ih_l0": order(weights["kernel"]).T.copy(),
+        "weight_hh_l0": order(weights["recurrent_kernel"]).T.copy(),
+    }
+    if "bias" in weights:
+        b = order(weights["bias"])
+        out["bias_ih_l0"], out["bias_hh_l0"] = (b[0], b[1]) if b.ndim == 2 else (b, np.zeros_like(b))
+    return out
+
+
+def torch_to_keras(layer: RecurrentBase, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A plain torch module's ``state_dict`` -> Keras-layout weights (SimpleRNN/LSTM: the bias sum)."""
+    order: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: np.asarray(_gru_order(a, layer.units))) if isinstance(layer, GRULayer) else (lambda a: a)
+    )
+    out = {"kernel": order(state["weight_ih_l0"].T), "recurrent_kernel": order(state["weight_hh_l0"].T)}
+    if "bias_ih_l0" in state:
+        pair = np.stack([state["bias_ih_l0"], state["bias_hh_l0"]])
+        out["bias"] = order(pair) if isinstance(layer, GRULayer) else pair.sum(axis=0)
+    return out
