@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from duofit.common.errors import DataError
+from duofit.common.init_attention import attention_inits
 from duofit.common.init_rnn import rnn_inits
 from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseLayer, FieldProblem, InitSpec, Spec
 from duofit.common.spec.layers_conv1d import Conv1DLayer, LayerNormLayer
@@ -153,6 +154,7 @@ WEIGHT_INITS: dict[type, Callable[[Any, np.random.Generator, Shape], dict[str, n
     EmbeddingLayer: _embedding,
     PositionalEmbeddingLayer: _positional,
     **rnn_inits(_sample),
+    **attention_inits(_sample),
 }
 
 

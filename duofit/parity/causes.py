@@ -32,6 +32,7 @@ from duofit.common.spec import (
     Spec,
 )
 from duofit.parity.cause import STAGES, TRAINING, UPDATES, Cause
+from duofit.parity.causes_attention import ATTENTION_CAUSES
 from duofit.parity.causes_layers import LAYER_CAUSES, same_1d
 
 __all__ = ["CAUSES", "STAGES", "Cause", "matching_causes"]
@@ -275,6 +276,7 @@ CAUSES: tuple[Cause, ...] = (
         lambda a, b, strict: a.train.dtype == "float32",
     ),
     *LAYER_CAUSES,  # the layer families' causes (duofit/parity/causes_layers.py)
+    *ATTENTION_CAUSES,  # multi_head_attention (duofit/parity/causes_attention.py)
 )
 
 

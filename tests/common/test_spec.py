@@ -115,8 +115,9 @@ def test_vocabulary_tables_cover_their_names() -> None:
 def test_layer_registry_is_the_union() -> None:
     assert set(LAYER_TYPES) == _members(LayerSpec)
     tags = [typing.get_args(cls.model_fields["type"].annotation)[0] for cls in LAYER_TYPES]
-    # 12 dense/conv2d/graph layers, 8 sequence layers (conv1d, pools, layer_norm, embeddings), 4 recurrent
-    assert len(tags) == len(set(tags)) == 24
+    # 12 dense/conv2d/graph layers, 8 sequence layers (conv1d, pools, layer_norm, embeddings), 4 recurrent,
+    # 1 attention
+    assert len(tags) == len(set(tags)) == 25
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from duofit.backends.keras import sequence as seq
+from duofit.backends.keras.attention import ATTENTION_KERAS_LAYERS, ATTENTION_WEIGHT_NAMES
 from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
 from duofit.backends.keras.native import native
 from duofit.backends.keras.rnn import RNN_LAYERS, RNN_WEIGHT_NAMES
@@ -212,6 +213,7 @@ LAYERS: dict[type, Callable[..., list[keras.layers.Layer]]] = {
     EmbeddingLayer: seq.embedding,
     PositionalEmbeddingLayer: seq.positional,
     **RNN_LAYERS,
+    **ATTENTION_KERAS_LAYERS,
 }
 # Keras' merge layers take their inputs as one list; every other layer takes them as arguments.
 _MERGES = (AddLayer, ConcatenateLayer)
@@ -293,6 +295,7 @@ _NAMES = {
     **SEQUENCE_WEIGHT_NAMES,
     BatchNormLayer: ("gamma", "beta", "moving_mean", "moving_variance"),
     **RNN_WEIGHT_NAMES,
+    **ATTENTION_WEIGHT_NAMES,
 }
 
 
@@ -323,7 +326,12 @@ def get_weights(heads: list[keras.layers.Layer], spec: Spec) -> dict[str, np.nda
 
 
 # weights a layer may leave out, and the flag that keeps them
-_OPTIONAL = {"bias": "use_bias", "gamma": "scale", "beta": "center"}
+_OPTIONAL = {
+    "bias": "use_bias",
+    "gamma": "scale",
+    "beta": "center",
+    **{f"{part}_bias": "use_bias" for part in ("query", "key", "value", "output")},
+}
 
 
 def _present(layer: object, name: str) -> bool:

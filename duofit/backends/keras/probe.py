@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from duofit.backends.keras.attention import ATTENTION_WEIGHT_NAMES
 from duofit.backends.keras.layers import (
     SEQUENCE_WEIGHT_NAMES,
     build_model,
@@ -91,7 +92,9 @@ def gradients(
             names = ["gamma", "beta"]
         elif type(layer) in RNN_WEIGHT_NAMES:  # a bidirectional's wrapped layer always has its bias
             names = [n for n in RNN_WEIGHT_NAMES[type(layer)] if n != "bias" or getattr(layer, "use_bias", True)]
-        elif type(layer) in SEQUENCE_WEIGHT_NAMES:  # conv1d, layer_norm, embeddings (keras/layers.py)
+        elif (
+            type(layer) in SEQUENCE_WEIGHT_NAMES or type(layer) in ATTENTION_WEIGHT_NAMES
+        ):  # conv1d, norms, embeddings, attention
             names = present_weights(layer)
         else:
             continue

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from duofit.backends.torch import sequence as seq
+from duofit.backends.torch.attention import ATTENTION_LAYERS, ATTENTION_SLOTS
 from duofit.backends.torch.rnn import RNN_LAYERS, RNN_SLOTS
 from duofit.common.errors import BackendError, unsupported
 from duofit.common.spec import (
@@ -248,6 +249,7 @@ LAYERS: dict[type, Callable[..., nn.Module]] = {
     EmbeddingLayer: lambda layer, shape, out: seq.embedding(layer, shape),
     PositionalEmbeddingLayer: lambda layer, shape, out: seq.positional(layer, shape),
     **RNN_LAYERS,
+    **ATTENTION_LAYERS,
 }
 
 
@@ -317,6 +319,8 @@ def _slots(heads: Sequence[nn.Module], spec: Spec) -> list[tuple[str, torch.Tens
                 slots.append((f"layers.{i}.bias", mod.bias, None))
         elif type(layer) in RNN_SLOTS:  # recurrent layers keep duofit's layout (backends/torch/rnn.py)
             slots += RNN_SLOTS[type(layer)](i, block)
+        elif type(layer) in ATTENTION_SLOTS:  # attention keeps duofit's layout (backends/torch/attention.py)
+            slots += ATTENTION_SLOTS[type(layer)](i, block)
         elif isinstance(layer, BatchNormLayer):
             assert isinstance(block, (nn.BatchNorm1d, nn.BatchNorm2d))
             slots += [

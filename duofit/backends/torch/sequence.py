@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from duofit.common.spec.layers import LayerBase
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer
 from duofit.common.spec.layers_conv1d import (
     AvgPool1DLayer,
     Conv1DLayer,
@@ -202,4 +203,6 @@ def attach_masks(modules: Sequence[nn.Module], layers: Sequence[LayerBase]) -> N
             module.tokens = tokens
         elif masked and isinstance(layer, GlobalAvgPool1DLayer):
             assert isinstance(module, GlobalPool1D)
+            module.tokens = tokens
+        elif masked and isinstance(layer, MultiHeadAttentionLayer):  # padded queries and keys (attention.py)
             module.tokens = tokens

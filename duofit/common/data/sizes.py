@@ -19,6 +19,7 @@ import numpy as np
 
 from duofit.common.errors import DataError
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, FieldProblem, Spec
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer, attention_parameters
 from duofit.common.spec.layers_conv1d import Conv1DLayer, LayerNormLayer
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.layers_rnn import RECURRENT_LAYERS, BidirectionalLayer, rnn_parameters
@@ -52,6 +53,7 @@ PARAMETER_COUNTS: dict[type, Callable[[Any, Shape], int]] = {
     EmbeddingLayer: lambda layer, shape: layer.input_dim * layer.output_dim,
     PositionalEmbeddingLayer: lambda layer, shape: layer.max_len * shape[-1],
     **dict.fromkeys((*RECURRENT_LAYERS, BidirectionalLayer), lambda layer, shape: rnn_parameters(layer, shape[-1])),
+    MultiHeadAttentionLayer: lambda layer, shape: attention_parameters(layer, shape[-1]),
 }
 
 

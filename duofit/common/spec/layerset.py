@@ -30,6 +30,7 @@ from duofit.common.spec.layers import (
     MaxPool2DLayer,
     ReshapeLayer,
 )
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer
 from duofit.common.spec.layers_conv1d import (
     AvgPool1DLayer,
     Conv1DLayer,
@@ -71,6 +72,7 @@ LayerSpec = Annotated[
         BidirectionalLayer,
         # recurrent layers (layers_rnn)
         # attention (layers_attention)
+        MultiHeadAttentionLayer,
     ],
     Field(discriminator="type"),
 ]

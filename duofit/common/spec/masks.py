@@ -26,6 +26,7 @@ from duofit.common.spec.layers import (
     DropoutLayer,
     LayerBase,
 )
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer
 from duofit.common.spec.layers_conv1d import LayerNormLayer
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.model import layer_sources
@@ -48,7 +49,20 @@ MASK_RULES: dict[type, MaskRule] = {
     DropoutLayer: lambda layer, ins: ins[0],
     AddLayer: lambda layer, ins: all(ins),
     ConcatenateLayer: lambda layer, ins: any(ins),
+    # keras/src/layers/attention/multi_head_attention.py compute_mask: the output keeps the query's mask
+    MultiHeadAttentionLayer: lambda layer, ins: _attention_mask(ins),
 }
+
+
+def _attention_mask(ins: list[bool]) -> bool:
+    """The query's mask; a mask on only one of query and value has no torch twin yet (one shared mask)."""
+    if len(ins) == 2 and ins[0] != ins[1]:
+        raise FieldProblem(
+            "model.layers[type='multi_head_attention'].inputs",
+            "the padding mask of an embedding with mask_zero reaches only one of query and value; read both from "
+            "the masked sequence, or set mask_zero = false",
+        )
+    return ins[0]
 
 
 def mask_flow(layers: Sequence[LayerBase]) -> list[bool]:

@@ -36,6 +36,7 @@ from duofit.common.spec.layers import (
     MaxPool2DLayer,
     ReshapeLayer,
 )
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer, attention_output_shape
 from duofit.common.spec.layers_conv1d import (
     AvgPool1DLayer,
     Conv1DLayer,
@@ -266,6 +267,7 @@ SHAPE_RULES: dict[type, ShapeRule] = {
     EmbeddingLayer: _embedding,
     PositionalEmbeddingLayer: _positional,
     **dict.fromkeys((*RECURRENT_LAYERS, BidirectionalLayer), rnn_output_shape),
+    MultiHeadAttentionLayer: attention_output_shape,
 }
 # Layers that read integer token ids: only the model input holds them.
 TOKEN_LAYERS: tuple[type, ...] = (EmbeddingLayer,)
