@@ -107,7 +107,8 @@ def _run_result(
         spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged, recorder.message
     )
     result.diagnostics["undefined_metrics"] = scores.undefined  # {column: why it is NaN}
-    warn_undefined(scores.undefined, prefix=f"{backend}: ", stacklevel=3)
+    result.diagnostics["left_out_classes"] = scores.left_out  # {column: classes an average left out}
+    warn_undefined(scores.undefined, prefix=f"{backend}: ", stacklevel=3, left_out=scores.left_out)
     return result
 
 

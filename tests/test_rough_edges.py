@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from duofit.cli import main
 from duofit.common.errors import DataError, SpecError
+from tests.test_cli import _cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed.toml"
@@ -47,12 +47,6 @@ def _tiny(tmp_path: Path, name: str = "seed", epochs: int = 3, n_samples: int = 
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _python(code: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:

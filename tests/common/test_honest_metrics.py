@@ -30,9 +30,12 @@ from duofit.common.metrics import (
     class_order,
     compute_metrics,
     probabilities,
+    undefined_reasons,
 )
+from duofit.common.metrics.undefined import AVERAGE_REASON
 from duofit.common.result import RunResult
 from duofit.common.spec import resolve_metrics
+from duofit.common.spec.metrics import AVERAGES as TASK_AVERAGES
 
 FRAUD = ClassOrder(("fraud", "legit"), positive=0, reason="the minority class")
 BINARY_NAMES: list[Any] = [
@@ -364,3 +367,155 @@ def test_cv_means_skip_undefined_folds_and_say_how_many() -> None:
     assert cv.undefined_notes() == [
         "precision (torch): undefined in 1 of 3 folds, mean over 2 (fold 2: no sample was predicted positive)"
     ]
+
+
+# --------------------------------------------------------------------------- multiclass averages
+AVERAGES = TASK_AVERAGES["multiclass"]  # macro, micro, weighted
+AVERAGED: list[Any] = [{"name": n, "average": a} for n in ("precision", "recall", "f1") for a in AVERAGES]
+SKLEARN = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}
+
+
+def _column(name: str, average: str) -> str:
+    return name if average == "macro" else f"{name}_{average}"
+
+
+def _unseen_class_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random multiclass logits whose last class is never predicted; some seeds drop a class from y."""
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(6, 200)), int(rng.integers(3, 7))
+    y = rng.integers(0, k, size=n)
+    if seed % 3 == 0:
+        y = np.where(y == 0, 1, y)  # class 0 absent from y (it may still be predicted: recall undefined)
+    out = rng.normal(size=(n, k)) + np.eye(k)[y] * rng.uniform(0, 2)
+    out[:, -1] = -50.0  # never the argmax: its precision is undefined
+    return y, out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_multiclass_averages_leave_undefined_classes_out_as_sklearn_zero_division_nan(seed: int) -> None:
+    y, out = _unseen_class_data(seed)
+    labels = out.argmax(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        got = compute_metrics(AVERAGED, "multiclass", y, out, from_logits=True)
+    fast = EpochMetrics(AVERAGED, "multiclass", y, from_logits=True)(out)
+    for name, score in SKLEARN.items():
+        for average in AVERAGES:
+            column = _column(name, average)
+            want = score(y, labels, average=average, zero_division=np.nan)
+            assert got[column] == pytest.approx(want, rel=1e-12), column
+            assert fast[column] == pytest.approx(want, rel=1e-12), column
+    # the class never predicted no longer pulls the precision down as a 0
+    assert got["precision"] >= skm.precision_score(y, labels, average="macro", zero_division=0)
+    assert got["precision_micro"] == skm.accuracy_score(y, labels)  # micro sums counts: unaffected
+
+
+# (y, predicted labels, classes, {column: value}): hand-checked averages with classes left out
+LEFT_OUT_CASES = [
+    # class 2 never predicted: precision (1 + 1/3) / 2 (zero_division=0 said 4/9), weighted the same
+    ([0, 1, 2, 2], [0, 1, 1, 1], 3, {"precision": 2 / 3, "precision_weighted": 2 / 3, "recall": 2 / 3}),
+    # class 2 predicted, absent from y: recall (1 + 1/2) / 2; weighted recall gives it weight 0 anyway
+    ([0, 1, 1], [0, 1, 2], 3, {"recall": 0.75, "recall_weighted": 2 / 3, "precision": 2 / 3}),
+    # weighted: the only class with support is left out; sklearn then averages the rest unweighted
+    ([0, 0], [1, 1], 2, {"precision_weighted": 0.0, "precision": 0.0, "recall": 0.0}),
+]
+
+
+@pytest.mark.parametrize(("y", "labels", "k", "want"), LEFT_OUT_CASES)
+def test_left_out_classes_by_hand(y: list[int], labels: list[int], k: int, want: dict[str, float]) -> None:
+    y_arr, out = np.asarray(y), np.eye(k)[labels] * 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        got = compute_metrics(AVERAGED, "multiclass", y_arr, out, from_logits=True)
+    fast = EpochMetrics(AVERAGED, "multiclass", y_arr, from_logits=True)(out)
+    for column, value in want.items():
+        assert got[column] == pytest.approx(value, rel=1e-12) == fast[column], column
+
+
+def test_one_warning_names_the_metric_and_the_classes_left_out() -> None:
+    order = ClassOrder(("setosa", "versicolor", "virginica", "other"))
+    y = np.array([0, 1, 2, 2, 1, 0])
+    out = np.eye(4)[[0, 1, 1, 1, 3, 0]] * 5.0  # 'virginica' never predicted; 'other' predicted, not in y
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compute_metrics(AVERAGED, "multiclass", y, out, from_logits=True, order=order, split="validation")
+    messages = sorted(str(w.message) for w in caught)
+    assert all(w.category is UndefinedMetricWarning for w in caught)
+    assert messages == [
+        "precision on the validation split: class 'virginica' was never predicted, so its precision is "
+        "undefined and left out of the macro average (not counted as 0)",
+        "precision_weighted on the validation split: class 'virginica' was never predicted, so its precision "
+        "is undefined and left out of the weighted average (not counted as 0)",
+        "recall on the validation split: class 'other' was absent from the split, so its recall is undefined "
+        "and left out of the macro average (not counted as 0)",
+    ]  # recall_weighted: 'other' weighs 0 anyway; f1 and micro: nothing undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the per-epoch path says nothing
+        EpochMetrics(AVERAGED, "multiclass", y, from_logits=True, order=order)(out)
+
+
+def test_every_class_left_out_is_nan_with_the_reason() -> None:
+    entries = resolve_metrics(AVERAGED, "multiclass")
+    empty = EpochMetrics(entries, "multiclass", np.zeros(0, dtype=np.int64), from_logits=True)(np.zeros((0, 3)))
+    assert all(math.isnan(v) for v in empty.values()), empty
+    assert undefined_reasons(empty, entries) == dict.fromkeys(empty, AVERAGE_REASON)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("seed", range(10))
+def test_torch_native_averages_leave_undefined_classes_out(seed: int) -> None:
+    from duofit.backends.torch.metrics import native_metrics
+
+    y, out = _unseen_class_data(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        want = compute_metrics(AVERAGED, "multiclass", y, out, from_logits=True)
+    got = native_metrics(AVERAGED, "multiclass", y, out, True, batch_size=16)
+    assert got == pytest.approx(want, rel=1e-12)
+    empty = native_metrics(AVERAGED, "multiclass", np.zeros(0, dtype=np.int64), np.zeros((0, 3)), True)
+    assert all(math.isnan(v) for v in empty.values()), empty
+
+
+@pytest.mark.keras
+def test_keras_native_precision_and_recall_averages_leave_undefined_classes_out() -> None:
+    from duofit.backends.keras.metrics import native_metrics
+
+    names = [e for e in AVERAGED if e["name"] != "f1"]  # F1Score: its own macro rule (module docstring)
+    for seed in range(4):
+        y, out = _unseen_class_data(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            want = compute_metrics(names, "multiclass", y, out, from_logits=True)
+        got = native_metrics(names, "multiclass", y, out.astype(np.float32), True, batch_size=16)
+        assert got == pytest.approx(want, abs=2.5e-7), seed  # float32 counts: test_native_metrics' bound
+
+
+@pytest.mark.torch
+def test_run_warns_and_records_a_class_left_out_of_the_average(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rare class 'c' drawn like 'a' is never predicted: the run says so and keeps it out of the mean."""
+    rng = np.random.default_rng(0)
+    label = np.array(["a"] * 140 + ["b"] * 140 + ["c"] * 20)
+    shift = (label == "b") * 3.0
+    frame = {"x1": rng.normal(size=300) + shift, "x2": rng.normal(size=300) + shift, "label": label}
+    pd.DataFrame(frame).to_csv(tmp_path / "three.csv", index=False)
+    spec = {
+        "metrics": ["precision", {"name": "precision", "average": "weighted"}, "f1"],
+        "data": {"kind": "csv", "path": str(tmp_path / "three.csv"), "target": "label"},
+        "model": {"layers": [{"type": "dense", "units": 3}]},
+        "loss": {"type": "categorical_crossentropy", "from_logits": True, "labels": "integer"},
+        "optimizer": {"type": "adam", "lr": 0.05},
+        "train": {"epochs": 5},
+    }
+    (tmp_path / "three.json").write_text(json.dumps(spec), encoding="utf-8")
+    assert main(["run", str(tmp_path / "three.json"), "-q", "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: torch: precision on the test split: class 'c' was never predicted" in err
+    res = RunResult.load(tmp_path / "out")
+    assert set(res.diagnostics["left_out_classes"]) == {"precision", "precision_weighted"}
+    labels = res.predictions.argmax(axis=1)
+    assert 2 not in labels
+    want = skm.precision_score(res.y_test, labels, average="macro", zero_division=np.nan)
+    assert res.metrics["precision"] == pytest.approx(want, rel=1e-12)
+    assert res.metrics["precision"] > skm.precision_score(res.y_test, labels, average="macro", zero_division=0)

@@ -77,7 +77,7 @@ def test_multiclass_metrics_macro_and_ovr() -> None:
     y = rng.integers(0, 3, size=150)
     got = compute_metrics(["precision", "roc_auc"], "multiclass", y, out, from_logits=True)
     proba = probabilities("multiclass", out, True)
-    assert got["precision"] == skm.precision_score(y, proba.argmax(1), average="macro", zero_division=0)
+    assert got["precision"] == skm.precision_score(y, proba.argmax(1), average="macro", zero_division=np.nan)
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
 
 
@@ -151,9 +151,9 @@ def test_options_follow_sklearn() -> None:
     labels = out.argmax(1)
     got = compute_metrics(_entries("multiclass", 0.5), "multiclass", y, out, from_logits=True)
     for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
-        assert got[name] == fn(y, labels, average="macro", zero_division=0)  # macro keeps the plain name
+        assert got[name] == fn(y, labels, average="macro", zero_division=np.nan)  # macro keeps the plain name
         for average in ("micro", "weighted"):
-            assert got[f"{name}_{average}"] == fn(y, labels, average=average, zero_division=0)
+            assert got[f"{name}_{average}"] == fn(y, labels, average=average, zero_division=np.nan)
     logits = rng.normal(size=(120, 1))
     yb = (logits[:, 0] + rng.normal(size=120) > 0).astype(int)
     p = 1 / (1 + np.exp(-logits[:, 0]))

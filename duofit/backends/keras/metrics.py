@@ -15,8 +15,10 @@ Which Keras metric (differences from the sklearn reference in brackets):
   Riemann-sum approximation of the exact ROC-AUC].
 - multiclass: ``CategoricalAccuracy``; precision/recall: ``Precision``/``Recall(top_k=1)``
   for ``micro``, per-class ``Precision``/``Recall(top_k=1, class_id=c)`` averaged over the
-  labels present (as sklearn) for ``macro``/``weighted``; ``F1Score(average)`` [epsilon; its
-  macro average also counts classes absent from both labels and predictions];
+  classes whose score is defined for ``macro``/``weighted`` (a class never predicted, or
+  absent from the labels, is left out, as sklearn's ``zero_division=np.nan``; ``nan`` with
+  none left: :class:`PerClassAverage`); ``F1Score(average)`` [epsilon; its macro average
+  also counts classes absent from both labels and predictions, as 0];
   ``AUC(multi_label=True)`` [one-vs-rest macro, Riemann sum; a class absent from the
   labels scores 0 where the reference drops it].
 - regression: ``MeanSquaredError``, ``RootMeanSquaredError``, ``MeanAbsoluteError``,
@@ -79,12 +81,15 @@ class PerClassAverage(keras.metrics.Metric):
 
     Args:
         kind: ``"precision"`` or ``"recall"``.
-        average: ``"macro"`` (mean over the labels present in the labels or the
-            predictions, as sklearn) or ``"weighted"`` (by each class's support).
+        average: ``"macro"`` (mean over the classes) or ``"weighted"`` (by each class's support).
         n_classes: Number of classes.
 
     Takes one-hot labels and probabilities; each class is counted by a
     ``Precision``/``Recall(top_k=1, class_id=c)`` (the argmax class is the prediction).
+    A class whose score is undefined (precision: never predicted; recall: absent from the
+    labels) is left out of the average, as sklearn's ``zero_division=np.nan``; weighted
+    falls back to the plain mean when the classes left all have support 0; no class left
+    gives ``nan``.
     """
 
     def __init__(self, kind: str, average: str, n_classes: int, name: str | None = None) -> None:
@@ -101,9 +106,13 @@ class PerClassAverage(keras.metrics.Metric):
         tp = ops.concatenate([m.true_positives for m in self.precisions])
         fp = ops.concatenate([m.false_positives for m in self.precisions])
         fn = ops.concatenate([m.false_negatives for m in self.recalls])
-        score = ops.divide_no_nan(tp, tp + (fp if self.kind == "precision" else fn))
-        weights = tp + fn if self.average == "weighted" else ops.cast(tp + fp + fn > 0, tp.dtype)
-        return ops.divide_no_nan(ops.sum(score * weights), ops.sum(weights))
+        den = tp + (fp if self.kind == "precision" else fn)
+        defined = ops.cast(den > 0, tp.dtype)  # classes absent from labels and predictions too
+        weights = (tp + fn) * defined if self.average == "weighted" else defined
+        weights = ops.where(ops.sum(weights) > 0, weights, defined)
+        total = ops.sum(weights)
+        value = ops.divide_no_nan(ops.sum(ops.divide_no_nan(tp, den) * weights), total)
+        return ops.where(total > 0, value, ops.full_like(value, float("nan")))
 
     def reset_state(self) -> None:  # noqa: D102
         for m in (*self.precisions, *self.recalls):

@@ -7,10 +7,11 @@ indexing, no ``bincount``, whose CUDA kernel syncs to size its output): the per-
 a few kernel launches; :func:`collect` reads every result with one transfer at the end.
 
 Formulas mirror the reference (:mod:`duofit.common.metrics.reference`, sklearn) in float64: confusion
-counts in int64 (a binary precision/recall/F1 with a zero denominator is ``nan``; multiclass
-averages use ``zero_division=0`` over the labels present in ``y_true`` or the predictions, as
-sklearn does), exact ROC-AUC from average ranks (Mann-Whitney, ties counted half; classes
-absent from ``y_true`` are dropped and the scores renormalised, as the reference does),
+counts in int64 (a binary precision/recall/F1 with a zero denominator is ``nan``; a multiclass
+macro or weighted average leaves out the classes whose score is undefined, as sklearn's
+``zero_division=np.nan`` does, and is ``nan`` with none left), exact ROC-AUC from average
+ranks (Mann-Whitney, ties counted half; classes absent from ``y_true`` are dropped and the
+scores renormalised, as the reference does),
 regression sums with Chan's parallel variance update (r2 of a constant target is ``nan``).
 A binary metric whose positive class is 0 reads ``(1 - y, 1 - p)``
 (:func:`duofit.common.metrics.registry.flips`). Non-finite outputs give ``nan``, as the
@@ -51,8 +52,22 @@ class NativeMetric(Protocol):
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """``num / den``, 0 where ``den`` is 0 (sklearn's zero_division=0)."""
+    """``num / den``, 0 where ``den`` is 0 (a term that the caller weighs 0)."""
     return torch.where(den != 0, num / torch.where(den != 0, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def _class_average(num: torch.Tensor, den: torch.Tensor, support: torch.Tensor, weighted: bool) -> torch.Tensor:
+    """Mean of the per-class ratios ``num / den`` over the classes where ``den > 0`` (no host sync).
+
+    As sklearn's ``zero_division=np.nan`` (``_nanaverage``): a class whose ratio is undefined
+    is left out with its weight; ``weighted`` weighs by ``support``, unweighted when the
+    classes left all have support 0; ``nan`` when no class is left. A class absent from both
+    the labels and the predictions has ``den == 0`` too, so only the classes sklearn scores count.
+    """
+    defined = (den != 0).to(torch.float64)
+    weights = support * defined if weighted else defined
+    weights = torch.where(weights.sum() > 0, weights, defined)
+    return (_ratio(num, den) * weights).sum() / weights.sum()  # 0 / 0 = nan: no class left
 
 
 def _defined_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -120,13 +135,9 @@ class LabelMetric(_Base):
         if average == "binary":
             value = _defined_ratio(num[1], den[1])
         elif average == "micro":
-            value = _ratio(num.sum(), den.sum())
-        elif average == "weighted":
-            support = tp + fn
-            value = _ratio((_ratio(num, den) * support).sum(), support.sum())
-        else:  # macro over the labels in y_true or the predictions
-            present = ((cm.sum(dim=0) + cm.sum(dim=1)) > 0).to(torch.float64)
-            value = (_ratio(num, den) * present).sum() / present.sum()
+            value = _defined_ratio(num.sum(), den.sum())
+        else:  # macro or weighted over the classes whose score is defined
+            value = _class_average(num, den, tp + fn, weighted=average == "weighted")
         return self._nan_unless_finite(value)
 
 

@@ -9,7 +9,8 @@ Modules, lowest first (each imports only those above it):
   binary metric scores as positive (``pos_label``, or the default rule);
 - :mod:`~duofit.common.metrics.registry`: name -> what it reads, both formulas, the
   vocabulary's task and ``higher_is_better``; :func:`flips`, the positive-class rule;
-- :mod:`~duofit.common.metrics.undefined`: why a metric is ``nan`` on a split, and its warning;
+- :mod:`~duofit.common.metrics.undefined`: why a metric is ``nan`` on a split, which classes a
+  multiclass average left out, and their warnings;
 - :mod:`~duofit.common.metrics.epoch`: the fast path (:class:`EpochMetrics`, :func:`fast_metrics`);
 - :mod:`~duofit.common.metrics.evaluate`: final metrics (:func:`compute_metrics`);
 - :mod:`~duofit.common.metrics.native`: the batch loop of the backends' own metric objects.
@@ -30,6 +31,8 @@ from duofit.common.metrics.positive import ClassOrder, bind_positive, class_orde
 from duofit.common.metrics.registry import REGISTRY, MetricDef, flips
 from duofit.common.metrics.undefined import (
     UndefinedMetricWarning,
+    left_out_message,
+    left_out_reasons,
     undefined_message,
     undefined_reasons,
     warn_undefined,
@@ -47,6 +50,8 @@ __all__ = [
     "compute_metrics",
     "fast_metrics",
     "flips",
+    "left_out_message",
+    "left_out_reasons",
     "predicted_labels",
     "probabilities",
     "score_outputs",

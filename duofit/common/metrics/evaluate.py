@@ -6,7 +6,8 @@ Metric entries may carry options (see :mod:`duofit.common.spec.metrics`): a bina
 names for default options). With the run's :class:`~duofit.common.metrics.positive.ClassOrder`
 (``order``) a binary metric scores the class its ``pos_label`` (or the default rule) names;
 without it, class 1. A metric undefined on the data is ``nan``, with an
-:class:`~duofit.common.metrics.undefined.UndefinedMetricWarning` naming the reason.
+:class:`~duofit.common.metrics.undefined.UndefinedMetricWarning` naming the reason; a
+multiclass average that leaves out a class whose score is undefined warns too, naming it.
 
 Example:
     >>> import numpy as np
@@ -24,7 +25,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from duofit.common.metrics.epoch import EpochMetrics
 from duofit.common.metrics.outputs import predicted_labels, to_scores
 from duofit.common.metrics.positive import ClassOrder, bind_positive
 from duofit.common.metrics.registry import REGISTRY, flips
-from duofit.common.metrics.undefined import undefined_reasons, warn_undefined
+from duofit.common.metrics.undefined import left_out_reasons, undefined_reasons, warn_undefined
 from duofit.common.spec import resolve_metrics
 
 __all__ = ["Scores", "compute_metrics", "score_outputs"]
@@ -47,10 +48,13 @@ class Scores:
         values: ``{column: value}``; ``nan`` where undefined.
         undefined: ``{column: why}`` for the metrics undefined on finite outputs (every
             metric is ``nan`` on non-finite outputs: the run diverged, which it reports).
+        left_out: ``{column: which classes and why}`` for the multiclass averages (defined)
+            that left out classes whose score is undefined.
     """
 
     values: dict[str, float]
     undefined: dict[str, str]
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def score_outputs(
@@ -78,7 +82,10 @@ def score_outputs(
         y_e, s_e = (1 - y, 1.0 - s) if flips(entry, task) else (y, s)  # positive class 0: score it as class 1
         pred = predicted_labels(task, s_e, entry.threshold) if metric.reads == "labels" else s_e
         values[entry.column] = metric.reference(y_e, pred, entry, task)
-    return Scores(values, undefined_reasons(values, entries, order))
+    left_out = {}
+    if task == "multiclass":
+        left_out = left_out_reasons(y, predicted_labels(task, s), s.shape[1], values, entries, order)
+    return Scores(values, undefined_reasons(values, entries, order), left_out)
 
 
 def compute_metrics(
@@ -110,7 +117,8 @@ def compute_metrics(
     Returns:
         ``{column: value}`` (the plain name for default options); a metric that is undefined
         (e.g. ROC-AUC on one class, or any metric on non-finite outputs) is ``nan``, and an
-        ``UndefinedMetricWarning`` says why (finite outputs).
+        ``UndefinedMetricWarning`` says why (finite outputs); so does one for each multiclass
+        average that left out classes whose score is undefined, naming them.
 
     Raises:
         DataError: a ``pos_label`` that is not one of ``order``'s classes.
@@ -118,5 +126,5 @@ def compute_metrics(
     if fast:
         return EpochMetrics(names, task, y_true, from_logits, order=order)(outputs)
     scores = score_outputs(names, task, y_true, outputs, from_logits, order=order)
-    warn_undefined(scores.undefined, split)
+    warn_undefined(scores.undefined, split, left_out=scores.left_out)
     return scores.values

@@ -10,8 +10,10 @@ prepared input, made once per call and shared by every metric that reads it:
 
 A metric undefined on its data is ``nan``, as in the reference: binary precision without
 predicted positives, recall without positives, F1 without either, ROC-AUC with one class,
-r2 with a constant target. (A multiclass average keeps sklearn's ``zero_division=0`` for a
-class never predicted: the average stays defined.)
+r2 with a constant target. A macro or weighted multiclass average leaves out the classes
+whose score is undefined (precision of a class never predicted, recall of a class absent
+from the labels; :func:`undefined_classes` names them), as sklearn's ``zero_division=np.nan``
+does; with no class left it is ``nan``.
 
 ``tests/common/test_metrics.py`` checks every formula against
 :mod:`duofit.common.metrics.reference` to 1e-12; final test metrics always use sklearn.
@@ -52,6 +54,7 @@ __all__ = [
     "recall",
     "rmse",
     "roc_auc",
+    "undefined_classes",
 ]
 
 # A formula of one prepared input (Counts, Ranking or Residuals, per the metric) and the entry.
@@ -70,6 +73,8 @@ class Counts:
         fn: False negatives, as ``tp``.
         correct: Samples whose predicted class is right.
         total: Samples.
+        classes: Multiclass: the index of each scored class (``tp[i]`` is class
+            ``classes[i]``); ``None`` for binary tasks.
     """
 
     tp: Any
@@ -77,6 +82,7 @@ class Counts:
     fn: Any
     correct: float
     total: float
+    classes: Any = None
 
 
 @dataclass(slots=True)  # made per epoch: a plain slotted class is the cheapest
@@ -126,29 +132,62 @@ def multiclass_counts(y: np.ndarray, labels: np.ndarray, k: int) -> Counts:
     tp = np.diag(cm)
     fp, fn = cm.sum(axis=0) - tp, cm.sum(axis=1) - tp
     present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0  # sklearn: labels in y_true or y_pred
-    return Counts(tp[present], fp[present], fn[present], float(np.trace(cm)), float(cm.sum()))
+    return Counts(tp[present], fp[present], fn[present], float(np.trace(cm)), float(cm.sum()), np.flatnonzero(present))
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """Divide, giving 0 where the denominator is 0 (sklearn's zero_division=0)."""
-    out = np.zeros_like(num, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
+# Each label metric's per-class numerator and denominator (F1 = 2 tp / (2 tp + fp + fn)).
+_FRACTIONS: dict[str, Callable[[Counts], tuple[Any, Any]]] = {
+    "precision": lambda c: (c.tp, c.tp + c.fp),
+    "recall": lambda c: (c.tp, c.tp + c.fn),
+    "f1": lambda c: (2 * c.tp, 2 * c.tp + c.fp + c.fn),
+}
 
 
-def _averaged(num: Any, den: Any, counts: Counts, entry: MetricEntry) -> float:
-    """The sklearn average (``entry.average``) of per-class ratios ``num / den``.
+def _averaged(name: str, counts: Counts, entry: MetricEntry) -> float:
+    """The sklearn average (``entry.average``) of per-class ratios, ``zero_division=np.nan``.
 
-    Binary: class 1's ratio, ``nan`` when undefined (``den == 0``); multiclass: zero_division=0 per class.
+    Binary: class 1's ratio, ``nan`` when undefined (``den == 0``). Multiclass ``macro`` and
+    ``weighted`` leave out the classes whose ratio is undefined, as sklearn's ``_nanaverage``
+    (``sklearn/utils/extmath.py``): ``nan`` when none is left; weighted by support, or
+    unweighted when the classes left all have support 0.
     """
+    num, den = _FRACTIONS[name](counts)
     if not isinstance(num, np.ndarray):  # binary: class 1's ratio
         return num / den if den else math.nan
     if entry.average == "micro":
-        return float(_ratio(num.sum(keepdims=True), den.sum(keepdims=True))[0])
+        total = float(den.sum())
+        return float(num.sum()) / total if total else math.nan
+    defined = den != 0
+    if not defined.any():
+        return math.nan
+    ratio = num[defined] / den[defined]
     if entry.average == "weighted":
-        support = counts.tp + counts.fn
-        return float(np.average(_ratio(num, den), weights=support)) if support.sum() > 0 else 0.0
-    return float(_ratio(num, den).mean())  # macro
+        support = (counts.tp + counts.fn)[defined]
+        total = float(support.sum())
+        if total > 0:
+            return float((ratio * support).sum() / total)
+    return float(ratio.mean())  # macro, or weighted over classes of support 0 only
+
+
+def undefined_classes(counts: Counts, entry: MetricEntry) -> np.ndarray:
+    """The classes a multiclass average leaves out: their score is undefined (sorted indices).
+
+    Precision of a class never predicted, recall of a class absent from the labels (F1 is
+    defined for every scored class). A weighted average names only those with support: the
+    others weigh 0 either way. Empty for binary tasks, ``micro`` and other metrics.
+
+    Example:
+        >>> counts = multiclass_counts(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 1]), 3)
+        >>> undefined_classes(counts, MetricEntry("precision", "precision", average="macro"))
+        array([2])
+    """
+    if counts.classes is None or entry.average not in ("macro", "weighted") or entry.name not in _FRACTIONS:
+        return np.empty(0, dtype=np.int64)
+    _, den = _FRACTIONS[entry.name](counts)
+    undefined = den == 0
+    if entry.average == "weighted":
+        undefined &= (counts.tp + counts.fn) > 0
+    return np.asarray(counts.classes[undefined])
 
 
 def accuracy(counts: Counts, entry: MetricEntry) -> float:
@@ -158,17 +197,17 @@ def accuracy(counts: Counts, entry: MetricEntry) -> float:
 
 def precision(counts: Counts, entry: MetricEntry) -> float:
     """``tp / (tp + fp)``, averaged per ``entry.average`` (binary: ``nan`` without predicted positives)."""
-    return _averaged(counts.tp, counts.tp + counts.fp, counts, entry)
+    return _averaged("precision", counts, entry)
 
 
 def recall(counts: Counts, entry: MetricEntry) -> float:
     """``tp / (tp + fn)``, averaged per ``entry.average`` (binary: ``nan`` without positives)."""
-    return _averaged(counts.tp, counts.tp + counts.fn, counts, entry)
+    return _averaged("recall", counts, entry)
 
 
 def f1(counts: Counts, entry: MetricEntry) -> float:
     """``2 tp / (2 tp + fp + fn)``, averaged per ``entry.average`` (binary: ``nan`` without either)."""
-    return _averaged(2 * counts.tp, 2 * counts.tp + counts.fp + counts.fn, counts, entry)
+    return _averaged("f1", counts, entry)
 
 
 def auc_binary(positive: np.ndarray, score: np.ndarray, n_pos: int | None = None) -> float:

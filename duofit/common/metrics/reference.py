@@ -4,15 +4,25 @@ Each function takes ``(y, pred, entry, task)``: the targets, what the metric rea
 labels at the entry's threshold, probabilities, or regression predictions ``[n, outputs]``;
 see :class:`~duofit.common.metrics.registry.MetricDef`), the resolved entry and the task.
 Binary tasks score class 1 (the caller turns ``(y, p)`` around for a metric whose positive
-class is 0: :func:`~duofit.common.metrics.registry.flips`); a binary precision, recall or F1
-whose denominator is 0 is ``nan`` (sklearn's ``zero_division=np.nan``), a multiclass average
-keeps ``zero_division=0`` per class; r2 of a constant target is ``nan`` (``force_finite=False``).
+class is 0: :func:`~duofit.common.metrics.registry.flips`). Precision, recall and F1 use
+sklearn's ``zero_division=np.nan``: a binary score whose denominator is 0 is ``nan``, and a
+multiclass macro or weighted average leaves out each class whose score is undefined (a class
+never predicted, for precision; absent from ``y``, for recall; F1 is defined for every class
+in ``y`` or the predictions, the classes sklearn scores) instead of counting it as 0 —
+``sklearn/metrics/_classification.py`` documents it ("If set to `np.nan`, such values will be
+excluded from the average"), and its ``precision_recall_fscore_support`` averages with
+``_nanaverage`` (``sklearn/utils/extmath.py``), which drops the ``nan`` classes and their
+weights (``nan`` when every class is). ``micro`` sums the counts first, so it is unaffected.
+r2 of a constant target is ``nan`` (``force_finite=False``).
 
 Example:
     >>> import numpy as np
     >>> from duofit.common.spec import MetricEntry
     >>> f1(np.array([1, 0, 1]), np.array([1, 1, 1]), MetricEntry("f1", "f1", average="binary"), "binary")
     0.8
+    >>> macro = MetricEntry("precision", "precision", average="macro")   # class 2 is never predicted
+    >>> precision(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 1]), macro, "multiclass")   # (1 + 1/3) / 2
+    0.6666666666666666
 """
 
 from __future__ import annotations
@@ -25,7 +35,19 @@ import numpy as np
 
 from duofit.common.spec import MetricEntry
 
-__all__ = ["ReferenceFn", "accuracy", "f1", "mae", "mse", "precision", "r2", "recall", "rmse", "roc_auc"]
+__all__ = [
+    "ZERO_DIVISION",
+    "ReferenceFn",
+    "accuracy",
+    "f1",
+    "mae",
+    "mse",
+    "precision",
+    "r2",
+    "recall",
+    "rmse",
+    "roc_auc",
+]
 
 ReferenceFn = Callable[[np.ndarray, np.ndarray, MetricEntry, str], float]
 
@@ -42,9 +64,8 @@ def _average(entry: MetricEntry, task: str) -> str:
     return entry.average or ("binary" if task == "binary" else "macro")
 
 
-def _zero_division(task: str) -> float:
-    """Binary: an undefined score is ``nan``; multiclass: a class never predicted counts 0 in the average."""
-    return np.nan if task == "binary" else 0.0
+# sklearn's `zero_division`: an undefined score is nan (binary), or is left out of the average (multiclass).
+ZERO_DIVISION = np.nan
 
 
 def accuracy(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
@@ -54,17 +75,17 @@ def accuracy(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -
 
 def precision(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.precision_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().precision_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
+    return float(_skm().precision_score(y, labels, average=_average(entry, task), zero_division=ZERO_DIVISION))
 
 
 def recall(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.recall_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().recall_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
+    return float(_skm().recall_score(y, labels, average=_average(entry, task), zero_division=ZERO_DIVISION))
 
 
 def f1(y: np.ndarray, labels: np.ndarray, entry: MetricEntry, task: str) -> float:
     """``sklearn.metrics.f1_score`` (binary at the threshold, or multiclass ``average``)."""
-    return float(_skm().f1_score(y, labels, average=_average(entry, task), zero_division=_zero_division(task)))
+    return float(_skm().f1_score(y, labels, average=_average(entry, task), zero_division=ZERO_DIVISION))
 
 
 def roc_auc(y: np.ndarray, proba: np.ndarray, entry: MetricEntry, task: str) -> float:
