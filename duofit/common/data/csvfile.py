@@ -22,7 +22,16 @@ import numpy as np
 from duofit.common.errors import DataError, DataWarning
 from duofit.common.spec import Spec
 
-__all__ = ["COMPRESSED_SUFFIXES", "MIN_ID_ROWS", "check_file", "check_values", "id_columns", "parse_csv", "read_csv"]
+__all__ = [
+    "COMPRESSED_SUFFIXES",
+    "MIN_ID_ROWS",
+    "check_file",
+    "check_values",
+    "id_columns",
+    "parse_csv",
+    "read_csv",
+    "regular_file_size",
+]
 
 # Compressed CSVs are refused: a few kilobytes of gzip can expand to gigabytes (a "zip bomb").
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
@@ -72,19 +81,37 @@ def read_csv(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
     return frame[features].to_numpy(dtype=np.float64), y, tuple(features)
 
 
+def regular_file_size(path: Path, what: str) -> int:
+    """The size of the regular file ``path``, else a DataError on ``data.path``.
+
+    Missing, not a regular file, or not even looked at (a name too long, no permission).
+
+    Example:
+        >>> regular_file_size(Path("x" * 5000), "CSV file")
+        Traceback (most recent call last):
+        ...
+        duofit.common.errors.DataError: data.path: cannot look at xxxxxxxxxx... (File name too long)
+    """
+    try:
+        if not path.exists():
+            raise DataError(f"data.path: {what} not found: {path}", path="data.path")
+        if not path.is_file():  # a folder, FIFO or device (/dev/zero) would block or never end
+            raise DataError(f"data.path: {path} is not a regular file", path="data.path")
+        return path.stat().st_size
+    except OSError as exc:
+        shown = str(path) if len(str(path)) <= 40 else f"{str(path)[:40]}..."
+        raise DataError(f"data.path: cannot look at {shown} ({exc.strerror})", path="data.path") from None
+
+
 def check_file(path: Path, max_bytes: int) -> None:
     """A plain, uncompressed regular file of at most ``max_bytes`` (else a DataError on ``data.path``)."""
-    if not path.exists():
-        raise DataError(f"data.path: CSV file not found: {path}", path="data.path")
-    if not path.is_file():  # a folder, FIFO or device (/dev/zero) would block or never end
-        raise DataError(f"data.path: {path} is not a regular file", path="data.path")
+    size = regular_file_size(path, "CSV file")
     if path.suffix.lower() in COMPRESSED_SUFFIXES:
         raise DataError(
             f"data.path: {path.name} is compressed; duofit reads plain CSV only (a small archive can "
             "expand without bound): decompress it first",
             path="data.path",
         )
-    size = path.stat().st_size
     if size > max_bytes:
         raise DataError(
             f"data.path: CSV file {path} is {size:,} bytes; the cap is {max_bytes:,} "

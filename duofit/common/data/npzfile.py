@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duofit.common.data.csvfile import regular_file_size
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
@@ -75,11 +76,7 @@ def read_npz(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
 
 
 def _check_file(path: Path, max_bytes: int) -> None:
-    if not path.exists():
-        raise DataError(f"data.path: .npz file not found: {path}", path="data.path")
-    if not path.is_file():  # a folder, FIFO or device would block or never end
-        raise DataError(f"data.path: {path} is not a regular file", path="data.path")
-    size = path.stat().st_size
+    size = regular_file_size(path, ".npz file")
     if size > max_bytes:
         raise DataError(
             f"data.path: {path} is {size:,} bytes; the cap is {max_bytes:,} (duofit.common.data.MAX_CSV_BYTES)",
