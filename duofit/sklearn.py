@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from duofit.common.data.features import TOKEN_INPUT_LAYERS
 from duofit.common.errors import DataError, DivergenceError, SpecError
 from duofit.common.loader import load_spec
 from duofit.common.paths import path_from_param, with_values
@@ -164,15 +165,29 @@ class _DuofitEstimator(BaseEstimator):
 
     def _outputs(self, x: Any) -> np.ndarray:
         from duofit.tuning.estimator_worker import needs_worker, predict_in_worker
-        from duofit.tuning.fitting import predict_outputs
+        from duofit.tuning.fitting import model_inputs, predict_outputs
 
         check_is_fitted(self, "weights_")
-        x = validate_data(self, x, reset=False, dtype=np.float64)
-        if self.scaler_ is not None:
-            x = self.scaler_.transform(x)
+        x = model_inputs(self.spec_, self.scaler_, _validated(self, self.spec_, x, reset=False))
         if needs_worker(self.backend_):
             return predict_in_worker(self.spec_, self.backend_, self.weights_, x)
         return predict_outputs(self.backend_, self.spec_, self.weights_, x)
+
+
+_NO_Y = object()  # predict: no y to check (fit passes its y, even None, so sklearn says it is required)
+
+
+def _validated(estimator: BaseEstimator, spec: Spec, X: Any, y: Any = _NO_Y, **checks: Any) -> Any:
+    """scikit-learn's input checks; ``X`` may be 3-D (sequences) or integer token ids.
+
+    Integers stay integers when the model's first layer looks ids up (an ``embedding``);
+    everything else becomes float64, as before.
+    """
+    tokens = spec.model.layers[0].type in TOKEN_INPUT_LAYERS
+    dtype: Any = "numeric" if tokens else np.float64
+    if y is _NO_Y:
+        return validate_data(estimator, X, dtype=dtype, allow_nd=True, **checks)
+    return validate_data(estimator, X, y, dtype=dtype, allow_nd=True, **checks)
 
 
 def _checked_weights(sample_weight: Any, n: int) -> np.ndarray | None:
@@ -248,16 +263,18 @@ class DuofitClassifier(ClassifierMixin, _DuofitEstimator):
     _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_classification"}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DuofitClassifier:
-        """Train on ``X`` (n_samples, n_features) and class labels ``y``; returns ``self``.
+        """Train on ``X`` and class labels ``y``; returns ``self``.
 
+        ``X``: (n_samples, n_features), (n_samples, steps, features) sequences, or integer token ids
+        (n_samples, steps) for a spec whose first layer is an ``embedding``.
         ``sample_weight`` (n_samples,): each sample's weight in the training loss (module docstring).
         """
-        x, y = validate_data(self, X, y, dtype=np.float64)
+        spec = self._routed_spec()
+        x, y = _validated(self, spec, X, y)
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size < 2:
             raise DataError(f"y has 1 class ({classes.tolist()}); a classifier needs 2 or more classes", "y")
-        spec = self._routed_spec()
         if spec.loss.type not in ("binary_crossentropy", "categorical_crossentropy"):
             raise SpecError(
                 f"loss.type: {type(self).__name__} needs 'binary_crossentropy' or 'categorical_crossentropy' "
@@ -323,9 +340,12 @@ class DuofitRegressor(RegressorMixin, _DuofitEstimator):
     _placeholder_data: ClassVar[dict[str, Any]] = {"kind": "make_regression"}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DuofitRegressor:
-        """Train on ``X`` (n_samples, n_features) and targets ``y`` (n_samples,) or (n_samples, k); returns ``self``."""
-        x, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        """Train on ``X`` and targets ``y`` (n_samples,) or (n_samples, k); returns ``self``.
+
+        ``X`` as :meth:`DuofitClassifier.fit` takes it (2-D, 3-D sequences, or token ids).
+        """
         spec = self._routed_spec()
+        x, y = _validated(self, spec, X, y, y_numeric=True, multi_output=True)
         if spec.loss.type not in _REGRESSION_LOSSES:
             raise SpecError(
                 f"loss.type: {type(self).__name__} needs one of {', '.join(_REGRESSION_LOSSES)} "

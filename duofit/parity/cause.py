@@ -32,6 +32,8 @@ class Cause:
         stages: Report stages it can make fail.
         applies: ``(spec_torch, spec_keras, strict) -> bool``.
         backends: The cause needs one of these backends in the compared pair (empty: any pair).
+        generic: Rounding-level noise present in every run of its dtype (oneDNN, float32 growth):
+            the report lists it after the specific causes of a stage, which explain more.
     """
 
     id: str
@@ -42,3 +44,4 @@ class Cause:
     stages: tuple[str, ...]
     applies: Callable[[Spec, Spec, bool], bool]
     backends: tuple[str, ...] = ()
+    generic: bool = False

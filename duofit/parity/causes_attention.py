@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from duofit.common.spec import Spec
-from duofit.common.spec.layers_attention import attention_settings
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer, attention_settings
+from duofit.common.spec.masks import mask_flow
 from duofit.parity.cause import TRAINING, Cause
 
-__all__ = ["ATTENTION_CAUSES", "attention_differs"]
+__all__ = ["ATTENTION_CAUSES", "attention_differs", "masked_input_shared"]
 
 _FORWARD_ON = ("forward", *TRAINING)
 Predicate = Callable[[Spec, Spec, bool], bool]
@@ -48,7 +49,46 @@ def _mask_differs(a: Spec, b: Spec, strict: bool) -> bool:
     return masks[0] != masks[1] or attention_differs("causal")(a, b, strict)
 
 
+def masked_input_shared(spec: Spec) -> bool:
+    """A ``multi_head_attention`` reads a masked tensor that another layer reads too (a residual ``add``).
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> masked_input_shared(load_spec("examples/text_transformer.toml"))
+        True
+    """
+    layers, sources = list(spec.model.layers), spec.model.sources
+    masked = mask_flow(layers)
+    readers: dict[int, int] = {}
+    for src in sources:
+        for j in set(src):
+            readers[j] = readers.get(j, 0) + 1
+    return any(
+        isinstance(layer, MultiHeadAttentionLayer) and masked[i] and any(readers[j] > 1 for j in set(sources[i]))
+        for i, layer in enumerate(layers)
+    )
+
+
 ATTENTION_CAUSES: tuple[Cause, ...] = (
+    Cause(
+        "keras_mha_clears_input_mask",
+        "Keras' MultiHeadAttention deletes the padding mask of the tensor it reads, so a residual add drops it",
+        "MultiHeadAttention.call runs backend.set_keras_mask(query, None) (and value, key) on its input tensors "
+        "in place; at run time a later add(x, attention(x)) sees x unmasked, Add.compute_mask returns None, and "
+        "every later layer that takes its mask from the tensor (a second attention block) runs unmasked: padded "
+        "keys are attended to and padded queries are not zeroed. The symbolic model still shows the mask (the "
+        "functional graph is built from KerasTensors), and a layer called with one tensor and no keywords "
+        "(GlobalAveragePooling1D) keeps the mask recorded at build time, so one block hides it and two expose "
+        "it: measured on examples/text_transformer.toml, stage (b) 0.30 relative in float32 and float64 alike. "
+        "torch has no tensor masks; duofit's torch module masks as the spec says",
+        "keras/src/layers/attention/multi_head_attention.py call ('Delete the masks because the masks are "
+        "handled at the level of the layer'); keras/src/layers/merging/base_merge.py compute_mask; "
+        "keras/src/layers/layer.py __call__ (step 6 fills query_mask / value_mask from the tensors)",
+        "none yet: the Keras backends run Keras' layer as it is, so a second masked attention block after a "
+        "residual add differs from torch in every mode (put the inputs' masks back after the call to fix)",
+        _FORWARD_ON,
+        lambda a, b, strict: masked_input_shared(a) or masked_input_shared(b),
+    ),
     Cause(
         "mha_projection_layout",
         "Attention projections: torch packs q|k|v into in_proj_weight (3E, E); Keras has per-head EinsumDense kernels",

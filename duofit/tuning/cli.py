@@ -55,16 +55,22 @@ def _cmd_cv(args: argparse.Namespace) -> int:
         parse_names(args.backends),
         seed=args.seed,
         stratify=not args.no_stratify,
+        splitter=args.splitter,
         isolate=not args.in_process,
         progress=not args.quiet,
         out=out,
     )
     for name, reason in cv.skipped.items():
         print(f"skipped {name}: {reason}")
-    n = sum(len(f.test_idx) for f in cv.folds)
+    n = 1 + max(int(f.test_idx.max()) for f in cv.folds)  # the pooled samples' count: the last is held out
+    how = (
+        "in time order: each fold trains on the windows before its held-out block, never on later ones"
+        if cv.seed is None
+        else f"shuffle, seed {cv.seed}"
+    )
     print(
         f"{args.folds}-fold cross-validation of {_spec_name(spec, args.spec)}: {n} samples, {cv.splitter} "
-        f"(shuffle, seed {cv.seed}); scaler fitted on each fold's training part; "
+        f"({how}); scaler fitted on each fold's training part; "
         f"fold i starts from the shared initial weights of train.seed + i"
     )
     cols = ["backend", "fold", "n_train", "n_test", *spec.metric_columns, "epochs", "final_val_loss", "fit_s"]
@@ -215,6 +221,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--folds", "-k", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--seed", type=int, help="splitter shuffling seed (default: the spec's data.split_seed)")
     p.add_argument("--no-stratify", action="store_true", help="KFold instead of StratifiedKFold for classification")
+    p.add_argument(
+        "--splitter",
+        default="auto",
+        help="auto (default: TimeSeriesSplit for windows of a series, else StratifiedKFold / KFold), "
+        "StratifiedKFold, KFold or TimeSeriesSplit; a shuffled splitter on a series is refused (leakage)",
+    )
     p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
     p.add_argument("--out", "-o", help="output folder (default results/<spec name>/cv)")
     p.add_argument("--in-process", action="store_true", help="run backends in this process (default: one each)")

@@ -1,7 +1,8 @@
 """k-fold cross-validation of one spec on every backend, side by side.
 
-Folds come from :mod:`duofit.tuning.folds` (seeded ``StratifiedKFold`` / ``KFold``, the
-scaler fitted inside each fold). Fold ``i`` starts from fresh initial weights drawn by
+Folds come from :mod:`duofit.tuning.folds` (seeded ``StratifiedKFold`` / ``KFold``;
+``TimeSeriesSplit`` in time order for windows of a series; the scaler fitted inside each
+fold). Fold ``i`` starts from fresh initial weights drawn by
 the shared initializer with ``train.seed + i``, the same on every backend. Each backend
 runs all its folds in one worker process of its own (``python -m duofit.tuning.worker``,
 as ``duofit compare`` does with ``duofit.worker``); each fold's result is written once (into
@@ -39,7 +40,7 @@ from duofit.common.metrics import UndefinedMetricWarning
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 from duofit.tuning.fitting import run_on_dataset
-from duofit.tuning.folds import Fold, make_folds, splitter_name
+from duofit.tuning.folds import Fold, choose_splitter, make_folds
 
 __all__ = ["STD_DDOF", "CVResult", "cross_validate", "fold_spec", "run_folds"]
 
@@ -103,8 +104,8 @@ class CVResult:
         spec: The spec.
         folds: The folds (indices, scaler statistics, arrays).
         results: ``{backend: [RunResult per fold]}``.
-        splitter: ``StratifiedKFold`` or ``KFold``.
-        seed: The splitter's shuffling seed.
+        splitter: ``StratifiedKFold``, ``KFold`` or ``TimeSeriesSplit``.
+        seed: The splitter's shuffling seed (``None`` for ``TimeSeriesSplit``, which does not shuffle).
         skipped: ``{backend: reason}`` for backends that were not run.
         folder: Where the runs wrote their results (``folder/<backend>/fold_<i>/``), if anywhere.
     """
@@ -113,7 +114,7 @@ class CVResult:
     folds: list[Fold]
     results: dict[str, list[RunResult]]
     splitter: str
-    seed: int
+    seed: int | None
     skipped: dict[str, str]
     folder: Path | None = None
 
@@ -244,10 +245,21 @@ def _cell(mean: float, std: float, folds: int, undefined: int) -> str:
 
 
 def _run_isolated(
-    spec: Spec, backend: str, folder: Path, out: Path | None, n_folds: int, seed: int, stratify: bool, progress: bool
+    spec: Spec,
+    backend: str,
+    folder: Path,
+    out: Path | None,
+    n_folds: int,
+    split: tuple[int | None, bool, str],
+    progress: bool,
 ) -> list[RunResult]:
-    """All folds of one backend in a fresh Python process; it writes them under ``out`` (or ``folder``)."""
-    options = ["--folds", str(n_folds), "--seed", str(seed)]
+    """All folds of one backend in a fresh Python process; it writes them under ``out`` (or ``folder``).
+
+    ``split`` is ``(seed, stratify, splitter)`` as :func:`~duofit.tuning.folds.make_folds` takes
+    them: the worker rebuilds the same folds.
+    """
+    seed, stratify, splitter = split
+    options = ["--folds", str(n_folds), "--splitter", splitter, *([] if seed is None else ["--seed", str(seed)])]
     options += [flag for flag, on in (("--no-stratify", not stratify), ("--progress", progress)) if on]
     if out is not None:
         options += ["--out", str(out)]
@@ -263,8 +275,7 @@ def _run_backends(
     folder: Path | None,
     *,
     isolate: bool,
-    seed: int,
-    stratify: bool,
+    split: tuple[int | None, bool, str],
     progress: bool,
 ) -> dict[str, list[RunResult]]:
     """Every fold on each named backend, in a worker process per backend when ``isolate``."""
@@ -273,7 +284,7 @@ def _run_backends(
         for name in names:
             dest = folder / name if folder is not None else None
             if isolate:
-                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, len(folds), seed, stratify, progress)
+                results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, len(folds), split, progress)
             else:
                 results[name] = run_folds(spec, folds, name, progress, out=dest)
     return results
@@ -286,6 +297,7 @@ def cross_validate(
     *,
     seed: int | None = None,
     stratify: bool = True,
+    splitter: str = "auto",
     isolate: bool = True,
     progress: bool = False,
     out: str | Path | None = None,
@@ -296,8 +308,12 @@ def cross_validate(
         spec: A spec file path, mapping or :class:`~duofit.Spec`.
         n_folds: Number of folds.
         backends: Backend names; ``None`` = all installed.
-        seed: The splitter's shuffling seed (default ``data.split_seed``).
+        seed: The splitter's shuffling seed (default ``data.split_seed``); refused for windows of a
+            series, which are never shuffled.
         stratify: ``StratifiedKFold`` for classification (``KFold`` when False or for regression).
+        splitter: ``"auto"`` (default: ``TimeSeriesSplit`` for windows of a series, in time order;
+            else as ``stratify`` says), or ``StratifiedKFold``, ``KFold``, ``TimeSeriesSplit``
+            (:func:`~duofit.tuning.folds.choose_splitter` refuses a shuffled one on a series).
         isolate: Run each backend in its own worker process (default; Keras picks its
             backend once per process).
         progress: Show a progress bar per fold.
@@ -308,7 +324,7 @@ def cross_validate(
         A :class:`CVResult`; ``.table()`` is ``mean ± std`` per metric and backend.
 
     Raises:
-        SpecError, DataError: bad spec, data, or too many folds for the data.
+        SpecError, DataError: bad spec, data, a splitter the data cannot take, or too many folds for the data.
         BackendNotInstalledError: a named backend is missing.
 
     Example:
@@ -318,18 +334,21 @@ def cross_validate(
         >>> cv.summary().query("metric == 'accuracy'")                                # doctest: +SKIP
     """
     spec = load_spec(spec)
-    seed = spec.data.split_seed if seed is None else int(seed)
-    folds = make_folds(spec, n_folds, seed, stratify)  # fails fast on bad data, before any worker
+    seed = None if seed is None else int(seed)
+    folds = make_folds(spec, n_folds, seed, stratify, splitter)  # fails fast on bad data, before any worker
+    name = choose_splitter(spec, folds[0].dataset.task, splitter, stratify, seed)
+    if name != "TimeSeriesSplit":
+        seed = spec.data.split_seed if seed is None else seed
     names, skipped = resolve_backends(backends)
     folder = Path(out) if out is not None else None
     results = _run_backends(
-        spec, folds, names, folder, isolate=isolate, seed=seed, stratify=stratify, progress=progress
+        spec, folds, names, folder, isolate=isolate, split=(seed, stratify, name), progress=progress
     )
     cv = CVResult(
         spec=spec,
         folds=folds,
         results=results,
-        splitter=splitter_name(folds[0].dataset.task, stratify),
+        splitter=name,
         seed=seed,
         skipped=skipped,
         folder=folder,

@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from duofit.common.data import Dataset
@@ -26,7 +28,7 @@ from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 
-__all__ = ["predict_outputs", "run_on_dataset"]
+__all__ = ["model_inputs", "predict_outputs", "run_on_dataset"]
 
 
 def run_on_dataset(spec: Spec, dataset: Dataset, backend: str, progress: ProgressFn | None = None) -> RunResult:
@@ -77,4 +79,34 @@ def predict_outputs(backend: str, spec: Spec, weights: dict[str, np.ndarray], x:
         >>> predict_outputs("torch", res.spec, res.weights, x_new)   # doctest: +SKIP
     """
     model = get_backend(backend)  # checks the name and the install; selects the framework first
-    return np.asarray(model.forward(spec, weights, np.asarray(x, dtype=np.float64)), dtype=np.float64)
+    x = np.asarray(x)
+    x = x if x.dtype.kind in "iu" else x.astype(np.float64)  # token ids stay integers: an embedding looks them up
+    return np.asarray(model.forward(spec, weights, x), dtype=np.float64)
+
+
+def model_inputs(spec: Spec, scaler: Any, x: np.ndarray) -> np.ndarray:
+    """New inputs as the training inputs were made (token ids kept; features shaped and scaled).
+
+    Float features take their sample shape (``data.sequence_shape`` / ``image_shape``) and the
+    training part's scaler.
+
+    The twin of :func:`duofit.common.data.features.prepare_features` for data that arrive after
+    training: a ``(n, steps, features)`` array is scaled per feature over all steps (``StepScaler``),
+    anything else flat, feature by feature.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec("examples/gru_digits_rows.toml")
+        >>> model_inputs(spec, None, np.zeros((2, 64))).shape
+        (2, 8, 8)
+    """
+    from duofit.common.data.features import shaped
+
+    if x.dtype.kind in "iu":
+        return x
+    x = shaped(spec, x)
+    if scaler is None:
+        return x
+    if x.ndim == 3:
+        return np.asarray(scaler.transform(x))
+    return np.asarray(scaler.transform(x.reshape(len(x), -1))).reshape(x.shape)

@@ -1,4 +1,4 @@
-"""Cross-validation worker: ``python -m duofit.tuning.worker SPEC.json BACKEND FOLDER --folds K --seed S``.
+"""Cross-validation worker: ``python -m duofit.tuning.worker SPEC.json BACKEND FOLDER --folds K [--seed S]``.
 
 Runs every fold of one backend in a fresh interpreter (see :mod:`duofit.common.isolated`)
 and writes each fold's RunResult into ``fold_<i>/`` under ``--out`` (default ``FOLDER``); on a
@@ -20,8 +20,9 @@ __all__ = ["main"]
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--no-stratify", action="store_true")
+    parser.add_argument("--splitter", default="auto")
     parser.add_argument("--out", help="the results' final folder (default FOLDER)")
     parser.add_argument("--progress", action="store_true")
 
@@ -30,7 +31,7 @@ def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> N
     from duofit.tuning.cv import run_folds
     from duofit.tuning.folds import make_folds
 
-    folds = make_folds(spec, args.folds, args.seed, stratify=not args.no_stratify)
+    folds = make_folds(spec, args.folds, args.seed, stratify=not args.no_stratify, splitter=args.splitter)
     run_folds(spec, folds, backend, args.progress, out=result_folder(folder, args.out))
 
 

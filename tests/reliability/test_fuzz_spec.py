@@ -1,15 +1,23 @@
 """Fuzzing the spec loader: malformed specs end in a Spec or a SpecError that names a field path.
 
 Each example mutates one of a few valid documents (the examples/*.toml files, a CSV spec and a
-"rich" spec that sets every section) with wrong types, missing and unknown keys, out-of-range
-numbers, NaN/inf, huge sizes and wrong nesting, then delivers it to ``duofit.load_spec`` as a
-dict, as a ``.toml`` or ``.json`` file, as mutated bytes (non-UTF-8, truncated, spliced) or as a
-deeply nested document. The only accepted outcomes are a valid ``Spec`` or a ``SpecError``
-whose ``path``/message names the field; a spec that validates is also loaded with
-``load_dataset`` when that is cheap (or certain to be refused by a size cap before anything is
-allocated), and the only accepted outcomes there are finite arrays or a ``DataError`` whose
-message names its ``path``. Any other exception fails the test; so does a slow example (a hang)
-or a jump of the process's peak memory (a cap that did not trigger).
+"rich" spec that sets every section, and graph and sequence models: a residual graph, recurrent
+layers on ``sequence_shape`` data, an embedding + attention text model on the shipped reviews, a
+window model on a CSV series) with wrong types, missing and unknown keys, out-of-range numbers,
+NaN/inf, huge sizes and wrong nesting, then delivers it to ``duofit.load_spec`` as a dict, as a
+``.toml`` or ``.json`` file, as mutated bytes (non-UTF-8, truncated, spliced) or as a deeply
+nested document. The "graph" delivery mutates only the model and the sequence data of a graph or
+sequence model, with plausible wrong values (``inputs`` naming unknown, later or duplicate
+layers, sizes that do not connect, windows longer than the series, vocabularies and tables too
+small, ``mask_zero``/``causal`` where they do not fit, a non-recurrent layer in ``bidirectional``,
+layers moved, dropped or duplicated); its errors must name a ``model.`` or ``data.`` path.
+The only accepted outcomes are a valid ``Spec`` or a ``SpecError`` whose ``path``/message names
+the field; a spec that validates is also loaded with ``load_dataset`` when that is cheap (or
+certain to be refused by a size cap before anything is allocated), and its initial weights are
+drawn for the data's shape when the model is small; the only accepted outcomes there are finite
+arrays or a ``DataError`` whose message names its ``path``. Any other exception fails the test;
+so does a slow example (a hang) or a jump of the process's peak memory (a cap that did not
+trigger).
 
 The run is derandomized, so CI sees the same 10,000 examples every time.
 """
@@ -38,7 +46,13 @@ import duofit
 from duofit import DataError, Spec, SpecError
 from duofit.common import spec as spec_module
 from duofit.common.data import MAX_DATA_ELEMENTS, load_dataset
+from duofit.common.data.dataset import Dataset
+from duofit.common.data.sizes import PARAMETER_COUNTS
+from duofit.common.init import initial_weights
 from duofit.common.loader import MAX_SPEC_BYTES
+from duofit.common.spec import FieldProblem
+from duofit.common.spec.data import SeriesSpec, TextSpec
+from duofit.common.spec.shapes import trace_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -56,6 +70,10 @@ MAX_EXAMPLE_PEAK_BYTES = 200 * 2**20
 # load_dataset is called for a validated spec when its feature matrix is at most this many values
 # (a few ms in sklearn), or when it is certain to exceed MAX_DATA_ELEMENTS (refused before allocating).
 CHEAP_CELLS = 200_000
+# Initial weights are drawn for a validated spec whose model has at most this many weights (~1 ms;
+# an LSTM of up to ~60 units, whose orthogonal draw is a QR of 240 x 60); larger models (a QR of a
+# 2000-unit layer takes a second) are checked by shape only.
+CHEAP_PARAMETERS = 20_000
 
 SEED_TEXT = (EXAMPLES / "seed.toml").read_text(encoding="utf-8")
 
@@ -188,6 +206,9 @@ KNOWN_KEYS = sorted(
         *spec_module.PlateauSchedule.model_fields,
         *spec_module.CosineSchedule.model_fields,
         *spec_module.StepSchedule.model_fields,
+        *(field for cls in spec_module.LAYER_TYPES for field in cls.model_fields),
+        *SeriesSpec.model_fields,
+        *TextSpec.model_fields,
         "n_samples",
         "n_features",
         "n_informative",
@@ -256,7 +277,7 @@ FRAGMENTS = [
 
 
 # How often each delivery is drawn: mostly mutated documents, a few deep or oversize files.
-DELIVERIES = ["dict"] * 4 + ["toml"] * 3 + ["json"] * 3 + ["bytes"] * 3 + ["deep", "oversize"]
+DELIVERIES = ["dict"] * 4 + ["toml"] * 3 + ["json"] * 3 + ["bytes"] * 3 + ["graph"] * 3 + ["deep", "oversize"]
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -399,6 +420,141 @@ def mutated_docs(draw: st.DrawFn, bases: list[dict[str, Any]]) -> dict[str, Any]
     return doc
 
 
+# ------------------------------------------------------------------ graph and sequence mutations
+# Sizes that connect, just fail to, or hit a cap; steps around the test CSV's 60 rows.
+graph_sizes = st.integers(-1, 40) | st.sampled_from(
+    [0, 1, 2, 8, 16, 64, 2000, spec_module.MAX_UNITS, spec_module.MAX_UNITS + 1]
+)
+series_steps = st.integers(-1, 70) | st.sampled_from([0, 1, 58, 59, 60, 61, 100_000, 100_001])
+flags = st.booleans() | st.sampled_from([None, 0, 1, "true"])
+LAYER_TYPE_NAMES = [
+    "dense",
+    "dropout",
+    "flatten",
+    "batch_norm",
+    "conv2d",
+    "add",
+    "concatenate",
+    "reshape",
+    "conv1d",
+    "max_pool1d",
+    "avg_pool1d",
+    "global_avg_pool1d",
+    "global_max_pool1d",
+    "layer_norm",
+    "embedding",
+    "positional_embedding",
+    "simple_rnn",
+    "lstm",
+    "gru",
+    "bidirectional",
+    "multi_head_attention",
+]
+# What a bidirectional may be handed: recurrent layers (some with fields it refuses) and others.
+WRAPPED = [
+    {"type": "gru", "units": 3},
+    {"type": "lstm", "units": 2, "use_bias": False, "return_sequences": True},
+    {"type": "lstm", "units": 2, "name": "inner"},
+    {"type": "dense", "units": 3},
+    {"type": "conv1d", "filters": 2, "kernel_size": 2},
+    {"type": "bidirectional", "layer": {"type": "gru", "units": 2}},
+    "lstm",
+    None,
+]
+SIZE_FIELDS = (
+    "units",
+    "num_heads",
+    "key_dim",
+    "value_dim",
+    "input_dim",
+    "output_dim",
+    "max_len",
+    "filters",
+    "kernel_size",
+    "pool_size",
+    "strides",
+    "max_vocab",
+)
+FLAG_FIELDS = ("mask_zero", "causal", "return_sequences", "use_bias", "center", "scale", "reset_after")
+
+
+def _field_values(names: list[str]) -> dict[str, st.SearchStrategy[Any]]:
+    """Plausible wrong values for each graph / sequence field; ``names``: the model's layer names."""
+    name_pool = st.sampled_from([*names, "input", "skip", "later", "", "x y", "Input"])
+    return {
+        "inputs": st.lists(name_pool, max_size=4) | name_pool,
+        "name": name_pool,
+        "type": st.sampled_from(LAYER_TYPE_NAMES),
+        **dict.fromkeys(SIZE_FIELDS, graph_sizes),
+        **dict.fromkeys(("window", "horizon", "stride"), series_steps),
+        **dict.fromkeys(FLAG_FIELDS, flags),
+        "merge": st.sampled_from(["concat", "sum", "mul", "", None]),
+        "axis": st.integers(-5, 5),
+        "target_shape": st.lists(graph_sizes | st.sampled_from([4, 8, 16]), max_size=4),
+        "sequence_shape": st.lists(graph_sizes | st.sampled_from([4, 3, 8]), min_size=1, max_size=3),
+        "activation": st.sampled_from(["tanh", "sigmoid", "relu", "hard_sigmoid", "linear", "gelu", "softmax", None]),
+        "recurrent_activation": st.sampled_from(["sigmoid", "hard_sigmoid", "tanh", "relu"]),
+        "padding": st.sampled_from(["same", "valid", "causal", "pre", "post"]),
+        "layer": st.sampled_from(WRAPPED),
+        "epsilon": st.sampled_from([0.0, -1.0, 1e-3, math.nan]),
+    }
+
+
+def _insertable(names: list[str]) -> list[dict[str, Any]]:
+    """Layers a mutation may insert anywhere: merges of existing names, sequence layers, reshapes."""
+    pairs = [names[:2], [*names[-1:], "input"]] if names else [["input", "input"]]
+    return [
+        *({"type": "add", "inputs": pair} for pair in pairs),
+        *({"type": "concatenate", "inputs": pair} for pair in pairs),
+        {"type": "lstm", "units": 4, "return_sequences": True},
+        {"type": "bidirectional", "layer": {"type": "gru", "units": 3}},
+        {"type": "multi_head_attention", "num_heads": 2, "key_dim": 4, "causal": True},
+        {"type": "embedding", "input_dim": 2000, "output_dim": 4, "mask_zero": True},
+        {"type": "positional_embedding", "max_len": 40},
+        {"type": "global_avg_pool1d"},
+        {"type": "layer_norm"},
+        {"type": "reshape", "target_shape": [8, 8]},
+        {"type": "flatten"},
+        {"type": "dense", "units": 4, "name": "extra"},
+    ]
+
+
+def _graph_targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tables a graph mutation edits: each layer (a wrapped one too), data, data.series, data.text."""
+    layers = [layer for layer in doc["model"]["layers"] if isinstance(layer, dict)]
+    inner = [layer["layer"] for layer in layers if isinstance(layer.get("layer"), dict)]
+    data = doc["data"]
+    return [*layers, *inner, data, *(data[k] for k in ("series", "text") if isinstance(data.get(k), dict))]
+
+
+@st.composite
+def graph_docs(draw: st.DrawFn, bases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A graph or sequence model with 1-3 edits of its layers, their graph or its sequence data."""
+    doc = copy.deepcopy(draw(st.sampled_from(bases)))
+    layers = doc["model"]["layers"]
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 2, 3]))):
+        names = [layer["name"] for layer in layers if isinstance(layer, dict) and isinstance(layer.get("name"), str)]
+        op = draw(st.sampled_from(["field"] * 6 + ["drop", "duplicate", "swap", "insert"]))
+        if op == "insert":
+            layers.insert(draw(st.integers(0, len(layers))), copy.deepcopy(draw(st.sampled_from(_insertable(names)))))
+        elif op == "field" or len(layers) < 2:
+            target = draw(st.sampled_from(_graph_targets(doc)))
+            fields = _field_values(names)
+            present = sorted(k for k in target if k in fields)
+            usual = bool(present) and draw(st.integers(0, 7)) > 0  # mostly a field the table has
+            key = draw(st.sampled_from(present if usual else sorted(fields)))
+            target[key] = copy.deepcopy(draw(fields[key]))
+        else:
+            i, j = draw(st.integers(0, len(layers) - 1)), draw(st.integers(0, len(layers) - 1))
+            if op == "drop":
+                del layers[i]
+            elif op == "duplicate":
+                layers.insert(i + 1, copy.deepcopy(layers[i]))
+            else:
+                layers[i], layers[j] = layers[j], layers[i]
+    return doc
+
+
 def _serialize(doc: dict[str, Any], fmt: str) -> bytes | None:
     """The document as TOML/JSON bytes; None when the format cannot hold it (TOML has no null)."""
     try:
@@ -441,9 +597,11 @@ def _deep(fmt: str, depth: int, kind: str) -> bytes:
 
 
 @st.composite
-def cases(draw: st.DrawFn, bases: list[dict[str, Any]]) -> tuple[str, Any]:
-    """``(delivery, payload)``: a dict, or the bytes of a .toml/.json file."""
+def cases(draw: st.DrawFn, bases: dict[str, list[dict[str, Any]]]) -> tuple[str, Any]:
+    """``(delivery, payload)``: a dict (``graph``: a mutated graph/sequence model), or a .toml/.json file's bytes."""
     delivery = draw(st.sampled_from(DELIVERIES))
+    if delivery == "graph":
+        return "graph", draw(graph_docs(bases["graph"]))
     if delivery == "deep":
         fmt = draw(st.sampled_from(["toml", "json"]))
         depth = draw(st.sampled_from([1, 10, 100, 400, 1000, 5000, 100_000]))
@@ -452,7 +610,7 @@ def cases(draw: st.DrawFn, bases: list[dict[str, Any]]) -> tuple[str, Any]:
         fmt = draw(st.sampled_from(["toml", "json"]))
         pad = b"#" * (MAX_SPEC_BYTES + 1) if fmt == "toml" else b" " * (MAX_SPEC_BYTES + 1)
         return fmt, SEED_TEXT.encode() + pad if fmt == "toml" else b"{}" + pad
-    doc = draw(mutated_docs(bases))
+    doc = draw(mutated_docs(bases["all"]))
     if delivery == "dict":
         return "dict", doc
     fmt = delivery if delivery != "bytes" else draw(st.sampled_from(["toml", "json"]))
@@ -500,17 +658,22 @@ def _feature_cells(spec: Spec) -> int | None:
     return n_samples * n_features
 
 
-def _assert_data(spec: Spec) -> str:
-    """Load the data of a validated spec when cheap; returns what happened."""
+def _assert_data_error(exc: DataError, paths: tuple[str, ...]) -> None:
+    assert type(exc) is DataError
+    assert exc.path and exc.path in str(exc), f"DataError path {exc.path!r} not in message: {exc}"
+    assert exc.path.startswith(paths), f"DataError path {exc.path!r} is not under {paths}: {exc}"
+
+
+def _assert_data(spec: Spec, paths: tuple[str, ...] = ("",)) -> tuple[str, Dataset | None]:
+    """Load the data of a validated spec when cheap; returns what happened (and the data)."""
     cells = _feature_cells(spec)
     if cells is None or CHEAP_CELLS < cells <= MAX_DATA_ELEMENTS:
-        return "data-skipped"
+        return "data-skipped", None
     try:
         ds = load_dataset(spec)
     except DataError as exc:
-        assert type(exc) is DataError
-        assert exc.path and exc.path in str(exc), f"DataError path {exc.path!r} not in message: {exc}"
-        return "data-error"
+        _assert_data_error(exc, paths)
+        return "data-error", None
     assert cells <= MAX_DATA_ELEMENTS, f"{cells:,} values were loaded despite MAX_DATA_ELEMENTS"
     for name in ("x_train", "x_val", "x_test"):
         arr = getattr(ds, name)
@@ -518,7 +681,31 @@ def _assert_data(spec: Spec) -> str:
     for name in ("y_train", "y_val", "y_test"):
         arr = getattr(ds, name)
         assert np.isfinite(arr.astype(np.float64)).all(), f"{name} holds NaN/inf"
-    return "data-ok"
+    return "data-ok", ds
+
+
+def _assert_weights(spec: Spec, ds: Dataset, paths: tuple[str, ...] = ("",)) -> str:
+    """The model against the data's shape: initial weights when the model is small, else the shapes only."""
+    try:
+        traced = trace_shapes(spec.model.layers, ds.input_shape)
+    except FieldProblem:
+        traced = None  # initial_weights must say so, as a DataError naming the layer
+    if traced is not None:
+        count = sum(
+            PARAMETER_COUNTS[type(layer)](layer, ins[0] or ds.input_shape)
+            for layer, (ins, _) in zip(spec.model.layers, traced, strict=True)
+            if type(layer) in PARAMETER_COUNTS
+        )
+        if count > CHEAP_PARAMETERS:
+            return "weights-skipped"
+    try:
+        weights = initial_weights(spec, ds.input_shape)
+    except DataError as exc:
+        _assert_data_error(exc, tuple(p for p in paths if p.startswith("model")) or ("model.",))
+        return "weights-error"
+    assert traced is not None, "initial_weights accepted a model whose shapes do not fit the data"
+    assert all(np.isfinite(w).all() for w in weights.values()), "initial weights hold NaN/inf"
+    return "weights-ok"
 
 
 def _describe(payload: Any) -> str:
@@ -538,8 +725,8 @@ def _peak_rss_bytes() -> int:
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The valid documents that get mutated (each one is checked to load)."""
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    """The valid documents that get mutated (each one is checked to load): ``all``, and ``graph`` among them."""
     folder = tmp_path_factory.mktemp("fuzz-bases")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 3))
@@ -586,16 +773,93 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
         }
     )
     docs.append(copy.deepcopy(RICH))
-    for doc in docs:
+    graph = _graph_bases(csv, folder / "small.npz")
+    for doc in docs + graph:
         duofit.load_spec(doc)
     if importlib.util.find_spec("statsmodels") is not None:  # its import, once, outside the timed examples
         import statsmodels.api  # noqa: F401
     load_dataset(duofit.load_spec(docs[-1]))  # imports sklearn once, outside the timed examples
-    return docs
+    load_dataset(duofit.load_spec(graph[2]))  # and the text analyzer
+    return {"all": docs + graph, "graph": graph}
+
+
+def _graph_bases(csv: Path, npz: Path) -> list[dict[str, Any]]:
+    """Graph and sequence models: a residual graph, recurrent layers, attention on texts, series windows.
+
+    The npz sequences' shape is known only with the data, so their shape errors come from
+    ``initial_weights`` (a DataError), the others' from the spec.
+
+    The residual and GRU examples keep their models but read a small generated set instead of the
+    digits (a tenth of the time to load: the fuzz test keeps its time budget).
+    """
+    small = {"n_samples": 150, "n_features": 16, "n_informative": 6, "n_clusters_per_class": 1, "random_state": 0}
+    docs = [
+        tomllib.loads((EXAMPLES / f"{n}.toml").read_text(encoding="utf-8")) for n in ("residual_mlp", "gru_digits_rows")
+    ]
+    docs[0]["data"] = {"kind": "make_classification", "params": {**small, "n_classes": 10}, "stratify": True}
+    docs[1]["data"] = {"kind": "make_classification", "params": {**small, "n_classes": 10}, "sequence_shape": [4, 4]}
+    text = tomllib.loads((EXAMPLES / "text_transformer.toml").read_text(encoding="utf-8"))
+    text["data"]["path"] = str(EXAMPLES / "data" / "reviews.csv")
+    text["train"]["epochs"] = 1
+    bidirectional = {
+        "data": {
+            "kind": "make_classification",
+            "params": {"n_samples": 120, "n_features": 12, "n_informative": 6, "n_classes": 3, "random_state": 0},
+            "sequence_shape": [4, 3],
+        },
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 6, "name": "proj"},
+                {
+                    "type": "bidirectional",
+                    "layer": {"type": "lstm", "units": 3, "return_sequences": True},
+                    "name": "rnn",
+                },
+                {"type": "concatenate", "inputs": ["proj", "rnn"]},
+                {"type": "simple_rnn", "units": 4},
+                {"type": "dense", "units": 3},
+            ]
+        },
+        "loss": {"type": "categorical_crossentropy", "from_logits": True},
+    }
+    window = {
+        "data": {
+            "kind": "csv_series",
+            "path": str(csv),
+            "target": "c",
+            "features": ["a", "b"],
+            "series": {"window": 6, "horizon": 2, "stride": 1},
+        },
+        "model": {
+            "layers": [
+                {"type": "conv1d", "filters": 4, "kernel_size": 3, "padding": "same", "name": "conv"},
+                {"type": "layer_norm", "name": "norm"},
+                {"type": "add", "inputs": ["conv", "norm"]},
+                {"type": "gru", "units": 4},
+                {"type": "dense", "units": 1},
+            ]
+        },
+        "loss": {"type": "mse"},
+        "train": {"epochs": 2},
+    }
+    sequences = {
+        "data": {"kind": "npz", "path": str(npz)},
+        "model": {
+            "layers": [
+                {"type": "conv1d", "filters": 4, "kernel_size": 2, "padding": "same", "name": "conv"},
+                {"type": "lstm", "units": 4, "return_sequences": True, "name": "rnn"},
+                {"type": "multi_head_attention", "num_heads": 2, "key_dim": 2, "inputs": ["rnn", "conv"]},
+                {"type": "global_avg_pool1d"},
+                {"type": "dense", "units": 1},
+            ]
+        },
+        "loss": {"type": "binary_crossentropy", "from_logits": True},
+    }
+    return [docs[0], docs[1], text, bidirectional, window, sequences]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow inside sklearn on 1e308-sized params
-def test_fuzzed_specs_end_in_spec_or_spec_error(bases: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_fuzzed_specs_end_in_spec_or_spec_error(bases: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
     outcomes: Counter[str] = Counter()
     slowest: list[Any] = [0.0, ""]
     spike = [0]
@@ -611,7 +875,8 @@ def test_fuzzed_specs_end_in_spec_or_spec_error(bases: list[dict[str, Any]], tmp
     @given(case=cases(bases))
     def check(case: tuple[str, Any]) -> None:
         delivery, payload = case
-        if delivery == "dict":
+        paths = ("model.", "data.") if delivery == "graph" else ("",)  # a graph edit's error names its section
+        if delivery in ("dict", "graph"):
             source: Any = payload
         else:
             source = tmp_path / f"spec.{delivery}"
@@ -622,11 +887,15 @@ def test_fuzzed_specs_end_in_spec_or_spec_error(bases: list[dict[str, Any]], tmp
             spec = duofit.load_spec(source)
         except SpecError as exc:
             _assert_spec_error(exc)
+            assert exc.path.startswith(paths), f"the error is not under {paths}:\n{exc}"
             outcomes[f"{delivery}:spec-error"] += 1
         else:
             assert isinstance(spec, Spec)
             outcomes[f"{delivery}:valid"] += 1
-            outcomes[_assert_data(spec)] += 1
+            loaded, ds = _assert_data(spec, paths)
+            outcomes[loaded] += 1
+            if ds is not None:
+                outcomes[_assert_weights(spec, ds, paths)] += 1
         elapsed = time.perf_counter() - t0
         if elapsed > slowest[0]:
             slowest[:] = [elapsed, f"{delivery} {_describe(payload)}"]
@@ -653,6 +922,8 @@ def test_fuzzed_specs_end_in_spec_or_spec_error(bases: list[dict[str, Any]], tmp
         assert outcomes[f"{delivery}:spec-error"] > 100, outcomes
     assert outcomes["dict:valid"] + outcomes["toml:valid"] + outcomes["json:valid"] > 100, outcomes
     assert outcomes["data-ok"] > 50 and outcomes["data-error"] > 10, outcomes
+    assert outcomes["graph:spec-error"] > 100 and outcomes["graph:valid"] > 100, outcomes
+    assert outcomes["weights-ok"] > 100 and outcomes["weights-error"] > 5, outcomes
 
 
 # --------------------------------------------------------------------------- explicit caps and edges

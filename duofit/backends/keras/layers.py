@@ -330,7 +330,7 @@ _OPTIONAL = {
     "bias": "use_bias",
     "gamma": "scale",
     "beta": "center",
-    **{f"{part}_bias": "use_bias" for part in ("query", "key", "value", "output")},
+    **{f"{part}_bias": "use_bias" for part in ("query", "key", "value", "output", "forward", "backward")},
 }
 
 

@@ -5,6 +5,7 @@ Twin of ``duofit/backends/torch/probe.py``; arrays in and out are numpy in duofi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -25,7 +26,23 @@ from duofit.backends.keras.rnn import RNN_WEIGHT_NAMES
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
 from duofit.common.spec.shapes import model_input_shape
 
-__all__ = ["forward", "gradients", "loss_value", "roundtrip"]
+__all__ = ["TRAINABLE_NAMES", "forward", "gradients", "loss_value", "roundtrip"]
+
+
+def _recurrent_names(layer: Any) -> list[str]:
+    """A recurrent layer's weights; a bidirectional's biases follow its wrapped layer's ``use_bias``."""
+    return present_weights(layer)
+
+
+# spec layer type -> the names of its trainable weights, in the order of Keras' ``trainable_weights``
+TRAINABLE_NAMES: dict[type, Callable[[Any], list[str]]] = {
+    DenseLayer: present_weights,  # kernel, and bias unless use_bias = false
+    Conv2DLayer: present_weights,
+    BatchNormLayer: lambda layer: ["gamma", "beta"],  # the moving statistics are not trainable
+    **dict.fromkeys(RNN_WEIGHT_NAMES, _recurrent_names),
+    **dict.fromkeys(SEQUENCE_WEIGHT_NAMES, present_weights),  # conv1d, norms, embeddings
+    **dict.fromkeys(ATTENTION_WEIGHT_NAMES, present_weights),
+}
 
 
 def _model(
@@ -86,18 +103,8 @@ def gradients(
     by_id = {id(v): g for v, g in zip(model.trainable_variables, grads_all, strict=True)}
     slots = []
     for i, layer in enumerate(spec.model.layers):
-        if isinstance(layer, (DenseLayer, Conv2DLayer)):
-            names = ["kernel", "bias"] if layer.use_bias else ["kernel"]
-        elif isinstance(layer, BatchNormLayer):
-            names = ["gamma", "beta"]
-        elif type(layer) in RNN_WEIGHT_NAMES:  # a bidirectional's wrapped layer always has its bias
-            names = [n for n in RNN_WEIGHT_NAMES[type(layer)] if n != "bias" or getattr(layer, "use_bias", True)]
-        elif (
-            type(layer) in SEQUENCE_WEIGHT_NAMES or type(layer) in ATTENTION_WEIGHT_NAMES
-        ):  # conv1d, norms, embeddings, attention
-            names = present_weights(layer)
-        else:
-            continue
-        slots += [(f"layers.{i}.{n}", v) for n, v in zip(names, heads[i].trainable_weights, strict=True)]
+        names = TRAINABLE_NAMES.get(type(layer))
+        if names is not None:
+            slots += [(f"layers.{i}.{n}", v) for n, v in zip(names(layer), heads[i].trainable_weights, strict=True)]
     loss_np = float(keras.ops.convert_to_numpy(loss))
     return loss_np, {name: np.array(keras.ops.convert_to_numpy(by_id[id(v)])) for name, v in slots}

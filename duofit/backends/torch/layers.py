@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from duofit.backends.torch import sequence as seq
 from duofit.backends.torch.attention import ATTENTION_LAYERS, ATTENTION_SLOTS
 from duofit.backends.torch.rnn import RNN_LAYERS, RNN_SLOTS
-from duofit.common.errors import BackendError, unsupported
+from duofit.common.errors import BackendError, SpecError, unsupported
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -34,6 +34,7 @@ from duofit.common.spec import (
     Conv2DLayer,
     DenseLayer,
     DropoutLayer,
+    FieldProblem,
     FlattenLayer,
     GlobalAvgPool2DLayer,
     MaxPool2DLayer,
@@ -279,7 +280,11 @@ def build_model(
         if factory is None:
             raise unsupported("torch", f"model.layers[{i}]", layer, LAYERS)
         first = ins[0] or shape
-        modules.append(factory(layer, first, out or first))
+        try:
+            modules.append(factory(layer, first, out or first))
+        except FieldProblem as exc:  # a setting torch cannot compute: the factory names the field, here the index
+            where = f"model.layers[{i}].{exc.path}"
+            raise SpecError(f"{where}: {exc}", path=where) from None
     seq.attach_masks(modules, spec.model.layers)
     if spec.model.is_sequential:
         model = nn.Sequential(*modules)

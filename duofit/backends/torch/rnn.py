@@ -15,6 +15,8 @@ the optimizer sees exactly Keras' parameters:
 - SimpleRNN / LSTM: torch adds a second bias ``bias_hh_l0``; here it is a constant zero buffer,
   as Keras' own torch and cuDNN bridges do (``prepare_lstm_params``: ``bias_hh = torch.zeros``),
   so only Keras' one bias trains (cause ``rnn_double_bias``).
+- ``use_bias = false`` (also inside a bidirectional layer): ``bias=False`` on the torch module, so
+  neither framework has any bias.
 - Always ``batch_first=True`` (torch's default ``False`` reads ``(N, T, F)`` as ``(T, N, F)``).
 - The last output is ``h_n``; a bidirectional layer runs a second layer on the time-reversed
   input and, for ``return_sequences``, reverses its outputs back (Keras ``Bidirectional.call``).
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from duofit.common.errors import SpecError
+from duofit.common.spec.base import FieldProblem
 from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
 
 __all__ = ["RNN_LAYERS", "RNN_SLOTS", "Bidirectional", "Recurrent", "keras_to_torch", "torch_to_keras"]
@@ -48,40 +50,45 @@ def _gru_order(k: torch.Tensor | np.ndarray, h: int) -> torch.Tensor | np.ndarra
     return torch.cat(parts, dim=-1) if isinstance(k, torch.Tensor) else np.concatenate(parts, axis=-1)
 
 
-def _where(layer: RecurrentBase) -> str:
-    """The layer as a path: the factories see the layer, not its index."""
-    return f"model.layers[name={layer.name!r}]" if layer.name else f"model.layers[type={layer.type!r}]"
+def _check(layer: RecurrentBase, field: str = "") -> None:
+    """Refuse what torch's cells cannot compute.
 
+    Args:
+        layer: The recurrent spec.
+        field: Where ``layer`` sits inside its spec layer (``"layer."`` for a bidirectional's).
 
-def _check(layer: RecurrentBase, where: str) -> None:
+    Raises:
+        FieldProblem: path relative to the spec layer (e.g. ``layer.activation``); ``build_model``
+            prefixes ``model.layers[i].``, the layer's index, and raises a SpecError.
+    """
     allowed = _TORCH_ACTIVATIONS[type(layer)]
     if layer.activation not in allowed:
-        raise SpecError(
-            f"{where}.activation: the torch backend's {layer.type} computes only {' or '.join(allowed)}, got "
-            f"{layer.activation!r}; use activation = {allowed[0]!r} or leave torch out of --backends",
-            path=f"{where}.activation",
+        raise FieldProblem(
+            f"{field}activation",
+            f"the torch backend's {layer.type} computes only {' or '.join(allowed)}, got {layer.activation!r}; "
+            f"use activation = {allowed[0]!r} or leave torch out of --backends",
         )
     recurrent = getattr(layer, "recurrent_activation", "sigmoid")
     if recurrent != "sigmoid":
-        raise SpecError(
-            f"{where}.recurrent_activation: the torch backend's {layer.type} gates use sigmoid only, got "
-            f"{recurrent!r}; use recurrent_activation = 'sigmoid' (Keras 2's hard_sigmoid has no torch form)",
-            path=f"{where}.recurrent_activation",
+        raise FieldProblem(
+            f"{field}recurrent_activation",
+            f"the torch backend's {layer.type} gates use sigmoid only, got {recurrent!r}; use "
+            "recurrent_activation = 'sigmoid' (Keras 2's hard_sigmoid has no torch form)",
         )
     if isinstance(layer, GRULayer) and not layer.reset_after:
-        raise SpecError(
-            f"{where}.reset_after: the torch backend's GRU has only reset_after = true semantics (nn.GRU applies "
-            "the reset gate after the recurrent matmul); use reset_after = true or leave torch out of --backends",
-            path=f"{where}.reset_after",
+        raise FieldProblem(
+            f"{field}reset_after",
+            "the torch backend's GRU has only reset_after = true semantics (nn.GRU applies the reset gate after "
+            "the recurrent matmul); use reset_after = true or leave torch out of --backends",
         )
 
 
 class Recurrent(nn.Module):
     """One recurrent layer with Keras-layout parameters; ``forward`` returns all steps or the last."""
 
-    def __init__(self, layer: RecurrentBase, features: int, where: str | None = None) -> None:
+    def __init__(self, layer: RecurrentBase, features: int, field: str = "") -> None:
         super().__init__()
-        _check(layer, where or _where(layer))
+        _check(layer, field)
         g, h = layer.gates, layer.units
         self.units, self.gru, self.return_sequences = h, isinstance(layer, GRULayer), layer.return_sequences
         kwargs = {"nonlinearity": layer.activation} if isinstance(layer, SimpleRNNLayer) else {}
@@ -119,11 +126,8 @@ class Bidirectional(nn.Module):
 
     def __init__(self, layer: BidirectionalLayer, features: int) -> None:
         super().__init__()
-        where = (
-            f"model.layers[name={layer.name!r}]" if layer.name else "model.layers[type='bidirectional']"
-        ) + ".layer"
-        self.forward_layer = Recurrent(layer.layer, features, where)
-        self.backward_layer = Recurrent(layer.layer, features, where)
+        self.forward_layer = Recurrent(layer.layer, features, "layer.")
+        self.backward_layer = Recurrent(layer.layer, features, "layer.")
         self.merge, self.return_sequences = layer.merge, layer.layer.return_sequences
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102

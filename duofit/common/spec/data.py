@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from duofit.common.spec.base import MAX_SAMPLES, FieldProblem, Fraction, SpecModel, UnitFloat
 from duofit.common.spec.vocab import DataKind
 
-__all__ = ["KIND_FIELDS", "MAX_TARGETS", "SERIES_KINDS", "DataSpec", "SeriesSpec", "TextSpec"]
+__all__ = ["KIND_FIELDS", "MAX_TARGETS", "MIN_VOCAB", "SERIES_KINDS", "DataSpec", "SeriesSpec", "TextSpec"]
 
 # Target columns of one CSV (multi-output regression): far beyond any model duofit trains; a
 # longer list is a mistake (e.g. every column pasted in), not a plan.
@@ -23,6 +23,8 @@ MAX_TARGETS = 1000
 # data cells (duofit.common.data.MAX_DATA_ELEMENTS) stop any real excess.
 MAX_STEPS = 100_000
 Steps = Annotated[int, Field(gt=0, le=MAX_STEPS)]
+# Smallest text vocabulary: padding, out-of-vocabulary and one word.
+MIN_VOCAB = 3
 
 # The kinds whose samples are windows of one series, split in time order (never shuffled
 # across the split: the test part is the latest windows, validation the ones before it).
@@ -79,7 +81,7 @@ class TextSpec(SpecModel):
 
     column: str = Field(min_length=1, description="The CSV column holding the texts.")
     max_len: Steps = Field(default=64, description="Tokens per sample: longer texts are cut, shorter ones padded.")
-    max_vocab: Annotated[int, Field(ge=3, le=10_000_000)] = Field(
+    max_vocab: Annotated[int, Field(ge=MIN_VOCAB, le=10_000_000)] = Field(
         default=20_000, description="Ids are below this: 0 padding, 1 out-of-vocabulary, then the words."
     )
     padding: Literal["post", "pre"] = Field(

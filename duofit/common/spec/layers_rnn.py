@@ -146,7 +146,13 @@ class BidirectionalLayer(LayerBase):
     @field_validator("layer", mode="before")
     @classmethod
     def _recurrent_only(cls, value: Any) -> Any:
-        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        if not isinstance(value, (dict, RecurrentBase)):
+            raise FieldProblem(
+                "",
+                f"must be a table holding one recurrent layer, got {str(value)[:40]!r}; e.g. layer = "
+                f"{{type = 'lstm', units = 16}} (type one of {_RNN_TYPES})",
+            )
+        kind = value.get("type") if isinstance(value, dict) else value.type
         if kind not in _RNN_TYPES:
             raise FieldProblem(
                 "type",
@@ -159,9 +165,12 @@ class BidirectionalLayer(LayerBase):
     def _inner_layer(self) -> BidirectionalLayer:
         if self.layer.name is not None or self.layer.inputs is not None:
             raise FieldProblem("layer", "the wrapped layer takes no name or inputs: set them on the bidirectional")
-        if not self.layer.use_bias:
-            raise FieldProblem("layer.use_bias", "a wrapped layer without bias is not supported yet; remove use_bias")
         return self
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether both directions have biases (``forward_bias``, ``backward_bias``): the wrapped layer's flag."""
+        return self.layer.use_bias
 
 
 Shape = tuple[int, ...]

@@ -50,17 +50,25 @@ MASK_RULES: dict[type, MaskRule] = {
     AddLayer: lambda layer, ins: all(ins),
     ConcatenateLayer: lambda layer, ins: any(ins),
     # keras/src/layers/attention/multi_head_attention.py compute_mask: the output keeps the query's mask
-    MultiHeadAttentionLayer: lambda layer, ins: _attention_mask(ins),
+    MultiHeadAttentionLayer: lambda layer, ins: _attention_mask(layer, ins),
 }
 
 
-def _attention_mask(ins: list[bool]) -> bool:
-    """The query's mask; a mask on only one of query and value has no torch twin yet (one shared mask)."""
+def _attention_mask(layer: MultiHeadAttentionLayer, ins: list[bool]) -> bool:
+    """The query's mask; a mask on only one of query and value has no torch twin yet (one shared mask).
+
+    Raises:
+        FieldProblem: path ``inputs`` (relative to the layer; :func:`mask_flow` adds its index).
+    """
     if len(ins) == 2 and ins[0] != ins[1]:
+        names = layer.inputs or ["?", "?"]
+        has, lacks = ("query", "value") if ins[0] else ("value", "query")
+        k_has, k_lacks = (0, 1) if ins[0] else (1, 0)
         raise FieldProblem(
-            "model.layers[type='multi_head_attention'].inputs",
-            "the padding mask of an embedding with mask_zero reaches only one of query and value; read both from "
-            "the masked sequence, or set mask_zero = false",
+            "inputs",
+            f"the padding mask of an embedding with mask_zero reaches only one of query and value: the {has} "
+            f"({names[k_has]!r}), not the {lacks} ({names[k_lacks]!r}); read both from the masked sequence, or "
+            "set mask_zero = false",
         )
     return ins[0]
 
@@ -93,7 +101,10 @@ def mask_flow(layers: Sequence[LayerBase]) -> list[bool]:
                 "torch cannot reproduce: pool first (global_avg_pool1d) or use layer_norm",
             )
         rule = MASK_RULES.get(type(layer))
-        outs.append(rule(layer, ins) if rule is not None else False)
+        try:
+            outs.append(rule(layer, ins) if rule is not None else False)
+        except FieldProblem as exc:  # the rule names the field; the layer's index is known here
+            raise FieldProblem(f"model.layers[{i}].{exc.path}", str(exc)) from None
     if outs and outs[-1]:
         raise FieldProblem(
             f"model.layers[{len(layers) - 1}]",

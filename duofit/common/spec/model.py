@@ -20,7 +20,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -33,6 +34,8 @@ __all__ = ["ModelSpec", "layer_sources"]
 
 # where the model input sits in a layer's sources
 INPUT_INDEX = -1
+# layer names listed in one error message (a model may have up to 1000 layers)
+MAX_NAMES_SHOWN = 30
 
 
 def layer_sources(layers: Sequence[LayerBase], where: str = "model.layers") -> list[tuple[int, ...]]:
@@ -52,7 +55,7 @@ def layer_sources(layers: Sequence[LayerBase], where: str = "model.layers") -> l
         ...                AddLayer(type="add", inputs=["a", "input"])])
         Traceback (most recent call last):
         ...
-        duofit.common.spec.base.FieldProblem: no later layer reads it and it is not the output ...
+        duofit.common.spec.base.FieldProblem: no later layer reads it (dense) and it is not the output ...
     """
     position = {layer.name: i for i, layer in enumerate(layers) if layer.name is not None}
     known: dict[str, int] = {INPUT: INPUT_INDEX}
@@ -62,40 +65,59 @@ def layer_sources(layers: Sequence[LayerBase], where: str = "model.layers") -> l
             sources.append((i - 1,) if i > 0 else (INPUT_INDEX,))
         else:
             path = f"{where}[{i}].inputs"
-            sources.append(tuple(_resolve(ref, f"{path}[{k}]", known, position) for k, ref in enumerate(layer.inputs)))
+            sources.append(
+                tuple(_resolve(ref, f"{path}[{k}]", known, position, i) for k, ref in enumerate(layer.inputs))
+            )
         if layer.name is not None:
             if layer.name in known:
                 raise FieldProblem(
                     f"{where}[{i}].name",
-                    f"the name {layer.name!r} is already taken by layers[{known[layer.name]}]; names must be unique",
+                    f"the name {layer.name!r} is already taken by model.layers[{known[layer.name]}]; names must be "
+                    "unique: rename one of them (and the inputs that refer to it)",
                 )
             known[layer.name] = i
-    _all_used(sources, where)
+    _all_used(layers, sources, where)
     return sources
 
 
-def _resolve(ref: str, path: str, known: dict[str, int], position: dict[str, int]) -> int:
+def _resolve(ref: str, path: str, known: dict[str, int], position: dict[str, int], here: int) -> int:
     if ref in known:
         return known[ref]
+    if position.get(ref) == here:
+        raise FieldProblem(
+            path,
+            f"{ref!r} is this layer itself (model.layers[{here}]), which is not listed before this layer: a layer "
+            f"cannot read its own output (a cycle); name an earlier one of: {_shown(known)}",
+        )
     if ref in position:
         raise FieldProblem(
             path,
             f"{ref!r} is model.layers[{position[ref]}], which is not listed before this layer: list the layers "
             "in the order they run (a layer reads only earlier layers; that also rules out cycles)",
         )
+    close = difflib.get_close_matches(ref, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise FieldProblem(
-        path, f"no layer named {ref!r}; layers so far: {', '.join(known)} (give a layer that name with name = ...)"
+        path, f"no layer named {ref!r}; layers so far: {_shown(known)} ({hint}give a layer that name with name = ...)"
     )
 
 
-def _all_used(sources: list[tuple[int, ...]], where: str) -> None:
+def _shown(names: Iterable[str]) -> str:
+    """The names, the first :data:`MAX_NAMES_SHOWN` of them, in an error message."""
+    listed = list(names)
+    more = f", ... ({len(listed) - MAX_NAMES_SHOWN} more)" if len(listed) > MAX_NAMES_SHOWN else ""
+    return ", ".join(listed[:MAX_NAMES_SHOWN]) + more
+
+
+def _all_used(layers: Sequence[LayerBase], sources: list[tuple[int, ...]], where: str) -> None:
     read = {j for src in sources for j in src}
     for i in range(len(sources) - 1):
         if i not in read:
+            named = f" {layers[i].name!r}" if layers[i].name else ""
             raise FieldProblem(
                 f"{where}[{i}]",
-                "no later layer reads it and it is not the output (the last layer): list its name in a later "
-                "layer's inputs, or remove it",
+                f"no later layer reads it ({layers[i].type}{named}) and it is not the output (the last layer): "
+                "list its name in a later layer's inputs, or remove it",
             )
 
 

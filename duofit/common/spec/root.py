@@ -23,8 +23,9 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from duofit.common.spec.base import FieldProblem, SpecModel
-from duofit.common.spec.data import DataSpec
+from duofit.common.spec.data import MIN_VOCAB, DataSpec
 from duofit.common.spec.layers import DenseLayer
+from duofit.common.spec.layers_embedding import EmbeddingLayer
 from duofit.common.spec.loss import LossSpec
 from duofit.common.spec.metrics import MetricEntry, MetricItem, resolve_metrics
 from duofit.common.spec.model import ModelSpec
@@ -151,6 +152,22 @@ def _layers_fit_input(spec: Spec, columns: list[str]) -> None:
     infer_shapes(spec.model.layers, spec.data.sample_shape)  # raises FieldProblem naming the layer
 
 
+def _embeddings_cover_vocabulary(spec: Spec, columns: list[str]) -> None:
+    """Texts become ids below ``data.text.max_vocab``: every embedding table must have a row for each."""
+    text = spec.data.text
+    if text is None:
+        return
+    for i, layer in enumerate(spec.model.layers):
+        if isinstance(layer, EmbeddingLayer) and layer.input_dim < text.max_vocab:
+            smaller = f", or data.text.max_vocab = {layer.input_dim}" if layer.input_dim >= MIN_VOCAB else ""
+            raise FieldProblem(
+                f"model.layers[{i}].input_dim",
+                f"is {layer.input_dim}, but the texts become token ids up to data.text.max_vocab - 1 = "
+                f"{text.max_vocab - 1} (0 pads, 1 is out-of-vocabulary, then the words): set input_dim = "
+                f"{text.max_vocab}{smaller}",
+            )
+
+
 def _monitors_are_metrics(spec: Spec, columns: list[str]) -> None:
     listed = f" (metric columns: {', '.join(columns) or 'none'})"
     sched = spec.optimizer.schedule
@@ -186,6 +203,7 @@ def _output_fits_loss(spec: Spec, columns: list[str]) -> None:
 CROSS_CHECKS: tuple[Callable[[Spec, list[str]], None], ...] = (
     _target_fits_loss,
     _layers_fit_input,
+    _embeddings_cover_vocabulary,
     _monitors_are_metrics,
     _output_fits_loss,
 )

@@ -171,10 +171,12 @@ def _global_pool1d(layer: LayerBase, ins: list[MaybeShape], where: str) -> Maybe
 def _embedding(layer: EmbeddingLayer, ins: list[MaybeShape], where: str) -> MaybeShape:
     shape = ins[0]
     if shape is not None and len(shape) != 1:
+        masking = " (and mask_zero marks id 0 of them as padding)" if layer.mask_zero else ""
         raise FieldProblem(
             f"{where}.type",
-            f"embedding looks up integer token ids of shape [steps], got {list(shape)}: the data must be token "
-            "ids (data.kind = 'csv_text', or an npz file whose x holds integers of shape (samples, steps))",
+            f"embedding looks up integer token ids of shape [steps]{masking}, got {list(shape)}: the data must be "
+            "token ids (data.kind = 'csv_text', or an npz file whose x holds integers of shape (samples, steps)); "
+            "remove data.sequence_shape / data.image_shape, or read measurements with another first layer",
         )
     return None if shape is None else (shape[0], layer.output_dim)
 
