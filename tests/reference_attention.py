@@ -15,7 +15,7 @@ from scipy.special import softmax
 
 from duofit.common.spec import Spec
 from duofit.common.spec.layers_attention import MultiHeadAttentionLayer
-from duofit.common.spec.masks import attention_mask_flow, mask_flow
+from duofit.common.spec.masks import mask_flow
 from tests import reference
 
 
@@ -53,14 +53,13 @@ def forward(spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray) -> np.nda
     h0 = x if x.dtype.kind in "iu" else x.astype(np.float64)
     ids_mask = (x != 0).astype(np.float64) if x.dtype.kind in "iu" else None
     flow = mask_flow(spec.model.layers)
-    attends = attention_mask_flow(spec.model.layers)  # attention reads the run-time mask (see masks.py)
     outs: list[np.ndarray] = []
     for i, (layer, src) in enumerate(zip(spec.model.layers, spec.model.sources, strict=True)):
         hs = [h0 if j < 0 else outs[j] for j in src]
         mask = ids_mask if flow[i] else None
         if isinstance(layer, MultiHeadAttentionLayer):
             own = {k.split(".", 2)[2]: v for k, v in weights.items() if k.startswith(f"layers.{i}.")}
-            outs.append(attention(layer, own, hs[0], hs[-1], ids_mask if attends[i] else None))
+            outs.append(attention(layer, own, hs[0], hs[-1], mask))
             continue
         out = reference._sequence_layer(layer, i, weights, hs[0], mask)
         outs.append(out if out is not None else reference._layer(layer, i, weights, hs))

@@ -36,8 +36,6 @@ from typing import Any
 import numpy as np
 
 from duofit.common.spec import DATA_KIND_TARGETS, ActivationLayer, DenseLayer, HuberLoss, Spec
-from duofit.common.spec.layers_attention import MultiHeadAttentionLayer
-from duofit.common.spec.masks import attention_mask_flow, mask_flow
 
 __all__ = [
     "DIVERGENCE_RATIO",
@@ -290,21 +288,7 @@ def spec_warnings(spec: Spec, integer_target: bool) -> list[str]:
         out.append(f"regression loss {loss.type!r} on class labels: use a cross-entropy loss for classification")
     if spec.task == "regression" and last_act in ("sigmoid", "softmax"):
         out.append(f"regression output ends in {last_act}: predictions are bounded to (0, 1)")
-    return out + _unmasked_attention(spec)
-
-
-def _unmasked_attention(spec: Spec) -> list[str]:
-    """Attention layers that Keras runs without the padding mask the layers around them carry."""
-    layers = spec.model.layers
-    built, attends = mask_flow(layers), attention_mask_flow(layers)
-    return [
-        f"model.layers[{i}] (multi_head_attention) attends to the padding steps: Keras runs it without the "
-        "padding mask, because an earlier attention layer deleted the mask of its input and the residual add "
-        "after it returns none (cause keras_attention_mask_dropped); every backend does the same, so they stay "
-        "comparable"
-        for i, layer in enumerate(layers)
-        if isinstance(layer, MultiHeadAttentionLayer) and built[i] and not attends[i]
-    ]
+    return out
 
 
 def diagnose(

@@ -88,7 +88,7 @@ def cross(**train: Any) -> dict[str, Any]:
 
 
 def two_blocks(**train: Any) -> dict[str, Any]:
-    """The encoder with a second attention block after the first residual: Keras runs it unmasked."""
+    """The encoder with a second attention block after the first residual (the mask must reach it)."""
     doc = encoder(**train)
     layers = doc["model"]["layers"]
     layers[6]["name"] = "x1"
@@ -138,16 +138,6 @@ def test_value_of_another_width_names_both_shapes() -> None:
         duofit.load_spec(doc)
     assert err.value.path == "model.layers[2].inputs[1]"
     assert "[8, 5]" in str(err.value) and "[4, 8]" in str(err.value)
-
-
-def test_attention_after_a_residual_block_runs_without_the_mask() -> None:
-    """Keras' run-time masks: the first attention layer deletes its input's mask, so the residual add
-    has none and the second attention attends to padding; the pooling keeps the recorded mask."""
-    from duofit.common.spec.masks import attention_mask_flow, mask_flow
-
-    layers = duofit.load_spec(two_blocks()).model.layers
-    assert attention_mask_flow(layers) == [False, False, True] + [False] * 8
-    assert mask_flow(layers)[9] and mask_flow(layers)[7]  # pooling (9) and the second attention's build-time mask
 
 
 def test_mask_on_only_one_input_is_refused() -> None:

@@ -37,7 +37,7 @@ from duofit.common.spec.layers_conv1d import (
     MaxPool1DLayer,
 )
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
-from duofit.common.spec.masks import attention_mask_flow, mask_flow
+from duofit.common.spec.masks import mask_flow
 from duofit.common.spec.shapes import same_padding
 
 __all__ = [
@@ -193,18 +193,16 @@ def positional(layer: PositionalEmbeddingLayer, shape: Shape) -> PositionalEmbed
 def attach_masks(modules: Sequence[nn.Module], layers: Sequence[LayerBase]) -> None:
     """Share one :class:`TokenMask` between the masking embeddings and the layers Keras masks.
 
-    Which layers see a mask follows Keras: the pooling layers read the mask recorded when the
-    model is built (:func:`~duofit.common.spec.masks.mask_flow`), attention layers the one their
-    query carries at run time (:func:`~duofit.common.spec.masks.attention_mask_flow`).
+    Which layers see a mask follows :func:`~duofit.common.spec.shapes.mask_flow`, Keras'
+    propagation rules.
     """
     tokens = TokenMask()
-    flows = zip(mask_flow(layers), attention_mask_flow(layers), strict=True)
-    for module, layer, (masked, attends) in zip(modules, layers, flows, strict=True):
+    for module, layer, masked in zip(modules, layers, mask_flow(layers), strict=True):
         if isinstance(layer, EmbeddingLayer) and layer.mask_zero:
             assert isinstance(module, Embedding)
             module.tokens = tokens
         elif masked and isinstance(layer, GlobalAvgPool1DLayer):
             assert isinstance(module, GlobalPool1D)
             module.tokens = tokens
-        elif attends and isinstance(layer, MultiHeadAttentionLayer):  # padded queries and keys (attention.py)
+        elif masked and isinstance(layer, MultiHeadAttentionLayer):  # padded queries and keys (attention.py)
             module.tokens = tokens

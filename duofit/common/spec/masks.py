@@ -31,7 +31,7 @@ from duofit.common.spec.layers_conv1d import LayerNormLayer
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.model import layer_sources
 
-__all__ = ["MASK_RULES", "attention_mask_flow", "mask_flow"]
+__all__ = ["MASK_RULES", "mask_flow"]
 
 
 # How a Keras mask (from an ``embedding`` with ``mask_zero``) flows: layer type -> output
@@ -100,55 +100,4 @@ def mask_flow(layers: Sequence[LayerBase]) -> list[bool]:
             "the model output still carries the padding mask of an embedding with mask_zero, which Keras would "
             "use to re-weight the loss: pool over the steps first (global_avg_pool1d) or set mask_zero = false",
         )
-    return seen
-
-
-def attention_mask_flow(layers: Sequence[LayerBase]) -> list[bool]:
-    """Whether each ``multi_head_attention`` layer masks padding when Keras *runs* the model.
-
-    Keras passes masks two ways. A layer whose ``call`` takes ``mask`` (the pooling and
-    recurrent layers) gets the mask recorded when the functional model was built: the flow of
-    :func:`mask_flow`. ``MultiHeadAttention.call`` instead reads the mask attached to its query
-    tensor at run time, and then deletes the masks of its inputs
-    (``keras/src/layers/attention/multi_head_attention.py``: ``backend.set_keras_mask(query, None)``).
-    A residual ``add`` of an attention layer's input and output then sees one input without a
-    mask and returns none (``keras/src/layers/merging/base_merge.py`` ``compute_mask``: any
-    ``None`` gives ``None``), so every attention layer after the first residual block attends to
-    the padding steps, while the final pooling still leaves them out. The torch backend masks
-    attention exactly where this returns ``True`` (cause ``keras_attention_mask_dropped``).
-
-    Layers run in spec order (a topological order of the graph, the order Keras builds them in).
-
-    Raises:
-        FieldProblem: a cross-attention layer whose query and value differ in carrying the mask at
-            run time (path ``model.layers[i].inputs``).
-
-    Example:
-        >>> from duofit.common.spec.layers import AddLayer
-        >>> emb = EmbeddingLayer(type="embedding", input_dim=9, output_dim=4, mask_zero=True, name="e")
-        >>> def att(name):
-        ...     return MultiHeadAttentionLayer(type="multi_head_attention", num_heads=1, key_dim=4, name=name)
-        >>> attention_mask_flow([emb, att("a1"), AddLayer(type="add", inputs=["e", "a1"]), att("a2")])
-        [False, True, False, False]
-    """
-    outs: list[bool] = []  # the mask each output carries at run time, before any deletion
-    stripped: set[int] = set()  # outputs whose mask an attention layer has deleted
-    seen: list[bool] = []
-    for i, (layer, src) in enumerate(zip(layers, layer_sources(layers), strict=True)):
-        ins = [False if j < 0 else outs[j] and j not in stripped for j in src]
-        if isinstance(layer, MultiHeadAttentionLayer):
-            if ins[0] != ins[-1]:
-                raise FieldProblem(
-                    f"model.layers[{i}].inputs",
-                    "when Keras runs the model, the padding mask reaches only one of query and value here (an "
-                    "earlier attention layer deleted the other's), which the torch backend cannot reproduce: read "
-                    "query and value from tensors no earlier attention layer read, or set mask_zero = false",
-                )
-            seen.append(ins[0])
-            stripped.update(j for j in src if j >= 0)
-            outs.append(ins[0])  # the output carries the query's mask
-            continue
-        seen.append(False)
-        rule = MASK_RULES.get(type(layer))
-        outs.append(rule(layer, ins) if rule is not None else False)
     return seen

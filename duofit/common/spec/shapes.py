@@ -46,7 +46,7 @@ from duofit.common.spec.layers_conv1d import (
 )
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.layers_rnn import RECURRENT_LAYERS, BidirectionalLayer, rnn_output_shape
-from duofit.common.spec.masks import attention_mask_flow, mask_flow
+from duofit.common.spec.masks import mask_flow
 from duofit.common.spec.model import layer_sources
 
 __all__ = [
@@ -310,7 +310,6 @@ def trace_shapes(layers: Sequence[LayerBase], input_shape: MaybeShape) -> list[t
         outs.append(shape)
         traced.append((ins, shape))
     mask_flow(layers)  # a mask that reaches batch_norm or the output is refused here too
-    attention_mask_flow(layers)  # and cross-attention whose inputs differ in their run-time mask
     return traced
 
 
