@@ -189,7 +189,7 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     steps_per_epoch = math.ceil(n_train / bs)
     epochs = len(m.epoch_ends)
     first, median_epoch, loop_epoch = _epoch_seconds(m, warmup)
-    per_step = train_flops_per_step(spec, dataset.n_features, bs)
+    per_step = train_flops_per_step(spec, dataset.n_features, bs, dataset.input_shape)
     epoch_flops = per_step / bs * n_train
     return {
         **_machine_columns(info, m, device, threads),

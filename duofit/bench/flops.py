@@ -1,12 +1,20 @@
 """FLOPs per training step estimated from the spec, and a matmul peak measured on this machine.
 
-Convention (the one MFU papers use for dense networks): a dense layer costs ``2 * in * out``
-FLOPs per sample forward (one multiply + one add per weight); a conv2d layer costs
-``2 * kh * kw * in_channels * filters`` per output pixel; the backward pass costs twice
-the forward (gradients for inputs and for weights), so a training step costs 3x forward.
-Pooling, like biases and activations, is O(activations) and not counted.
-Biases, activations, the loss and the optimizer update are not counted (they are O(units),
-not O(weights)); validation forwards are not counted either. MFU is therefore conservative.
+Convention (the one MFU papers use): every multiply-add of a weight with an activation counts
+2 FLOPs forward, and the backward pass costs twice the forward (gradients for inputs and for
+weights), so a training step costs 3x forward. Per sample, forward (:data:`FORWARD_FLOPS`):
+
+- ``dense``: ``2 * in * out`` per position (a dense layer on ``(steps, features)`` runs per step);
+- ``conv2d``: ``2 * kh * kw * in_channels * filters`` per output pixel; ``conv1d`` the same per
+  output step with ``kernel_size``;
+- ``simple_rnn`` / ``lstm`` / ``gru``: ``2 * gates * units * (features + units)`` per step
+  (1, 4 or 3 gates: the input and the recurrent matmul); ``bidirectional`` twice its layer;
+- ``multi_head_attention``: the query/key/value/output projections plus ``q . k`` and ``p . v``
+  (:func:`~duofit.common.spec.layers_attention.attention_flops`).
+
+Embedding lookups, pooling, normalisation, merges, biases, activations, the loss and the
+optimizer update are not counted (they are O(activations) or O(weights) per step, not
+O(weights x positions)); validation forwards are not counted either. MFU is therefore conservative.
 
 The peak is the best float32 ``A @ B`` rate of numpy and (when installed) torch on the
 run's thread count, measured in a fresh process at the start of each run:
@@ -23,29 +31,89 @@ Example:
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from duofit.common.spec import Conv2DLayer, DenseLayer, Spec
-from duofit.common.spec.shapes import infer_shapes
+from duofit.common.spec.layers_attention import MultiHeadAttentionLayer, attention_flops
+from duofit.common.spec.layers_conv1d import Conv1DLayer
+from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
+from duofit.common.spec.shapes import trace_shapes
 
 __all__ = [
     "BACKWARD_FACTOR",
+    "FORWARD_FLOPS",
     "forward_flops_per_sample",
     "main",
     "measure_peak",
     "train_flops_per_step",
 ]
 
-BACKWARD_FACTOR = 2  # backward = 2x forward for dense layers (grad wrt inputs + grad wrt weights)
+BACKWARD_FACTOR = 2  # backward = 2x forward (grad wrt inputs + grad wrt weights), for every counted layer
 PEAK_REPEATS = 10  # timed matmuls per library; the fastest is kept (best-of-n rejects interference)
 PEAK_SIZE = 2048  # square float32 matrices: large enough to reach BLAS peak on a few cores
 
 
-def forward_flops_per_sample(spec: Spec, n_features: int) -> int:
-    """Forward FLOPs per sample over the dense and conv2d layers (see the module docstring).
+Shape = tuple[int, ...]
+
+
+def _positions(shape: Shape) -> int:
+    """Positions a per-position layer runs at: every axis but the last (1 for flat input)."""
+    return math.prod(shape[:-1])
+
+
+def _dense(layer: DenseLayer, ins: list[Shape], out: Shape) -> int:
+    return 2 * _positions(ins[0]) * ins[0][-1] * layer.units
+
+
+def _conv2d(layer: Conv2DLayer, ins: list[Shape], out: Shape) -> int:
+    kh, kw = layer.kernel_size
+    return 2 * kh * kw * ins[0][-1] * layer.filters * out[0] * out[1]
+
+
+def _conv1d(layer: Conv1DLayer, ins: list[Shape], out: Shape) -> int:
+    return 2 * layer.kernel_size * ins[0][-1] * layer.filters * out[0]
+
+
+_GATES: dict[type, int] = {SimpleRNNLayer: 1, LSTMLayer: 4, GRULayer: 3}
+
+
+def _recurrent(layer: RecurrentBase, ins: list[Shape], out: Shape) -> int:
+    steps, features = ins[0]
+    return 2 * steps * _GATES[type(layer)] * layer.units * (features + layer.units)
+
+
+def _bidirectional(layer: BidirectionalLayer, ins: list[Shape], out: Shape) -> int:
+    return 2 * _recurrent(layer.layer, ins, out)
+
+
+def _attention(layer: MultiHeadAttentionLayer, ins: list[Shape], out: Shape) -> int:
+    query, value = ins[0], ins[-1]
+    return attention_flops(layer, query[0], value[0], query[-1])
+
+
+# Layer type -> forward FLOPs per sample from its input shapes and output shape; no entry: not counted.
+FORWARD_FLOPS: dict[type, Callable[[Any, list[Shape], Shape], int]] = {
+    DenseLayer: _dense,
+    Conv2DLayer: _conv2d,
+    Conv1DLayer: _conv1d,
+    **dict.fromkeys((SimpleRNNLayer, LSTMLayer, GRULayer), _recurrent),
+    BidirectionalLayer: _bidirectional,
+    MultiHeadAttentionLayer: _attention,
+}
+
+
+def forward_flops_per_sample(spec: Spec, n_features: int, input_shape: Shape | None = None) -> int:
+    """Forward FLOPs per sample over the layers of :data:`FORWARD_FLOPS` (see the module docstring).
+
+    Args:
+        spec: A validated spec; its layer graph is followed (merges, skips).
+        n_features: Flat input width (used when neither ``input_shape`` nor the spec tells the shape).
+        input_shape: One sample's shape as the data holds it (e.g. ``(steps, features)``).
 
     Example:
         >>> from duofit.common.loader import load_spec
@@ -53,25 +121,21 @@ def forward_flops_per_sample(spec: Spec, n_features: int) -> int:
         ...     "model": {"layers": [{"type": "dense", "units": 8}, {"type": "dense", "units": 1}]}})
         >>> forward_flops_per_sample(spec, n_features=4)
         80
+        >>> lstm = load_spec({"data": {"kind": "sunspots", "series": {"window": 12}}, "loss": {"type": "mse"},
+        ...     "model": {"layers": [{"type": "lstm", "units": 16}, {"type": "dense", "units": 1}]}})
+        >>> forward_flops_per_sample(lstm, n_features=12, input_shape=(12, 1))  # 2*12*4*16*(1+16) + 2*16
+        26144
     """
-    image = tuple(spec.data.image_shape) if spec.data.image_shape else None
-    shapes = infer_shapes(spec.model.layers, image)
+    start = input_shape or (tuple(spec.data.sample_shape) if spec.data.sample_shape else (n_features,))
     total = 0
-    previous: tuple[int, ...] | None = image or (n_features,)
-    for layer, shape in zip(spec.model.layers, shapes, strict=True):
-        width = 1
-        for n in previous or (n_features,):
-            width *= n
-        if isinstance(layer, DenseLayer):
-            total += 2 * width * layer.units
-        elif isinstance(layer, Conv2DLayer) and previous is not None and shape is not None:
-            kh, kw = layer.kernel_size
-            total += 2 * kh * kw * previous[2] * layer.filters * shape[0] * shape[1]
-        previous = shape if shape is not None else (width if not isinstance(layer, DenseLayer) else layer.units,)
+    for layer, (ins, out) in zip(spec.model.layers, trace_shapes(spec.model.layers, start), strict=True):
+        rule = FORWARD_FLOPS.get(type(layer))
+        if rule is not None and out is not None and all(shape is not None for shape in ins):
+            total += rule(layer, [shape for shape in ins if shape is not None], out)
     return total
 
 
-def train_flops_per_step(spec: Spec, n_features: int, batch_size: int) -> int:
+def train_flops_per_step(spec: Spec, n_features: int, batch_size: int, input_shape: Shape | None = None) -> int:
     """Training FLOPs of one full batch: forward + backward = ``(1 + BACKWARD_FACTOR)`` x forward.
 
     Example:
@@ -81,7 +145,7 @@ def train_flops_per_step(spec: Spec, n_features: int, batch_size: int) -> int:
         >>> train_flops_per_step(spec, n_features=4, batch_size=10)
         2400
     """
-    return (1 + BACKWARD_FACTOR) * forward_flops_per_sample(spec, n_features) * batch_size
+    return (1 + BACKWARD_FACTOR) * forward_flops_per_sample(spec, n_features, input_shape) * batch_size
 
 
 def _best_seconds(fn: Any, repeats: int) -> float:

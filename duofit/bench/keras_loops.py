@@ -9,7 +9,8 @@
   loss from one direct model call per epoch in a callback.
 
 Both use Keras' default initialisation (seeded) and only read sizes, loss and Adam settings
-from the spec. Run inside a cell process whose TensorFlow threads are already set.
+from the spec; a model that is not a plain MLP is built from stock Keras layers
+(:mod:`duofit.bench.keras_models`). Run inside a cell process whose TensorFlow threads are already set.
 
 Example:
     Trains a model inside a cell process, so it is not run as a doctest.
@@ -30,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from duofit.bench.keras_models import stock_model
 from duofit.bench.measure import MLP, Measurement
 from duofit.common.data import Dataset
 from duofit.common.envinfo import cpu_model
@@ -48,13 +50,20 @@ def keras_flags(model: Any = None, steps_per_execution: int = 1) -> dict[str, An
     }
 
 
-def _model(mlp: MLP) -> keras.Sequential:
+def _model(mlp: MLP) -> keras.Model:
     keras.utils.set_random_seed(mlp.seed)
     keras.config.set_floatx(mlp.dtype)
+    if mlp.graph is not None:
+        return stock_model(mlp.graph, mlp.dtype)
     layers: list[Any] = [keras.Input(shape=(mlp.n_features,))]
     for units, act in mlp.layers:
         layers.append(keras.layers.Dense(units, activation=None if act == "linear" else act))
     return keras.Sequential(layers)
+
+
+def _x(mlp: MLP, x: np.ndarray) -> np.ndarray:
+    """Inputs as the model reads them: token ids as int32, everything else in the run's float dtype."""
+    return x.astype("int32") if mlp.graph is not None and mlp.graph.tokens else x.astype(mlp.dtype)
 
 
 def _loss(mlp: MLP) -> keras.losses.Loss:
@@ -113,8 +122,8 @@ def _finish(model: Any, device: str, start: float, clock: _EpochClock, spe: int,
 
 def keras_naive_fit(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
     """A newcomer's ``compile`` + ``fit`` on numpy arrays (see the module docstring)."""
-    x, y = ds.x_train.astype(mlp.dtype), mlp.targets(ds.y_train)
-    x_val, y_val = ds.x_val.astype(mlp.dtype), mlp.targets(ds.y_val)
+    x, y = _x(mlp, ds.x_train), mlp.targets(ds.y_train)
+    x_val, y_val = _x(mlp, ds.x_val), mlp.targets(ds.y_val)
     with tf.device(_device(device_name)):
         model = _model(mlp)
         metrics = [] if mlp.loss == "mse" else ["accuracy"]
@@ -130,7 +139,7 @@ def keras_naive_fit(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
             verbose=0,
             callbacks=[clock],
         )
-        test = model.predict(ds.x_test.astype(mlp.dtype), verbose=0)
+        test = model.predict(_x(mlp, ds.x_test), verbose=0)
     return _finish(model, device_name, start, clock, 1, test)
 
 
@@ -143,16 +152,16 @@ def keras_tuned(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
         loss = _loss(mlp)
         model.compile(optimizer=_adam(mlp), loss=loss, steps_per_execution=steps)
         data = (
-            tf.data.Dataset.from_tensor_slices((ds.x_train.astype(mlp.dtype), mlp.targets(ds.y_train)))
+            tf.data.Dataset.from_tensor_slices((_x(mlp, ds.x_train), mlp.targets(ds.y_train)))
             .shuffle(n, seed=mlp.seed, reshuffle_each_iteration=True)
             .batch(bs)  # before repeat: the last partial batch stays in its epoch
             .repeat()
             .prefetch(tf.data.AUTOTUNE)
         )
-        x_val = tf.constant(ds.x_val.astype(mlp.dtype))
+        x_val = tf.constant(_x(mlp, ds.x_val))
         y_val = tf.constant(mlp.targets(ds.y_val))
         clock = _EpochClock(val=(x_val, y_val, loss))
         start = time.perf_counter()
-        model.fit(data, epochs=mlp.epochs, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-        test = model(tf.constant(ds.x_test.astype(mlp.dtype)), training=False)
+        model.fit(data, epochs=mlp.epochs, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[clock])
+        test = model(tf.constant(_x(mlp, ds.x_test)), training=False)
     return _finish(model, device_name, start, clock, steps, test)

@@ -2,7 +2,10 @@
 
 Framework-free. The baselines (``torch_loops``, ``keras_loops``, ``numpy_loop``) are written
 by hand the way a person would write them; they only read the layer sizes, activations,
-loss and Adam settings from the spec, and refuse anything else with a clear error.
+loss and Adam settings from the spec, and refuse anything else with a clear error. A plain
+dense network is an :class:`MLP`; the torch and Keras baselines also build layer graphs
+(sequence, attention, residual models) from their frameworks' stock layers
+(:mod:`duofit.bench.stock`); the numpy baseline runs MLPs only.
 
 Example:
     >>> from duofit.common.loader import load_spec
@@ -20,13 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from duofit.bench.stock import StockGraph, stock_graph, stock_problem
 from duofit.common.data import Dataset
 from duofit.common.errors import BackendError
 from duofit.common.spec import ActivationLayer, AdamOptimizer, DenseLayer, Spec
 
-__all__ = ["MLP", "Measurement", "baseline_problem", "mlp_of", "steady_epochs"]
+__all__ = ["GRAPH_BASELINES", "MLP", "Measurement", "baseline_problem", "mlp_of", "steady_epochs"]
 
 _BASELINE_ACTIVATIONS = ("relu", "linear")
+# Baselines that build layer graphs from stock layers (the numpy one computes MLPs only).
+GRAPH_BASELINES = ("lean-torch", "seed-loop", "keras-tuned", "keras-naive-fit")
 
 
 @dataclass
@@ -83,6 +89,8 @@ class MLP:
         lr, beta1, beta2, eps: Adam settings.
         batch_size, epochs, seed: From ``train``.
         dtype: ``float32`` or ``float64``.
+        graph: The layer graph to build from stock layers, when the model is not a plain MLP
+            (``layers`` is then empty).
     """
 
     n_features: int
@@ -96,6 +104,7 @@ class MLP:
     epochs: int
     seed: int
     dtype: str
+    graph: StockGraph | None = None
 
     def targets(self, y: np.ndarray) -> np.ndarray:
         """Targets in the form this loss consumes: float column, int64 indices or float matrix."""
@@ -103,19 +112,12 @@ class MLP:
             return np.asarray(y, dtype=np.int64)
         return np.asarray(y, dtype=self.dtype).reshape(len(y), -1)
 
-    def forward_flops_per_sample(self) -> int:
-        """Dense forward FLOPs per sample: ``2 * in * out`` per layer (bias and activations ignored)."""
-        total, width = 0, self.n_features
-        for units, _ in self.layers:
-            total += 2 * width * units
-            width = units
-        return total
-
 
 def _unsupported(backend: str, what: str) -> BackendError:
+    graphs = "; the torch and Keras baselines also build stock-layer graphs" if backend in GRAPH_BASELINES else ""
     return BackendError(
         f"baseline {backend!r} cannot run {what}; baselines support dense layers with activation "
-        f"{' or '.join(_BASELINE_ACTIVATIONS)} (or a following relu activation layer), losses "
+        f"{' or '.join(_BASELINE_ACTIVATIONS)} (or a following relu activation layer){graphs}, losses "
         "binary_crossentropy / categorical_crossentropy with from_logits = true (integer labels) or mse, "
         "and the adam optimizer without weight decay or clipping. Use a duofit-* backend for this workload"
     )
@@ -126,8 +128,8 @@ def baseline_problem(spec: Spec, backend: str) -> str | None:
 
     Example:
         >>> from duofit.common.loader import load_spec
-        >>> baseline_problem(load_spec("examples/digits_cnn.toml"), "lean-torch")[:45]
-        "baseline 'lean-torch' cannot run model.layers"
+        >>> baseline_problem(load_spec("examples/digits_cnn.toml"), "numpy-lean")[:45]
+        "baseline 'numpy-lean' cannot run model.layers"
     """
     try:
         _translate(spec, backend)
@@ -140,9 +142,13 @@ def mlp_of(spec: Spec, dataset: Dataset, backend: str) -> MLP:
     """The :class:`MLP` of a spec, or a clear error naming the item a baseline cannot run."""
     layers, kind, opt = _translate(spec, backend)
     tr = spec.train
+    graph = None
+    if layers is None:
+        tokens = bool(np.issubdtype(dataset.x_train.dtype, np.integer))
+        graph = stock_graph(spec, dataset.input_shape, tokens)
     return MLP(
         n_features=dataset.n_features,
-        layers=tuple(layers),
+        layers=tuple(layers or ()),
         loss=kind,
         lr=opt.lr,
         beta1=opt.beta1,
@@ -152,10 +158,11 @@ def mlp_of(spec: Spec, dataset: Dataset, backend: str) -> MLP:
         epochs=tr.epochs,
         seed=tr.seed,
         dtype=tr.dtype,
+        graph=graph,
     )
 
 
-def _translate(spec: Spec, backend: str) -> tuple[list[tuple[int, str]], str, AdamOptimizer]:
+def _mlp_layers(spec: Spec, backend: str) -> list[tuple[int, str]]:
     layers: list[tuple[int, str]] = []
     for i, layer in enumerate(spec.model.layers):
         if isinstance(layer, DenseLayer):
@@ -167,6 +174,22 @@ def _translate(spec: Spec, backend: str) -> tuple[list[tuple[int, str]], str, Ad
             layers[-1] = (layers[-1][0], "relu")
         else:
             raise _unsupported(backend, f"model.layers[{i}] (type {layer.type!r})")
+        if layer.inputs is not None:
+            raise _unsupported(backend, f"model.layers[{i}].inputs (a layer graph)")
+    return layers
+
+
+def _translate(spec: Spec, backend: str) -> tuple[list[tuple[int, str]] | None, str, AdamOptimizer]:
+    """MLP layers (``None``: a stock-layer graph), loss kind and Adam settings, or the error."""
+    try:
+        layers: list[tuple[int, str]] | None = _mlp_layers(spec, backend)
+    except BackendError:
+        if backend not in GRAPH_BASELINES:
+            raise
+        problem = stock_problem(spec)
+        if problem is not None:
+            raise _unsupported(backend, problem) from None
+        layers = None
     loss = spec.loss
     if loss.type == "mse":
         kind = "mse"

@@ -65,6 +65,17 @@ class Suite:
     backends: tuple[str, ...] | None = None  # None: every benchmark backend that is installed
 
 
+# The model workloads: forecasting with an LSTM, digits as rows with a GRU, a two-block text
+# transformer and a residual CNN (copies of the examples of the same names).
+_MODELS = (
+    WorkloadPlan("lstm_sunspots", 12, (32,)),
+    WorkloadPlan("gru_digits_rows", 8, (32,)),
+    WorkloadPlan("text_transformer", 10, (32,)),
+    WorkloadPlan("resnet_digits", 8, (32,)),
+)
+_LEAN_BASELINES = ("lean-torch", "keras-tuned")
+_DUOFIT_BACKENDS = ("duofit-torch", "duofit-keras", "duofit-keras-torch", "duofit-keras-jax")
+
 SUITES: dict[str, Suite] = {
     # < 2 min on 2 cores: every framework backend once, short runs (numpy-lean only in full: 12 s on wide_mlp).
     "quick": Suite(
@@ -74,17 +85,22 @@ SUITES: dict[str, Suite] = {
         backends=tuple(name for name in RUNNERS if name != "numpy-lean"),
     ),
     # The full matrix: the seed problem as the tutorial runs it (100 epochs), the wide MLP, and
-    # the two CNNs (digits 8x8x1, synthetic 32x32x3 images); baselines run the MLPs only.
+    # the two CNNs (digits 8x8x1, synthetic 32x32x3 images) and the model workloads; numpy-lean runs
+    # the MLPs only.
     "full": Suite(
         (
             WorkloadPlan("seed", 100, (32, 128)),
             WorkloadPlan("wide_mlp", 6, (64, 256, 1024)),
             WorkloadPlan("digits_cnn", 15, (32,)),
             WorkloadPlan("cnn32", 5, (64, 256)),
+            *_MODELS,
         ),
         repeats=5,
         peak_size=2048,
     ),
+    # The model workloads alone: every duofit backend against the lean torch loop and the tuned
+    # Keras fit, each building the model from its framework's stock layers.
+    "models": Suite(_MODELS, repeats=3, peak_size=2048, backends=(*_DUOFIT_BACKENDS, *_LEAN_BASELINES)),
 }
 
 
@@ -320,5 +336,5 @@ def _baselines_that_cannot(
                 problem = baseline_problem(Spec.model_validate_json(js), backend)
                 if problem is not None:
                     cannot.add((name, backend))
-                    skipped[f"{backend} on {name}"] = problem.split(";")[0] + " (an MLP-only baseline)"
+                    skipped[f"{backend} on {name}"] = problem.split(";")[0]
     return cannot

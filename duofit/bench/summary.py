@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG",
     "CONTENDED_PCT",
     "RATIOS",
+    "WORKLOAD_TARGETS",
     "Ratio",
     "load_results",
     "markdown",
@@ -72,9 +73,14 @@ class Ratio:
     op: str
     target: float
 
-    def met(self, value: float) -> bool:
-        """Whether ``value`` meets the target."""
-        return value <= self.target if self.op == "<=" else value >= self.target
+    def target_for(self, workload: str) -> float:
+        """The target on ``workload`` (:data:`WORKLOAD_TARGETS`, else :attr:`target`)."""
+        return WORKLOAD_TARGETS.get((workload, self.name), self.target)
+
+    def met(self, value: float, workload: str = "") -> bool:
+        """Whether ``value`` meets the target on ``workload``."""
+        target = self.target_for(workload)
+        return value <= target if self.op == "<=" else value >= target
 
 
 # duofit's overhead targets against the hand-written loops, set for the seed workload on CPU.
@@ -84,6 +90,12 @@ RATIOS = (
     Ratio("duofit-keras / keras-tuned", "duofit-keras", "keras-tuned", "<=", 1.15),
     Ratio("keras-naive-fit / duofit-keras", "keras-naive-fit", "duofit-keras", ">=", 5.0),
 )
+# Targets that differ on a workload: on the model workloads (sequence, attention, residual) the
+# Keras overhead target is 1.10 against the tuned fit (duofit's own goal for those models).
+WORKLOAD_TARGETS: dict[tuple[str, str], float] = {
+    (workload, "duofit-keras / keras-tuned"): 1.10
+    for workload in ("lstm_sunspots", "gru_digits_rows", "text_transformer", "resnet_digits")
+}
 
 
 def load_results(path: str | Path) -> Any:
@@ -155,14 +167,15 @@ def overhead_ratios(summary: Any) -> Any:
             a, b = by.loc[r.numerator], by.loc[r.denominator]
             value = a["ms_per_step"] / b["ms_per_step"]
             row = dict(zip(CONFIG, config, strict=True))
+            workload = str(row.get("workload", ""))
             row.update(
                 ratio=r.name,
                 value=value,
                 low=a["ms_q25"] / b["ms_q75"],
                 high=a["ms_q75"] / b["ms_q25"],
                 loop_value=a["steady_loop_ms_per_step"] / b["steady_loop_ms_per_step"],
-                target=f"{r.op} {r.target:g}",
-                met=r.met(value),
+                target=f"{r.op} {r.target_for(workload):g}",
+                met=r.met(value, workload),
             )
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
@@ -195,7 +208,10 @@ def markdown(summary: Any, ratios: Any) -> str:
         _fastest_table(summary),
     ]
     if not ratios.empty:
-        parts.append("\n\n### Overhead ratios (steady ms/step; duofit's targets, set for the seed workload)\n")
+        parts.append(
+            "\n\n### Overhead ratios (steady ms/step; duofit's targets, set for the seed workload; "
+            "Keras <= 1.10 on the model workloads)\n"
+        )
         parts.append(_ratio_table(ratios))
     return "\n".join(parts) + "\n"
 

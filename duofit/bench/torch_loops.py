@@ -9,7 +9,8 @@
   accumulated on the device (one host sync per epoch), validation loss under ``inference_mode``.
 
 Both use torch's default initialisation (seeded) and only read sizes, loss and Adam
-settings from the spec (:class:`~duofit.bench.measure.MLP`). Run inside a cell process.
+settings from the spec (:class:`~duofit.bench.measure.MLP`); a model that is not a plain MLP
+is built from stock torch modules (:mod:`duofit.bench.torch_models`). Run inside a cell process.
 
 Example:
     Trains a model inside a cell process, so it is not run as a doctest.
@@ -29,6 +30,7 @@ import torch
 
 from duofit.backends.torch.optimizers import fused_kwargs
 from duofit.bench.measure import MLP, Measurement
+from duofit.bench.torch_models import StockNet, channels_first
 from duofit.common.data import Dataset
 from duofit.common.envinfo import cpu_model
 
@@ -49,8 +51,10 @@ def torch_flags() -> dict[str, Any]:
     }
 
 
-def _model(mlp: MLP, device: torch.device) -> torch.nn.Sequential:
+def _model(mlp: MLP, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(mlp.seed)
+    if mlp.graph is not None:
+        return StockNet(mlp.graph).to(device=device, dtype=_DTYPES[mlp.dtype])
     blocks: list[torch.nn.Module] = []
     width = mlp.n_features
     for units, act in mlp.layers:
@@ -67,14 +71,21 @@ def _criterion(mlp: MLP) -> torch.nn.Module:
     )()
 
 
+def _inputs(mlp: MLP, x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Token ids as int64; images channels-first for a stock graph's convolutions; else the float dtype."""
+    if mlp.graph is not None and mlp.graph.tokens:
+        return torch.as_tensor(x, dtype=torch.int64, device=device)
+    t = torch.as_tensor(x, dtype=_DTYPES[mlp.dtype], device=device)
+    return channels_first(t) if mlp.graph is not None else t
+
+
 def _tensors(mlp: MLP, ds: Dataset, device: torch.device) -> tuple[torch.Tensor, ...]:
-    dtype = _DTYPES[mlp.dtype]
     return (
-        torch.as_tensor(ds.x_train, dtype=dtype, device=device),
+        _inputs(mlp, ds.x_train, device),
         torch.as_tensor(mlp.targets(ds.y_train), device=device),
-        torch.as_tensor(ds.x_val, dtype=dtype, device=device),
+        _inputs(mlp, ds.x_val, device),
         torch.as_tensor(mlp.targets(ds.y_val), device=device),
-        torch.as_tensor(ds.x_test, dtype=dtype, device=device),
+        _inputs(mlp, ds.x_test, device),
     )
 
 
@@ -121,7 +132,7 @@ def lean_torch(mlp: MLP, ds: Dataset, device_name: str) -> Measurement:
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
         xp, yp = x[perm], y[perm]
-        total = torch.zeros((), dtype=x.dtype, device=device)
+        total = torch.zeros((), dtype=_DTYPES[mlp.dtype], device=device)
         for s in range(0, n, bs):
             xb, yb = xp[s : s + bs], yp[s : s + bs]
             optimizer.zero_grad(set_to_none=True)

@@ -68,8 +68,8 @@ def test_keras_on_other_framework_rows(workloads_dir: Path, tmp_path: Path, back
     assert row["steps_per_execution"] == "1"  # one step per execution on torch and JAX (see keras/native.py)
 
 
-def test_baselines_skip_the_cnn_workloads_with_the_reason() -> None:
-    """The hand-written loops are MLP-only: CNN workloads get duofit rows, the baselines a note."""
+def test_numpy_baseline_skips_the_cnn_workloads_with_the_reason() -> None:
+    """The numpy loop is MLP-only: CNN workloads get duofit rows, numpy-lean a note."""
     plan = plan_matrix("full", backends=["numpy-lean"], repeats=1)
     workloads = {c.workload for c in plan.cells}
     assert workloads == {"seed", "wide_mlp"}

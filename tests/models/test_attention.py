@@ -87,7 +87,24 @@ def cross(**train: Any) -> dict[str, Any]:
     }
 
 
-MODELS = {"encoder": encoder, "encoder_causal": lambda **t: encoder(causal=True, **t), "cross": cross}
+def two_blocks(**train: Any) -> dict[str, Any]:
+    """The encoder with a second attention block after the first residual (the mask must reach it)."""
+    doc = encoder(**train)
+    layers = doc["model"]["layers"]
+    layers[6]["name"] = "x1"
+    layers[7:7] = [
+        {"type": "multi_head_attention", "num_heads": 2, "key_dim": 3, "name": "att2"},
+        {"type": "add", "inputs": ["x1", "att2"]},
+    ]
+    return doc
+
+
+MODELS = {
+    "encoder": encoder,
+    "encoder_causal": lambda **t: encoder(causal=True, **t),
+    "cross": cross,
+    "two_blocks": two_blocks,
+}
 
 
 def _with(doc: dict[str, Any], index: int, **fields: Any) -> dict[str, Any]:
@@ -231,7 +248,7 @@ def initial_weights_for(layer: MultiHeadAttentionLayer, width: int) -> dict[str,
 @pytest.mark.parity
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("name", ["encoder", "cross"])
+@pytest.mark.parametrize("name", ["encoder", "cross", "two_blocks"])
 def test_attention_strict_float64_parity(name: str, optimizer: str) -> None:
     from duofit.parity import parity
 
