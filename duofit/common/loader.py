@@ -74,6 +74,8 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     Example:
         >>> format_loc(("model", "layers", 1, "dense", "units"))
         'model.layers[1].units'
+        >>> format_loc(("model", "layers", 1, "bidirectional", "layer", "lstm", "units"))
+        'model.layers[1].layer.units'
     """
     parts: list[str] = []
     for i, item in enumerate(loc):
@@ -90,11 +92,12 @@ def format_loc(loc: tuple[Any, ...]) -> str:
 
 
 def _is_union_tag(loc: tuple[Any, ...], i: int) -> bool:
-    # pydantic puts the tag after the union field (loss -> 'mse') or after the list index.
+    # pydantic puts the tag after the union field (loss -> 'mse', a bidirectional's layer -> 'lstm')
+    # or after the list index.
     prev = loc[i - 1]
     if isinstance(prev, int):
         return i >= 2 and loc[i - 2] in ("layers", "metrics")
-    return prev in ("loss", "optimizer")
+    return prev in ("loss", "optimizer", "layer")
 
 
 def _allowed_keys(loc: tuple[Any, ...], raw: Any) -> list[str] | None:

@@ -22,6 +22,7 @@ import numpy as np
 from duofit.common.result import RunResult
 from duofit.common.spec import DropoutLayer, Spec
 from duofit.parity.causes import Cause, matching_causes
+from duofit.parity.causes_attention import NULL_GRADIENT, null_gradient_weights
 
 __all__ = ["TOLERANCES", "ParityReport", "StageResult", "build_report"]
 
@@ -236,6 +237,18 @@ def _stage_trajectory(ra: RunResult, rb: RunResult, tol: float, steps_per_epoch:
     return StageResult("trajectory", float(np.nanmax(diff)), float(np.max(rel)), tol, status, detail)
 
 
+def _stage_final_weights(spec: Spec, ra: RunResult, rb: RunResult, tol: float) -> StageResult:
+    """Every weight but those whose exact gradient is zero, which are listed apart with their difference."""
+    apart = set(null_gradient_weights(spec)) & set(ra.weights)
+    kept = [k for k in ra.weights if k not in apart]
+    mx = _arrays([(ra.weights[k], rb.weights.get(k, np.array(math.inf))) for k in kept])
+    detail = f"{len(kept)} tensors"
+    if apart:
+        worst = max(float(np.max(np.abs(ra.weights[k] - rb.weights.get(k, np.inf)))) for k in apart)
+        detail += f"; apart: {len(apart)} key biases with a zero gradient, max abs diff {worst:.1e} ({NULL_GRADIENT})"
+    return StageResult("final_weights", *mx, tol, "", detail)
+
+
 def build_report(
     spec_a: Spec,
     spec_b: Spec,
@@ -265,8 +278,7 @@ def build_report(
     ra, rb = results[a], results[b]
     stages.append(_stage_trajectory(ra, rb, tol["trajectory"], steps_per_epoch))
 
-    mx = _arrays([(ra.weights[k], rb.weights.get(k, np.array(math.inf))) for k in ra.weights])
-    stages.append(StageResult("final_weights", *mx, tol["final_weights"], "", f"{len(ra.weights)} tensors"))
+    stages.append(_stage_final_weights(spec_a, ra, rb, tol["final_weights"]))
 
     diffs = {k: abs(ra.metrics[k] - rb.metrics.get(k, math.nan)) for k in ra.metrics}
     worst = max(diffs.values(), default=0.0)

@@ -351,3 +351,18 @@ def test_sklearn_estimator_on_an_attention_spec() -> None:
     clf = DuofitClassifier(spec=spec).fit(x[:600] / 16, y[:600])
     assert clf.score(x[600:900] / 16, y[600:900]) > 0.8
     assert clf.weights_["layers.1.query_kernel"].shape == (8, 2, 4)
+
+
+@pytest.mark.torch
+def test_key_bias_gradient_is_zero_up_to_rounding() -> None:
+    """softmax ignores a per-row constant, so the key bias gets no gradient (cause attention_key_bias_null_gradient)."""
+    from duofit.backends.torch import probe
+    from duofit.parity.causes_attention import null_gradient_weights
+
+    spec = duofit.load_spec(two_blocks())
+    plan = make_plan(spec, load_dataset(spec))
+    _, grads = probe.gradients(spec, plan.weights, plan.dataset.x_train[:32], plan.t_train[:32], strict=True)
+    assert null_gradient_weights(spec) == ["layers.2.key_bias", "layers.7.key_bias"]
+    for i in (2, 7):
+        assert np.abs(grads[f"layers.{i}.key_bias"]).max() < 1e-15
+        assert np.abs(grads[f"layers.{i}.query_bias"]).max() > 1e-6  # the other biases do learn

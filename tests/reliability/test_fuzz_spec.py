@@ -923,7 +923,8 @@ def test_fuzzed_specs_end_in_spec_or_spec_error(bases: dict[str, list[dict[str, 
     assert outcomes["dict:valid"] + outcomes["toml:valid"] + outcomes["json:valid"] > 100, outcomes
     assert outcomes["data-ok"] > 50 and outcomes["data-error"] > 10, outcomes
     assert outcomes["graph:spec-error"] > 100 and outcomes["graph:valid"] > 100, outcomes
-    assert outcomes["weights-ok"] > 100 and outcomes["weights-error"] > 5, outcomes
+    # shape errors are caught while the data loads: none may reach initial_weights
+    assert outcomes["weights-ok"] > 100 and outcomes["weights-error"] == 0, outcomes
 
 
 # --------------------------------------------------------------------------- explicit caps and edges

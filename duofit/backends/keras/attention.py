@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from duofit.backends.keras.compat import keep_input_masks
 from duofit.common.spec.layers_attention import ATTENTION_WEIGHTS, MultiHeadAttentionLayer
 
 __all__ = ["ATTENTION_KERAS_LAYERS", "ATTENTION_WEIGHT_NAMES", "ExactAttention", "SpecAttention"]
@@ -40,6 +41,29 @@ class SpecAttention(keras.layers.MultiHeadAttention):
     def __call__(self, query: Any, value: Any = None, **kwargs: Any) -> Any:  # noqa: D102
         kwargs.setdefault("use_causal_mask", self.duofit_causal)
         return super().__call__(query, query if value is None else value, **kwargs)
+
+    def call(  # the full signature: Layer.__call__ fills query_mask / value_mask / key_mask by name
+        self,
+        query: Any,
+        value: Any,
+        key: Any = None,
+        query_mask: Any = None,
+        value_mask: Any = None,
+        key_mask: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Keras' ``call``, then the inputs' padding masks put back (:func:`.compat.keep_input_masks`).
+
+        ``MultiHeadAttention.call`` clears the Keras mask of the tensors it reads, so at run time a
+        residual ``add`` reading the same tensor would drop the mask and a second attention block
+        would attend to the padding (cause ``keras_mha_clears_input_mask``).
+        """
+        return keep_input_masks(
+            lambda: super(SpecAttention, self).call(query, value, key, query_mask, value_mask, key_mask, **kwargs),
+            query,
+            value,
+            key,
+        )
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "causal": self.duofit_causal}

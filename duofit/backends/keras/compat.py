@@ -17,6 +17,12 @@
   tf.data"): a second framework in the process, its start-up time and its banners. duofit
   feeds Keras numpy arrays, never ``tf.data``, so on torch and JAX Keras is told TensorFlow
   is absent.
+- :data:`ATTENTION_MASKS` / :func:`keep_input_masks`: ``MultiHeadAttention.call`` clears the
+  Keras mask of the tensors it reads, in place (``backend.set_keras_mask(query, None)`` in
+  ``keras/src/layers/attention/multi_head_attention.py``), so at run time a residual ``add`` that
+  reads the same tensor sees no mask and drops it (``base_merge.py`` ``compute_mask``) and a
+  second attention block attends to the padding, although the built model says the mask flows
+  (cause ``keras_mha_clears_input_mask``). duofit's attention layer puts the masks back.
 
 See :mod:`duofit.common.patches` for what happens with another Keras version.
 
@@ -28,12 +34,14 @@ Example (skipped: it changes process-wide Keras state):
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from duofit.common.patches import Patch, apply_gate
 
 __all__ = [
     "ALL_REDUCE",
+    "ATTENTION_MASKS",
     "FLOAT64",
     "NO_TENSORFLOW",
     "PATCHES",
@@ -42,6 +50,7 @@ __all__ = [
     "check_all_reduce",
     "hide_tensorflow",
     "keep_float64",
+    "keep_input_masks",
 ]
 
 VERIFIED = {"keras": "3.15.1"}  # constraints.txt pin
@@ -67,7 +76,35 @@ NO_TENSORFLOW = Patch(
     "keras.src.utils.module_utils.tensorflow._available",
     "Keras on torch or JAX would import TensorFlow (when installed) just to seed it",
 )
-PATCHES = (FLOAT64, ALL_REDUCE, NO_TENSORFLOW)
+ATTENTION_MASKS = Patch(
+    "keras_attention_keeps_input_masks",
+    "keras",
+    VERIFIED["keras"],
+    "keras.src.backend.get_keras_mask / set_keras_mask",
+    "MultiHeadAttention.call deletes its inputs' padding masks, so later attention blocks run unmasked",
+)
+PATCHES = (FLOAT64, ALL_REDUCE, NO_TENSORFLOW, ATTENTION_MASKS)
+
+
+def keep_input_masks(call: Callable[[], Any], *inputs: Any) -> Any:
+    """Run ``call()`` and put back the Keras masks ``inputs`` carried before it.
+
+    Raises:
+        PatchError: this Keras has no ``get_keras_mask`` / ``set_keras_mask`` in ``keras.src.backend``.
+    """
+    from keras.src import backend
+
+    get, put = getattr(backend, "get_keras_mask", None), getattr(backend, "set_keras_mask", None)
+    apply_gate(ATTENTION_MASKS, get is not None and put is not None)
+    assert get is not None and put is not None
+    tensors = [t for t in inputs if t is not None]
+    masks = [get(t) for t in tensors]
+    try:
+        return call()
+    finally:
+        for tensor, mask in zip(tensors, masks, strict=True):
+            if mask is not None:
+                put(tensor, mask)
 
 
 def keep_float64() -> bool:

@@ -140,8 +140,9 @@ def prepare(
 
     Raises:
         DataError: non-finite features, bad targets or output layer, an impossible split,
-            a single class in the training part, sizes over the caps, an empty vocabulary,
-            token ids without an ``embedding`` first layer.
+            a single class in the training part, layers that do not fit the data's sample shape,
+            sizes over the caps, an empty vocabulary, token ids without an ``embedding`` first
+            layer or beyond its ``input_dim``.
     """
     check_features(spec, x)
     flat = int(np.prod(x.shape[1:]))
@@ -152,7 +153,7 @@ def prepare(
         parts = spec_parts(spec, targets.y, spec.data.stratify and targets.task != "regression")
     check_training_classes(targets, parts.train)
     feats = prepare_features(spec, x, parts, names)
-    _check_caps(spec, int(np.prod(feats.train.shape[1:])), len(feats.train), max(len(feats.val), len(feats.test)))
+    _check_caps(spec, feats.train.shape[1:], len(feats.train), max(len(feats.val), len(feats.test)))
     y_of, task, n_classes, classes = targets
     y_tr, y_va, y_te, target_scaler = _scaled_targets(spec, y_of, parts)
     return Dataset(
@@ -173,11 +174,11 @@ def prepare(
     )
 
 
-def _check_caps(spec: Spec, n_features: int, n_train: int, n_eval: int) -> None:
-    """:func:`~duofit.common.data.sizes.check_sizes` against this module's caps, read now."""
+def _check_caps(spec: Spec, input_shape: tuple[int, ...], n_train: int, n_eval: int) -> None:
+    """:func:`~duofit.common.data.sizes.check_sizes` (shapes traced with the data's) against this module's caps."""
     check_sizes(
         spec,
-        n_features,
+        tuple(int(n) for n in input_shape),
         n_train,
         n_eval,
         max_parameters=MAX_PARAMETERS,

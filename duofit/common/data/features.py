@@ -39,6 +39,7 @@ __all__ = [
     "Features",
     "StepScaler",
     "check_features",
+    "check_token_ids",
     "check_token_input",
     "prepare_features",
     "shaped",
@@ -142,11 +143,60 @@ def check_features(spec: Spec, x: np.ndarray) -> None:
                 f"data.{shape_field}: the data are integer token ids, which are not reshaped; remove {shape_field}",
                 path=f"data.{shape_field}",
             )
-        if x.ndim != 2 or (x.size and x.min() < 0):
-            raise DataError(f"data: token ids must be (samples, steps) and >= 0, got shape {list(x.shape)}")
+        if x.ndim != 2:
+            raise DataError(f"data: token ids must be (samples, steps), got shape {list(x.shape)}")
+        if x.size and x.min() < 0:
+            raise DataError(
+                f"data: token ids must be >= 0 (0 pads), found {int(x.min())}: re-index the ids to 0..input_dim - 1 "
+                "of the embedding"
+            )
         return
     if not np.all(np.isfinite(x)):
         raise DataError("data: features hold NaN or infinite values", path="data")
+
+
+def check_token_ids(spec: Spec, ids: np.ndarray) -> None:
+    """Every token id indexes a row of each embedding's table: ``id < input_dim``.
+
+    A larger id would crash the torch run (``IndexError``) and read past the table in Keras.
+
+    Args:
+        spec: The spec.
+        ids: Token ids, int, any shape (checked non-negative by :func:`check_features`).
+
+    Raises:
+        DataError: on ``model.layers[i].input_dim``, naming the largest id and the fix.
+    """
+    if not ids.size:
+        return
+    top = int(ids.max())
+    for i, layer in enumerate(spec.model.layers):
+        input_dim = getattr(layer, "input_dim", None)
+        if isinstance(layer, TOKEN_LAYERS) and input_dim is not None and top >= input_dim:
+            raise DataError(
+                f"model.layers[{i}].input_dim: is {input_dim} (ids 0..{input_dim - 1}), but the data's token ids "
+                f"go up to {top} ({int((ids >= input_dim).sum())} id(s) out of range): set input_dim >= {top + 1} "
+                f"(the largest id + 1), or re-index the ids to 0..{input_dim - 1}",
+                path=f"model.layers[{i}].input_dim",
+            )
+
+
+def _check_float_for_tokens(spec: Spec, x: np.ndarray) -> None:
+    """Float features cannot feed a layer that looks token ids up (any such layer reads the model input)."""
+    for i, layer in enumerate(spec.model.layers):
+        if not isinstance(layer, TOKEN_LAYERS):
+            continue
+        whole = x.size and np.array_equal(x, np.round(x))
+        hint = (
+            "; they are whole numbers: if they are token ids, save x as integers (x.astype('int64'))" if whole else ""
+        )
+        masking = " (and its mask_zero)" if getattr(layer, "mask_zero", False) else ""
+        raise DataError(
+            f"model.layers[{i}].type: an {layer.type} layer{masking} looks up integer token ids, but the "
+            f"data hold float features of shape {list(x.shape[1:])}{hint}: use data.kind = 'csv_text', an npz file "
+            "whose x holds integers (samples, steps), or a layer that reads measurements (dense, conv1d)",
+            path=f"model.layers[{i}].type",
+        )
 
 
 def shaped(spec: Spec, x: np.ndarray) -> np.ndarray:
@@ -179,8 +229,9 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
     """The parts' inputs: scaled on the training part, or token ids (vocabulary from the training texts).
 
     Raises:
-        DataError: an empty vocabulary, token ids without an embedding first layer, values
-            that overflow when standardized.
+        DataError: an empty vocabulary, token ids without an embedding first layer or beyond an
+            embedding's ``input_dim``, float features for an embedding, values that overflow when
+            standardized.
     """
     if x.dtype.kind in "OUS":
         text = spec.data.text
@@ -193,14 +244,9 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
         return Features(tr, va, te, None, _positions(max_len), vocabulary)
     if x.dtype.kind in "iu":
         check_token_input(spec, "x holds integers", "; if they are numeric features, save x as float")
+        check_token_ids(spec, x)
         return Features(x[parts.train], x[parts.val], x[parts.test], None, _positions(x.shape[1]), None)
-    if isinstance(spec.model.layers[0], TOKEN_LAYERS):
-        raise DataError(
-            f"model.layers[0].type: an {spec.model.layers[0].type} layer (and its mask_zero) looks up integer token "
-            f"ids, but the data hold float features of shape {list(x.shape[1:])}: use data.kind = 'csv_text', an npz "
-            "file whose x holds integers (samples, steps), or a first layer that reads measurements (dense, conv1d)",
-            path="model.layers[0].type",
-        )
+    _check_float_for_tokens(spec, x)
     x = shaped(spec, x)
     x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
     if not spec.data.standardize:

@@ -1,12 +1,17 @@
-"""Refuse a model, an activation or a batch order too large to allocate, before anything is built.
+"""Refuse a model that does not fit the data's shape, or one too large to allocate, before anything is built.
 
-The caps come in as arguments (the module constants of :mod:`duofit.common.data`).
+The layers' shapes are traced again with the data's real sample shape: the spec alone does
+not know the width of flat data or npz sequences, so some shape errors (an ``add`` of a dense
+output and the model input, a recurrent layer on flat data) only show here; ``validate``,
+``run``, ``cv`` and the scikit-learn estimators all meet them at the same point, with the
+spec-time check's path and message. The caps come in as arguments (the module constants of
+:mod:`duofit.common.data`).
 
 Example:
     Not run as a doctest: it needs a loaded ``spec`` (see :func:`duofit.common.data.prepare`,
     whose example exercises it).
 
-    >>> check_sizes(spec, 4, 120, 30, max_parameters=10**8, max_activation=5 * 10**8,
+    >>> check_sizes(spec, (4,), 120, 30, max_parameters=10**8, max_activation=5 * 10**8,
     ...             max_order=10**8)  # doctest: +SKIP
 """
 
@@ -25,7 +30,7 @@ from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbedd
 from duofit.common.spec.layers_rnn import RECURRENT_LAYERS, BidirectionalLayer, rnn_parameters
 from duofit.common.spec.shapes import trace_shapes
 
-__all__ = ["PARAMETER_COUNTS", "check_sizes"]
+__all__ = ["PARAMETER_COUNTS", "check_sizes", "traced_with_data"]
 
 Shape = tuple[int, ...]
 
@@ -57,9 +62,26 @@ PARAMETER_COUNTS: dict[type, Callable[[Any, Shape], int]] = {
 }
 
 
+def traced_with_data(spec: Spec, input_shape: Shape) -> list[tuple[list[Shape | None], Shape | None]]:
+    """The layers' ``(input shapes, output shape)`` for one sample of the data's shape.
+
+    Args:
+        spec: A validated spec.
+        input_shape: One sample's shape as the data hold it (``Dataset.input_shape``).
+
+    Raises:
+        DataError: the layers do not fit the data, with the spec-time check's path
+            (``model.layers[i]...``) and message, and the data's shape.
+    """
+    try:
+        return trace_shapes(spec.model.layers, input_shape)
+    except FieldProblem as exc:  # a width known only now, with the data (initial_weights says the same)
+        raise DataError(f"{exc.path}: {exc} (data: {list(input_shape)} per sample)", path=exc.path) from None
+
+
 def check_sizes(
     spec: Spec,
-    n_features: int,
+    input_shape: Shape,
     n_train: int,
     n_eval: int,
     *,
@@ -71,7 +93,7 @@ def check_sizes(
 
     Args:
         spec: A validated spec.
-        n_features: Input features per sample (flat).
+        input_shape: One sample's shape as the data hold it.
         n_train: Training samples.
         n_eval: Samples of the largest evaluation pass (validation or test part).
         max_parameters: Cap on weights + biases.
@@ -79,23 +101,18 @@ def check_sizes(
         max_order: Cap on epochs x training samples.
 
     Raises:
-        DataError: naming the layer (or ``train.epochs``) that goes over.
+        DataError: naming the layer (or ``train.epochs``) that goes over, or a layer that does
+            not fit the data's shape (:func:`traced_with_data`).
     """
-    start: tuple[int, ...] | None = spec.data.sample_shape
-    try:
-        traced = trace_shapes(spec.model.layers, start)
-    except FieldProblem:  # a shape only the data tells (e.g. npz sequences): initial_weights checks it then
-        traced = []
-    current: tuple[int, ...] = start or (n_features,)
+    traced = traced_with_data(spec, input_shape)
+    n_features = int(np.prod(input_shape))
+    current: Shape = input_shape
     total = 0
     for i, (layer, (ins, out)) in enumerate(zip(spec.model.layers, traced, strict=True)):
         count = PARAMETER_COUNTS.get(type(layer))
         if count is not None:
             total += count(layer, ins[0] or current)
-        if out is not None:
-            current = out
-        elif isinstance(layer, DenseLayer):
-            current = (layer.units,)
+        current = out or current  # every shape is known with the data's
         _check_activation(i, current, max(min(spec.train.batch_size, n_train), n_eval), max_activation)
         if total > max_parameters:
             where = f"model.layers[{i}].units" if isinstance(layer, DenseLayer) else f"model.layers[{i}]"
