@@ -211,7 +211,8 @@ CAUSES: tuple[Cause, ...] = (
         "(the odd pixel after). torch nn.Conv2d(padding=k//2) pads symmetrically (and padding='same' refuses "
         "stride > 1), so a hand port shifts the receptive field by one pixel",
         "tensorflow/core/framework/kernel_shape_util.cc GetWindowedOutputSizeVerbose; torch/nn/modules/conv.py",
-        "duofit's torch backend pads explicitly with TensorFlow's rule (ZeroPad2d), so duofit's backends agree; "
+        "duofit's torch backend pads with TensorFlow's rule (the conv's own symmetric padding, or ZeroPad2d with "
+        "the odd pixel after), so duofit's backends agree; "
         "a port that uses symmetric padding fails stage (b) from the first forward pass",
         ("forward", "first_step", "trajectory", "final_weights", "metrics"),
         lambda a, b, strict: (

@@ -244,7 +244,7 @@ def _stage_final_weights(spec: Spec, ra: RunResult, rb: RunResult, tol: float) -
     mx = _arrays([(ra.weights[k], rb.weights.get(k, np.array(math.inf))) for k in kept])
     detail = f"{len(kept)} tensors"
     if apart:
-        worst = max(float(np.max(np.abs(ra.weights[k] - rb.weights.get(k, np.inf)))) for k in apart)
+        worst = max(_arrays([(ra.weights[k], rb.weights.get(k, np.array(math.inf)))])[0] for k in apart)
         detail += f"; apart: {len(apart)} key biases with a zero gradient, max abs diff {worst:.1e} ({NULL_GRADIENT})"
     return StageResult("final_weights", *mx, tol, "", detail)
 

@@ -1,8 +1,15 @@
 """torch internals duofit relies on, each gated on the torch version it was verified against.
 
-``torch._foreach_norm`` and ``torch._foreach_mul_`` (private, undocumented) run one
-kernel for a whole list of tensors instead of one per tensor: the global gradient norm
-recorded every epoch, Keras-style clipping and decoupled weight decay. See
+- ``torch._foreach_norm`` and ``torch._foreach_mul_`` (private, undocumented) run one
+  kernel for a whole list of tensors instead of one per tensor: the global gradient norm
+  recorded every epoch, Keras-style clipping and decoupled weight decay.
+- ``torch._VF.lstm`` / ``gru`` / ``rnn_tanh`` / ``rnn_relu``: the recurrent ops that
+  ``nn.LSTM.forward`` and its siblings call (``torch/nn/modules/rnn.py``), here with weights
+  translated from duofit's layout; calling them directly instead of through
+  ``torch.func.functional_call`` saves its per-call module re-parametrisation (about 10 % of a
+  GRU training step on the digits rows).
+
+See
 :mod:`duofit.common.patches` for what happens with another torch version.
 
 Example (skipped: pytest cannot collect doctests of a package named ``torch``):
@@ -20,7 +27,7 @@ import torch
 
 from duofit.common.patches import Patch, apply_gate
 
-__all__ = ["FOREACH", "PATCHES", "VERIFIED", "foreach_mul_", "foreach_norm"]
+__all__ = ["FOREACH", "PATCHES", "RNN_OPS", "VERIFIED", "foreach_mul_", "foreach_norm", "rnn_op"]
 
 VERIFIED = {"torch": "2.13.0"}  # constraints.txt pin
 
@@ -31,7 +38,15 @@ FOREACH = Patch(
     "torch._foreach_norm / torch._foreach_mul_",
     "one kernel per list of tensors for gradient norms, clipping and weight decay",
 )
-PATCHES = (FOREACH,)
+RNN_OPS = Patch(
+    "torch_vf_rnn",
+    "torch",
+    VERIFIED["torch"],
+    "torch._VF.lstm / gru / rnn_tanh / rnn_relu (input, hx, flat_weights, has_biases, num_layers, dropout, "
+    "train, bidirectional, batch_first)",
+    "the recurrent layers run torch's own RNN kernels on duofit-layout weights without functional_call",
+)
+PATCHES = (FOREACH, RNN_OPS)
 
 
 @cache
@@ -50,3 +65,16 @@ def foreach_norm(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 def foreach_mul_(tensors: list[torch.Tensor], scalar: float | torch.Tensor) -> None:
     """Multiply every tensor in place by ``scalar`` (``torch._foreach_mul_``)."""
     _foreach("_foreach_mul_")(tensors, scalar)
+
+
+@cache
+def rnn_op(name: str) -> Callable[..., Any]:
+    """``torch._VF.<name>`` (``lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu``), gated once per process.
+
+    Called as ``op(x, hx, flat_weights, has_biases, 1, 0.0, train, False, True)`` (one layer, no
+    dropout, one direction, batch first), exactly as ``nn.RNNBase`` subclasses call it; ``hx`` is
+    ``(h0, c0)`` for ``lstm``. Returns ``(output, h_n)`` (``lstm``: ``(output, h_n, c_n)``).
+    """
+    fn = getattr(getattr(torch, "_VF", None), name, None)
+    apply_gate(RNN_OPS, fn is not None)
+    return fn  # type: ignore[return-value]

@@ -5,7 +5,8 @@ Translations (spec meaning -> torch):
   conv kernel ``[kh, kw, in, out]``; ``nn.Conv2d.weight`` is ``[out, in, kh, kw]``.
 - images are NHWC in duofit and NCHW inside the torch model (:func:`to_model_input`);
   flatten is channels-last so the next dense kernel has Keras' row order.
-- conv ``padding = "same"`` is TensorFlow's (odd pixel after): explicit ``ZeroPad2d``.
+- conv ``padding = "same"`` is TensorFlow's (odd pixel after): the conv's own padding when it is
+  symmetric, else an explicit ``ZeroPad2d`` with the extra row/column bottom/right.
 - batch_norm momentum uses torch's convention already (weight of the new batch statistic);
   torch keeps the *unbiased* batch variance in ``running_var`` (Keras: biased).
 - leaky_relu slope is passed explicitly (torch default 0.01, Keras 0.2).
@@ -171,21 +172,23 @@ def _dense(layer: DenseLayer, shape: Shape, out: Shape) -> nn.Module:
 
 
 def _conv(layer: Conv2DLayer, shape: Shape, out: Shape) -> nn.Module:
+    (top, bottom), (left, right) = (
+        same_padding(n, k, st, d) if layer.padding == "same" else (0, 0)
+        for n, k, st, d in zip(shape[:2], layer.kernel_size, layer.strides, layer.dilation, strict=True)
+    )
+    symmetric = top == bottom and left == right  # "valid", or "same" with an even total padding
     conv = nn.Conv2d(
         shape[-1],
         layer.filters,
         tuple(layer.kernel_size),
         stride=tuple(layer.strides),
+        padding=(top, left) if symmetric else 0,  # the conv pads itself: no padded copy of the input
         dilation=tuple(layer.dilation),
         bias=layer.use_bias,
     )
-    if layer.padding == "valid":
+    if symmetric:
         return _with_activation(conv, layer.activation)
-    # TensorFlow's "same": explicit, possibly asymmetric zero padding (odd pixel bottom/right)
-    (top, bottom), (left, right) = (
-        same_padding(n, k, st, d)
-        for n, k, st, d in zip(shape[:2], layer.kernel_size, layer.strides, layer.dilation, strict=True)
-    )
+    # TensorFlow's "same" with an odd total: the extra zero row/column goes bottom/right
     block = nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), conv)
     return _with_activation(block, layer.activation)
 

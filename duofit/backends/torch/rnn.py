@@ -1,9 +1,9 @@
-"""Recurrent layers on torch: Keras-layout parameters run through ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``.
+"""Recurrent layers on torch: Keras-layout parameters run through the kernels of ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``.
 
 Each layer holds its weights as duofit stores them (Keras' layout: ``kernel (F, G*H)``,
-``recurrent_kernel (H, G*H)``, one ``bias``) and hands the torch module translated views at
-every call (``torch.func.functional_call``), so gradients land on the Keras-layout tensors and
-the optimizer sees exactly Keras' parameters:
+``recurrent_kernel (H, G*H)``, one ``bias``) and hands torch's recurrent op translated views at
+every call, so gradients land on the Keras-layout tensors and the optimizer sees exactly
+Keras' parameters:
 
 - ``weight_ih_l0 = kernel.T``, ``weight_hh_l0 = recurrent_kernel.T`` (``torch/nn/modules/rnn.py``
   RNNBase: ``w_ih`` is ``(gate_size, input_size)``, applied as ``x @ W^T``).
@@ -18,6 +18,9 @@ the optimizer sees exactly Keras' parameters:
 - ``use_bias = false`` (also inside a bidirectional layer): ``bias=False`` on the torch module, so
   neither framework has any bias.
 - Always ``batch_first=True`` (torch's default ``False`` reads ``(N, T, F)`` as ``(T, N, F)``).
+- The forward calls the op ``nn.LSTM.forward`` calls (``torch._VF.lstm`` ...; see
+  :func:`~duofit.backends.torch.compat.rnn_op`) with the translated weights, in the order of
+  ``nn.RNNBase._flat_weights_names``; the same kernels, without a module.
 - The last output is ``h_n``; a bidirectional layer runs a second layer on the time-reversed
   input and, for ``return_sequences``, reverses its outputs back (Keras ``Bidirectional.call``).
 
@@ -32,14 +35,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from duofit.backends.torch.compat import rnn_op
 from duofit.common.spec.base import FieldProblem
 from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
 
 __all__ = ["RNN_LAYERS", "RNN_SLOTS", "Bidirectional", "Recurrent", "keras_to_torch", "torch_to_keras"]
 
-_MODULES: dict[type, type[nn.RNNBase]] = {SimpleRNNLayer: nn.RNN, LSTMLayer: nn.LSTM, GRULayer: nn.GRU}
+# spec type -> the op nn.RNN / nn.LSTM / nn.GRU call (torch/nn/modules/rnn.py); nn.RNN picks by nonlinearity
+_OPS: dict[type, str] = {SimpleRNNLayer: "rnn_{activation}", LSTMLayer: "lstm", GRULayer: "gru"}
 # What torch's cells compute: nn.RNN takes tanh or relu; nn.LSTM / nn.GRU fix tanh and sigmoid.
 _TORCH_ACTIVATIONS = {SimpleRNNLayer: ("tanh", "relu"), LSTMLayer: ("tanh",), GRULayer: ("tanh",)}
 
@@ -91,34 +95,33 @@ class Recurrent(nn.Module):
         _check(layer, field)
         g, h = layer.gates, layer.units
         self.units, self.gru, self.return_sequences = h, isinstance(layer, GRULayer), layer.return_sequences
-        kwargs = {"nonlinearity": layer.activation} if isinstance(layer, SimpleRNNLayer) else {}
-        template = _MODULES[type(layer)](features, h, bias=layer.use_bias, batch_first=True, **kwargs)
-        object.__setattr__(self, "_template", template)  # not a child: its own parameters are never used
+        self._op = _OPS[type(layer)].format(activation=layer.activation)
         self.kernel = nn.Parameter(torch.empty(features, g * h))
         self.recurrent_kernel = nn.Parameter(torch.empty(h, g * h))
         self.bias = nn.Parameter(torch.empty(2, g * h) if self.gru else torch.empty(g * h)) if layer.use_bias else None
         if layer.use_bias and not self.gru:  # torch's second bias, fixed at zero (cause rnn_double_bias)
             self.register_buffer("bias_hh", torch.zeros(g * h), persistent=False)
 
-    def _params(self) -> dict[str, torch.Tensor]:
+    def _params(self) -> list[torch.Tensor]:
+        """The flat weights torch's op reads: ``weight_ih_l0``, ``weight_hh_l0`` (, ``bias_ih_l0``, ``bias_hh_l0``)."""
         k, r = self.kernel, self.recurrent_kernel
         if self.gru:
             k, r = _gru_order(k, self.units), _gru_order(r, self.units)
-        params = {"weight_ih_l0": k.T, "weight_hh_l0": r.T}
+        params = [k.T, r.T]
         if self.bias is not None:
             if self.gru:
                 b = _gru_order(self.bias, self.units)
-                params.update(bias_ih_l0=b[0], bias_hh_l0=b[1])
+                params += [b[0], b[1]]
             else:
-                params.update(bias_ih_l0=self.bias, bias_hh_l0=self.bias_hh)
+                params += [self.bias, self.bias_hh]
         return params
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        out, state = functional_call(self._template, self._params(), (x,))
-        if self.return_sequences:
-            return out
-        h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)
-        return h_n[-1]
+        h0 = torch.zeros(1, x.shape[0], self.units, dtype=x.dtype, device=x.device)
+        hx = (h0, h0) if self._op == "lstm" else h0
+        op = rnn_op(self._op)  # one layer, no dropout, one direction, batch first
+        out, h_n, *_ = op(x, hx, self._params(), self.bias is not None, 1, 0.0, self.training, False, True)
+        return out if self.return_sequences else h_n[-1]
 
 
 class Bidirectional(nn.Module):
