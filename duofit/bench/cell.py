@@ -132,7 +132,9 @@ def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple
     if not spec.metrics:
         return m, math.nan
     first = spec.metric_entries[0]
-    values = compute_metrics([first], spec.task, dataset.y_test, m.test_outputs, from_logits=True)
+    # in the target's own units, as duofit.run reports it (standardize_target trains on scaled targets)
+    y_test, outputs = dataset.in_target_units(dataset.y_test), dataset.in_target_units(np.asarray(m.test_outputs))
+    values = compute_metrics([first], spec.task, y_test, outputs, from_logits=True)
     return m, values[first.column]
 
 

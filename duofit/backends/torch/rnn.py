@@ -99,18 +99,21 @@ class Recurrent(nn.Module):
         self.kernel = nn.Parameter(torch.empty(features, g * h))
         self.recurrent_kernel = nn.Parameter(torch.empty(h, g * h))
         self.bias = nn.Parameter(torch.empty(2, g * h) if self.gru else torch.empty(g * h)) if layer.use_bias else None
+        if self.gru:  # Keras' (z, r, h) columns in torch's (r, z, n) order
+            order = torch.as_tensor(_gru_order(np.arange(g * h), h))
+            self.register_buffer("gate_order", order, persistent=False)
         if layer.use_bias and not self.gru:  # torch's second bias, fixed at zero (cause rnn_double_bias)
             self.register_buffer("bias_hh", torch.zeros(g * h), persistent=False)
 
     def _params(self) -> list[torch.Tensor]:
         """The flat weights torch's op reads: ``weight_ih_l0``, ``weight_hh_l0`` (, ``bias_ih_l0``, ``bias_hh_l0``)."""
         k, r = self.kernel, self.recurrent_kernel
-        if self.gru:
-            k, r = _gru_order(k, self.units), _gru_order(r, self.units)
+        if self.gru:  # one gather per tensor (cheaper than slicing and concatenating the three blocks)
+            k, r = k.index_select(1, self.gate_order), r.index_select(1, self.gate_order)
         params = [k.T, r.T]
         if self.bias is not None:
             if self.gru:
-                b = _gru_order(self.bias, self.units)
+                b = self.bias.index_select(1, self.gate_order)
                 params += [b[0], b[1]]
             else:
                 params += [self.bias, self.bias_hh]
