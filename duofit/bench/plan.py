@@ -67,11 +67,12 @@ class Suite:
 
 # The model workloads: forecasting with an LSTM, digits as rows with a GRU, a two-block text
 # transformer and a residual CNN (copies of the examples of the same names).
+# Epochs give each cell 1-2 s of steady state (an LSTM epoch is 7 steps, about 6 ms).
 _MODELS = (
-    WorkloadPlan("lstm_sunspots", 12, (32,)),
-    WorkloadPlan("gru_digits_rows", 8, (32,)),
-    WorkloadPlan("text_transformer", 10, (32,)),
-    WorkloadPlan("resnet_digits", 8, (32,)),
+    WorkloadPlan("lstm_sunspots", 60, (32,)),
+    WorkloadPlan("gru_digits_rows", 20, (32,)),
+    WorkloadPlan("text_transformer", 20, (32,)),
+    WorkloadPlan("resnet_digits", 12, (32,)),
 )
 _LEAN_BASELINES = ("lean-torch", "keras-tuned")
 _DUOFIT_BACKENDS = ("duofit-torch", "duofit-keras", "duofit-keras-torch", "duofit-keras-jax")
@@ -100,7 +101,7 @@ SUITES: dict[str, Suite] = {
     ),
     # The model workloads alone: every duofit backend against the lean torch loop and the tuned
     # Keras fit, each building the model from its framework's stock layers.
-    "models": Suite(_MODELS, repeats=3, peak_size=2048, backends=(*_DUOFIT_BACKENDS, *_LEAN_BASELINES)),
+    "models": Suite(_MODELS, repeats=5, peak_size=2048, backends=(*_DUOFIT_BACKENDS, *_LEAN_BASELINES)),
 }
 
 
