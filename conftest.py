@@ -20,6 +20,8 @@ _FRAMEWORK_MODULES = {
     "duofit/backends/keras": ("keras", "tensorflow"),
     "duofit/bench/torch_loops.py": ("torch",),
     "duofit/bench/keras_loops.py": ("keras", "tensorflow"),
+    "duofit/bench/torch_models.py": ("torch",),
+    "duofit/bench/keras_models.py": ("keras", "tensorflow"),
 }
 
 collect_ignore = ["duofit/backends/keras_torch", "duofit/backends/keras_jax"] + [

@@ -93,6 +93,9 @@ def test_flops_equal_torch_flop_counter_on_the_stock_model(name: str) -> None:
 def test_lean_torch_trains_every_model_workload(name: str) -> None:
     from duofit.bench.torch_loops import lean_torch
 
+    if name == "lstm_sunspots":
+        pytest.importorskip("statsmodels")  # the series extra (installed in the `all` env)
+
     spec = _spec(name)
     ds = load_dataset(spec)
     mlp = dataclasses.replace(mlp_of(spec, ds, "lean-torch"), epochs=2)
