@@ -12,7 +12,6 @@ refusals name the layer by its index.
 from __future__ import annotations
 
 import copy
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ from duofit.cli import main
 from duofit.common.data import load_dataset
 from duofit.common.errors import DataError, SpecError
 from duofit.common.init import initial_weights
-from tests import reference_rnn
 from tests.models.test_graphs import OPTIMIZERS, PARITY_EPOCHS, _assert_strict
-from tests.models.test_rnn import RTOL_F64, rnn_doc
+from tests.models.test_rnn import forward_matches, rnn_doc
 from tests.params import KERAS_VARIANTS
 
 REVIEWS = Path(__file__).resolve().parents[2] / "examples" / "data" / "reviews.csv"
@@ -303,29 +301,16 @@ def test_bidirectional_without_bias_has_no_bias_weights() -> None:
     ]
 
 
-def _forward_matches(backend: str, layer: dict[str, Any]) -> None:
-    spec = duofit.load_spec(rnn_doc(layer))
-    plan = make_plan(spec, load_dataset(spec))
-    x = plan.dataset.x_test[:8]
-    probe = importlib.import_module(f"duofit.backends.{backend}.probe")
-    want = reference_rnn.forward(spec, plan.weights, x)
-    np.testing.assert_allclose(probe.forward(spec, plan.weights, x, strict=True), want, rtol=RTOL_F64, atol=1e-13)
-    back = probe.roundtrip(spec, plan.weights, strict=True)
-    assert sorted(back) == sorted(plan.weights) and all(np.array_equal(back[k], plan.weights[k]) for k in back)
-    loss, grads = probe.gradients(spec, plan.weights, x, plan.t_train[:8], strict=True)
-    assert np.isfinite(loss) and sorted(grads) == sorted(plan.weights)
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("layer", [NO_BIAS, NO_BIAS_GRU], ids=["lstm", "gru_sum"])
 def test_torch_bidirectional_without_bias_matches_numpy(layer: dict[str, Any]) -> None:
-    _forward_matches("torch", layer)
+    forward_matches("torch", layer)
 
 
 @pytest.mark.keras
 @pytest.mark.parametrize("layer", [NO_BIAS, NO_BIAS_GRU], ids=["lstm", "gru_sum"])
 def test_keras_bidirectional_without_bias_matches_numpy(layer: dict[str, Any]) -> None:
-    _forward_matches("keras", layer)
+    forward_matches("keras", layer)
 
 
 @pytest.mark.parity

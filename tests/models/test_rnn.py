@@ -115,8 +115,9 @@ def test_initial_weights_follow_keras_and_torch_defaults() -> None:
 # ----------------------------------------------------------------------------- backends vs numpy
 
 
-def _forward_matches(backend: str, name: str) -> None:
-    spec = duofit.load_spec(rnn_doc(CASES[name]))
+def forward_matches(backend: str, layer: dict[str, Any]) -> None:
+    """One recurrent layer's forward against numpy, its weight round trip and its gradient names."""
+    spec = duofit.load_spec(rnn_doc(layer))
     plan = make_plan(spec, load_dataset(spec))
     x = plan.dataset.x_test[:8]
     probe = importlib.import_module(f"duofit.backends.{backend}.probe")
@@ -132,13 +133,13 @@ def _forward_matches(backend: str, name: str) -> None:
 @pytest.mark.torch
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_torch_recurrent_forward_matches_numpy(name: str) -> None:
-    _forward_matches("torch", name)
+    forward_matches("torch", CASES[name])
 
 
 @pytest.mark.keras
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_keras_recurrent_forward_matches_numpy(name: str) -> None:
-    _forward_matches("keras", name)
+    forward_matches("keras", CASES[name])
 
 
 def _export_roundtrip(backend: str, tmp_path: Path) -> None:
