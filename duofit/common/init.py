@@ -28,6 +28,7 @@ from duofit.common.spec import INITIALIZERS, BatchNormLayer, Conv2DLayer, DenseL
 from duofit.common.spec.layers_conv1d import Conv1DLayer, LayerNormLayer
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.shapes import trace_shapes
+from duofit.common.weightfile import read_weight_file
 
 __all__ = ["INITIALIZERS", "WEIGHT_INITS", "initial_weights"]
 
@@ -159,7 +160,7 @@ WEIGHT_INITS: dict[type, Callable[[Any, np.random.Generator, Shape], dict[str, n
 
 
 def initial_weights(spec: Spec, input_shape: int | tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Generate every layer's initial weights (float64) from ``train.seed``.
+    """Generate every layer's initial weights (float64) from ``train.seed``, or read ``model.weights``.
 
     Each layer draws from its own stream ``default_rng([seed, layer_index])`` so that
     editing one layer leaves the others' weights unchanged. Fans follow Keras and torch:
@@ -176,13 +177,22 @@ def initial_weights(spec: Spec, input_shape: int | tuple[int, ...]) -> dict[str,
         ``[in, out]``, conv kernel ``[kh, kw, in, out]``).
 
     Raises:
-        DataError: the layers do not fit the data's shape (path ``model.layers[i]...``).
+        DataError: the layers do not fit the data's shape (path ``model.layers[i]...``), or
+            the weight file does not fit the model (path ``model.weights``).
     """
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     try:
         traced = trace_shapes(spec.model.layers, shape)
     except FieldProblem as exc:  # a width known only now, with the data
         raise DataError(f"{exc.path}: {exc} (data: {list(shape)} per sample)", path=exc.path) from None
+    if spec.model.weights:  # an imported model's own weights: the names and shapes a draw would give
+        drawn = _drawn(spec, traced)
+        return read_weight_file(spec.model.weights, {k: v.shape for k, v in drawn.items()})
+    return _drawn(spec, traced)
+
+
+def _drawn(spec: Spec, traced: list[Any]) -> dict[str, np.ndarray]:
+    """Every layer's weights drawn from its own stream of ``train.seed``."""
     weights: dict[str, np.ndarray] = {}
     for i, (layer, (ins, _)) in enumerate(zip(spec.model.layers, traced, strict=True)):
         make = WEIGHT_INITS.get(type(layer))

@@ -31,6 +31,7 @@ __all__ = [
     "check_safety",
     "format_loc",
     "load_spec",
+    "read_document",
     "spec_from_validation_error",
     "spec_to_toml",
 ]
@@ -191,7 +192,8 @@ def spec_from_validation_error(exc: ValidationError, source: str, raw: Any = Non
     return SpecError("\n".join(lines), path=problems[0][0] if problems else "", problems=problems)
 
 
-def _read_document(path: Path) -> dict[str, Any]:
+def read_document(path: Path) -> dict[str, Any]:
+    """A spec file's table as written (TOML or JSON, size- and depth-checked), not yet validated."""
     if not path.exists():
         raise SpecError(f"spec file not found: {path}", path="")
     if path.is_dir():
@@ -281,7 +283,8 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
 
     Args:
         source: A path to a ``.toml``/``.json`` file, a mapping, or a ``Spec``.
-            A relative ``data.path`` (a CSV or ``.npz`` file) is resolved against the spec file's folder.
+            A relative ``data.path`` (a CSV or ``.npz`` file) or ``model.weights`` is resolved against the spec
+            file's folder.
 
     Returns:
         The frozen, validated :class:`~duofit.common.spec.Spec`.
@@ -303,7 +306,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         label = "(from a mapping)"
     else:
         path = Path(source)
-        doc = _read_document(path)
+        doc = read_document(path)
         label = str(path)
         base = path.resolve().parent
     huge = _huge_int_path(doc)
@@ -325,6 +328,9 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         if not data_path.is_absolute():
             data = spec.data.model_copy(update={"path": str(base / data_path)})
             spec = spec.model_copy(update={"data": data})
+    if base is not None and spec.model.weights and not Path(spec.model.weights).is_absolute():
+        model = spec.model.model_copy(update={"weights": str(base / spec.model.weights)})
+        spec = spec.model_copy(update={"model": model})
     return spec
 
 

@@ -125,6 +125,13 @@ class ModelSpec(SpecModel):
     """An ordered list of layers; the input size comes from the data, the output is the last layer."""
 
     layers: Annotated[list[LayerSpec], Field(min_length=1, max_length=1000)]
+    weights: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Initial weights from a file (.npz or .safetensors, names layers.<i>.<param> in the Keras "
+        "layout, e.g. written by `duofit import`) instead of drawn from train.seed; a relative path is read "
+        "from the spec file's folder.",
+    )
 
     @model_validator(mode="after")
     def _has_dense(self) -> ModelSpec:

@@ -1,0 +1,116 @@
+"""An imported model + a base spec -> a full spec whose initial weights are the model's own.
+
+A *base* spec is a spec without a model: the data, and the settings the imported model
+does not state (loss, optimizer, metrics, train). Where the base leaves out ``loss``,
+``optimizer`` or ``metrics`` and the source states them (a ``.keras`` archive's
+``compile_config``), the source's are taken and a note says so. The weights are written to
+a file the spec names in ``model.weights``, and checked against the data's shape at once,
+so a model built for other data is refused here, not halfway through training.
+
+Example:
+    >>> import numpy as np, tempfile, pathlib
+    >>> from duofit.common.imported import ImportedModel
+    >>> m = ImportedModel(layers=[{"type": "dense", "units": 3}], framework="keras", source="(example)",
+    ...                   weights={"layers.0.kernel": np.zeros((4, 3)), "layers.0.bias": np.zeros(3)},
+    ...                   sections={"loss": {"type": "categorical_crossentropy"}})
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> spec, notes = assemble(m, {"data": {"kind": "iris"}}, folder / "w.npz")
+    >>> spec.loss.type, spec.model.weights == str(folder / "w.npz")
+    ('categorical_crossentropy', True)
+    >>> notes
+    ['loss taken from the source model (model compiled with it): (example)']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from duofit.common.errors import DataError, SpecError
+from duofit.common.imported import IMPORTED_SECTIONS, ImportedModel
+from duofit.common.loader import load_spec, read_document
+from duofit.common.spec import Spec
+from duofit.common.weightfile import write_weight_file
+
+__all__ = ["assemble", "check_against_data", "read_base"]
+
+
+def read_base(base: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """The base spec as a document (relative data paths made absolute) and a label for messages.
+
+    Raises:
+        SpecError: the file cannot be read, or it has a ``model`` (the imported model replaces it).
+    """
+    if base is None:
+        raise SpecError("a base spec is needed: give --base base.toml (the data, and the loss if the source has none)")
+    if isinstance(base, Mapping):
+        doc, label, folder = dict(base), "the base spec", None
+    else:
+        path = Path(base)
+        doc, label, folder = read_document(path), str(path), path.resolve().parent
+    if "model" in doc:
+        raise SpecError(
+            f"{label}: model: a base spec has no [model]; the model comes from the imported source (remove the "
+            "[model] table, or use the spec itself with duofit run)",
+            path="model",
+        )
+    data = doc.get("data")
+    if folder is not None and isinstance(data, dict) and isinstance(data.get("path"), str):
+        if not Path(data["path"]).is_absolute():
+            doc["data"] = {**data, "path": str(folder / data["path"])}
+    return doc, label
+
+
+def assemble(
+    imported: ImportedModel, base: str | Path | Mapping[str, Any] | None, weights_path: str | Path
+) -> tuple[Spec, list[str]]:
+    """Build the spec of ``imported`` on ``base``, writing its weights to ``weights_path``.
+
+    Args:
+        imported: What an importer read.
+        base: A base spec (file or mapping) without a model.
+        weights_path: Where the ``.npz`` of initial weights goes; the spec names it (absolute).
+
+    Returns:
+        ``(spec, notes)``: the validated spec and what was taken from where.
+
+    Raises:
+        SpecError: the base is unreadable, has a model, or neither it nor the source says the loss.
+    """
+    doc, label = read_base(base)
+    notes = list(imported.notes)
+    for section in IMPORTED_SECTIONS:
+        if section not in doc and section in imported.sections:
+            doc[section] = imported.sections[section]
+            notes.append(f"{section} taken from the source model (model compiled with it): {imported.source}")
+    if "loss" not in doc:
+        raise SpecError(
+            f"{label}: loss: neither the base spec nor {imported.source} says the loss; add a [loss] table to the "
+            "base spec (e.g. type = 'binary_crossentropy', from_logits = true)",
+            path="loss",
+        )
+    doc["model"] = {"layers": imported.layers, "weights": str(Path(weights_path).resolve())}
+    write_weight_file(weights_path, imported.weights)
+    return load_spec(doc), notes
+
+
+def check_against_data(spec: Spec, imported: ImportedModel) -> tuple[int, ...]:
+    """Load the data and check the imported weights and input shape fit it; the sample shape.
+
+    Raises:
+        DataError: the data's sample shape is not the one the source model was built for, or
+            a weight's shape does not follow from the data (path ``model.weights``).
+    """
+    from duofit.common.data import load_dataset
+    from duofit.common.init import initial_weights
+
+    shape = load_dataset(spec).input_shape
+    if imported.input_shape is not None and tuple(imported.input_shape) != tuple(shape):
+        raise DataError(
+            f"data: {imported.source} was built for samples of shape {list(imported.input_shape)}; the base spec's "
+            f"data gives {list(shape)} per sample (check the data's reshape/kind, or the model's input shape)",
+            path="data",
+        )
+    initial_weights(spec, shape)  # names and shapes checked against the model traced on this data
+    return tuple(shape)
