@@ -33,7 +33,7 @@ from duofit.common.loader import load_spec, read_document
 from duofit.common.spec import Spec
 from duofit.common.weightfile import write_weight_file
 
-__all__ = ["assemble", "check_against_data", "read_base"]
+__all__ = ["assemble", "base_input_shape", "check_against_data", "read_base"]
 
 
 def read_base(base: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -114,3 +114,38 @@ def check_against_data(spec: Spec, imported: ImportedModel) -> tuple[int, ...]:
         )
     initial_weights(spec, shape)  # names and shapes checked against the model traced on this data
     return tuple(shape)
+
+
+# Stand-in models and a loss that let a base spec (which has no model, and may have no loss) be
+# validated and its data read, to learn the sample shape a framework model must accept: the first
+# fits float data of any shape; data made of token ids needs an embedding first (the data checks
+# say so with a model.layers[0] path), so the second is tried then.
+_PLACEHOLDERS = (
+    [{"type": "flatten"}, {"type": "dense", "units": 1}],
+    [{"type": "embedding", "input_dim": 10**6, "output_dim": 1}, {"type": "flatten"}, {"type": "dense", "units": 1}],
+)
+
+
+def base_input_shape(base: str | Path | Mapping[str, Any] | None) -> tuple[int, ...]:
+    """One sample's shape in the base spec's data (channels last), before any model is known.
+
+    Example:
+        >>> base_input_shape({"data": {"kind": "digits", "image_shape": [8, 8, 1]}})
+        (8, 8, 1)
+    """
+    from duofit.common.data import read_arrays
+    from duofit.common.data.features import prepare_features
+    from duofit.common.data.split import spec_parts
+
+    doc, _ = read_base(base)
+    doc.pop("metrics", None)  # metrics are checked against the loss: neither matters for the data's shape
+    doc.setdefault("loss", {"type": "mse"})
+    for i, layers in enumerate(_PLACEHOLDERS):
+        spec = load_spec({**doc, "model": {"layers": layers}})
+        x, y, names = read_arrays(spec)  # the data alone: the stand-in's output layer is never checked
+        try:
+            return tuple(prepare_features(spec, x, spec_parts(spec, y, False), names).train.shape[1:])
+        except DataError as exc:
+            if i + 1 == len(_PLACEHOLDERS) or not exc.path.startswith("model.layers[0]"):
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
