@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from duofit.common.loader import load_spec, read_document
 from duofit.common.spec import Spec
 from duofit.common.weightfile import write_weight_file
 
-__all__ = ["assemble", "base_input_shape", "check_against_data", "read_base"]
+__all__ = ["WEIGHTS_NAME", "assemble", "base_input_shape", "check_against_data", "read_base", "spec_of"]
+
+# The weight file's name in the temporary folder an import makes when no path is given
+WEIGHTS_NAME = "weights.npz"
 
 
 def read_base(base: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -149,3 +153,23 @@ def base_input_shape(base: str | Path | Mapping[str, Any] | None) -> tuple[int, 
             if i + 1 == len(_PLACEHOLDERS) or not exc.path.startswith("model.layers[0]"):
                 raise
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def spec_of(
+    imported: ImportedModel, base: str | Path | Mapping[str, Any] | None, weights_path: str | Path | None = None
+) -> tuple[Spec, list[str]]:
+    """:func:`assemble`, then :func:`check_against_data`: the spec of an imported model, ready to train.
+
+    Args:
+        imported: What an importer read.
+        base: A base spec (file or mapping) without a model.
+        weights_path: Where the weights go; default a fresh ``duofit-import-*`` temporary folder.
+
+    Returns:
+        ``(spec, notes)``.
+    """
+    if weights_path is None:
+        weights_path = Path(tempfile.mkdtemp(prefix="duofit-import-")) / WEIGHTS_NAME
+    spec, notes = assemble(imported, base, weights_path)
+    check_against_data(spec, imported)
+    return spec, notes

@@ -14,19 +14,15 @@ Example (skipped: it loads Keras):
 from __future__ import annotations
 
 import importlib
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from duofit.common.imported import ImportedModel
 from duofit.common.spec import Spec
-from duofit.porting.assemble import assemble, check_against_data
+from duofit.porting.assemble import spec_of
 
 __all__ = ["from_keras", "import_keras_model"]
-
-# the weight file's name in the folder from_keras makes when no weights_path is given
-WEIGHTS_NAME = "weights.npz"
 
 
 def import_keras_model(source: str | Path | Any) -> ImportedModel:
@@ -69,9 +65,4 @@ def from_keras(
             :func:`duofit.porting.assemble.assemble`).
         DataError: the data's sample shape is not the model's, or a weight does not fit it.
     """
-    imported = import_keras_model(source)
-    if weights_path is None:
-        weights_path = Path(tempfile.mkdtemp(prefix="duofit-import-")) / WEIGHTS_NAME
-    spec, _notes = assemble(imported, base, weights_path)
-    check_against_data(spec, imported)
-    return spec
+    return spec_of(import_keras_model(source), base, weights_path)[0]

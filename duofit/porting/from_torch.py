@@ -22,7 +22,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from duofit.common.errors import SpecError
 from duofit.common.imported import ImportedModel
 from duofit.common.spec import Spec
-from duofit.porting.assemble import assemble, base_input_shape, check_against_data
+from duofit.porting.assemble import base_input_shape, spec_of
 
 __all__ = ["from_torch", "import_torch_model", "is_torch_module", "load_factory"]
 
@@ -143,10 +142,4 @@ def from_torch(module: Any, base: str | Path | Mapping[str, Any], *, weights_pat
         DataError: the data does not fit the module.
     """
     shape = base_input_shape(base)  # the data is read first: the module is traced on its sample shape
-    imported = import_torch_model(module, shape)
-    path = Path(weights_path) if weights_path is not None else Path(tempfile.mkdtemp(prefix="duofit-import-"))
-    if weights_path is None:
-        path = path / "weights.npz"
-    spec, _ = assemble(imported, base, path)
-    check_against_data(spec, imported)
-    return spec
+    return spec_of(import_torch_model(module, shape), base, weights_path)[0]

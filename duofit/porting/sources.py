@@ -24,7 +24,8 @@ from duofit.common.errors import SpecError
 from duofit.common.imported import ImportedModel
 from duofit.common.loader import spec_to_toml
 from duofit.common.spec import Spec
-from duofit.porting.assemble import assemble, base_input_shape, check_against_data
+from duofit.porting.assemble import base_input_shape, spec_of
+from duofit.porting.from_torch import is_torch_module
 
 __all__ = ["FRAMEWORKS", "import_source", "save_imported", "source_framework"]
 
@@ -44,7 +45,7 @@ def source_framework(source: Any) -> str:
         module = type(source).__module__.split(".", 1)[0]
         if module in ("keras", "tensorflow", "tf_keras"):
             return "keras"
-        if any(c.__module__.startswith("torch.nn") for c in type(source).__mro__):
+        if is_torch_module(source):
             return "torch"
         raise SpecError(
             f"source: a {type(source).__name__} is not a model duofit imports; give {_ACCEPTED}", path="source"
@@ -98,8 +99,7 @@ def import_source(
             model that does not fit the data (nothing but ``weights_path`` is written).
     """
     imported = _read(source, base)
-    spec, notes = assemble(imported, base, weights_path)
-    check_against_data(spec, imported)
+    spec, notes = spec_of(imported, base, weights_path)
     return spec, notes, imported
 
 
