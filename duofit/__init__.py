@@ -33,6 +33,10 @@ from duofit.common.spec import Spec
 
 if TYPE_CHECKING:
     from duofit.common.result import RunResult
+    from duofit.porting.export import export_script
+    from duofit.porting.from_keras import from_keras
+    from duofit.porting.from_torch import from_torch
+    from duofit.porting.port import port
     from duofit.runner import Comparison, compare, run
 
 __all__ = [
@@ -48,7 +52,11 @@ __all__ = [
     "__version__",
     "available_backends",
     "compare",
+    "export_script",
+    "from_keras",
+    "from_torch",
     "load_spec",
+    "port",
     "run",
 ]
 
@@ -57,6 +65,10 @@ _LAZY = {
     "compare": "duofit.runner",
     "Comparison": "duofit.runner",
     "RunResult": "duofit.common.result",
+    "from_keras": "duofit.porting.from_keras",
+    "from_torch": "duofit.porting.from_torch",
+    "export_script": "duofit.porting.export",
+    "port": "duofit.porting.port",
 }
 
 

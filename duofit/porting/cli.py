@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,15 +14,22 @@ __all__ = ["add_commands"]
 EXIT_PARITY_FAILED = 4  # the port was written, and its parity check found a difference (named in its README)
 
 
+def _importable_here() -> None:
+    """Let a factory ``module:function`` be found in the current folder, as ``python -m`` would."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from duofit.porting.sources import import_source, save_imported
 
+    _importable_here()
     with tempfile.TemporaryDirectory(prefix="duofit-import-") as tmp:
         spec, notes, imported = import_source(args.source, args.base, Path(tmp) / "weights.npz")
         spec_path, weights = save_imported(spec, args.out, header=f"Imported by duofit import from {args.source}")
     print(
         f"imported {imported.framework} model {args.source}: {len(spec.model.layers)} layers, "
-        f"{sum(v.size for v in imported.weights.values()):,} weights"
+        f"{sum(v.size for v in imported.weights.values()):,} parameters"
     )
     for note in notes:
         print(f"  note: {note}")
@@ -40,6 +49,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_port(args: argparse.Namespace) -> int:
     from duofit.porting.port import port
 
+    _importable_here()
     result = port(
         args.source, args.to, args.base, args.out, strict=args.strict, epochs=args.epochs, overwrite=args.overwrite
     )

@@ -31,10 +31,11 @@ from duofit.common.imported import ImportedModel
 from duofit.common.spec import Spec
 from duofit.porting.assemble import base_input_shape, spec_of
 
-__all__ = ["from_torch", "import_torch_model", "is_torch_module", "load_factory"]
+__all__ = ["FACTORY_PATTERN", "PICKLE_SUFFIXES", "from_torch", "import_torch_model", "is_torch_module", "load_factory"]
 
-_FACTORY = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
-_PICKLES = (".pt", ".pth")
+FACTORY_PATTERN = re.compile(r"^(?P<module>[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
+# Pickled files (torch.save and friends): never loaded, unpickling can run code
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _WEIGHTS_HINT = (
     "give a factory module:function that builds the nn.Module, with its weights (e.g. loaded with "
     "safetensors.torch.load_model), or pass the live module"
@@ -63,13 +64,13 @@ def load_factory(text: str) -> Any:
             module that cannot be imported, a missing or non-callable function, a factory that
             raises (its exception type and message) or returns something else than an ``nn.Module``.
     """
-    if Path(text).suffix.lower() in _PICKLES:
+    if Path(text).suffix.lower() in PICKLE_SUFFIXES:
         raise SpecError(
             f"source: {Path(text).name} is a pickled torch file, which duofit never loads (unpickling can run "
             f"code): {_WEIGHTS_HINT}",
             path="source",
         )
-    match = _FACTORY.match(text)
+    match = FACTORY_PATTERN.match(text)
     if match is None:
         raise SpecError(
             f"source: {text!r} is not a factory module:function (e.g. mypkg.models:make_net, a function that "

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,11 @@ from duofit.common.imported import ImportedModel
 from duofit.common.loader import spec_to_toml
 from duofit.common.spec import Spec
 from duofit.porting.assemble import base_input_shape, spec_of
-from duofit.porting.from_torch import is_torch_module
+from duofit.porting.from_torch import FACTORY_PATTERN, PICKLE_SUFFIXES, is_torch_module
 
 __all__ = ["FRAMEWORKS", "import_source", "save_imported", "source_framework"]
 
 FRAMEWORKS = ("keras", "torch")
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_PICKLES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 _ACCEPTED = "a Keras 3 .keras archive, a torch factory module:function, or a live keras.Model / torch.nn.Module"
 
 
@@ -54,7 +51,7 @@ def source_framework(source: Any) -> str:
     suffix = Path(text).suffix.lower()
     if suffix == ".keras":
         return "keras"
-    if suffix in _PICKLES:
+    if suffix in PICKLE_SUFFIXES:
         raise SpecError(
             f"source: {Path(text).name} is a pickled torch file, which duofit never loads (it can run code): give a "
             "factory module:function that builds the nn.Module (with its weights), or save the weights as .safetensors",
@@ -66,7 +63,7 @@ def source_framework(source: Any) -> str:
             "archive: keras.models.load_model(old).save('model.keras')",
             path="source",
         )
-    if _FACTORY.match(text):
+    if FACTORY_PATTERN.match(text):
         return "torch"
     raise SpecError(f"source: {text!r} is not {_ACCEPTED}", path="source")
 
