@@ -60,7 +60,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else _default_out(args.spec, spec) / args.backend
     progress = None if args.quiet else progress_bar(args.backend, spec.train.epochs)
-    res = run(spec, args.backend, progress=progress, out=out)
+    res = run(spec, args.backend, progress=progress, out=out, resume_from=args.resume_from)
+    if args.resume_from:
+        state = res.optimizer_state
+        print(f"resumed from {args.resume_from} after epoch {int(res.history['epoch'].iloc[0]) - 1}", end="")
+        print(f"; optimizer state after step {state.step} in {out}/optimizer.npz" if state is not None else "")
     plot_histories({args.backend: res.history}, out / "loss_curves.png", spec.name or "", {args.backend: res.events()})
     print(f"backend: {args.backend} ({res.environment.get('framework')}), device: {res.environment.get('device')}")
     if res.diverged:
@@ -183,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", "-b", default="torch", help="backend name (see `duofit backends`); default torch")
     p.add_argument("--out", "-o", help="output folder (default results/<spec name>/<backend>)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resume-from",
+        metavar="FOLDER",
+        help="continue training from a run or `duofit convert` folder (its weights and optimizer.npz) "
+        "up to train.epochs, on any backend",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("compare", help="train a spec on every installed backend, side by side")
@@ -218,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each module defines ``add_commands(subparsers)``; their handlers follow this file's
 # conventions (return an exit code, raise DuofitError subclasses for bad input).
-_COMMAND_MODULES = ("duofit.parity.cli", "duofit.tuning.cli", "duofit.bench.cli")
+_COMMAND_MODULES = ("duofit.parity.cli", "duofit.porting.cli", "duofit.tuning.cli", "duofit.bench.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from duofit.backends.base import Backend, FitOutput, make_plan
+from duofit.backends.base import Backend, FitOutput, TrainPlan, make_plan
 from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
@@ -35,8 +36,10 @@ from duofit.common.history import EpochRecorder, ProgressFn, recorder_for
 from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.metrics import bind_positive, class_order, score_outputs, warn_undefined
+from duofit.common.optstate import restore_recorder
 from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
+from duofit.common.resume import resume_point
 from duofit.common.spec import Spec
 
 __all__ = ["Comparison", "ComparisonInterrupted", "check_out_folder", "compare", "run"]
@@ -102,6 +105,7 @@ def _run_result(
         message=recorder.message,
         steps=fitted.steps,
         class_order=order,
+        optimizer_state=fitted.optimizer_state,
     )
     result.diagnostics = diagnose(
         spec, result.history, dataset.y_train, dataset.n_classes, recorder.diverged, recorder.message
@@ -121,6 +125,7 @@ def run(
     record_steps: bool = False,
     strict: bool = False,
     dataset: Dataset | None = None,
+    resume_from: str | Path | None = None,
 ) -> RunResult:
     """Train a spec on one backend, in this process.
 
@@ -135,6 +140,11 @@ def run(
             frameworks' formulas differ.
         dataset: Train on these prepared arrays (a cross-validation fold, an estimator's
             X/y) instead of loading the data the spec names; ``spec.data`` is then not read.
+        resume_from: Continue training from a run folder (``duofit run``/``compare``) or a
+            ``duofit convert`` folder: its weights and optimizer state (``optimizer.npz``: moments,
+            step count, the schedule's position) after its ``epochs_done`` epochs; the epochs from
+            there up to ``spec.train.epochs`` run over the same batch order as an uninterrupted run,
+            on any backend. The history holds those epochs only (numbered as in the whole run).
 
     Returns:
         A :class:`~duofit.RunResult`. A run whose loss became non-finite returns with
@@ -142,7 +152,9 @@ def run(
 
     Raises:
         SpecError, DataError: invalid spec or data (message names the field), or a
-            ``progress`` that is neither a bool, ``None`` nor a callable.
+            ``progress`` that is neither a bool, ``None`` nor a callable; a ``resume_from``
+            folder without optimizer state, of a spec with another model or optimizer, or
+            that trained ``spec.train.epochs`` epochs already.
         BackendNotInstalledError: the backend's framework is missing (names the extra).
 
     Example:
@@ -158,6 +170,8 @@ def run(
     if dataset is None:
         dataset = load_dataset(spec)
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
+    if resume_from is not None:
+        plan = _resumed(plan, Path(resume_from))
     recorder = recorder_for(
         spec,
         dataset.y_val,
@@ -170,11 +184,19 @@ def run(
     # each binary metric's positive class (pos_label checked against the classes before training)
     entries = bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
     recorder.metric_names = entries if recorder.metric_names else []
+    if plan.optimizer_state is not None:
+        restore_recorder(recorder, plan.optimizer_state)  # the schedule's and early stopping's position
     fitted = module.fit(plan, recorder)
     result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
     if out is not None:
         result.save(out)
     return result
+
+
+def _resumed(plan: TrainPlan, folder: Path) -> TrainPlan:
+    """``plan`` continued from ``folder``'s weights and optimizer state (:func:`~duofit.common.resume.resume_point`)."""
+    weights, state = resume_point(folder, plan.spec, plan.weights)
+    return dataclasses.replace(plan, weights=weights, start_epoch=state.epochs_done, optimizer_state=state)
 
 
 def _progress_fn(progress: bool | ProgressFn | None, label: str, epochs: int) -> ProgressFn | None:

@@ -23,6 +23,7 @@ from duofit.common.data import Dataset, batch_order, targets_for_loss
 from duofit.common.errors import DataError
 from duofit.common.history import EpochRecorder
 from duofit.common.init import initial_weights
+from duofit.common.optstate import OptimizerState
 from duofit.common.registry import BACKENDS
 from duofit.common.spec import Spec
 
@@ -60,6 +61,11 @@ class TrainPlan:
             ``None`` for none. Every backend reduces a batch as Keras' ``sum_over_batch_size``
             does: ``sum(loss_i * w_i) / batch_size`` (not divided by the sum of the weights);
             the validation loss stays unweighted.
+        start_epoch: Resume: the 0-based epoch training starts at (``weights`` are then the
+            weights after ``start_epoch`` epochs); epochs ``start_epoch`` to ``train.epochs - 1``
+            run over the same rows of ``order`` as an uninterrupted run.
+        optimizer_state: Resume: the optimizer state to continue from (duofit's layout,
+            :mod:`duofit.common.optstate`), ``None`` for a fresh optimizer.
     """
 
     spec: Spec
@@ -71,6 +77,8 @@ class TrainPlan:
     record_steps: bool = False
     strict: bool = False
     sample_weight: np.ndarray | None = None
+    start_epoch: int = 0
+    optimizer_state: OptimizerState | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -80,13 +88,19 @@ class TrainPlan:
 
 @dataclass
 class FitOutput:
-    """What a backend's ``fit`` returns; the runner turns it into a RunResult."""
+    """What a backend's ``fit`` returns; the runner turns it into a RunResult.
+
+    ``steps`` holds the steps this fit ran (a resumed fit's only); ``optimizer_state`` the state
+    to continue from, ``None`` when the final weights are not the last step's (early stopping
+    restored the best epoch, or training diverged).
+    """
 
     test_outputs: np.ndarray
     weights: dict[str, np.ndarray]
     timings: dict[str, Any]
     environment: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, np.ndarray] = field(default_factory=dict)
+    optimizer_state: OptimizerState | None = None
 
 
 def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, strict: bool = False) -> TrainPlan:

@@ -20,6 +20,7 @@ import numpy as np
 
 from duofit.common.io import load_npz, save_npz, write_json
 from duofit.common.metrics.positive import ClassOrder
+from duofit.common.optstate import OPTIMIZER_FILE, OptimizerState, load_state, save_state
 from duofit.common.spec import Spec
 
 __all__ = ["RESULT_FILE", "RESULT_SCHEMA", "RunResult"]
@@ -55,6 +56,9 @@ class RunResult:
             (see :attr:`verdict`) and spec warnings (see :mod:`duofit.common.diagnostics`).
         class_order: Classification: index -> original label, and the class binary metrics
             score as positive (:mod:`duofit.common.metrics.positive`); ``None`` for regression.
+        optimizer_state: The optimizer state after the last step (``optimizer.npz``, what
+            ``duofit run --resume-from`` continues from); ``None`` when the final weights are not
+            the last step's (early stopping restored the best epoch, or training diverged).
     """
 
     backend: str
@@ -73,6 +77,7 @@ class RunResult:
     steps: dict[str, np.ndarray] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     class_order: ClassOrder | None = None
+    optimizer_state: OptimizerState | None = None
 
     def events(self) -> dict[str, int | None]:
         """Epochs to mark on learning curves: early-stop best/stop, divergence."""
@@ -112,7 +117,8 @@ class RunResult:
     def save(self, folder: str | Path) -> Path:
         """Write the result into ``folder`` (created), each file atomically.
 
-        Files: history.csv, spec.json, weights.npz, predictions.npz, steps.npz, and last
+        Files: history.csv, spec.json, weights.npz, optimizer.npz (with an optimizer state),
+        predictions.npz, steps.npz, and last
         result.json, which marks the result complete: it is removed first, so a run killed
         while saving leaves a folder that :meth:`load` refuses rather than a mix of old and
         new files.
@@ -125,6 +131,10 @@ class RunResult:
         atomic_write_text(out / "history.csv", self.history.to_csv(index=False))
         atomic_write_text(out / "spec.json", self.spec.model_dump_json(indent=2))
         save_npz(out / "weights.npz", self.weights)
+        if self.optimizer_state is not None:
+            save_state(out, self.optimizer_state)
+        else:  # a previous run's state would not belong to these weights
+            (out / OPTIMIZER_FILE).unlink(missing_ok=True)
         save_npz(out / "predictions.npz", {"predictions": self.predictions, "y_test": self.y_test, **self._classes()})
         save_npz(out / "steps.npz", self.steps)
         write_json(
@@ -181,4 +191,5 @@ class RunResult:
             steps=load_npz(folder / "steps.npz") if (folder / "steps.npz").exists() else {},
             diagnostics=meta.get("diagnostics", {}),
             class_order=ClassOrder.from_json(meta.get("class_order")),
+            optimizer_state=load_state(folder) if (folder / OPTIMIZER_FILE).exists() else None,
         )

@@ -5,6 +5,10 @@
 (its framework file) — writes it in the target framework's own format, reloads that file
 with the target framework, predicts the test split and checks the predictions against the
 source's within a named tolerance. Only then is the output folder moved into place.
+The source's optimizer state (``optimizer.npz``, duofit's framework-free layout, see
+:mod:`duofit.common.optstate`) is checked against the spec and the weights and travels with
+them, so ``duofit run --resume-from`` can continue training on the target backend; each
+backend translates it to its own optimizer's variables when it resumes.
 No pickle anywhere: ``.safetensors``/``.npz`` for torch, ``.weights.h5``/``.keras``
 (loaded with ``safe_mode=True``) for Keras.
 
@@ -28,7 +32,11 @@ import numpy as np
 from duofit.common.data import load_dataset
 from duofit.common.errors import DataError, SpecError
 from duofit.common.io import load_npz, save_npz, write_json
+from duofit.common.optstate import OPTIMIZER_FILE, OptimizerState, load_state, save_state
 from duofit.common.registry import BACKENDS, describe, get_backend
+from duofit.common.resume import MODEL_FILE_STEM as _FILE_STEM
+from duofit.common.resume import model_file as _model_file
+from duofit.common.resume import read_trained as read_model
 from duofit.common.spec import Spec
 
 __all__ = ["CONVERTED_DIR", "CONVERT_RTOL", "convert", "default_out", "read_model"]
@@ -37,7 +45,6 @@ __all__ = ["CONVERTED_DIR", "CONVERT_RTOL", "convert", "default_out", "read_mode
 # same float32 values, so only the forward pass' summation order differs (~1e-7); the
 # documented target for torch -> keras -> torch is 1e-6. float64: ~1e-15, checked at 1e-12.
 CONVERT_RTOL = {"float32": 1e-6, "float64": 1e-12}
-_FILE_STEM = "model"
 # Default conversions go into <results>/converted/<src>-to-<dst>: a name no backend's
 # result folder (<results>/<backend>) can have
 CONVERTED_DIR = "converted"
@@ -48,37 +55,33 @@ def _formats(backend: str) -> tuple[str, ...]:
     return tuple(describe(backend).export_formats)
 
 
-def _model_file(folder: Path) -> tuple[str, Path] | None:
-    for backend in ("torch", "keras"):  # the Keras backends share one file format
-        for suffix in _formats(backend):
-            path = folder / f"{_FILE_STEM}{suffix}"
-            if path.exists():
-                return backend, path
-    return None
-
-
-def read_model(folder: str | Path) -> tuple[Spec, dict[str, np.ndarray], str]:
-    """Spec, duofit-layout weights and where they came from, for a run or convert folder."""
-    folder = Path(folder)
-    spec_file = folder / "spec.json"
-    if not spec_file.exists():
-        raise DataError(f"{folder} has no spec.json: give a folder written by `duofit run`, `compare` or `convert`")
-    spec = Spec.model_validate_json(spec_file.read_text(encoding="utf-8"))
-    found = _model_file(folder)
-    if found is not None:
-        backend, path = found
-        shape = load_dataset(spec).x_train.shape[1:]
-        return spec, get_backend(backend).load_weights(spec, path, shape), f"{backend} file {path.name}"
-    if (folder / "weights.npz").exists():
-        return spec, load_npz(folder / "weights.npz"), "weights.npz"
-    raise DataError(f"{folder} holds no weights (weights.npz, model.safetensors, model.weights.h5 ...)")
-
-
 def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backend: str | None) -> np.ndarray:
     if (folder / "predictions.npz").exists():
         return load_npz(folder / "predictions.npz")["predictions"]
     dataset = load_dataset(spec)  # predictions are saved in the target's units: compare in them
     return dataset.in_target_units(get_backend(backend or "torch").forward(spec, weights, dataset.x_test))
+
+
+def _optimizer_state(src: Path, spec: Spec, weights: dict[str, np.ndarray]) -> OptimizerState | None:
+    """The source's optimizer state, checked against its spec and weights; ``None`` without one."""
+    if not (src / OPTIMIZER_FILE).exists():
+        return None
+    state = load_state(src)
+    state.check(spec, weights, where=str(src / OPTIMIZER_FILE))
+    return state
+
+
+def _state_note(state: OptimizerState | None) -> dict[str, Any] | None:
+    """What the manifest says about the carried optimizer state."""
+    if state is None:
+        return None
+    return {
+        "file": OPTIMIZER_FILE,
+        "optimizer": state.optimizer,
+        "step": state.step,
+        "epochs_done": state.epochs_done,
+        "slots": list(state.slot_names),
+    }
 
 
 def default_out(src: str | Path, to: str) -> Path:
@@ -127,16 +130,19 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
         fmt: File format: ``.safetensors``/``.npz`` (torch), ``.weights.h5``/``.keras`` (Keras).
 
     Returns:
-        The manifest written as ``convert.json`` (source, target, file, max_rel_diff, tolerance),
-        and ``out``: the folder written.
+        The manifest written as ``convert.json`` (source, target, file, max_rel_diff, tolerance,
+        ``optimizer_state``: the carried state's file, step, epochs done and slots, or ``None``
+        when the source has none), and ``out``: the folder written.
 
     Raises:
         DataError: the predictions disagree beyond the tolerance (nothing is written), or the
-            source is unreadable. SpecError: unknown target or format.
+            source is unreadable, or its optimizer state does not fit the spec and weights.
+            SpecError: unknown target or format.
     """
     src = Path(src)
     fmt, out = _checked_target(src, to, out, fmt)
     spec, weights, origin = read_model(src)
+    state = _optimizer_state(src, spec, weights)
     found = _model_file(src)
     expected = _predictions(src, spec, weights, found[0] if found else None)
     dataset = load_dataset(spec)
@@ -164,9 +170,12 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
             "max_rel_diff": diff,
             "tolerance": tol,
             "test_samples": len(x_test),
+            "optimizer_state": _state_note(state),
         }
         (stage / "spec.json").write_text(spec.model_dump_json(indent=2), encoding="utf-8")
         save_npz(stage / "predictions.npz", {"predictions": got})
+        if state is not None:
+            save_state(stage, state)
         write_json(stage / "convert.json", manifest)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():

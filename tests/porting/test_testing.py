@@ -24,7 +24,8 @@ def test_my_model_trains_the_same():
 
 
 def test_a_deliberate_mismatch_fails():
-    assert_parity(SPEC, backends=("torch", "keras"), strict=True, overrides={"keras": ["optimizer.decay_kind=decoupled"]})
+    mismatch = {"keras": ["optimizer.decay_kind=decoupled"]}
+    assert_parity(SPEC, backends=("torch", "keras"), strict=True, overrides=mismatch)
 '''
 
 

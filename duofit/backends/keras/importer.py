@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from duofit.backends.keras.import_compile import compile_sections
 from duofit.backends.keras.import_layers import convert_layer, layer_dtype, supported_list, table_name
 from duofit.backends.keras.layers import present_weights
-from duofit.common.errors import DataError, SpecError
+from duofit.common.errors import DataError, DuofitError, SpecError
 from duofit.common.imported import ImportedModel
 from duofit.common.loader import spec_from_validation_error
 from duofit.common.spec.model import ModelSpec
@@ -362,6 +362,21 @@ def _load(path: Path) -> Any:
         raise DataError(f"{path}: Keras cannot load the weights ({type(exc).__name__}: {exc}); {_SAVE_HINT}") from None
 
 
+def _planned(config: dict[str, Any], label: str) -> tuple[ModelPlan, dict[str, Any], list[str]]:
+    """:func:`plan_model` and the compile sections, with a malformed config as one clear error."""
+    try:
+        plan = plan_model(config, label)
+        sections, notes = compile_sections(config.get("compile_config"))
+    except DuofitError:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # JSON of the wrong shape
+        raise DataError(
+            f"{label}: config.json is not a Keras model config ({type(exc).__name__}: {str(exc)[:120]}); {_SAVE_HINT}",
+            path="source",
+        ) from None
+    return plan, sections, notes
+
+
 def import_keras(source: str | Path | Any) -> ImportedModel:
     """Read a Keras 3 model as an :class:`~duofit.common.imported.ImportedModel`.
 
@@ -383,7 +398,7 @@ def import_keras(source: str | Path | Any) -> ImportedModel:
         path = Path(source)
         label = str(path)
         config = read_archive(path)
-        plan = plan_model(config, label)
+        plan, sections, compile_notes = _planned(config, label)
         model = _load(path)
     else:
         if not isinstance(source, keras.Model):
@@ -392,8 +407,7 @@ def import_keras(source: str | Path | Any) -> ImportedModel:
         if not model.built:
             raise SpecError(f"{label}: not built: call it on data or give it a keras.Input first")
         config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
-        plan = plan_model(config, label)
-    sections, compile_notes = compile_sections(config.get("compile_config"))
+        plan, sections, compile_notes = _planned(config, label)
     return ImportedModel(
         layers=plan.layers,
         framework="keras",

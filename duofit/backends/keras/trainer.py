@@ -17,6 +17,7 @@ validation sample weights, and duofit's validation has none (the torch loop does
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -29,8 +30,10 @@ from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
 from duofit.backends.keras.native import device_name, model_input, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
+from duofit.backends.keras.optstate import read_state, write_state
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
 from duofit.common.history import EpochRecorder
+from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
 __all__ = ["fit", "resolve_device"]
 
@@ -120,19 +123,36 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             record_optimizer(optimizer, tr.epochs * steps, dtype)
             per_execution = nat.steps_per_execution(steps)
             model.compile(optimizer=optimizer, loss=loss, steps_per_execution=per_execution)
-            data = nat.batches(plan, dtype)
+            start = plan.start_epoch
+            if plan.optimizer_state is not None:
+                _resume(model, optimizer, heads, plan, plan.optimizer_state)
+            # a resumed fit continues the shared batch order at its epoch
+            data = nat.batches(dataclasses.replace(plan, order=plan.order[start:]) if start else plan, dtype)
             callback = _EpochEnd(recorder, plan, heads, loss, dtype)
             build_s = time.perf_counter() - t_start
             t_fit = time.perf_counter()
-            model.fit(data, epochs=tr.epochs, steps_per_epoch=steps, callbacks=[callback], verbose=0, shuffle=False)
+            model.fit(
+                data,
+                epochs=tr.epochs,
+                initial_epoch=start,
+                steps_per_epoch=steps,
+                callbacks=[callback],
+                verbose=0,
+                shuffle=False,
+            )
             fit_s = time.perf_counter() - t_fit
-            if recorder.restore_best and callback.best is not None:
-                set_weights(heads, spec, callback.best)
+            best = callback.best if recorder.restore_best else None
+            if best is not None:
+                set_weights(heads, spec, best)
+            restored = best is not None
+            done = start + len(recorder.rows)
+            keep = ends_on_last_step(recorder, restored, done)
+            state = _final_state(plan, recorder, optimizer, heads, nat.name) if keep else None
             t_pred = time.perf_counter()
             test_out = np.asarray(model.predict_on_batch(model_input(ds.x_test, dtype)))
             predict_s = time.perf_counter() - t_pred
             n_done = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            records = step_records(model, optimizer, n_done)
+            records = {k: v[start * steps :] for k, v in step_records(model, optimizer, n_done).items()}
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(heads, spec),
@@ -146,4 +166,31 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             jit_compile=bool(getattr(model, "jit_compile", False)),
         ),
         steps=records if plan.record_steps else {"loss": records["loss"]},
+        optimizer_state=state,
+    )
+
+
+def _resume(model: Any, optimizer: Any, heads: list[Any], plan: TrainPlan, state: OptimizerState) -> None:
+    """Build the optimizer now and load ``state`` into it; the step records continue at the resumed step.
+
+    ``model.fit`` builds an unbuilt optimizer only (``keras/src/trainers/trainer.py``
+    ``_symbolic_build``), so the state loaded here is the one training starts from.
+    """
+    optimizer.build(model.trainable_variables)
+    write_state(optimizer, heads, plan.spec, state)
+    model.__dict__["_duofit_step"].assign(float(plan.start_epoch * plan.steps_per_epoch))
+
+
+def _final_state(
+    plan: TrainPlan, recorder: EpochRecorder, optimizer: Any, heads: list[Any], framework: str
+) -> OptimizerState:
+    """The optimizer state after the last step, in duofit's layout, with the schedule's position."""
+    return capture(
+        plan.spec,
+        recorder,
+        step=int(keras.ops.convert_to_numpy(optimizer.iterations)),
+        lr=float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+        slots=read_state(optimizer, heads, plan.spec),
+        epochs_done=plan.start_epoch + len(recorder.rows),
+        backend=f"keras ({framework})",
     )

@@ -34,7 +34,9 @@ from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.machine import device_name, resolve_device, set_threads
 from duofit.backends.torch.metrics import make_metric
 from duofit.backends.torch.optimizers import make_optimizer
+from duofit.backends.torch.optstate import read_state, write_state
 from duofit.common.history import EpochRecorder
+from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
 __all__ = ["fit"]
 
@@ -92,9 +94,10 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     scheduled = plan.spec.optimizer.schedule is not None
     # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
     y_val = torch.as_tensor(recorder.y_val, device=s.device) if native_epoch_metrics(plan.spec, recorder) else None
-    step = 0
+    start = plan.start_epoch  # a resumed fit continues the shared batch order at its epoch
+    step = start * plan.steps_per_epoch
     t_fit = time.perf_counter()
-    for epoch in range(tr.epochs):
+    for epoch in range(start, tr.epochs):
         t0 = time.perf_counter()
         if scheduled:
             for group in s.optimizer.param_groups:
@@ -121,8 +124,11 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         if decision.stop:
             break
     fit_s = time.perf_counter() - t_fit
-    if recorder.restore_best and best is not None:
+    restored = recorder.restore_best and best is not None
+    if restored:
         s.model.load_state_dict(best)
+    done = plan.start_epoch + len(recorder.rows)
+    state = _final_state(plan, recorder, s, step) if ends_on_last_step(recorder, restored, done) else None
 
     t_pred = time.perf_counter()
     test_out = _predict(s, plan.dataset.x_test)
@@ -137,7 +143,21 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             plan.strict,
             fused_optimizer=bool(s.optimizer.defaults.get("fused")),
         ),
-        steps=_step_records(rec, step),
+        steps=_step_records(rec, start * plan.steps_per_epoch, step),
+        optimizer_state=state,
+    )
+
+
+def _final_state(plan: TrainPlan, recorder: EpochRecorder, s: _Setup, step: int) -> OptimizerState:
+    """The optimizer state after the last step, in duofit's layout, with the schedule's position."""
+    return capture(
+        plan.spec,
+        recorder,
+        step=step,
+        lr=float(s.optimizer.param_groups[0]["lr"]),
+        slots=read_state(s.optimizer, s.heads, plan.spec),
+        epochs_done=plan.start_epoch + len(recorder.rows),
+        backend="torch",
     )
 
 
@@ -156,6 +176,8 @@ def _setup(plan: TrainPlan) -> _Setup:
     set_weights(heads, spec, plan.weights)
     loss_fn = make_loss(spec.loss)
     optimizer = make_optimizer(spec.optimizer, model.parameters(), strict=plan.strict)
+    if plan.optimizer_state is not None:  # resume: moments, step count
+        write_state(optimizer, heads, spec, plan.optimizer_state)
     params = [p for p in model.parameters() if p.requires_grad]
     penalty = kernel_penalty(heads, spec)
     weighted = plan.sample_weight is not None
@@ -318,11 +340,13 @@ def _predict(s: _Setup, x_test: np.ndarray) -> np.ndarray:
         return s.model(to_model_input(x_test, s.dtype, s.device)).cpu().numpy()
 
 
-def _step_records(rec: _Records, step: int) -> dict[str, np.ndarray]:
-    """The recorded steps as numpy: always ``loss``; ``grad_norm`` and ``param_norm`` with ``record_steps``."""
-    steps = {"loss": rec.step_loss[:step].cpu().numpy()}
+def _step_records(rec: _Records, first: int, step: int) -> dict[str, np.ndarray]:
+    """Steps ``first`` to ``step`` (exclusive) as numpy: ``loss``; with ``record_steps`` the norms too."""
+    steps = {"loss": rec.step_loss[first:step].cpu().numpy()}
     if rec.grad_norm is not None and rec.param_norm is not None:
-        steps.update(grad_norm=rec.grad_norm[:step].cpu().numpy(), param_norm=rec.param_norm[:step].cpu().numpy())
+        steps.update(
+            grad_norm=rec.grad_norm[first:step].cpu().numpy(), param_norm=rec.param_norm[first:step].cpu().numpy()
+        )
     return steps
 
 
