@@ -53,12 +53,17 @@ def _print_classes(res: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from duofit.common.errors import SpecError
     from duofit.common.loader import load_spec
     from duofit.common.plots import plot_histories, progress_bar
     from duofit.runner import run
 
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else _default_out(args.spec, spec) / args.backend
+    if args.resume_from and not args.out:  # never over the folder it resumes from
+        out = out.with_name(f"{out.name}-resumed")
+    if args.resume_from and out.resolve() == Path(args.resume_from).resolve():
+        raise SpecError(f"--out: {out} is the folder training resumes from; give another --out", path="out")
     progress = None if args.quiet else progress_bar(args.backend, spec.train.epochs)
     res = run(spec, args.backend, progress=progress, out=out, resume_from=args.resume_from)
     if args.resume_from:
@@ -191,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume-from",
         metavar="FOLDER",
         help="continue training from a run or `duofit convert` folder (its weights and optimizer.npz) "
-        "up to train.epochs, on any backend",
+        "up to train.epochs, on any backend (default --out: results/<name>/<backend>-resumed)",
     )
     p.set_defaults(func=_cmd_run)
 

@@ -156,6 +156,10 @@ def test_cli_resumes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert f"resumed from {tmp_path / 'run'} after epoch 2" in capsys.readouterr().out
     assert duofit.RunResult.load(tmp_path / "next").optimizer_state.epochs_done == 3  # type: ignore[union-attr]
+    same = ["run", str(spec_file), "-q", "--out", str(tmp_path / "run"), "--resume-from", str(tmp_path / "run")]
+    assert main(same) == 2  # never written over the folder it resumes from
+    assert "is the folder training resumes from" in capsys.readouterr().err
+    assert duofit.RunResult.load(tmp_path / "run").optimizer_state.epochs_done == 2  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- across frameworks
