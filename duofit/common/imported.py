@@ -26,8 +26,9 @@ import numpy as np
 
 __all__ = ["IMPORTED_SECTIONS", "ImportedModel"]
 
-# The spec sections a source may state besides its layers (a .keras archive's compile_config)
-IMPORTED_SECTIONS = ("loss", "optimizer", "metrics")
+# The spec sections a source may state besides its layers: a .keras archive's compile_config
+# (loss, optimizer, metrics) and the fields of ``train`` the model fixes (its dtype)
+IMPORTED_SECTIONS = ("loss", "optimizer", "metrics", "train")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class ImportedModel:
         weights: ``layers.<i>.<param>`` -> array in duofit's (Keras) layout, as
             :func:`duofit.common.init.initial_weights` returns them.
         sections: Spec sections the source states itself (keys of :data:`IMPORTED_SECTIONS`),
-            as documents: ``{"loss": {"type": "binary_crossentropy", "from_logits": True}}``.
+            as documents: ``{"loss": {"type": "binary_crossentropy", "from_logits": True}}``;
+            ``train`` holds single fields (``{"dtype": "float64"}``), each used where the base
+            does not set it.
         input_shape: One sample's shape the source model expects, in duofit's layout
             (channels last), when the source says it; checked against the data.
         notes: What the importer chose or translated, one sentence each, for the user.

@@ -85,8 +85,18 @@ def assemble(
     doc, label = read_base(base)
     notes = list(imported.notes)
     for section in IMPORTED_SECTIONS:
-        if section not in doc and section in imported.sections:
-            doc[section] = imported.sections[section]
+        theirs = imported.sections.get(section)
+        if theirs is None:
+            continue
+        if section == "train":  # field by field: the base's train settings stay, the model's dtype fills in
+            ours = dict(doc.get("train") or {})
+            for key, value in theirs.items():
+                if key not in ours:
+                    ours[key] = value
+                    notes.append(f"train.{key} = {value!r} taken from the source model: {imported.source}")
+            doc["train"] = ours
+        elif section not in doc:
+            doc[section] = theirs
             notes.append(f"{section} taken from the source model (model compiled with it): {imported.source}")
     if "loss" not in doc:
         raise SpecError(

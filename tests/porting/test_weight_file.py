@@ -108,3 +108,12 @@ def test_a_model_built_for_other_data_is_refused_before_training(tmp_path: Path)
     with pytest.raises(DataError, match="built for samples of shape \\[8, 8, 1\\]; the base spec's data gives \\[4\\]"):
         check_against_data(spec, _imported(input_shape=(8, 8, 1)))
     assert load_dataset(spec).input_shape == (4,)
+
+
+@pytest.mark.parametrize(("base_train", "dtype"), [({"epochs": 3}, "float64"), ({"dtype": "float32"}, "float32")])
+def test_the_models_dtype_fills_train_dtype_only_where_the_base_is_silent(tmp_path: Path, base_train, dtype) -> None:
+    base = {"data": {"kind": "iris"}, "loss": {"type": "categorical_crossentropy"}, "train": base_train}
+    spec, notes = assemble(_imported(sections={"train": {"dtype": "float64"}}), base, tmp_path / "w.npz")
+    assert spec.train.dtype == dtype
+    assert spec.train.epochs == base_train.get("epochs", 10)
+    assert any("train.dtype" in n for n in notes) == (dtype == "float64")

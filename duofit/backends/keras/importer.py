@@ -279,8 +279,6 @@ def plan_model(config: dict[str, Any], label: str) -> ModelPlan:
     layers = _wire(docs, sources, owners)
     specs = _validate(layers, owners, label)
     dtype = dtypes.pop() if dtypes else "float32"
-    if dtype == "float64":
-        notes.append(f"{label}: the model computes in float64: set train.dtype = 'float64' in the base spec")
     return ModelPlan(layers, weighted, _input_shape(input_entry, build_shape, notes, label), dtype, notes, specs)
 
 
@@ -408,6 +406,8 @@ def import_keras(source: str | Path | Any) -> ImportedModel:
             raise SpecError(f"{label}: not built: call it on data or give it a keras.Input first")
         config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
         plan, sections, compile_notes = _planned(config, label)
+    if plan.dtype != "float32":  # the spec's default dtype is float32: state any other
+        sections = {**sections, "train": {"dtype": plan.dtype}}
     return ImportedModel(
         layers=plan.layers,
         framework="keras",
