@@ -1,0 +1,281 @@
+"""The training part of an exported torch script: loss, optimizer, schedule, the loop, metrics, ``main``.
+
+Mirrors duofit's torch trainer (``duofit/backends/torch/trainer.py``, ``losses.py``,
+``optimizers.py``) and its shared per-epoch rules (``duofit/common/history.py``,
+``schedules.py``, ``monitor.py``), written the way a tutorial writes a loop. Where duofit does
+what hand-written loops usually do not, the script keeps it and says why in a comment:
+
+- the batches follow the bundle's ``order`` (batch ``b`` of epoch ``e`` is ``order[e, b*bs:(b+1)*bs]``);
+- the epoch loss is the batch-size weighted mean of the step losses (Keras' logged loss);
+- a weighted loss is ``sum(loss_i * w_i) / batch size`` (Keras' ``sum_over_batch_size``);
+- the learning rate is set before every epoch from duofit's closed form (torch's schedulers
+  multiply step by step, and ``CosineAnnealingLR`` climbs back after ``t_max``);
+- clipping, then decoupled decay, run between ``backward`` and ``step``, as Keras' ``apply``;
+- training stops when an epoch loss is not finite or passes duofit's divergence limit;
+- early stopping follows Keras' rules (improvement by more than ``min_delta``, never after the first epoch).
+
+Example:
+    >>> from duofit.common.loader import load_spec
+    >>> from duofit.common.data import load_dataset
+    >>> spec = load_spec("examples/seed.toml")
+    >>> code = train_code(spec, load_dataset(spec), strict=False, arrays={}, frozen=[])
+    >>> code.constants[0]
+    'LOSS = nn.BCEWithLogitsLoss()  # loss: binary_crossentropy, from_logits = true'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from duofit.common.data import Dataset
+from duofit.common.diagnostics import divergence_limit
+from duofit.common.errors import SpecError
+from duofit.common.metrics import bind_positive, class_order
+from duofit.common.spec import (
+    BCELoss,
+    CCELoss,
+    CosineSchedule,
+    ExponentialSchedule,
+    HuberLoss,
+    MAELoss,
+    MSELoss,
+    Spec,
+    StepSchedule,
+)
+from duofit.porting.torch_loop_code import main_function, train_epoch_function
+from duofit.porting.torch_script import (
+    BINARY_METRICS,
+    MULTICLASS_METRICS,
+    PROB_LOSSES,
+    REGRESSION_METRICS,
+    STRICT_CLIP,
+    STRICT_OPTIMIZERS,
+)
+
+__all__ = ["TrainCode", "train_code"]
+
+
+@dataclass
+class TrainCode:
+    """The script's training part.
+
+    Attributes:
+        constants: Module-level assignments after the run constants (the loss, the schedule's numbers).
+        helpers: Module-level blocks (metric functions, probability losses, strict optimizers).
+        functions: The remaining top-level functions, in order, ``main`` last.
+    """
+
+    constants: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+
+
+# loss type -> (the loss expression, the per-sample expression for weighted batches or None, comment)
+def _loss(spec: Spec) -> tuple[str, str | None, list[str]]:
+    loss = spec.loss
+    if isinstance(loss, MSELoss):
+        return "nn.MSELoss()", 'nn.MSELoss(reduction="none")', []
+    if isinstance(loss, MAELoss):
+        return "nn.L1Loss()", 'nn.L1Loss(reduction="none")', []
+    if isinstance(loss, HuberLoss):
+        return f"nn.HuberLoss(delta={loss.delta!r})", f'nn.HuberLoss(reduction="none", delta={loss.delta!r})', []
+    if isinstance(loss, BCELoss) and loss.from_logits:
+        return "nn.BCEWithLogitsLoss()", 'nn.BCEWithLogitsLoss(reduction="none")', []
+    if isinstance(loss, CCELoss) and loss.from_logits:
+        return "nn.CrossEntropyLoss()", 'nn.CrossEntropyLoss(reduction="none")', []
+    name = "bce_on_probabilities" if isinstance(loss, BCELoss) else "cce_on_probabilities"
+    return name, None, [PROB_LOSSES]
+
+
+def _loss_comment(spec: Spec) -> str:
+    logits = getattr(spec.loss, "from_logits", None)
+    return f"loss: {spec.loss.type}" + ("" if logits is None else f", from_logits = {str(logits).lower()}")
+
+
+def _optimizer(spec: Spec, strict: bool) -> tuple[str, list[str]]:
+    """The optimizer construction (``params`` in scope) and helper blocks."""
+    opt: Any = spec.optimizer  # one of the four optimizer specs; each branch reads its own fields
+    coupled = opt.weight_decay if opt.decay_kind == "l2" else 0.0
+    if strict:
+        cls, source = STRICT_OPTIMIZERS[opt.type]
+        values = {
+            "momentum": repr(float(getattr(opt, "momentum", 0.0))),
+            "nesterov": repr(bool(getattr(opt, "nesterov", False))),
+            "beta1": repr(float(getattr(opt, "beta1", 0.9))),
+            "beta2": repr(float(getattr(opt, "beta2", 0.999))),
+            "eps": repr(float(getattr(opt, "epsilon", 1e-8))),
+            "amsgrad": repr(bool(getattr(opt, "amsgrad", False))),
+            "rho": repr(float(getattr(opt, "rho", 0.9))),
+            "centered": repr(bool(getattr(opt, "centered", False))),
+        }
+        decoupled = opt.decay_kind == "decoupled"
+        wd = float(opt.weight_decay)
+        return f"{cls}(params, lr={opt.lr!r}, weight_decay={wd!r}, decoupled={decoupled})", [
+            Template(source).substitute(values)
+        ]
+    args = [f"lr={opt.lr!r}"]
+    if opt.type == "sgd":
+        cls = "torch.optim.SGD"
+        if opt.momentum:
+            args.append(f"momentum={opt.momentum!r}")
+        if opt.nesterov:
+            args.append("nesterov=True")
+    elif opt.type in ("adam", "adamw"):
+        cls = "torch.optim.AdamW" if opt.decay_kind == "decoupled" else "torch.optim.Adam"
+        args += [f"betas=({opt.beta1!r}, {opt.beta2!r})", f"eps={opt.epsilon!r}"]
+        if opt.amsgrad:
+            args.append("amsgrad=True")
+        coupled = opt.weight_decay  # AdamW's own decoupled decay, or Adam's coupled one
+    else:
+        cls = "torch.optim.RMSprop"
+        args += [f"alpha={opt.rho!r}", f"eps={opt.epsilon!r}"]  # Keras' rho is torch's alpha
+        if opt.momentum:
+            args.append(f"momentum={opt.momentum!r}")
+        if opt.centered:
+            args.append("centered=True")
+    args.append(f"weight_decay={coupled!r}")  # explicit: AdamW's default is 0.01, the spec's may differ
+    return f"{cls}(params, {', '.join(args)})", []
+
+
+def _schedule(spec: Spec) -> list[str]:
+    """``lr_for(epoch)``: duofit's closed form of the spec's schedule (empty: a constant rate)."""
+    s, lr0 = spec.optimizer.schedule, spec.optimizer.lr
+    if s is None:
+        return []
+    if isinstance(s, StepSchedule):
+        expr = f"{lr0!r} * {s.gamma!r} ** (epoch // {s.step_size})"
+    elif isinstance(s, ExponentialSchedule):
+        expr = f"{lr0!r} * {s.gamma!r}**epoch"
+    elif isinstance(s, CosineSchedule):
+        cos = f"math.cos(math.pi * min(epoch, {s.t_max}) / {s.t_max})"
+        expr = f"{s.eta_min!r} + ({lr0!r} - {s.eta_min!r}) * (1 + {cos}) / 2"
+    else:
+        raise SpecError(
+            f"optimizer.schedule.type: duofit export --to torch does not support the {s.type!r} schedule yet; "
+            "supported: step, exponential, cosine",
+            path="optimizer.schedule.type",
+        )
+    return [
+        "def lr_for(epoch: int) -> float:",
+        '    """The learning rate of epoch `epoch` (0-based), in closed form as duofit computes it."""',
+        f"    return {expr}",
+    ]
+
+
+def _scores(spec: Spec, dataset: Dataset) -> tuple[list[str], list[str]]:
+    """``scores(outputs, y)``: the spec's metrics, each column as duofit names it, and its helper block."""
+    entries = bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
+    task = spec.task
+    logits = bool(getattr(spec.loss, "from_logits", False))
+    doc = '    """The spec\'s metrics (duofit\'s definitions) of raw model outputs against the labels/targets y."""'
+    head = ["def scores(outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:", doc]
+    if not entries:
+        return [*head, "    return {}"], []
+    if task == "regression":
+        body = ["    r = regression_scores(y.reshape(len(outputs), -1), outputs.reshape(len(outputs), -1))"]
+        items = [f'"{e.column}": r["{e.name}"]' for e in entries]
+        return [*head, *body, *_dict_return(items)], [REGRESSION_METRICS]
+    if task == "binary":
+        p = "sigmoid(outputs[:, 0])  # P(class 1) from the logit" if logits else "np.clip(outputs[:, 0], 0.0, 1.0)"
+        body, items = [f"    p = {p}"], []
+        groups: dict[tuple[int, float], str] = {}
+        for e in entries:
+            k = 1 if e.positive is None else e.positive
+            true, score = f"y == {k}", ("p" if k == 1 else "1.0 - p")
+            if e.name == "roc_auc":
+                items.append(f'"{e.column}": roc_auc({true}, {score})')
+                continue
+            key = (k, e.threshold)
+            if key not in groups:
+                groups[key] = f"at{len(groups)}"
+                call = f"binary_scores({true}, {score} > {e.threshold!r})"
+                body.append(f"    {groups[key]} = {call}  # class {k} positive")
+            items.append(f'"{e.column}": {groups[key]}["{e.name}"]')
+        return [*head, *body, *_dict_return(items)], [BINARY_METRICS]
+    total = "outputs.sum(axis=1, keepdims=True)"
+    proba = "softmax(outputs)" if logits else f"outputs / np.where({total} == 0, 1.0, {total})"
+    body = [f"    proba = {proba}", "    pred = proba.argmax(axis=1)", "    c = class_scores(y, pred, proba.shape[1])"]
+    items = []
+    for e in entries:
+        if e.name == "accuracy":
+            items.append(f'"{e.column}": float(np.mean(pred == y))')
+        elif e.name == "roc_auc":
+            items.append(f'"{e.column}": roc_auc(y, proba)')
+        else:
+            items.append(f'"{e.column}": averaged(c["{e.name}"], c["support"], "{e.average}")')
+    return [*head, *body, *_dict_return(items)], [MULTICLASS_METRICS]
+
+
+def _dict_return(items: list[str]) -> list[str]:
+    """``return {...}``, one item a line with a trailing comma (ruff format keeps it so)."""
+    return ["    return {", *[f"        {item}," for item in items], "    }"]
+
+
+def _penalty(spec: Spec) -> list[str]:
+    """``penalty(model)``: the dense kernels' L1/L2 terms, added to the training loss as Keras' regularizers."""
+    terms = []
+    for i, layer in enumerate(spec.model.layers):
+        l1, l2 = getattr(layer, "l1", 0.0), getattr(layer, "l2", 0.0)
+        w = f"model.{layer.type}_{i}.weight"
+        if l1:
+            terms.append(f"    total = total + {l1!r} * {w}.abs().sum()")
+        if l2:
+            terms.append(f"    total = total + {l2!r} * {w}.square().sum()")
+    if not terms:
+        return []
+    return [
+        "def penalty(model: Net) -> torch.Tensor:",
+        '    """Keras\' kernel regularizers: l1 * sum|W| + l2 * sum W^2, added to every training step\'s loss."""',
+        "    total = torch.zeros((), dtype=DTYPE, device=DEVICE)",
+        *terms,
+        "    return total",
+    ]
+
+
+def train_code(
+    spec: Spec, dataset: Dataset, *, strict: bool, arrays: dict[str, np.ndarray], frozen: list[str]
+) -> TrainCode:
+    """The training part of the script for ``spec``.
+
+    Args:
+        spec: The spec (strict mode: already float64).
+        dataset: Its prepared data (classes for the metrics' positive class, the divergence limit).
+        strict: Write duofit's strict formulas (explicit optimizer step, Keras' clipping).
+        arrays: The bundle the script reads (which optional arrays exist).
+        frozen: Parameters the model freezes (named in a comment).
+
+    Raises:
+        SpecError: a setting the export does not write yet.
+    """
+    loss, per_sample, loss_helpers = _loss(spec)
+    weighted = "sample_weight" in arrays
+    if weighted and per_sample is None:
+        raise SpecError(
+            "loss.from_logits: duofit export --to torch does not support sample weights with a loss on "
+            "probabilities yet; use from_logits = true (and no softmax/sigmoid on the last layer)",
+            path="loss.from_logits",
+        )
+    optimizer, opt_helpers = _optimizer(spec, strict)
+    schedule = _schedule(spec)
+    scores, metric_helpers = _scores(spec, dataset)
+    limit = divergence_limit(spec, dataset.y_train, dataset.n_classes)
+    constants = [f"LOSS = {loss}  # {_loss_comment(spec)}"]
+    if weighted:
+        constants.append(f"SAMPLE_LOSS = {per_sample}  # one loss per output, for the sample weights")
+    constants.append(
+        f"DIVERGENCE_LIMIT = {limit!r}  # duofit stops when an epoch loss passes this (train.divergence_threshold)"
+        if math.isfinite(limit)
+        else "DIVERGENCE_LIMIT = math.inf  # train.divergence_threshold = inf: only a non-finite loss stops training"
+    )
+    helpers = [*loss_helpers, *metric_helpers, *opt_helpers]
+    if strict and spec.optimizer.clipnorm is not None:
+        helpers.append(STRICT_CLIP)
+    functions = ["\n".join(f) + "\n" for f in (schedule, _penalty(spec), scores) if f]
+    functions.append(train_epoch_function(spec, strict=strict, weighted=weighted, penalty=bool(_penalty(spec))))
+    functions.append(main_function(spec, dataset, optimizer=optimizer, arrays=arrays, frozen=frozen, strict=strict))
+    return TrainCode(constants=constants, helpers=helpers, functions=functions)
