@@ -64,6 +64,13 @@ def _readme(source: str, src_fw: str, to: str, notes: list[str], report: ParityR
     ]
     lines += [f"- {note}" for note in notes] or ["- the layers and weights; nothing else needed a choice"]
     lines += ["", "## Parity", "", "```", report.text(), "```", ""]
+    if not report.passed:
+        lines += [
+            "The causes above say what the two frameworks compute differently. To check that the port itself is "
+            "exact, compare with identical formulas in float64: add `--strict` (every stage should then agree to "
+            "about 1e-12); the strict script is `duofit export spec.toml --to " + to + " --strict`.",
+            "",
+        ]
     lines += [
         "Check again after a change: "
         f"`duofit parity spec.toml --backends {src_fw},{to}{' --strict' if strict else ''}`",
@@ -118,7 +125,9 @@ def port(
         stage = Path(tmp) / "port"
         stage.mkdir()
         spec, notes, _ = import_source(source, base, stage / "imported.npz")
-        spec_path, _ = save_imported(spec, stage / "spec.toml", header=f"Imported by duofit port from {label}")
+        spec_path, weights_path = save_imported(
+            spec, stage / "spec.toml", header=f"Imported by duofit port from {label}"
+        )
         (stage / "imported.npz").unlink()
         files = export_script(spec_path, to, stage / f"train_{to}.py", strict=strict)
         report = _run_parity(spec_path, (src_fw, to), strict, epochs, stage / "parity")
@@ -133,7 +142,7 @@ def port(
             "failed_stages": [s.stage for s in failed],
             "causes": sorted({c.id for s in failed for c in s.causes}),
             "notes": notes,
-            "files": sorted(p.name for p in [spec_path, *files]),
+            "files": sorted(p.name for p in [spec_path, weights_path, *files]),
         }
         write_json(stage / "port.json", manifest)
         if folder.exists():
