@@ -87,6 +87,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         f"{info['file']} (read from {info['read_from']}); test predictions agree: max relative difference "
         f"{info['max_rel_diff']:.2e} <= {info['tolerance']:.0e}"
     )
+    state = info.get("optimizer_state")
+    if state:
+        print(
+            f"carried the {state['optimizer']} state after step {state['step']} (epoch {state['epochs_done']}: "
+            f"{', '.join(state['slots']) or 'no slots'}) to {info['out']}/{state['file']}; continue training with "
+            f"duofit run SPEC --backend {info['target']} --resume-from {info['out']}"
+        )
     return 0
 
 
