@@ -24,22 +24,15 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from string import Template
 from typing import Any
 
-import numpy as np
-
-from duofit.common.data import load_dataset
-from duofit.common.errors import SpecError
+from duofit.common.data import Dataset, load_dataset
 from duofit.common.init import initial_weights
-from duofit.common.io import atomic_write_text
-from duofit.common.metrics import bind_positive, class_order
 from duofit.common.spec import AdamOptimizer, AdamWOptimizer, RMSpropOptimizer, SGDOptimizer, Spec
 from duofit.common.spec.masks import mask_flow
-from duofit.common.spec.optimizer import CosineSchedule, ExponentialSchedule, StepSchedule
-from duofit.porting.bundle import bundle_arrays, write_bundle
+from duofit.porting.codegen import lr_expression, py_float, refuse, script_docstring, write_script
 from duofit.porting.keras_code import layer_code
 from duofit.porting.keras_model_code import build_function, weight_table
 from duofit.porting.keras_skeleton import PIPELINE, PIPELINE_WEIGHTED, SCRIPT, TEST_METRICS, TEST_METRICS_SCALED
@@ -51,7 +44,7 @@ from duofit.porting.keras_template import (
     RECORDING,
     TRAINING_LOG,
 )
-from duofit.porting.script_metrics import metric_entries_source, metrics_source
+from duofit.porting.script_metrics import metric_constants, metric_entries, metrics_source
 
 __all__ = ["render", "write"]
 
@@ -65,70 +58,52 @@ def write(spec: Spec, out: Path, *, strict: bool = False) -> list[Path]:
     The ``.npz`` holds :func:`duofit.porting.bundle.bundle_arrays` plus ``y_val`` (the validation
     labels the per-epoch metrics read) and, for a standardized regression target,
     ``target_mean``/``target_scale`` (the test metrics are reported in the target's own units,
-    as ``duofit run`` does). Nothing is written when the spec has a feature the exporter cannot
-    write (a :class:`~duofit.common.errors.SpecError` naming it).
+    as ``duofit run`` does): :func:`duofit.porting.codegen.write_script`. Nothing is written when
+    the spec has a feature the exporter cannot write (a :class:`~duofit.common.errors.SpecError`
+    naming it).
 
     Raises:
         SpecError: a spec feature export --to keras does not support yet (the field is named).
     """
-    out = Path(out)
-    if strict:
-        from duofit.parity.strict import strict_spec
-
-        spec, _ = strict_spec(spec)  # strict mode is defined in float64, as duofit run --strict
-    data_path = out.with_suffix(".npz")
-    text = render(spec, data_path.name, strict=strict)  # every refusal before anything is written
-    arrays = bundle_arrays(spec)
-    arrays.update(_extra_arrays(spec))
-    write_bundle(data_path, arrays)
-    atomic_write_text(out, text)
-    return [out, data_path]
-
-
-def _extra_arrays(spec: Spec) -> dict[str, np.ndarray]:
-    ds = load_dataset(spec)
-    extra = {"y_val": np.asarray(ds.y_val)}
-    scaler: Any = ds.target_scaler
-    if scaler is not None:
-        extra["target_mean"] = np.asarray(scaler.mean_, dtype=np.float64)
-        extra["target_scale"] = np.asarray(scaler.scale_, dtype=np.float64)
-    return extra
-
-
-def _refuse(path: str, what: str, fix: str) -> SpecError:
-    return SpecError(f"{path}: export --to keras does not support {what} yet; {fix}", path=path)
+    return write_script(
+        spec,
+        out,
+        strict=strict,
+        render=lambda spec, dataset, _, data_name: render(spec, data_name, strict=strict, dataset=dataset),
+    )
 
 
 def _check_supported(spec: Spec, strict: bool) -> None:
     """Spec features the Keras script cannot write yet: a named error, never a silent drop."""
     opt, tr = spec.optimizer, spec.train
-    if opt.schedule is not None and not isinstance(opt.schedule, (StepSchedule, ExponentialSchedule, CosineSchedule)):
-        raise _refuse(
-            "optimizer.schedule.type", f"the {opt.schedule.type!r} schedule", "use step, exponential or cosine"
-        )
+    lr_expression(spec, "keras")  # a schedule the script cannot write is refused
     if opt.decay_kind == "l2" and opt.weight_decay and not strict:
-        raise _refuse(
+        raise refuse(
+            "keras",
             "optimizer.weight_decay",
             "coupled L2 weight decay (decay_kind = 'l2') without --strict",
             "export with --strict (an explicit update step adds it) or set decay_kind = 'decoupled'",
         )
     monitors = [m.monitor for m in (tr.early_stopping,) if m is not None]
     if tr.epoch_metrics == "native" and any(m not in ("loss", "val_loss") for m in monitors):
-        raise _refuse(
+        raise refuse(
+            "keras",
             "train.epoch_metrics",
             "'native' metrics (keras.metrics) deciding early stopping",
             "use epoch_metrics = 'shared' (the script computes duofit's numpy metrics)",
         )
 
 
-def render(spec: Spec, data_name: str, *, strict: bool = False) -> str:
+def render(spec: Spec, data_name: str, *, strict: bool = False, dataset: Dataset | None = None) -> str:
     """The script's source text for ``spec``, reading its arrays from ``data_name`` beside it.
+
+    ``dataset`` is ``spec``'s prepared data when the caller has it (else it is loaded).
 
     Raises:
         SpecError: a spec feature the exporter cannot write yet (the field is named).
     """
     _check_supported(spec, strict)
-    ds = load_dataset(spec)
+    ds = dataset if dataset is not None else load_dataset(spec)
     shape = tuple(int(n) for n in ds.x_train.shape[1:])
     tokens = ds.x_train.dtype.kind in "iu"
     codes = [layer_code(layer, i, strict) for i, layer in enumerate(spec.model.layers)]
@@ -136,8 +111,7 @@ def render(spec: Spec, data_name: str, *, strict: bool = False) -> str:
     model_code = build_function(spec, codes, masked, shape, "int64" if tokens else spec.train.dtype)
     body = model_code + weight_table(spec, codes, set(initial_weights(spec, ds.input_shape)))
     helpers = "".join(src for name, src in {**HELPERS, **EXACT_ACTIVATIONS}.items() if f"{name}(" in body)
-    order = class_order(ds.task, ds.classes, ds.y_train)
-    entries = bind_positive(spec.metric_entries, order)
+    entries = metric_entries(spec, ds)
     fields = {
         "DOC": _docstring(spec, data_name, strict),
         "CONSTANTS": _constants(spec, ds, entries),
@@ -167,26 +141,28 @@ _DEVICES = {
 }
 
 
+_STRICT_NOTE = [
+    "Strict mode: this script uses duofit's strict formulas (`duofit run --strict`, `duofit parity",
+    "--strict`): torch.optim's update written out as an explicit step and float64-exact activation",
+    "constants, so that Keras computes the same math as duofit's strict runs on every framework",
+    "(Keras' own Adam and RMSprop place epsilon differently and round hyperparameters to float32).",
+]
+
+
 def _docstring(spec: Spec, data_name: str, strict: bool) -> str:
     name = spec.name or "the spec"
-    lines = [
-        f'"""Train the model of "{name}" with Keras 3 on TensorFlow (compile + fit); exported by duofit.',
-        "",
+    about = [
         f"Standalone: needs keras, tensorflow and numpy, and {data_name} beside this file (written by",
         "`duofit export`): the data as duofit prepared it (split, scaled), the order of the training",
         "samples in every epoch and the initial weights. It trains as `duofit run SPEC --backend keras`",
         f"does, in {spec.train.dtype}: the same loss at every step.",
     ]
-    if strict:
-        lines += [
-            "",
-            "Strict mode: this script uses duofit's strict formulas (`duofit run --strict`, `duofit parity",
-            "--strict`): torch.optim's update written out as an explicit step and float64-exact activation",
-            "constants, so that Keras computes the same math as duofit's strict runs on every framework",
-            "(Keras' own Adam and RMSprop place epsilon differently and round hyperparameters to float32).",
-        ]
-    lines += ["", "Usage:", "    python this_script.py [--history history.json] [--quiet]", '"""']
-    return "\n".join(lines)
+    return script_docstring(
+        f'Train the model of "{name}" with Keras 3 on TensorFlow (compile + fit); exported by duofit.',
+        about,
+        ["Usage:", "    python this_script.py [--history history.json] [--quiet]"],
+        _STRICT_NOTE if strict else [],
+    )
 
 
 def _constants(spec: Spec, ds: Any, entries: list[Any]) -> str:
@@ -200,12 +176,10 @@ def _constants(spec: Spec, ds: Any, entries: list[Any]) -> str:
         f"EPOCHS = {tr.epochs}",
         f"BATCH_SIZE = {tr.batch_size}",
         f'TASK = "{spec.task}"',
-        f"FROM_LOGITS = {bool(getattr(spec.loss, 'from_logits', False))}",
-        "# the metrics as duofit resolved them for this data (positive: the class a binary metric scores)",
-        f"METRICS = {metric_entries_source(entries)}",
+        *metric_constants(spec, entries),
         "# an epoch loss above this (or not finite) stops training as diverged: train.divergence_threshold",
         "# times the loss of a model that learned nothing",
-        f"DIVERGENCE_LIMIT = {_float(limit)}",
+        f"DIVERGENCE_LIMIT = {py_float(limit)}",
     ]
     es = tr.early_stopping
     if es is not None:
@@ -214,19 +188,15 @@ def _constants(spec: Spec, ds: Any, entries: list[Any]) -> str:
             f'EARLY_STOPPING_MONITOR = "{es.monitor}"',
             f'EARLY_STOPPING_MODE = "{spec.monitor_mode()}"',
             f"PATIENCE = {es.patience}",
-            f"MIN_DELTA = {_float(es.min_delta)}",
+            f"MIN_DELTA = {py_float(es.min_delta)}",
             f"RESTORE_BEST = {es.restore_best}",
         ]
     return "\n".join(lines)
 
 
-def _float(value: float) -> str:
-    return repr(float(value)) if math.isfinite(value) else 'float("inf")'
-
-
 def _optimizer_kwargs(spec: Any, strict: bool) -> tuple[str, list[str]]:
     """The optimizer class and its keyword arguments, as duofit/backends/keras/optimizers.py passes them."""
-    f = _float
+    f = py_float
     args = [f"learning_rate={f(spec.lr)}"]
     if isinstance(spec, SGDOptimizer):
         cls, own = "SGD", [f"momentum={f(spec.momentum)}", f"nesterov={spec.nesterov}"]
@@ -270,7 +240,7 @@ def _loss_function(spec: Spec) -> str:
     elif kind == "mae":
         cls = "MeanAbsoluteError"
     elif kind == "huber":
-        cls, args = "Huber", [f"delta={_float(loss.delta)}", *args]
+        cls, args = "Huber", [f"delta={py_float(loss.delta)}", *args]
     elif kind == "binary_crossentropy":
         cls, args = "BinaryCrossentropy", [f"from_logits={loss.from_logits}", *args]
     else:
@@ -295,23 +265,19 @@ def _function(name: str, doc: str, notes: list[str], head: str, args: list[str],
 _WIDTH = 120  # the project's ruff line length
 
 
+# schedule type -> what the closed form is, for the script's docstring of learning_rate
+_SCHEDULE_DOCS = {
+    "step": "lr0 * gamma ** (epoch // step_size) (torch's StepLR)",
+    "exponential": "lr0 * gamma ** epoch (torch's ExponentialLR)",
+    "cosine": "cosine annealing to eta_min over t_max epochs, then eta_min",
+}
+
+
 def _schedule_function(spec: Spec) -> str:
-    s = spec.optimizer.schedule
-    if s is None:
+    expr = lr_expression(spec, "keras")
+    if expr is None:
         return ""
-    lr0 = _float(spec.optimizer.lr)
-    if isinstance(s, StepSchedule):
-        doc, expr = (
-            "lr0 * gamma ** (epoch // step_size) (torch's StepLR)",
-            f"{lr0} * {_float(s.gamma)} ** (epoch // {s.step_size})",
-        )
-    elif isinstance(s, ExponentialSchedule):
-        doc, expr = "lr0 * gamma ** epoch (torch's ExponentialLR)", f"{lr0} * {_float(s.gamma)} ** epoch"
-    else:
-        assert isinstance(s, CosineSchedule)
-        eta = _float(s.eta_min)
-        doc = "cosine annealing to eta_min over t_max epochs, then eta_min"
-        expr = f"{eta} + ({lr0} - {eta}) * (1 + math.cos(math.pi * min(epoch, {s.t_max}) / {s.t_max})) / 2"
+    doc = _SCHEDULE_DOCS[spec.optimizer.schedule.type]  # type: ignore[union-attr]  # not None with an expression
     return (
         f'\n\ndef learning_rate(epoch):\n    """The learning rate of epoch ``epoch`` (0-based): {doc}."""\n'
         f"    return {expr}\n"

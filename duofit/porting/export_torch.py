@@ -29,13 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from duofit.common.data import Dataset, load_dataset
-from duofit.common.errors import SpecError
-from duofit.common.io import atomic_write_text
+from duofit.common.data import Dataset
 from duofit.common.spec import DropoutLayer, Spec
 from duofit.common.spec.masks import mask_flow
 from duofit.common.spec.shapes import trace_shapes
-from duofit.porting.bundle import bundle_arrays, write_bundle
+from duofit.porting.codegen import refuse, script_docstring, write_script
 from duofit.porting.torch_code import LayerCode, layer_code
 from duofit.porting.torch_train_code import TrainCode, train_code
 
@@ -52,31 +50,17 @@ def write(spec: Spec, out: Path, *, strict: bool) -> list[Path]:
             out as torch's single-tensor formula, Keras' global-norm clipping.
 
     Raises:
-        SpecError: a layer or setting the export does not support yet (the field is named).
+        SpecError: a layer or setting the export does not support yet (the field is named);
+            nothing is written then.
     """
-    if strict:
-        from duofit.parity.strict import strict_spec
-
-        spec, _ = strict_spec(spec)
-    out = Path(out)
-    dataset = load_dataset(spec)
-    arrays = bundle_arrays(spec)
-    arrays.update(_metric_arrays(dataset))
-    source = render(spec, dataset, strict=strict, data_name=out.with_suffix(".npz").name, arrays=arrays)
-    npz = out.with_suffix(".npz")
-    write_bundle(npz, arrays)
-    atomic_write_text(out, source)
-    return [out, npz]
-
-
-def _metric_arrays(dataset: Dataset) -> dict[str, np.ndarray]:
-    """What the script's metrics read besides the bundle: validation labels, the target scaler."""
-    extra = {"y_val": np.asarray(dataset.y_val)}
-    scaler = dataset.target_scaler
-    if scaler is not None:  # a standardized regression target: test metrics are in the original units
-        extra["target_mean"] = np.asarray(scaler.mean_, dtype=np.float64)
-        extra["target_scale"] = np.asarray(scaler.scale_, dtype=np.float64)
-    return extra
+    return write_script(
+        spec,
+        out,
+        strict=strict,
+        render=lambda spec, dataset, arrays, data_name: render(
+            spec, dataset, strict=strict, data_name=data_name, arrays=arrays
+        ),
+    )
 
 
 def render(spec: Spec, dataset: Dataset, *, strict: bool, data_name: str, arrays: dict[str, np.ndarray]) -> str:
@@ -97,7 +81,7 @@ def render(spec: Spec, dataset: Dataset, *, strict: bool, data_name: str, arrays
         ]
     )
     imports = _imports(constants + body)
-    return _docstring(spec, strict, data_name) + "\n" + imports + "\n" + constants + "\n\n" + body
+    return _docstring(spec, strict, data_name) + "\n\n" + imports + "\n" + constants + "\n\n" + body
 
 
 def _layers(spec: Spec, input_shape: tuple[int, ...]) -> list[LayerCode]:
@@ -115,36 +99,38 @@ def _layers(spec: Spec, input_shape: tuple[int, ...]) -> list[LayerCode]:
     if any(isinstance(layer, DropoutLayer) for layer in layers):
         for i, code in enumerate(codes):
             if not code.same_randomness:
-                where = f"model.layers[{i}].type"
-                raise SpecError(
-                    f"{where}: duofit export --to torch does not support dropout together with a {layers[i].type} "
-                    "layer yet (torch's module draws its own initial weights, so the dropout masks would not be "
-                    "duofit's); remove the dropout layer or export without it",
-                    path=where,
+                raise refuse(
+                    "torch",
+                    f"model.layers[{i}].type",
+                    f"dropout together with a {layers[i].type} layer",
+                    "torch's module draws its own initial weights, so the dropout masks would not be duofit's; "
+                    "remove the dropout layer or export without it",
                 )
     return codes
 
 
+_STRICT_NOTE = [
+    "Strict mode: this script uses duofit's strict (parity) formulas. It trains in float64; the optimizer",
+    "update is written out (StrictOptimizer below) as the exact operation sequence of torch.optim's",
+    "single-tensor implementation, which duofit's Keras backend also runs in strict mode; gradients are",
+    "clipped with Keras' global-norm formula. So torch and Keras compute the same math, step by step, and",
+    "a difference between them is a bug rather than a formula.",
+]
+
+
 def _docstring(spec: Spec, strict: bool, data_name: str) -> str:
     name = spec.name or "model"
-    text = [
-        f'"""Train the {name!r} model with PyTorch: a standalone script written by `duofit export --to torch`.',
-        "",
+    about = [
         f"It needs torch and numpy only. It reads {data_name} beside it: the data as duofit prepared it (split,",
         "scaled), the order of the training samples in every epoch and the initial weights (Keras' layout), so",
         "it trains on the numbers `duofit run` trains on; its per-step losses equal duofit's torch backend.",
     ]
-    if strict:
-        text += [
-            "",
-            "Strict mode: this script uses duofit's strict (parity) formulas. It trains in float64; the optimizer",
-            "update is written out (StrictOptimizer below) as the exact operation sequence of torch.optim's",
-            "single-tensor implementation, which duofit's Keras backend also runs in strict mode; gradients are",
-            "clipped with Keras' global-norm formula. So torch and Keras compute the same math, step by step, and",
-            "a difference between them is a bug rather than a formula.",
-        ]
-    text += ["", f"Run: python {Path(data_name).with_suffix('.py').name} [--history history.json]", '"""', ""]
-    return "\n".join(text)
+    return script_docstring(
+        f"Train the {name!r} model with PyTorch: a standalone script written by `duofit export --to torch`.",
+        about,
+        [f"Run: python {Path(data_name).with_suffix('.py').name} [--history history.json]"],
+        _STRICT_NOTE if strict else [],
+    )
 
 
 _IMPORTS = (

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from duofit.common.errors import SpecError
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -55,6 +54,7 @@ from duofit.common.spec.layers_conv1d import (
 )
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
+from duofit.porting.codegen import py_float, py_str, refuse, refuse_layer_type
 
 __all__ = ["LAYER_CODE", "MASK_CONSUMERS", "Call", "LayerCode", "layer_code"]
 
@@ -89,21 +89,12 @@ class LayerCode:
     notes: list[str] = field(default_factory=list)
 
 
-def _f(value: float) -> str:
-    """A float as Python source that reads back to the same double."""
-    return repr(float(value))
-
-
-def _s(value: str | None) -> str:
-    return "None" if value is None else f'"{value}"'
-
-
 def _activation_call(name: str, slope: float, strict: bool) -> Call:
     if strict and name == "gelu":
         return Call("ExactGELU", [])
     if name == "leaky_relu":
-        return Call("ExactLeakyReLU" if strict else "keras.layers.LeakyReLU", [f"negative_slope={_f(slope)}"])
-    return Call("keras.layers.Activation", [_s(name)])
+        return Call("ExactLeakyReLU" if strict else "keras.layers.LeakyReLU", [f"negative_slope={py_float(slope)}"])
+    return Call("keras.layers.Activation", [py_str(name)])
 
 
 def _separate(activation: str | None, strict: bool) -> bool:
@@ -117,7 +108,9 @@ def _with_activation(main: Call, activation: str | None, strict: bool) -> LayerC
         return LayerCode([main])
     notes = []
     if activation == "leaky_relu":
-        notes.append(f"leaky_relu as its own layer with duofit's slope {_f(_DEFAULT_SLOPE)} (Keras' default is 0.2)")
+        notes.append(
+            f"leaky_relu as its own layer with duofit's slope {py_float(_DEFAULT_SLOPE)} (Keras' default is 0.2)"
+        )
     if strict:
         notes.append(f"strict: {activation} with float64-exact constants (TensorFlow's op rounds them to float32)")
     return LayerCode([main, _activation_call(activation, _DEFAULT_SLOPE, strict)], notes)
@@ -125,42 +118,43 @@ def _with_activation(main: Call, activation: str | None, strict: bool) -> LayerC
 
 def _regularizer(layer: Any) -> list[str]:
     l1, l2 = float(getattr(layer, "l1", 0.0)), float(getattr(layer, "l2", 0.0))
-    return [f"kernel_regularizer=KernelPenalty(l1={_f(l1)}, l2={_f(l2)})"] if (l1 or l2) else []
+    return [f"kernel_regularizer=KernelPenalty(l1={py_float(l1)}, l2={py_float(l2)})"] if (l1 or l2) else []
+
+
+def _weighted(func: str, layer: Any, strict: bool, *args: str) -> LayerCode:
+    """A dense/conv layer: ``args``, then its activation (None when separate), bias and kernel penalty."""
+    act = None if _separate(layer.activation, strict) else layer.activation
+    every = [*args, f"activation={py_str(act)}", f"use_bias={layer.use_bias}", *_regularizer(layer)]
+    return _with_activation(Call(func, every), layer.activation, strict)
 
 
 def _dense(layer: DenseLayer, i: int, strict: bool) -> LayerCode:
-    act = None if _separate(layer.activation, strict) else layer.activation
-    args = [str(layer.units), f"activation={_s(act)}", f"use_bias={layer.use_bias}", *_regularizer(layer)]
-    return _with_activation(Call("keras.layers.Dense", args), layer.activation, strict)
+    return _weighted("keras.layers.Dense", layer, strict, str(layer.units))
 
 
 def _conv2d(layer: Conv2DLayer, i: int, strict: bool) -> LayerCode:
-    act = None if _separate(layer.activation, strict) else layer.activation
-    args = [
+    return _weighted(
+        "keras.layers.Conv2D",
+        layer,
+        strict,
         str(layer.filters),
         f"kernel_size={tuple(layer.kernel_size)}",
         f"strides={tuple(layer.strides)}",
-        f"padding={_s(layer.padding)}",
+        f"padding={py_str(layer.padding)}",
         f"dilation_rate={tuple(layer.dilation)}",
-        f"activation={_s(act)}",
-        f"use_bias={layer.use_bias}",
-        *_regularizer(layer),
-    ]
-    return _with_activation(Call("keras.layers.Conv2D", args), layer.activation, strict)
+    )
 
 
 def _conv1d(layer: Conv1DLayer, i: int, strict: bool) -> LayerCode:
-    act = None if _separate(layer.activation, strict) else layer.activation
-    args = [
+    return _weighted(
+        "keras.layers.Conv1D",
+        layer,
+        strict,
         str(layer.filters),
         f"kernel_size={layer.kernel_size}",
         f"strides={layer.strides}",
-        f"padding={_s(layer.padding)}",
-        f"activation={_s(act)}",
-        f"use_bias={layer.use_bias}",
-        *_regularizer(layer),
-    ]
-    return _with_activation(Call("keras.layers.Conv1D", args), layer.activation, strict)
+        f"padding={py_str(layer.padding)}",
+    )
 
 
 def _activation(layer: ActivationLayer, i: int, strict: bool) -> LayerCode:
@@ -174,17 +168,17 @@ def _activation(layer: ActivationLayer, i: int, strict: bool) -> LayerCode:
 
 def _batch_norm(layer: BatchNormLayer, i: int, strict: bool) -> LayerCode:
     note = (
-        f"momentum: the spec's {_f(layer.momentum)} is torch's convention (weight of the new batch); "
+        f"momentum: the spec's {py_float(layer.momentum)} is torch's convention (weight of the new batch); "
         "Keras weighs the running value: 1 - momentum"
     )
-    args = [f"momentum={_f(1.0 - layer.momentum)}", f"epsilon={_f(layer.epsilon)}"]
+    args = [f"momentum={py_float(1.0 - layer.momentum)}", f"epsilon={py_float(layer.epsilon)}"]
     return LayerCode([Call("keras.layers.BatchNormalization", args)], [note])
 
 
 def _pool2d(layer: MaxPool2DLayer, i: int, strict: bool) -> LayerCode:
     cls = "AveragePooling2D" if isinstance(layer, AvgPool2DLayer) else "MaxPooling2D"
     strides = layer.strides or layer.pool_size
-    args = [f"pool_size={tuple(layer.pool_size)}", f"strides={tuple(strides)}", f"padding={_s(layer.padding)}"]
+    args = [f"pool_size={tuple(layer.pool_size)}", f"strides={tuple(strides)}", f"padding={py_str(layer.padding)}"]
     return LayerCode([Call(f"keras.layers.{cls}", args)])
 
 
@@ -193,13 +187,13 @@ def _pool1d(layer: MaxPool1DLayer, i: int, strict: bool) -> LayerCode:
     args = [
         f"pool_size={layer.pool_size}",
         f"strides={layer.strides or layer.pool_size}",
-        f"padding={_s(layer.padding)}",
+        f"padding={py_str(layer.padding)}",
     ]
     return LayerCode([Call(f"keras.layers.{cls}", args)])
 
 
 def _layer_norm(layer: LayerNormLayer, i: int, strict: bool) -> LayerCode:
-    args = ["axis=-1", f"epsilon={_f(layer.epsilon)}", f"center={layer.center}", f"scale={layer.scale}"]
+    args = ["axis=-1", f"epsilon={py_float(layer.epsilon)}", f"center={layer.center}", f"scale={layer.scale}"]
     return LayerCode([Call("keras.layers.LayerNormalization", args)], ["epsilon explicit: Keras' default is 1e-3"])
 
 
@@ -213,9 +207,9 @@ def _embedding(layer: EmbeddingLayer, i: int, strict: bool) -> LayerCode:
 
 def _recurrent_call(layer: RecurrentBase) -> Call:
     cls = {SimpleRNNLayer: "SimpleRNN", LSTMLayer: "LSTM", GRULayer: "GRU"}[type(layer)]
-    args = [str(layer.units), f"activation={_s(layer.activation)}"]
+    args = [str(layer.units), f"activation={py_str(layer.activation)}"]
     if isinstance(layer, (LSTMLayer, GRULayer)):
-        args.append(f"recurrent_activation={_s(layer.recurrent_activation)}")
+        args.append(f"recurrent_activation={py_str(layer.recurrent_activation)}")
     args.append(f"use_bias={layer.use_bias}")
     if isinstance(layer, GRULayer):
         args.append(f"reset_after={layer.reset_after}")
@@ -230,15 +224,16 @@ def _recurrent(layer: RecurrentBase, i: int, strict: bool) -> LayerCode:
 def _bidirectional(layer: BidirectionalLayer, i: int, strict: bool) -> LayerCode:
     inner = _recurrent_call(layer.layer)
     inner_text = f"{inner.func}({', '.join(inner.args)})"
-    return LayerCode([Call("keras.layers.Bidirectional", [inner_text, f"merge_mode={_s(layer.merge)}"])])
+    return LayerCode([Call("keras.layers.Bidirectional", [inner_text, f"merge_mode={py_str(layer.merge)}"])])
 
 
 def _attention(layer: MultiHeadAttentionLayer, i: int, strict: bool) -> LayerCode:
     if strict:
-        raise SpecError(
-            f"model.layers[{i}]: export --to keras --strict does not support multi_head_attention yet "
-            "(duofit's strict attention overrides a private Keras method); export without --strict",
-            path=f"model.layers[{i}]",
+        raise refuse(
+            "keras",
+            f"model.layers[{i}]",
+            "multi_head_attention with --strict",
+            "duofit's strict attention overrides a private Keras method; export without --strict",
         )
     args = [
         f"num_heads={layer.num_heads}",
@@ -258,7 +253,7 @@ LAYER_CODE: dict[type, Callable[[Any, int, bool], LayerCode]] = {
     DenseLayer: _dense,
     ActivationLayer: _activation,
     DropoutLayer: lambda layer, i, strict: LayerCode(
-        [Call("keras.layers.Dropout", [_f(layer.rate), f"seed=SEED + {i}"])]
+        [Call("keras.layers.Dropout", [py_float(layer.rate), f"seed=SEED + {i}"])]
     ),
     BatchNormLayer: _batch_norm,
     FlattenLayer: _plain("keras.layers.Flatten"),
@@ -299,9 +294,6 @@ MASK_CONSUMERS: dict[type, str] = {
 }
 
 
-_SPEC_TYPES: list[Any] = list(LAYER_CODE)  # spec layer classes (pydantic models)
-
-
 def layer_code(layer: Any, i: int, strict: bool) -> LayerCode:
     """The Keras code of spec layer ``i``.
 
@@ -311,9 +303,5 @@ def layer_code(layer: Any, i: int, strict: bool) -> LayerCode:
     """
     factory = LAYER_CODE.get(type(layer))
     if factory is None:
-        names = ", ".join(sorted(str(t.model_fields["type"].annotation.__args__[0]) for t in _SPEC_TYPES))
-        raise SpecError(
-            f"model.layers[{i}]: export --to keras has no {layer.type!r} layer; supported: {names}",
-            path=f"model.layers[{i}].type",
-        )
+        raise refuse_layer_type("keras", i, layer.type, LAYER_CODE)
     return factory(layer, i, strict)

@@ -8,7 +8,8 @@ at its threshold (``p > threshold``); precision/recall/F1 are ``nan`` where unde
 (scikit-learn's ``zero_division=np.nan``), and a multiclass macro/weighted average leaves out the
 classes whose score is undefined; ROC-AUC is the exact Mann-Whitney statistic (one-vs-rest macro
 for multiclass); the regression metrics average uniformly over outputs. Framework-neutral: any
-exporter can paste it.
+exporter pastes it (:func:`metrics_source`) with its constants (:func:`metric_constants`), and
+the script calls ``compute_metrics(METRICS, y, outputs, FROM_LOGITS)``.
 
 Example:
     >>> import math
@@ -25,9 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from duofit.common.spec import MetricEntry
+from duofit.common.data import Dataset
+from duofit.common.metrics import bind_positive, class_order
+from duofit.common.spec import MetricEntry, Spec
+from duofit.porting.codegen import py_str
 
-__all__ = ["metric_entries_source", "metrics_source"]
+__all__ = ["metric_constants", "metric_entries", "metric_entries_source", "metrics_source"]
 
 _PROBABILITIES = {
     "binary": '''
@@ -201,10 +205,30 @@ def metric_entries_source(entries: Sequence[MetricEntry]) -> str:
         return "[]"
     lines = []
     for e in entries:
-        average = "None" if e.average is None else f'"{e.average}"'
+        average = py_str(e.average)
         positive = e.positive if e.positive is not None else 1
         lines.append(
             f'    {{"column": "{e.column}", "name": "{e.name}", "threshold": {float(e.threshold)!r}, '
             f'"average": {average}, "positive": {positive}}},'
         )
     return "[\n" + "\n".join(lines) + "\n]"
+
+
+def metric_entries(spec: Spec, dataset: Dataset) -> list[MetricEntry]:
+    """The spec's metrics as duofit resolves them for ``dataset`` (a binary metric's positive class bound)."""
+    return bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
+
+
+def metric_constants(spec: Spec, entries: Sequence[MetricEntry]) -> list[str]:
+    """The script's ``FROM_LOGITS`` and ``METRICS`` assignments, which ``compute_metrics`` reads.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> metric_constants(load_spec("examples/seed.toml"), [])[::2]
+        ['FROM_LOGITS = True', 'METRICS = []']
+    """
+    return [
+        f"FROM_LOGITS = {bool(getattr(spec.loss, 'from_logits', False))}",
+        "# the metrics as duofit resolved them for this data (positive: the class a binary metric scores)",
+        f"METRICS = {metric_entries_source(entries)}",
+    ]

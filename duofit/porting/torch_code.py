@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from duofit.common.errors import SpecError
 from duofit.common.spec import (
     ActivationLayer,
     AvgPool2DLayer,
@@ -52,6 +51,7 @@ from duofit.common.spec.layers_conv1d import (
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
 from duofit.common.spec.layers_rnn import GRULayer, LSTMLayer, SimpleRNNLayer
 from duofit.common.spec.shapes import same_padding
+from duofit.porting.codegen import refuse_layer_type
 from duofit.porting.torch_code_seq import MHA_CLASS, attention_code, recurrent_code
 from duofit.porting.torch_site import LayerCode, Shape, Site
 from duofit.porting.torch_site import act as _act
@@ -61,20 +61,31 @@ from duofit.porting.torch_site import weight as _w
 __all__ = ["LAYER_CODE", "MHA_CLASS", "LayerCode", "Site", "layer_code"]
 
 
+def _weighted(site: Site, module: str, args: list[str], forward: list[str], layouts: str, kernel: str) -> LayerCode:
+    """A dense/conv layer: ``module(*args)`` (``bias=False`` added without a bias), ``forward``, its weights loaded.
+
+    ``layouts`` says how Keras and torch store the kernel (a comment in the script); ``kernel``
+    rearranges Keras' array into torch's (``"{}.T"``).
+    """
+    bias = [] if site.layer.use_bias else ["bias=False"]
+    load = [f"# Keras stores {layouts}", f"model.{site.attr}.weight.copy_({_w(site, 'kernel', kernel)})"]
+    if site.layer.use_bias:
+        load.append(f"model.{site.attr}.bias.copy_({_w(site, 'bias')})")
+    init = [f"self.{site.attr} = {module}({', '.join([*args, *bias])})"]
+    return LayerCode(init=init, forward=forward, load=load)
+
+
+def _valid_pool(site: Site) -> None:
+    """Refuse 'same' pooling: TensorFlow pads asymmetrically, which torch's pooling modules cannot."""
+    if site.layer.padding == "same":
+        raise _refuse(site, "padding", "'same' pooling (TensorFlow's asymmetric padding); use padding = 'valid'")
+
+
 def _dense(site: Site) -> LayerCode:
     layer: DenseLayer = site.layer
-    bias = "" if layer.use_bias else ", bias=False"
-    load = [
-        "# Keras stores a dense kernel as [in, out]; nn.Linear.weight is [out, in]: transposed",
-        f"model.{site.attr}.weight.copy_({_w(site, 'kernel', '{}.T')})",
-    ]
-    if layer.use_bias:
-        load.append(f"model.{site.attr}.bias.copy_({_w(site, 'bias')})")
-    return LayerCode(
-        init=[f"self.{site.attr} = nn.Linear({site.shapes[0][-1]}, {layer.units}{bias})"],
-        forward=[f"{site.out} = {_act(f'self.{site.attr}({site.ins[0]})', layer.activation, 1)}"],
-        load=load,
-    )
+    forward = [f"{site.out} = {_act(f'self.{site.attr}({site.ins[0]})', layer.activation, 1)}"]
+    layouts = "a dense kernel as [in, out]; nn.Linear.weight is [out, in]: transposed"
+    return _weighted(site, "nn.Linear", [str(site.shapes[0][-1]), str(layer.units)], forward, layouts, "{}.T")
 
 
 def _conv2d(site: Site) -> LayerCode:
@@ -92,8 +103,6 @@ def _conv2d(site: Site) -> LayerCode:
         args.append(f"padding={(top, left)}")
     if tuple(layer.dilation) != (1, 1):
         args.append(f"dilation={tuple(layer.dilation)}")
-    if not layer.use_bias:
-        args.append("bias=False")
     forward = []
     src = site.ins[0]
     if not symmetric:
@@ -101,19 +110,13 @@ def _conv2d(site: Site) -> LayerCode:
         forward.append(f"{site.out} = F.pad({src}, {(left, right, top, bottom)})")
         src = site.out
     forward.append(f"{site.out} = {_act(f'self.{site.attr}({src})', layer.activation, 3)}")
-    load = [
-        "# Keras stores a conv kernel as [kh, kw, in, out]; nn.Conv2d.weight is [out, in, kh, kw]",
-        f"model.{site.attr}.weight.copy_({_w(site, 'kernel', '{}.transpose(3, 2, 0, 1)')})",
-    ]
-    if layer.use_bias:
-        load.append(f"model.{site.attr}.bias.copy_({_w(site, 'bias')})")
-    return LayerCode(init=[f"self.{site.attr} = nn.Conv2d({', '.join(args)})"], forward=forward, load=load)
+    layouts = "a conv kernel as [kh, kw, in, out]; nn.Conv2d.weight is [out, in, kh, kw]"
+    return _weighted(site, "nn.Conv2d", args, forward, layouts, "{}.transpose(3, 2, 0, 1)")
 
 
 def _pool2d(site: Site) -> LayerCode:
     layer: MaxPool2DLayer = site.layer
-    if layer.padding == "same":
-        raise _refuse(site, "padding", "'same' pooling (TensorFlow's asymmetric padding); use padding = 'valid'")
+    _valid_pool(site)
     cls = "nn.AvgPool2d" if isinstance(layer, AvgPool2DLayer) else "nn.MaxPool2d"
     stride = tuple(layer.strides or layer.pool_size)
     return LayerCode(
@@ -131,26 +134,18 @@ def _conv1d(site: Site) -> LayerCode:
         args.append(f"stride={layer.strides}")
     if pad[0] == pad[1] and pad[0]:
         args.append(f"padding={pad[0]}")
-    if not layer.use_bias:
-        args.append("bias=False")
     forward = [f"{site.out} = {site.ins[0]}.transpose(1, 2)  # (N, steps, channels) -> nn.Conv1d's (N, C, L)"]
     if pad[0] != pad[1]:
         forward.append(f"{site.out} = F.pad({site.out}, {pad})  # TensorFlow's 'same': the odd step goes at the end")
     conv = f"self.{site.attr}({site.out}).transpose(1, 2)"
     forward.append(f"{site.out} = {_act(conv, layer.activation, 2)}")
-    load = [
-        "# Keras stores a conv1d kernel as [k, in, out]; nn.Conv1d.weight is [out, in, k]",
-        f"model.{site.attr}.weight.copy_({_w(site, 'kernel', '{}.transpose(2, 1, 0)')})",
-    ]
-    if layer.use_bias:
-        load.append(f"model.{site.attr}.bias.copy_({_w(site, 'bias')})")
-    return LayerCode(init=[f"self.{site.attr} = nn.Conv1d({', '.join(args)})"], forward=forward, load=load)
+    layouts = "a conv1d kernel as [k, in, out]; nn.Conv1d.weight is [out, in, k]"
+    return _weighted(site, "nn.Conv1d", args, forward, layouts, "{}.transpose(2, 1, 0)")
 
 
 def _pool1d(site: Site) -> LayerCode:
     layer: MaxPool1DLayer = site.layer
-    if layer.padding == "same":
-        raise _refuse(site, "padding", "'same' pooling (TensorFlow's asymmetric padding); use padding = 'valid'")
+    _valid_pool(site)
     cls = "nn.AvgPool1d" if isinstance(layer, AvgPool1DLayer) else "nn.MaxPool1d"
     return LayerCode(
         init=[f"self.{site.attr} = {cls}(kernel_size={layer.pool_size}, stride={layer.strides or layer.pool_size})"],
@@ -322,10 +317,5 @@ def layer_code(layer: LayerBase, index: int, ins: list[str], out: str, shapes: l
     site = Site(layer, index, ins, out, shapes, masked)
     factory = LAYER_CODE.get(type(layer))
     if factory is None:
-        supported = ", ".join(sorted(getattr(t, "model_fields")["type"].annotation.__args__[0] for t in LAYER_CODE))  # noqa: B009
-        raise SpecError(
-            f"{site.where}.type: duofit export --to torch does not support layer type {layer.type!r} yet; "
-            f"supported: {supported}",
-            path=f"{site.where}.type",
-        )
+        raise refuse_layer_type("torch", index, layer.type, LAYER_CODE)
     return factory(site)

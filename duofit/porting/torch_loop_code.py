@@ -175,6 +175,12 @@ def _early_stopping(spec: Spec) -> tuple[list[str], list[str], list[str]]:
     return start, check, restore
 
 
+# the spec's metrics on the validation split after every epoch (compute_metrics: duofit's definitions)
+_VAL_METRICS = (
+    '    row.update({f"val_{k}": v for k, v in compute_metrics(METRICS, y_val, val_out, FROM_LOGITS).items()})'
+)
+
+
 def main_function(
     spec: Spec, dataset: Dataset, *, optimizer: str, arrays: dict[str, np.ndarray], frozen: list[str], strict: bool
 ) -> str:
@@ -198,7 +204,7 @@ def main_function(
         "    # the epoch loss as Keras logs it: the mean of the step losses weighted by their batch sizes",
         "    loss = sum(value * size for value, size in zip(losses, sizes, strict=True)) / n",
         '    row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss}',
-        *(['    row.update({f"val_{k}": v for k, v in scores(val_out, y_val).items()})'] if metrics else []),
+        *([_VAL_METRICS] if metrics else []),
         *(['    row["lr"] = lr'] if scheduled else []),
         "    history.append(row)",
         "    seconds = time.perf_counter() - began",
@@ -246,7 +252,7 @@ def main_function(
         *es_restore,
         "",
         *test,
-        "test = scores(test_out, y_test)",
+        "test = compute_metrics(METRICS, y_test, test_out, FROM_LOGITS)  # the spec's metrics, duofit's definitions",
         'print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))',
         "if args.history is not None:",
         '    record = {"step_loss": step_losses, "history": history, "test_metrics": test, "diverged": diverged}',

@@ -1,13 +1,9 @@
-"""Fixed source blocks of an exported torch script: metrics in numpy, probability losses, strict optimizers.
+"""Fixed source blocks of an exported torch script: probability losses, strict optimizers.
 
-:mod:`duofit.porting.export_torch` assembles the script from these blocks and the per-layer
-code (:mod:`duofit.porting.torch_code`). Every block is ruff-formatted module-level code.
+:mod:`duofit.porting.export_torch` assembles the script from these blocks, the per-layer code
+(:mod:`duofit.porting.torch_code`) and the numpy metrics both exporters paste
+(:mod:`duofit.porting.script_metrics`). Every block is ruff-formatted module-level code.
 
-- ``*_METRICS``: duofit's metric definitions (``duofit/common/metrics/fast.py``, equal to the
-  sklearn references to 1e-12): binary scores of one positive class at a threshold, ROC-AUC as
-  Mann-Whitney U with average ranks; multiclass ``macro``/``micro``/``weighted`` averages over
-  the classes present, leaving out undefined ratios (sklearn's ``zero_division=np.nan``);
-  regression errors averaged uniformly over the outputs.
 - ``PROB_LOSSES``: cross-entropy on probabilities clipped to ``[1e-7, 1 - 1e-7]`` as Keras does
   (``duofit/backends/torch/losses.py``; torch's ``BCELoss`` clamps ``log(p)`` at -100 instead).
 - ``STRICT_OPTIMIZERS``: the update of ``torch.optim``'s single-tensor SGD / Adam / RMSprop written
@@ -15,138 +11,13 @@ code (:mod:`duofit.porting.torch_code`). Every block is ruff-formatted module-le
   and Keras' global-norm clipping formula that the torch backend uses in strict mode.
 
 Example:
-    >>> compile(BINARY_METRICS, "metrics", "exec") is not None
+    >>> compile(PROB_LOSSES, "losses", "exec") is not None
     True
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "BINARY_METRICS",
-    "MULTICLASS_METRICS",
-    "PROB_LOSSES",
-    "REGRESSION_METRICS",
-    "STRICT_CLIP",
-    "STRICT_OPTIMIZERS",
-]
-
-_COUNTS = '''
-def ratio(num: float, den: float) -> float:
-    """The ratio num / den; NaN when it is undefined (den = 0), as duofit reports it."""
-    return num / den if den else math.nan
-'''
-
-BINARY_METRICS = (
-    _COUNTS
-    + '''
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """The logistic function without overflow."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)
-
-
-def binary_scores(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of one positive class (boolean masks: is / predicted positive)."""
-    tp = int(np.count_nonzero(pred & true))
-    fp = int(np.count_nonzero(pred)) - tp
-    fn = int(np.count_nonzero(true)) - tp
-    return {
-        "accuracy": ratio(true.size - fp - fn, true.size),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-    }
-
-
-def roc_auc(true: np.ndarray, score: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney U statistic, ties sharing their average rank."""
-    n_pos = int(np.count_nonzero(true))
-    n_neg = true.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    order = np.argsort(score, kind="mergesort")
-    _, first, counts = np.unique(score[order], return_index=True, return_counts=True)
-    ranks = np.empty(score.size)
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
-    return (float(ranks[true].sum()) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-'''
-)
-
-MULTICLASS_METRICS = (
-    _COUNTS
-    + '''
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def class_scores(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per-class (numerator, denominator) of precision, recall and F1 over the classes present, and the support."""
-    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).astype(np.float64)
-    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0  # classes in the labels or the predictions
-    tp = np.diag(cm)[present]
-    fp, fn = cm.sum(axis=0)[present] - tp, cm.sum(axis=1)[present] - tp
-    return {
-        "precision": np.stack([tp, tp + fp]),
-        "recall": np.stack([tp, tp + fn]),
-        "f1": np.stack([2 * tp, 2 * tp + fp + fn]),
-        "support": tp + fn,
-    }
-
-
-def averaged(fractions: np.ndarray, support: np.ndarray, average: str) -> float:
-    """The sklearn average of per-class ratios, leaving out the undefined ones (zero_division=np.nan)."""
-    num, den = fractions
-    if average == "micro":
-        return ratio(float(num.sum()), float(den.sum()))
-    defined = den != 0
-    if not defined.any():
-        return math.nan
-    values = num[defined] / den[defined]
-    if average == "weighted" and support[defined].sum() > 0:
-        return float((values * support[defined]).sum() / support[defined].sum())
-    return float(values.mean())
-
-
-def auc_binary(true: np.ndarray, score: np.ndarray) -> float:
-    """ROC-AUC of one class as the Mann-Whitney U statistic, ties sharing their average rank."""
-    n_pos = int(np.count_nonzero(true))
-    n_neg = true.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    order = np.argsort(score, kind="mergesort")
-    _, first, counts = np.unique(score[order], return_index=True, return_counts=True)
-    ranks = np.empty(score.size)
-    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
-    return (float(ranks[true].sum()) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-
-
-def roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
-    """One-vs-rest macro ROC-AUC over the classes present in y (probabilities renormalised over them)."""
-    if y.size == 0 or y.min() == y.max():
-        return math.nan
-    present = np.unique(y)
-    if present.size < proba.shape[1]:
-        proba = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
-        y = np.searchsorted(present, y)
-        if present.size == 2:
-            return auc_binary(y == 1, proba[:, 1])
-    return float(np.mean([auc_binary(y == c, proba[:, c]) for c in range(proba.shape[1])]))
-'''
-)
-
-REGRESSION_METRICS = '''
-def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE, MAE and R^2, averaged uniformly over the outputs (R^2 NaN for a constant target)."""
-    err = pred - y
-    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    mse = float(np.mean(err**2, axis=0).mean())
-    r2 = float((1 - (err**2).sum(axis=0) / ss_tot).mean()) if y.size and ss_tot.all() else math.nan
-    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(err))), "r2": r2}
-'''
+__all__ = ["PROB_LOSSES", "STRICT_CLIP", "STRICT_OPTIMIZERS"]
 
 PROB_LOSSES = '''
 EPSILON = 1e-7  # Keras clips probabilities to [1e-7, 1 - 1e-7]; torch's BCELoss clamps log(p) at -100 instead

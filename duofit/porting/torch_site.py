@@ -16,6 +16,7 @@ from typing import Any
 
 from duofit.common.errors import SpecError
 from duofit.common.spec import ActivationLayer
+from duofit.porting import codegen
 
 __all__ = ["ACTIVATION_CODE", "LayerCode", "Shape", "Site", "act", "refuse", "weight"]
 
@@ -94,8 +95,7 @@ def act(expr: str, activation: str | None, rank: int, slope: float = _DEFAULT_SL
 
 def refuse(site: Site, field_name: str, why: str) -> SpecError:
     """The error for a setting of ``site``'s layer the export does not write (``why`` names it)."""
-    where = f"{site.where}.{field_name}"
-    return SpecError(f"{where}: duofit export --to torch does not support {why} yet", path=where)
+    return codegen.refuse("torch", f"{site.where}.{field_name}", why)
 
 
 def weight(site: Site, name: str, expr: str = "") -> str:

@@ -34,28 +34,11 @@ import numpy as np
 
 from duofit.common.data import Dataset
 from duofit.common.diagnostics import divergence_limit
-from duofit.common.errors import SpecError
-from duofit.common.metrics import bind_positive, class_order
-from duofit.common.spec import (
-    BCELoss,
-    CCELoss,
-    CosineSchedule,
-    ExponentialSchedule,
-    HuberLoss,
-    MAELoss,
-    MSELoss,
-    Spec,
-    StepSchedule,
-)
+from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss, Spec
+from duofit.porting.codegen import lr_expression, py_float, refuse
+from duofit.porting.script_metrics import metric_constants, metric_entries, metrics_source
 from duofit.porting.torch_loop_code import main_function, train_epoch_function
-from duofit.porting.torch_script import (
-    BINARY_METRICS,
-    MULTICLASS_METRICS,
-    PROB_LOSSES,
-    REGRESSION_METRICS,
-    STRICT_CLIP,
-    STRICT_OPTIMIZERS,
-)
+from duofit.porting.torch_script import PROB_LOSSES, STRICT_CLIP, STRICT_OPTIMIZERS
 
 __all__ = ["TrainCode", "train_code"]
 
@@ -66,7 +49,7 @@ class TrainCode:
 
     Attributes:
         constants: Module-level assignments after the run constants (the loss, the schedule's numbers).
-        helpers: Module-level blocks (metric functions, probability losses, strict optimizers).
+        helpers: Module-level blocks (probability losses, the metrics, strict optimizers).
         functions: The remaining top-level functions, in order, ``main`` last.
     """
 
@@ -104,13 +87,13 @@ def _optimizer(spec: Spec, strict: bool) -> tuple[str, list[str]]:
     if strict:
         cls, source = STRICT_OPTIMIZERS[opt.type]
         values = {
-            "momentum": repr(float(getattr(opt, "momentum", 0.0))),
+            "momentum": py_float(getattr(opt, "momentum", 0.0)),
             "nesterov": repr(bool(getattr(opt, "nesterov", False))),
-            "beta1": repr(float(getattr(opt, "beta1", 0.9))),
-            "beta2": repr(float(getattr(opt, "beta2", 0.999))),
-            "eps": repr(float(getattr(opt, "epsilon", 1e-8))),
+            "beta1": py_float(getattr(opt, "beta1", 0.9)),
+            "beta2": py_float(getattr(opt, "beta2", 0.999)),
+            "eps": py_float(getattr(opt, "epsilon", 1e-8)),
             "amsgrad": repr(bool(getattr(opt, "amsgrad", False))),
-            "rho": repr(float(getattr(opt, "rho", 0.9))),
+            "rho": py_float(getattr(opt, "rho", 0.9)),
             "centered": repr(bool(getattr(opt, "centered", False))),
         }
         decoupled = opt.decay_kind == "decoupled"
@@ -144,76 +127,14 @@ def _optimizer(spec: Spec, strict: bool) -> tuple[str, list[str]]:
 
 def _schedule(spec: Spec) -> list[str]:
     """``lr_for(epoch)``: duofit's closed form of the spec's schedule (empty: a constant rate)."""
-    s, lr0 = spec.optimizer.schedule, spec.optimizer.lr
-    if s is None:
+    expr = lr_expression(spec, "torch")
+    if expr is None:
         return []
-    if isinstance(s, StepSchedule):
-        expr = f"{lr0!r} * {s.gamma!r} ** (epoch // {s.step_size})"
-    elif isinstance(s, ExponentialSchedule):
-        expr = f"{lr0!r} * {s.gamma!r}**epoch"
-    elif isinstance(s, CosineSchedule):
-        cos = f"math.cos(math.pi * min(epoch, {s.t_max}) / {s.t_max})"
-        expr = f"{s.eta_min!r} + ({lr0!r} - {s.eta_min!r}) * (1 + {cos}) / 2"
-    else:
-        raise SpecError(
-            f"optimizer.schedule.type: duofit export --to torch does not support the {s.type!r} schedule yet; "
-            "supported: step, exponential, cosine",
-            path="optimizer.schedule.type",
-        )
     return [
         "def lr_for(epoch: int) -> float:",
         '    """The learning rate of epoch `epoch` (0-based), in closed form as duofit computes it."""',
         f"    return {expr}",
     ]
-
-
-def _scores(spec: Spec, dataset: Dataset) -> tuple[list[str], list[str]]:
-    """``scores(outputs, y)``: the spec's metrics, each column as duofit names it, and its helper block."""
-    entries = bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
-    task = spec.task
-    logits = bool(getattr(spec.loss, "from_logits", False))
-    doc = '    """The spec\'s metrics (duofit\'s definitions) of raw model outputs against the labels/targets y."""'
-    head = ["def scores(outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:", doc]
-    if not entries:
-        return [*head, "    return {}"], []
-    if task == "regression":
-        body = ["    r = regression_scores(y.reshape(len(outputs), -1), outputs.reshape(len(outputs), -1))"]
-        items = [f'"{e.column}": r["{e.name}"]' for e in entries]
-        return [*head, *body, *_dict_return(items)], [REGRESSION_METRICS]
-    if task == "binary":
-        p = "sigmoid(outputs[:, 0])  # P(class 1) from the logit" if logits else "np.clip(outputs[:, 0], 0.0, 1.0)"
-        body, items = [f"    p = {p}"], []
-        groups: dict[tuple[int, float], str] = {}
-        for e in entries:
-            k = 1 if e.positive is None else e.positive
-            true, score = f"y == {k}", ("p" if k == 1 else "1.0 - p")
-            if e.name == "roc_auc":
-                items.append(f'"{e.column}": roc_auc({true}, {score})')
-                continue
-            key = (k, e.threshold)
-            if key not in groups:
-                groups[key] = f"at{len(groups)}"
-                call = f"binary_scores({true}, {score} > {e.threshold!r})"
-                body.append(f"    {groups[key]} = {call}  # class {k} positive")
-            items.append(f'"{e.column}": {groups[key]}["{e.name}"]')
-        return [*head, *body, *_dict_return(items)], [BINARY_METRICS]
-    total = "outputs.sum(axis=1, keepdims=True)"
-    proba = "softmax(outputs)" if logits else f"outputs / np.where({total} == 0, 1.0, {total})"
-    body = [f"    proba = {proba}", "    pred = proba.argmax(axis=1)", "    c = class_scores(y, pred, proba.shape[1])"]
-    items = []
-    for e in entries:
-        if e.name == "accuracy":
-            items.append(f'"{e.column}": float(np.mean(pred == y))')
-        elif e.name == "roc_auc":
-            items.append(f'"{e.column}": roc_auc(y, proba)')
-        else:
-            items.append(f'"{e.column}": averaged(c["{e.name}"], c["support"], "{e.average}")')
-    return [*head, *body, *_dict_return(items)], [MULTICLASS_METRICS]
-
-
-def _dict_return(items: list[str]) -> list[str]:
-    """``return {...}``, one item a line with a trailing comma (ruff format keeps it so)."""
-    return ["    return {", *[f"        {item}," for item in items], "    }"]
 
 
 def _penalty(spec: Spec) -> list[str]:
@@ -255,14 +176,14 @@ def train_code(
     loss, per_sample, loss_helpers = _loss(spec)
     weighted = "sample_weight" in arrays
     if weighted and per_sample is None:
-        raise SpecError(
-            "loss.from_logits: duofit export --to torch does not support sample weights with a loss on "
-            "probabilities yet; use from_logits = true (and no softmax/sigmoid on the last layer)",
-            path="loss.from_logits",
+        raise refuse(
+            "torch",
+            "loss.from_logits",
+            "sample weights with a loss on probabilities",
+            "use from_logits = true (and no softmax/sigmoid on the last layer)",
         )
     optimizer, opt_helpers = _optimizer(spec, strict)
     schedule = _schedule(spec)
-    scores, metric_helpers = _scores(spec, dataset)
     limit = divergence_limit(spec, dataset.y_train, dataset.n_classes)
     constants = [f"LOSS = {loss}  # {_loss_comment(spec)}"]
     if weighted:
@@ -272,10 +193,11 @@ def train_code(
         if math.isfinite(limit)
         else "DIVERGENCE_LIMIT = math.inf  # train.divergence_threshold = inf: only a non-finite loss stops training"
     )
-    helpers = [*loss_helpers, *metric_helpers, *opt_helpers]
+    constants += metric_constants(spec, metric_entries(spec, dataset))
+    helpers = [*loss_helpers, metrics_source(spec.task), *opt_helpers]
     if strict and spec.optimizer.clipnorm is not None:
         helpers.append(STRICT_CLIP)
-    functions = ["\n".join(f) + "\n" for f in (schedule, _penalty(spec), scores) if f]
+    functions = ["\n".join(f) + "\n" for f in (schedule, _penalty(spec)) if f]
     functions.append(train_epoch_function(spec, strict=strict, weighted=weighted, penalty=bool(_penalty(spec))))
     functions.append(main_function(spec, dataset, optimizer=optimizer, arrays=arrays, frozen=frozen, strict=strict))
     return TrainCode(constants=constants, helpers=helpers, functions=functions)

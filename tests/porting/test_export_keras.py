@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from duofit.common.errors import SpecError
-from duofit.common.loader import load_spec
 from duofit.common.spec import Spec
 from duofit.porting.export_keras import render, write
+from tests.porting.exported import check_same, ruff_clean, seed_features, short_spec, variant
 
-ROOT = Path(__file__).resolve().parents[2]
-RUFF = Path(sys.executable).with_name("ruff")
-# float64, the same TensorFlow kernels and the same Keras layers/optimizer: the per-step losses come
-# out bit for bit equal on CPU; the tolerance allows only rounding (a translation error is >= 1e-6)
-RTOL = 1e-12
-# The script's metrics are numpy closed forms of duofit's (sklearn) references, equal to 1e-12
-# (tests/common/test_metrics.py), on outputs equal to RTOL
-METRIC_TOL = 1e-9
 EXAMPLES = [
     "seed",
     "residual_mlp",
@@ -35,81 +23,28 @@ EXAMPLES = [
     "resnet_digits",
 ]
 
-# a standalone run: duofit made unimportable in the child process
-RUNNER = (
-    "import sys, runpy; sys.modules['duofit'] = None; sys.argv = sys.argv[1:]; "
-    "runpy.run_path(sys.argv[0], run_name='__main__')"
-)
-
-
-def _spec(name: str, epochs: int) -> Spec:
-    spec = load_spec(ROOT / "examples" / f"{name}.toml")
-    return spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs, "dtype": "float64"})})
-
-
-def _variant(base: Spec, **sections: dict) -> Spec:
-    """``base`` with sections replaced (validated again, as a spec file would be)."""
-    data = base.model_dump(mode="json", exclude_none=True)
-    data.update(sections)
-    return load_spec(data)
-
-
-def _run_script(script: Path) -> dict:
-    history = script.with_name("history.json")
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script), "--history", str(history)],
-        capture_output=True,
-        text=True,
-        cwd=script.parent,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epoch 1/" in proc.stdout
-    return json.loads(history.read_text())
-
 
 def _check_same(spec: Spec, tmp_path: Path, strict: bool = False) -> dict:
-    """Export, run the script without duofit, and compare with ``duofit.run`` on the keras backend."""
-    import duofit
-
+    """Export to Keras, run the script without duofit, and compare with ``duofit.run`` on the keras backend."""
     script = tmp_path / "train_keras.py"
     assert write(spec, script, strict=strict) == [script, script.with_suffix(".npz")]
-    got = _run_script(script)
-    ref = duofit.run(spec, backend="keras", strict=strict)
-    np.testing.assert_allclose(got["step_loss"], np.asarray(ref.steps["loss"], dtype=np.float64), rtol=RTOL, atol=0)
-    hist = ref.history
-    np.testing.assert_allclose([r["loss"] for r in got["history"]], hist["loss"], rtol=RTOL)
-    np.testing.assert_allclose([r["val_loss"] for r in got["history"]], hist["val_loss"], rtol=RTOL)
-    for column in hist.columns:
-        if column.startswith("val_") and column != "val_loss":
-            np.testing.assert_allclose([r[column] for r in got["history"]], hist[column], rtol=METRIC_TOL)
-    for column, value in ref.metrics.items():
-        assert got["test_metrics"][column] == pytest.approx(value, rel=METRIC_TOL, abs=METRIC_TOL, nan_ok=True)
+    got, ref = check_same(spec, script, "keras", strict=strict)
     assert got["best_epoch"] == ref.best_epoch and got["stopped_epoch"] == ref.stopped_epoch
     return got
-
-
-def _ruff_clean(script: Path) -> None:
-    if not RUFF.exists():
-        pytest.skip(f"ruff is not installed beside {sys.executable}")
-    config = ["--config", str(ROOT / "pyproject.toml")]
-    for args in (["check", *config, str(script)], ["format", "--check", *config, str(script)]):
-        proc = subprocess.run([str(RUFF), *args], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # ---- framework-free: the script's text ------------------------------------------------------
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
-def test_every_example_renders_ruff_clean(strict: bool, tmp_path: Path) -> None:
+def test_every_example_rendersruff_clean(strict: bool, tmp_path: Path) -> None:
     for name in EXAMPLES:
-        spec = _spec(name, 1)
+        spec = short_spec(name, 1)
         if strict and name == "text_transformer":
             continue  # strict attention is refused (test below)
         script = tmp_path / f"{name}.py"
         script.write_text(render(spec, f"{name}.npz", strict=strict))
-        _ruff_clean(script)
+        ruff_clean(script)
 
 
 def test_every_layer_type_has_keras_code() -> None:
@@ -120,25 +55,26 @@ def test_every_layer_type_has_keras_code() -> None:
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
-def test_strict_updates_render_ruff_clean(optimizer: str, tmp_path: Path) -> None:
-    spec = _variant(
-        _spec("seed", 1), optimizer={"type": optimizer, "momentum": 0.5} if optimizer != "adam" else {"type": optimizer}
+def test_strict_updates_renderruff_clean(optimizer: str, tmp_path: Path) -> None:
+    spec = variant(
+        short_spec("seed", 1),
+        optimizer={"type": optimizer, "momentum": 0.5} if optimizer != "adam" else {"type": optimizer},
     )
     script = tmp_path / "strict.py"
     script.write_text(render(spec, "strict.npz", strict=True))
-    _ruff_clean(script)
+    ruff_clean(script)
 
 
 def test_script_spells_out_the_translations() -> None:
-    text = render(_spec("text_transformer", 1), "t.npz")
+    text = render(short_spec("text_transformer", 1), "t.npz")
     assert "keras.layers.LayerNormalization(axis=-1, epsilon=1e-05" in text  # Keras' default would be 1e-3
     assert "keras.layers.Embedding(2000, 16, mask_zero=False" in text  # the mask is explicit
     assert "padding_mask = keras.ops.not_equal(inputs, 0)" in text
     assert "attention_mask=attention_mask" in text and "mask=padding_mask" in text
     assert '"att1": [\n        "init/layers.2.query_kernel",' in text  # the spec's layer names
     assert "import duofit" not in text and "from duofit" not in text
-    features = _variant(
-        _spec("seed", 1),
+    features = variant(
+        short_spec("seed", 1),
         model={
             "layers": [
                 {"type": "dense", "units": 4, "activation": "leaky_relu"},
@@ -166,7 +102,7 @@ def test_script_spells_out_the_translations() -> None:
     ids=["plateau", "coupled-l2"],
 )
 def test_unsupported_settings_are_refused_by_field(sections: dict, path: str, strict: bool, tmp_path: Path) -> None:
-    spec = _variant(_spec("seed", 1), **sections)
+    spec = variant(short_spec("seed", 1), **sections)
     with pytest.raises(SpecError, match="export --to keras does not support") as info:
         write(spec, tmp_path / "train_keras.py", strict=strict)
     assert info.value.path == path
@@ -175,7 +111,7 @@ def test_unsupported_settings_are_refused_by_field(sections: dict, path: str, st
 
 def test_strict_attention_is_refused_by_layer(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="multi_head_attention") as info:
-        write(_spec("text_transformer", 1), tmp_path / "train_keras.py", strict=True)
+        write(short_spec("text_transformer", 1), tmp_path / "train_keras.py", strict=True)
     assert info.value.path == "model.layers[2]"
     assert not list(tmp_path.iterdir())
 
@@ -185,27 +121,17 @@ def test_strict_attention_is_refused_by_layer(tmp_path: Path) -> None:
 
 @pytest.mark.keras
 def test_seed_script_trains_as_duofit(tmp_path: Path) -> None:
-    _check_same(_spec("seed", 2), tmp_path)
+    _check_same(short_spec("seed", 2), tmp_path)
 
 
 @pytest.mark.keras
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES[1:])
 def test_model_examples_train_as_duofit(name: str, tmp_path: Path) -> None:
-    _check_same(_spec(name, 1), tmp_path)
+    _check_same(short_spec(name, 1), tmp_path)
 
 
-SEED_FEATURES = {
-    "model": {
-        "layers": [
-            {"type": "dense", "units": 16, "activation": "gelu", "l2": 0.001},
-            {"type": "batch_norm", "momentum": 0.2},
-            {"type": "dropout", "rate": 0.3},
-            {"type": "dense", "units": 8, "activation": "leaky_relu", "l1": 0.0005},
-            {"type": "dense", "units": 1},
-        ]
-    },
-}
+SEED_FEATURES = seed_features("gelu")
 
 
 @pytest.mark.keras
@@ -224,7 +150,7 @@ def test_training_features_follow_duofit(tmp_path: Path) -> None:
         "batch_size": 64,
         "early_stopping": {"monitor": "val_f1", "patience": 1, "min_delta": 0.5},
     }
-    spec = _variant(_spec("seed", 1), optimizer=optimizer, train=train, **SEED_FEATURES)
+    spec = variant(short_spec("seed", 1), optimizer=optimizer, train=train, **SEED_FEATURES)
     got = _check_same(spec, tmp_path)
     assert len(got["history"]) == 2  # stopped early, as duofit's recorder decides
 
@@ -257,7 +183,7 @@ def test_training_features_follow_duofit(tmp_path: Path) -> None:
 )
 def test_strict_export_writes_the_update_and_matches_strict_run(optimizer: dict, tmp_path: Path) -> None:
     train = {"epochs": 2, "batch_size": 64}  # float32: strict makes it float64
-    spec = _variant(_spec("seed", 1), optimizer=optimizer, train=train, **SEED_FEATURES)
+    spec = variant(short_spec("seed", 1), optimizer=optimizer, train=train, **SEED_FEATURES)
     write(spec, tmp_path / "train_keras.py", strict=True)
     source = (tmp_path / "train_keras.py").read_text()
     assert 'DTYPE = "float64"' in source and "keras.optimizers." not in source.split("def make_optimizer")[1]

@@ -2,90 +2,29 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
 from duofit.common.spec import Spec
 from duofit.porting.export_torch import write
-
-ROOT = Path(__file__).resolve().parents[2]
-RUFF = Path(sys.executable).with_name("ruff")
-# float64 on the same CPU kernels: per-step losses differ only by rounding order (fused vs.
-# single-tensor optimizer kernels), far below this; a translation error shows up at 1e-6 or more
-RTOL = 1e-12
-# The script's metrics are numpy closed forms of duofit's (sklearn) references, equal to 1e-12
-# (tests/common/test_metrics.py), on outputs equal to RTOL
-METRIC_TOL = 1e-9
-
-# a standalone run: duofit made unimportable in the child process
-RUNNER = (
-    "import sys, runpy; sys.modules['duofit'] = None; sys.argv = sys.argv[1:]; "
-    "runpy.run_path(sys.argv[0], run_name='__main__')"
-)
-
-
-def _spec(name: str, epochs: int, **optimizer: object) -> Spec:
-    spec = load_spec(ROOT / "examples" / f"{name}.toml")
-    train = spec.train.model_copy(update={"epochs": epochs, "dtype": "float64"})
-    update: dict[str, object] = {"train": train}
-    if optimizer:
-        update["optimizer"] = spec.optimizer.model_copy(update=optimizer)
-    return spec.model_copy(update=update)
-
-
-def _run_script(script: Path) -> dict:
-    history = script.with_name("history.json")
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script), "--history", str(history)],
-        capture_output=True,
-        text=True,
-        cwd=script.parent,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epoch 1/" in proc.stdout
-    return json.loads(history.read_text())
+from tests.porting.exported import ROOT, check_same, ruff_clean, seed_features, short_spec, variant
 
 
 def _check_same(spec: Spec, tmp_path: Path, strict: bool = False) -> dict:
-    import duofit
-
+    """Export to torch, run the script without duofit, and compare with ``duofit.run`` on the torch backend."""
     script = tmp_path / "train_torch.py"
-    written = write(spec, script, strict=strict)
-    assert written == [script, script.with_suffix(".npz")]
-    got = _run_script(script)
-    ref = duofit.run(spec, backend="torch", strict=strict)
-    want_steps = np.asarray(ref.steps["loss"], dtype=np.float64)
-    np.testing.assert_allclose(np.asarray(got["step_loss"]), want_steps, rtol=RTOL, atol=0)
-    hist = ref.history
-    np.testing.assert_allclose([r["val_loss"] for r in got["history"]], hist["val_loss"], rtol=RTOL)
-    np.testing.assert_allclose([r["loss"] for r in got["history"]], hist["loss"], rtol=RTOL)
-    for column, value in ref.metrics.items():
-        assert got["test_metrics"][column] == pytest.approx(value, rel=METRIC_TOL, abs=METRIC_TOL, nan_ok=True)
-    for column in hist.columns:
-        if column.startswith("val_") and column != "val_loss":
-            np.testing.assert_allclose([r[column] for r in got["history"]], hist[column], rtol=METRIC_TOL)
+    assert write(spec, script, strict=strict) == [script, script.with_suffix(".npz")]
+    got, _ = check_same(spec, script, "torch", strict=strict)
     return got
-
-
-def _ruff_clean(script: Path) -> None:
-    config = ["--config", str(ROOT / "pyproject.toml")]
-    for args in (["check", *config, str(script)], ["format", "--check", *config, str(script)]):
-        proc = subprocess.run([str(RUFF), *args], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.torch
 def test_seed_script_trains_as_duofit(tmp_path: Path) -> None:
-    _check_same(_spec("seed", 2), tmp_path)
-    _ruff_clean(tmp_path / "train_torch.py")
+    _check_same(short_spec("seed", 2), tmp_path)
+    ruff_clean(tmp_path / "train_torch.py")
 
 
 @pytest.mark.torch
@@ -98,8 +37,8 @@ def test_seed_script_trains_as_duofit(tmp_path: Path) -> None:
     ],
 )
 def test_model_examples_train_as_duofit(name: str, epochs: int, tmp_path: Path) -> None:
-    _check_same(_spec(name, epochs), tmp_path)
-    _ruff_clean(tmp_path / "train_torch.py")
+    _check_same(short_spec(name, epochs), tmp_path)
+    ruff_clean(tmp_path / "train_torch.py")
 
 
 @pytest.mark.torch
@@ -115,28 +54,11 @@ def test_model_examples_train_as_duofit(name: str, epochs: int, tmp_path: Path) 
     ],
 )
 def test_slow_model_examples_train_as_duofit(name: str, epochs: int, tmp_path: Path) -> None:
-    _check_same(_spec(name, epochs), tmp_path)
-    _ruff_clean(tmp_path / "train_torch.py")
+    _check_same(short_spec(name, epochs), tmp_path)
+    ruff_clean(tmp_path / "train_torch.py")
 
 
-def _variant(base: Spec, **sections: dict) -> Spec:
-    """``base`` with sections replaced (validated again, as a spec file would be)."""
-    data = base.model_dump(mode="json", exclude_none=True)
-    data.update(sections)
-    return load_spec(data)
-
-
-SEED_FEATURES = {
-    "model": {
-        "layers": [
-            {"type": "dense", "units": 16, "activation": "tanh", "l2": 0.001},
-            {"type": "batch_norm", "momentum": 0.2},
-            {"type": "dropout", "rate": 0.3},
-            {"type": "dense", "units": 8, "activation": "leaky_relu", "l1": 0.0005},
-            {"type": "dense", "units": 1},
-        ]
-    },
-}
+SEED_FEATURES = seed_features("tanh")
 
 
 @pytest.mark.torch
@@ -176,10 +98,10 @@ def test_training_features_follow_duofit(optimizer: dict, tmp_path: Path) -> Non
         "batch_size": 64,
         "early_stopping": {"monitor": "val_f1", "patience": 1, "min_delta": 0.5},
     }
-    spec = _variant(load_spec(ROOT / "examples" / "seed.toml"), optimizer=optimizer, train=train, **SEED_FEATURES)
+    spec = variant(load_spec(ROOT / "examples" / "seed.toml"), optimizer=optimizer, train=train, **SEED_FEATURES)
     got = _check_same(spec, tmp_path)
     assert len(got["history"]) == 2  # stopped early, as duofit's recorder decides
-    _ruff_clean(tmp_path / "train_torch.py")
+    ruff_clean(tmp_path / "train_torch.py")
 
 
 @pytest.mark.torch
@@ -205,16 +127,14 @@ def test_training_features_follow_duofit(optimizer: dict, tmp_path: Path) -> Non
 )
 def test_strict_export_writes_the_update_and_matches_strict_run(optimizer: dict, tmp_path: Path) -> None:
     base = load_spec(ROOT / "examples" / "seed.toml")
-    spec = _variant(
-        base, optimizer=optimizer, train={"epochs": 2, "batch_size": 64}
-    )  # float32: strict makes it float64
+    spec = variant(base, optimizer=optimizer, train={"epochs": 2, "batch_size": 64})  # float32: strict makes it float64
     strict_spec = spec.model_copy(update={"train": spec.train.model_copy(update={"dtype": "float64"})})
     write(spec, tmp_path / "train_torch.py", strict=True)
     source = (tmp_path / "train_torch.py").read_text()
     assert "Strict mode: this script uses duofit's strict (parity) formulas" in source.split('"""')[1]
     assert "class Strict" in source and "optimizer = torch.optim" not in source
     assert "DTYPE = torch.float64" in source
-    _ruff_clean(tmp_path / "train_torch.py")
+    ruff_clean(tmp_path / "train_torch.py")
     _check_same(strict_spec, tmp_path, strict=True)
 
 
@@ -251,7 +171,7 @@ def test_unsupported_layers_are_refused_by_field(layers: list, path: str, tmp_pa
 
 def test_unsupported_settings_are_refused_by_field(tmp_path: Path) -> None:
     base = load_spec(ROOT / "examples" / "seed.toml")
-    plateau = _variant(base, optimizer={"type": "adam", "schedule": {"type": "plateau"}})
+    plateau = variant(base, optimizer={"type": "adam", "schedule": {"type": "plateau"}})
     with pytest.raises(SpecError, match="plateau") as info:
         write(plateau, tmp_path / "train_torch.py", strict=False)
     assert info.value.path == "optimizer.schedule.type"
