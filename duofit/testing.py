@@ -97,19 +97,24 @@ def assert_parity(
     return report
 
 
-def _import(model: Any, base: str | Path | Mapping[str, Any]) -> tuple[Spec, str]:
-    """The spec of a live model (its weights in a fresh temporary folder) and its framework."""
+def _import(model: Any, base: str | Path | Mapping[str, Any], folder: Path) -> tuple[Spec, str]:
+    """The spec of a live model (its weights in ``folder``) and its framework."""
     from duofit.porting.sources import import_source, source_framework
 
     framework = source_framework(model)
-    folder = Path(tempfile.mkdtemp(prefix="duofit-testing-"))
-    spec, _, _ = import_source(model, base, folder / "weights.npz")
+    spec, _, _ = import_source(model, base, folder / f"weights-{framework}-{id(model)}.npz")
     return spec, framework
 
 
 def _architecture(spec: Spec) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
-    """Each layer's settings without its name, and the layers it reads: equal for equal models."""
-    layers = [layer.model_dump(exclude={"name", "inputs"}) for layer in spec.model.layers]
+    """Each layer's settings and the layers it reads: equal for equal models.
+
+    Left out: the name, and how the weights would be drawn (``*_init``): imported weights replace any draw.
+    """
+    layers = [
+        {k: v for k, v in layer.model_dump(exclude={"name", "inputs"}).items() if not k.endswith("_init")}
+        for layer in spec.model.layers
+    ]
     return list(zip(layers, spec.model.sources, strict=True))
 
 
@@ -168,15 +173,16 @@ def assert_same_training(
     Raises:
         ParityAssertionError: the models differ (layer, setting, or starting weights), or training does.
     """
-    spec_a, fw_a = _import(model_a, base)
-    spec_b, fw_b = _import(model_b, base)
-    diff = _first_difference(spec_a, spec_b)
-    if diff is not None:
-        raise ParityAssertionError(f"the two models are not the same model: {diff}")
-    if not _same_start(spec_a, spec_b):
-        raise ParityAssertionError(
-            "the two models hold different weights: copy model_a's weights into model_b (or start both from the "
-            "same seed) before comparing their training"
-        )
-    backends = (fw_a, fw_b) if fw_a != fw_b else (fw_a, "torch" if fw_a == "keras" else "keras")
-    return assert_parity(spec_a, backends, dtype=dtype, strict=strict, epochs=epochs, out=out)
+    with tempfile.TemporaryDirectory(prefix="duofit-testing-") as tmp:  # the imported weights, removed after
+        spec_a, fw_a = _import(model_a, base, Path(tmp))
+        spec_b, fw_b = _import(model_b, base, Path(tmp))
+        diff = _first_difference(spec_a, spec_b)
+        if diff is not None:
+            raise ParityAssertionError(f"the two models are not the same model: {diff}")
+        if not _same_start(spec_a, spec_b):
+            raise ParityAssertionError(
+                "the two models hold different weights: copy model_a's weights into model_b (or start both from "
+                "the same seed) before comparing their training"
+            )
+        backends = (fw_a, fw_b) if fw_a != fw_b else (fw_a, "torch" if fw_a == "keras" else "keras")
+        return assert_parity(spec_a, backends, dtype=dtype, strict=strict, epochs=epochs, out=out)

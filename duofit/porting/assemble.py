@@ -18,7 +18,7 @@ Example:
     >>> spec.loss.type, spec.model.weights == str(folder / "w.npz")
     ('categorical_crossentropy', True)
     >>> notes
-    ['loss taken from the source model (model compiled with it): (example)']
+    ['loss taken from the source model: categorical_crossentropy ((example))']
 """
 
 from __future__ import annotations
@@ -66,6 +66,21 @@ def read_base(base: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, An
     return doc, label
 
 
+def _brief(section: Any) -> str:
+    """A section document in one short line, for a note: ``adam (lr=0.001, beta_1=0.9)``.
+
+    Example:
+        >>> _brief({"type": "adam", "lr": 0.001}), _brief(["accuracy"])
+        ('adam (lr=0.001)', 'accuracy')
+    """
+    if isinstance(section, list):
+        return ", ".join(str(m if not isinstance(m, dict) else m.get("name")) for m in section)
+    if isinstance(section, dict):
+        rest = ", ".join(f"{k}={v}" for k, v in section.items() if k != "type")
+        return f"{section.get('type')} ({rest})" if rest else str(section.get("type"))
+    return str(section)
+
+
 def assemble(
     imported: ImportedModel, base: str | Path | Mapping[str, Any] | None, weights_path: str | Path
 ) -> tuple[Spec, list[str]]:
@@ -97,11 +112,12 @@ def assemble(
             doc["train"] = ours
         elif section not in doc:
             doc[section] = theirs
-            notes.append(f"{section} taken from the source model (model compiled with it): {imported.source}")
+            notes.append(f"{section} taken from the source model: {_brief(theirs)} ({imported.source})")
     if "loss" not in doc:
         raise SpecError(
             f"{label}: loss: neither the base spec nor {imported.source} says the loss; add a [loss] table to the "
-            "base spec (e.g. type = 'binary_crossentropy', from_logits = true)",
+            "base spec: type = 'binary_crossentropy' (two classes), 'categorical_crossentropy' (more) or 'mse' "
+            "(values), with from_logits = true when the model's last layer has no sigmoid/softmax",
             path="loss",
         )
     doc["model"] = {"layers": imported.layers, "weights": str(Path(weights_path).resolve())}

@@ -21,12 +21,14 @@ def _importable_here() -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from duofit.porting.sources import import_source, save_imported
+    from duofit.porting.sources import import_source, save_imported, spec_outputs
 
+    spec_outputs(args.out, overwrite=args.overwrite)  # before the model is read
     _importable_here()
     with tempfile.TemporaryDirectory(prefix="duofit-import-") as tmp:
         spec, notes, imported = import_source(args.source, args.base, Path(tmp) / "weights.npz")
-        spec_path, weights = save_imported(spec, args.out, header=f"Imported by duofit import from {args.source}")
+        header = f"Imported by duofit import from {args.source}"
+        spec_path, weights = save_imported(spec, args.out, header=header, overwrite=args.overwrite)
     print(
         f"imported {imported.framework} model {args.source}: {len(spec.model.layers)} layers, "
         f"{sum(v.size for v in imported.weights.values()):,} parameters"
@@ -68,6 +70,7 @@ def add_commands(sub: Any) -> None:
         "--base", required=True, help="a spec without a model: the data, and the loss etc. if the source has none"
     )
     p.add_argument("--out", "-o", required=True, help="the spec file to write (.toml); its weights go beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing spec and weight file")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("export", help="write a standalone torch or Keras training script for a spec")

@@ -49,6 +49,9 @@ def export_script(
     path = Path(out)
     if path.suffix != ".py":
         raise SpecError(f"--out: {path} must be a .py file (the script); its data is written beside it", path="out")
+    for target in (path, path.with_suffix(".npz")):
+        if target.is_dir():
+            raise SpecError(f"--out: {target} is a folder; give the script's path, e.g. {target}/train.py", path="out")
     module = importlib.import_module(EXPORTERS[to])
     path.parent.mkdir(parents=True, exist_ok=True)
     files: list[Path] = module.write(load_spec(spec), path, strict=strict)

@@ -119,33 +119,47 @@ def port(
     if to == src_fw:
         raise SpecError(f"--to: the model is already a {src_fw} model; port it to the other framework", path="to")
     folder = _checked_out(out, overwrite)
-    label = source if isinstance(source, (str, Path)) else f"a live {type(source).__name__}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".port-", dir=folder.parent) as tmp:
         stage = Path(tmp) / "port"
         stage.mkdir()
-        spec, notes, _ = import_source(source, base, stage / "imported.npz")
-        spec_path, weights_path = save_imported(
-            spec, stage / "spec.toml", header=f"Imported by duofit port from {label}"
-        )
-        (stage / "imported.npz").unlink()
-        files = export_script(spec_path, to, stage / f"train_{to}.py", strict=strict)
-        report = _run_parity(spec_path, (src_fw, to), strict, epochs, stage / "parity")
-        atomic_write_text(stage / "README.md", _readme(str(label), src_fw, to, notes, report, strict))
-        failed = [s for s in report.stages if s.status == "fail"]
-        manifest = {
-            "source": str(label),
-            "source_framework": src_fw,
-            "target": to,
-            "strict": strict,
-            "passed": report.passed,
-            "failed_stages": [s.stage for s in failed],
-            "causes": sorted({c.id for s in failed for c in s.causes}),
-            "notes": notes,
-            "files": sorted(p.name for p in [spec_path, weights_path, *files]),
-        }
-        write_json(stage / "port.json", manifest)
+        manifest, report = _write_port(stage, source, base, (src_fw, to), strict, epochs)
         if folder.exists():
             shutil.rmtree(folder)
         shutil.move(str(stage), str(folder))
     return {**manifest, "out": str(folder), "report": report.text()}
+
+
+def _write_port(
+    stage: Path,
+    source: Any,
+    base: str | Path | Mapping[str, Any] | None,
+    pair: tuple[str, str],
+    strict: bool,
+    epochs: int | None,
+) -> tuple[dict[str, Any], ParityReport]:
+    """Import, export, check parity and describe it, all inside ``stage``; the manifest and the report."""
+    src_fw, to = pair
+    label = str(source) if isinstance(source, (str, Path)) else f"a live {type(source).__name__}"
+    spec, notes, _ = import_source(source, base, stage / "imported.npz")
+    spec_path, weights_path = save_imported(spec, stage / "spec.toml", header=f"Imported by duofit port from {label}")
+    (stage / "imported.npz").unlink()
+    files = export_script(spec_path, to, stage / f"train_{to}.py", strict=strict)
+    report = _run_parity(spec_path, pair, strict, epochs, stage / "parity")
+    if epochs is not None:
+        notes = [*notes, f"parity checked over {epochs} epochs (--epochs); the script trains {spec.train.epochs}"]
+    atomic_write_text(stage / "README.md", _readme(label, src_fw, to, notes, report, strict))
+    failed = [s for s in report.stages if s.status == "fail"]
+    manifest = {
+        "source": label,
+        "source_framework": src_fw,
+        "target": to,
+        "strict": strict,
+        "passed": report.passed,
+        "failed_stages": [s.stage for s in failed],
+        "causes": sorted({c.id for s in failed for c in s.causes}),
+        "notes": notes,
+        "files": sorted(p.name for p in [spec_path, weights_path, *files]),
+    }
+    write_json(stage / "port.json", manifest)
+    return manifest, report

@@ -26,7 +26,7 @@ from duofit.common.spec import Spec
 from duofit.porting.assemble import base_input_shape, spec_of
 from duofit.porting.from_torch import FACTORY_PATTERN, PICKLE_SUFFIXES, is_torch_module
 
-__all__ = ["FRAMEWORKS", "import_source", "save_imported", "source_framework"]
+__all__ = ["FRAMEWORKS", "import_source", "save_imported", "source_framework", "spec_outputs"]
 
 FRAMEWORKS = ("keras", "torch")
 _ACCEPTED = "a Keras 3 .keras archive, a torch factory module:function, or a live keras.Model / torch.nn.Module"
@@ -54,7 +54,8 @@ def source_framework(source: Any) -> str:
     if suffix in PICKLE_SUFFIXES:
         raise SpecError(
             f"source: {Path(text).name} is a pickled torch file, which duofit never loads (it can run code): give a "
-            "factory module:function that builds the nn.Module (with its weights), or save the weights as .safetensors",
+            "factory module:function that builds the nn.Module and loads its weights (for example from a "
+            ".safetensors file with safetensors.torch.load_model)",
             path="source",
         )
     if suffix in (".h5", ".hdf5"):
@@ -110,20 +111,43 @@ def _relative(path: str, folder: Path) -> str:
         return path
 
 
-def save_imported(spec: Spec, out: str | Path, *, header: str = "") -> tuple[Path, Path]:
+def spec_outputs(out: str | Path, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """The spec file and its weight file for ``--out``, checked before anything is read or written.
+
+    Raises:
+        SpecError: (path ``out``) not a ``.toml`` path, a folder, or an existing file without ``overwrite``.
+
+    Example:
+        >>> [p.name for p in spec_outputs("port/spec.toml")]
+        ['spec.toml', 'spec.weights.npz']
+    """
+    path = Path(out)
+    weights = path.with_name(f"{path.stem}.weights.npz")
+    if path.suffix.lower() != ".toml":
+        raise SpecError(f"--out: {path} must be a .toml file (the spec); its weights go beside it", path="out")
+    for target in (path, weights):
+        if target.is_dir():
+            raise SpecError(
+                f"--out: {target} is a folder; give the spec file's path, e.g. {target}/spec.toml", path="out"
+            )
+        if target.exists() and not overwrite:
+            raise SpecError(f"--out: {target} exists; choose another --out or pass --overwrite", path="out")
+    return path, weights
+
+
+def save_imported(spec: Spec, out: str | Path, *, header: str = "", overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``spec`` as TOML at ``out`` and its weights beside it (``<stem>.weights.npz``), atomically.
 
     Paths in the written spec (the data file, the weights) are relative to its folder, so the
-    folder can be moved as a whole.
+    folder can be moved as a whole. ``out`` is checked first (:func:`spec_outputs`).
 
     Returns:
         ``(spec_path, weights_path)``.
     """
     from duofit.common.io import atomic_write_bytes, atomic_write_text
 
-    out = Path(out)
+    out, weights = spec_outputs(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    weights = out.with_name(f"{out.stem}.weights.npz")
     if spec.model.weights is None:
         raise SpecError("model.weights: the spec has no weight file to save beside it", path="model.weights")
     atomic_write_bytes(weights, Path(spec.model.weights).read_bytes())

@@ -60,7 +60,8 @@ def _pair(hidden_b: int = 6):  # type: ignore[no-untyped-def]
     import torch
 
     keras.utils.set_random_seed(0)
-    km = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="relu"), keras.layers.Dense(1)])
+    dense = keras.layers.Dense(6, activation="relu", kernel_initializer="he_normal")  # not the spec default
+    km = keras.Sequential([keras.Input((4,)), dense, keras.layers.Dense(1)])
     tm = torch.nn.Sequential(torch.nn.Linear(4, hidden_b), torch.nn.ReLU(), torch.nn.Linear(hidden_b, 1))
     if hidden_b == 6:
         with torch.no_grad():

@@ -90,7 +90,7 @@ def test_assemble_takes_the_base_first_and_the_source_where_the_base_is_silent(t
     base = {"data": {"kind": "iris"}, "optimizer": {"type": "adam", "lr": 0.01}}
     spec, notes = assemble(_imported(sections=sections), base, tmp_path / "w.npz")
     assert spec.optimizer.type == "adam" and spec.loss.type == "categorical_crossentropy"
-    assert notes == ["loss taken from the source model (model compiled with it): m.keras"]
+    assert notes == ["loss taken from the source model: categorical_crossentropy (m.keras)"]
     assert check_against_data(spec, _imported()) == (4,)
     np.testing.assert_array_equal(initial_weights(spec, 4)["layers.0.kernel"], _drawn()["layers.0.kernel"])
 

@@ -83,3 +83,39 @@ def test_bad_torch_sources_exit_2_without_writing(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def good():
+    from torch import nn
+
+    return nn.Sequential(nn.Linear(4, 1))
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [("spec.json", "must be a .toml file"), ("folder", "must be a .toml file"), ("taken/spec.toml", "exists")],
+)
+def test_bad_import_outputs_exit_2_before_reading_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: str, expected: str
+) -> None:
+    (tmp_path / "base.toml").write_text(BASE)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "spec.toml").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "good", good)
+    source = f"{__name__}:good"
+    assert main(["import", source, "--base", "base.toml", "--out", out]) == 2
+    assert expected in capsys.readouterr().err
+    assert (tmp_path / "taken" / "spec.toml").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.toml", "folder", "taken"]
+    assert main(["import", source, "--base", "base.toml", "--out", "taken/spec.toml", "--overwrite"]) == 0
+    assert (tmp_path / "taken" / "spec.weights.npz").exists()
+
+
+def test_export_into_a_folder_named_like_a_script_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "train.py").mkdir()
+    seed = Path(__file__).resolve().parents[2] / "examples" / "seed.toml"
+    assert main(["export", str(seed), "--to", "torch", "--out", str(tmp_path / "train.py")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["train.py"]
