@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from duofit.common.errors import DataError, SpecError
+from duofit.common.errors import DataError, DuofitError, SpecError
 from duofit.common.imported import IMPORTED_SECTIONS, ImportedModel
 from duofit.common.loader import load_spec, read_document
 from duofit.common.spec import Spec
@@ -121,8 +121,29 @@ def assemble(
             path="loss",
         )
     doc["model"] = {"layers": imported.layers, "weights": str(Path(weights_path).resolve())}
+    try:
+        spec = load_spec(doc)
+    except SpecError as exc:
+        if not any(p.startswith("model") for p, _ in exc.problems):
+            raise
+        raise _misfit(exc, imported, {k: v for k, v in doc.items() if k != "model"}, label) from None
     write_weight_file(weights_path, imported.weights)
-    return load_spec(doc), notes
+    return spec, notes
+
+
+def _misfit(exc: SpecError, imported: ImportedModel, base: dict[str, Any], label: str) -> SpecError:
+    """The error for imported layers the base's data cannot feed: both shapes named, field paths kept."""
+    try:
+        data = f"samples of shape {list(base_input_shape(base))}"
+    except DuofitError:
+        data = "samples it cannot read"
+    model = "free sizes" if imported.input_shape is None else list(imported.input_shape)
+    head = (
+        f"the imported model {imported.source} (input shape {model}) does not fit the base spec's data ({label}: "
+        f"{data}); give a base spec whose data has the model's input shape (data.image_shape, sequence_shape or "
+        "reshape), or import a model built for this data:"
+    )
+    return SpecError("\n".join([head, *(f"  {p}: {m}" for p, m in exc.problems)]), exc.path, exc.problems)
 
 
 def check_against_data(spec: Spec, imported: ImportedModel) -> tuple[int, ...]:

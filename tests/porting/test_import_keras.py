@@ -145,6 +145,32 @@ def _attention(k: Any) -> tuple[Any, tuple[int, ...]]:
     return k.Model(inp, L.Dense(1)(L.GlobalAveragePooling1D()(c))), (6, 4)
 
 
+# Functional graphs store each node's call arguments: Keras writes training = False (Dropout,
+# the recurrent layers) and mask = None or the embedding's padding-mask tensor itself.
+def _functional_mlp(k: Any) -> tuple[Any, tuple[int, ...]]:
+    L = k.layers
+    inp = k.Input((4,))
+    h = L.Dropout(0.3)(L.BatchNormalization(momentum=0.8, epsilon=1e-3)(L.Dense(5, activation="tanh")(inp)))
+    return k.Model(inp, L.Dense(2)(h)), (4,)
+
+
+def _functional_recurrent(k: Any) -> tuple[Any, tuple[int, ...]]:
+    L = k.layers
+    inp = k.Input((5, 3))
+    h = L.GRU(3, return_sequences=True)(L.Dropout(0.2)(L.BatchNormalization()(inp)))
+    h = L.Bidirectional(L.LSTM(2, return_sequences=True), merge_mode="sum")(h)
+    h = L.Bidirectional(L.GRU(2, return_sequences=True, reset_after=False))(L.LSTM(3, return_sequences=True)(h))
+    return k.Model(inp, L.Dense(1)(L.SimpleRNN(2)(h))), (5, 3)
+
+
+def _functional_masked(k: Any) -> tuple[Any, tuple[int, ...]]:
+    L = k.layers
+    inp = k.Input((7,), dtype="int32")
+    h = L.Dropout(0.1)(L.Embedding(10, 4, mask_zero=True)(inp))
+    h = L.Bidirectional(L.GRU(2, return_sequences=True))(L.LSTM(3, return_sequences=True)(h))
+    return k.Model(inp, L.Dense(1)(L.GlobalAveragePooling1D()(h))), (7,)
+
+
 MODELS = {
     "mlp": _mlp,
     "cnn": _cnn,
@@ -156,6 +182,9 @@ MODELS = {
     "conv1d_pools": _conv1d,
     "layer_norm": _layer_norm,
     "attention": _attention,
+    "functional_mlp": _functional_mlp,
+    "functional_recurrent": _functional_recurrent,
+    "functional_masked": _functional_masked,
 }
 
 
@@ -331,6 +360,43 @@ def test_recurrent_dropout_and_a_shared_layer_are_refused(tmp_path: Path) -> Non
     shared = k.layers.Dense(3, name="twice")
     with pytest.raises(SpecError, match=r"'twice'.*a shared layer"):
         import_keras_model(k.Model(inp, shared(shared(inp))))
+
+
+def test_call_arguments_of_keras_default_call_are_accepted_others_refused_with_place_and_fix() -> None:
+    from duofit.backends.keras.import_graph import graph_nodes
+    from duofit.porting.from_keras import import_keras_model
+
+    k = _keras()
+    L = k.layers
+    model, _ = _functional_masked(k)
+    config = json.loads(json.dumps(k.saving.serialize_keras_object(model)))
+    kwargs = {e["class_name"]: e["inbound_nodes"][0]["kwargs"] for e in config["config"]["layers"][1:]}
+    assert kwargs["Dropout"] == {"training": False}  # what Keras writes; the mask op is no spec layer
+    assert (
+        kwargs["LSTM"]["mask"]["config"]["keras_history"][0]
+        == kwargs["Bidirectional"]["mask"]["config"]["keras_history"][0]
+    )
+    nodes, _, _ = graph_nodes(config, "m")
+    assert [n.entry["class_name"] for n in nodes] == [
+        "Embedding",
+        "Dropout",
+        "LSTM",
+        "Bidirectional",
+        "GlobalAveragePooling1D",
+        "Dense",
+    ]
+    inp = k.Input((3,))
+    mc_dropout = k.Model(inp, L.Dense(1)(L.Dropout(0.2, name="mc")(inp, training=True)))
+    expected = (
+        r"layer 'mc' \(Dropout, reads 'input_layer\w*'\): call argument training = True has no spec equivalent "
+        r"\(supported: training = None or False; .*call the layer on its input tensor\(s\) alone and re-save"
+    )
+    with pytest.raises(SpecError, match=expected):
+        import_keras_model(mc_dropout)
+    seq = k.Input((4, 2))
+    masked = k.Model(seq, L.Dense(1)(L.LSTM(2, name="rnn")(seq, mask=k.ops.greater(seq[:, :, 0], 0.0))))
+    with pytest.raises(SpecError, match=r"layer 'rnn' \(LSTM, reads .*call argument mask = the output of"):
+        import_keras_model(masked)
 
 
 # --------------------------------------------------------------------------- bad archives

@@ -265,7 +265,8 @@ def test_settings_are_written_out_and_activations_folded() -> None:
     layers = import_torch(_build("cnn_same_gap", "float32"), (7, 7, 1)).layers
     conv, bn = layers[0], layers[1]
     assert conv == {"type": "conv2d", "filters": 4, "kernel_size": [4, 4], "strides": [1, 1], "padding": "same",
-                    "dilation": [1, 1], "use_bias": False, "name": "conv"}  # fmt: skip
+                    "dilation": [1, 1], "use_bias": False, "kernel_init": "torch_linear", "bias_init": "torch_linear",
+                    "name": "conv"}  # fmt: skip
     assert (bn["momentum"], bn["epsilon"]) == (0.01, 1e-3)  # torch's convention is the spec's
     assert [layer["type"] for layer in layers] == ["conv2d", "batch_norm", "activation", "global_avg_pool2d", "dense"]
     assert layers[-1]["activation"] == "softmax"  # folded: the dense's only reader
@@ -273,6 +274,20 @@ def test_settings_are_written_out_and_activations_folded() -> None:
     assert [(lay["type"], lay.get("activation")) for lay in mlp] == [
         ("dense", "relu"), ("dropout", None), ("dense", "tanh"), ("dense", "softmax"),
     ]  # fmt: skip
+
+
+def test_initializers_are_torch_defaults_not_keras_ones() -> None:
+    """The weights are the module's own, but the spec still states what each module type draws."""
+    imported = import_torch(_build("embedding_lstm", "float32"), (7,))
+    by_type = {layer["type"]: layer for layer in imported.layers}
+    assert by_type["embedding"]["embeddings_init"] == "torch_embedding"
+    lstm = by_type["lstm"]
+    assert (lstm["kernel_init"], lstm["recurrent_init"], lstm["bias_init"]) == ("torch_rnn",) * 3
+    assert lstm["unit_forget_bias"] is False
+    assert (by_type["dense"]["kernel_init"], by_type["dense"]["bias_init"]) == ("torch_linear", "torch_linear")
+    assert any("torch's defaults" in note and "model.weights" in note for note in imported.notes)
+    bi = import_torch(_build("bidirectional_sum", "float32"), (6, 3)).layers[0]
+    assert bi["layer"]["kernel_init"] == "torch_rnn" and "unit_forget_bias" not in bi["layer"]  # an nn.RNN
 
 
 def test_flatten_after_a_conv_permutes_the_next_dense_columns() -> None:

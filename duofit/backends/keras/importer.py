@@ -2,9 +2,10 @@
 
 An archive is read in two steps, so nothing from the file runs before it is known to be
 plain Keras: first its ``config.json`` is read from the zip as JSON and every layer mapped
-to spec documents (:mod:`duofit.backends.keras.import_layers`); a ``Lambda``, a custom or
-unregistered class, a layer or setting with no spec equivalent is refused there, naming the
-layer, its place in the graph and what is supported. Only then are the weights loaded, with
+to spec documents (the graph by :mod:`duofit.backends.keras.import_graph`, each layer by
+:mod:`duofit.backends.keras.import_layers`); a ``Lambda``, a custom or unregistered class, a
+layer, setting or call argument with no spec equivalent is refused there, naming the layer,
+its place in the graph, what is supported and the fix. Only then are the weights loaded, with
 ``keras.saving.load_model(path, safe_mode=True, compile=False)`` (Keras' own safe loader; no
 pickle). A live model is serialized with Keras' serializer into the same JSON and read alike.
 
@@ -23,7 +24,6 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from duofit.backends.keras.import_compile import compile_sections
+from duofit.backends.keras.import_graph import Node, graph_nodes, layer_name
 from duofit.backends.keras.import_layers import convert_layer, layer_dtype, supported_list, table_name
 from duofit.backends.keras.layers import present_weights
 from duofit.common.errors import DataError, DuofitError, SpecError
@@ -49,16 +50,6 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MAX_CONFIG_BYTES = 64 * 2**20
 _FLOATS = ("float32", "float64")
 _SAVE_HINT = "re-save it in Keras 3 with model.save('model.keras')"
-# call arguments a layer node may carry (at these values) besides its input tensors
-_PLAIN_KWARGS = {"mask": None, "training": None}
-_ATTENTION_KWARGS = {
-    "query_mask": None,
-    "value_mask": None,
-    "key_mask": None,
-    "attention_mask": None,
-    "return_attention_scores": False,
-    "training": None,
-}
 
 
 @dataclass
@@ -71,14 +62,6 @@ class ModelPlan:
     dtype: str
     notes: list[str] = field(default_factory=list)
     specs: list[Any] = field(default_factory=list)  # the validated layer specs of ``layers``
-
-
-@dataclass
-class _Node:
-    name: str
-    entry: dict[str, Any]
-    reads: list[str]
-    place: str
 
 
 def read_archive(path: Path) -> dict[str, Any]:
@@ -140,104 +123,19 @@ def _member(zf: zipfile.ZipFile, name: str, path: Path) -> dict[str, Any]:
     return doc
 
 
-# --------------------------------------------------------------------------- the graph
-def _tensors(value: Any) -> list[str]:
-    """The source layer names of the Keras tensors in a node's arguments, in order."""
-    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-        history = value["config"]["keras_history"]
-        if history[1] != 0 or history[2] != 0:
-            raise SpecError(f"layer {history[0]!r} is called more than once or has several outputs")
-        return [str(history[0])]
-    if isinstance(value, (list, tuple)):
-        return [name for item in value for name in _tensors(item)]
-    if isinstance(value, dict):
-        return [name for item in value.values() for name in _tensors(item)]
-    return []
-
-
-def _node_reads(entry: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
-    """The layers a functional node reads and its extra settings (attention's causal mask)."""
-    nodes = entry.get("inbound_nodes") or []
-    if len(nodes) != 1:
-        raise SpecError(f"{where}: called {len(nodes)} times (a shared layer); the spec calls each layer once")
-    args, kwargs = list(nodes[0].get("args") or []), dict(nodes[0].get("kwargs") or {})
-    if entry.get("class_name") not in ("MultiHeadAttention", "SpecAttention"):
-        _check_kwargs(kwargs, _PLAIN_KWARGS, where)
-        return _tensors(args), {}
-    parts = {
-        key: args[k] if k < len(args) else kwargs.pop(key, None) for k, key in enumerate(("query", "value", "key"))
-    }
-    causal = bool(kwargs.pop("use_causal_mask", False))
-    _check_kwargs(kwargs, _ATTENTION_KWARGS, where)
-    query, value = _tensors(parts["query"]), _tensors(parts["value"])
-    key = _tensors(parts["key"]) or value
-    if key != value:
-        raise SpecError(f"{where}: a key different from the value; the spec's attention uses the value as key")
-    return (query if value == query else query + value), ({"causal": True} if causal else {})
-
-
-def _check_kwargs(kwargs: Mapping[str, Any], allowed: Mapping[str, Any], where: str) -> None:
-    for key, value in kwargs.items():
-        if key not in allowed or (value != allowed[key] and not (key == "training" and value is None)):
-            raise SpecError(f"{where}: call argument {key} = {str(value)[:80]} has no spec equivalent")
-
-
-def _nodes(config: dict[str, Any], label: str) -> tuple[list[_Node], dict[str, Any] | None, list[Any]]:
-    """The model's layers (input layer apart) in graph order, the input layer, the build shape."""
-    kind, body = config.get("class_name"), config.get("config") or {}
-    if kind not in ("Sequential", "Functional") or not str(config.get("module", "")).startswith("keras"):
-        raise SpecError(
-            f"{label}: a {kind} model (module {config.get('module')!r}): only keras.Sequential and functional "
-            "keras.Model graphs can be imported; a subclassed model's call() is Python code duofit does not run"
-        )
-    entries = list(body.get("layers") or [])
-    inputs = [e for e in entries if e.get("class_name") == "InputLayer"]
-    if len(inputs) > 1:
-        raise SpecError(f"{label}: {len(inputs)} inputs; the spec's model has one input")
-    others = [e for e in entries if e.get("class_name") != "InputLayer"]
-    if kind == "Sequential":
-        nodes = [_Node(_name(e), e, [], f"position {k} of the Sequential model") for k, e in enumerate(others)]
-        for prev, node in zip([None, *nodes], nodes, strict=False):
-            node.reads = [prev.name] if prev else [_name(inputs[0]) if inputs else "input"]
-        return nodes, inputs[0] if inputs else None, list(body.get("build_input_shape") or [])
-    outputs = _names(body.get("output_layers"))
-    if len(outputs) != 1 or len(_names(body.get("input_layers"))) != 1:
-        raise SpecError(f"{label}: {len(outputs)} outputs; the spec's model has one input and one output")
-    nodes = []
-    for e in others:
-        where = f"{label}: layer {_name(e)!r} ({e.get('class_name')})"
-        reads, extra = _node_reads(e, where)
-        if extra:
-            e = {**e, "config": {**(e.get("config") or {}), **extra}}
-        shown = ", ".join(repr(r) for r in reads)
-        nodes.append(_Node(_name(e), e, reads, f"reads {shown}"))
-    if not nodes or nodes[-1].name != outputs[0]:
-        raise SpecError(f"{label}: the output layer {outputs[0]!r} is not the last layer of the graph")
-    return nodes, inputs[0] if inputs else None, []
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
-        return [value[0]]
-    return [str(v[0]) for v in value or []]
-
-
-def _name(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("name") or (entry.get("config") or {}).get("name"))
-
-
-def _refusal(label: str, node: _Node) -> SpecError:
+def _refusal(label: str, node: Node) -> SpecError:
     cls = node.entry.get("registered_name") or node.entry.get("class_name")
     where = f"{label}: layer {node.name!r} ({cls}, {node.place})"
+    fix = "rebuild it from supported layers and re-save, or write the spec by hand"
     if cls == "Lambda":
-        why = "a Lambda layer holds Python code, which duofit never runs; rewrite it with supported layers"
+        why = "a Lambda layer holds Python code, which duofit never runs"
     elif cls in ("Functional", "Sequential", "Model"):
-        why = "a model nested as a layer; build one model from its layers"
+        why, fix = "a model nested as a layer", "build one model from its layers (call them on its input) and re-save"
     elif not str(node.entry.get("module") or "").startswith("keras"):
         why = f"a custom class (module {node.entry.get('module')!r}); its code is not loaded"
     else:
         why = "this Keras layer has no spec equivalent"
-    return SpecError(f"{where}: {why}. Supported Keras layers: {supported_list()}", path="model.layers")
+    return SpecError(f"{where}: {why}. Supported Keras layers: {supported_list()}. Fix: {fix}", path="model.layers")
 
 
 def plan_model(config: dict[str, Any], label: str) -> ModelPlan:
@@ -246,8 +144,8 @@ def plan_model(config: dict[str, Any], label: str) -> ModelPlan:
     Raises:
         SpecError: an unsupported layer, setting or graph shape, naming the layer and its place.
     """
-    nodes, input_entry, build_shape = _nodes(config, label)
-    input_name = _name(input_entry) if input_entry else "input"
+    nodes, input_entry, build_shape = graph_nodes(config, label)
+    input_name = layer_name(input_entry) if input_entry else "input"
     docs: list[dict[str, Any]] = []
     sources: list[tuple[int, ...]] = []
     owners: list[str] = []
@@ -262,7 +160,9 @@ def plan_model(config: dict[str, Any], label: str) -> ModelPlan:
         cfg = node.entry.get("config") or {}
         where = f"{label}: layer {node.name!r} ({key.removeprefix('duofit>')}, {node.place})"
         if any(r not in out_of for r in node.reads):
-            raise SpecError(f"{where}: reads a layer listed after it; re-save the model from Keras")
+            raise SpecError(
+                f"{where}: reads a layer listed after it; re-save the model from Keras", path="model.layers"
+            )
         made = convert_layer(key, cfg, where, notes)
         dtypes.add(layer_dtype(cfg) or "float32")
         first = len(docs)
@@ -274,7 +174,9 @@ def plan_model(config: dict[str, Any], label: str) -> ModelPlan:
         out_of[node.name] = len(docs) - 1
     if len(dtypes) > 1 or not dtypes <= set(_FLOATS):
         raise SpecError(
-            f"{label}: layer dtypes {sorted(dtypes)}; the spec runs one float dtype ({' or '.join(_FLOATS)})"
+            f"{label}: layer dtypes {sorted(dtypes)}; the spec runs one float dtype ({' or '.join(_FLOATS)}): "
+            "build the model under one dtype policy (keras.config.set_dtype_policy('float32')) and re-save",
+            path="model.layers",
         )
     layers = _wire(docs, sources, owners)
     specs = _validate(layers, owners, label)

@@ -20,6 +20,14 @@ Settings carried over and why they are exact:
 - ``nn.GRU`` is Keras' ``reset_after = true``; its gate order and both biases, and the
   second bias of ``nn.LSTM`` / ``nn.RNN`` (summed into Keras' one), are translated by
   :data:`duofit.backends.torch.export.PLAIN_LAYOUT`.
+- initializers: each layer states torch's own default, as the spec names it, so the spec says
+  what the module's type draws (the initial weights are the module's own, ``model.weights``):
+  ``torch_linear`` for ``nn.Linear`` and ``nn.Conv1d/2d`` (both ``kaiming_uniform_(a=sqrt(5))``
+  = ``U(+-1/sqrt(fan_in))`` and the bias alike: ``torch/nn/modules/linear.py``, ``conv.py``
+  ``reset_parameters``; duofit's fan_in of a conv kernel is torch's, ``k * in_channels``),
+  ``torch_rnn`` for every recurrent weight with ``unit_forget_bias = false``
+  (``torch/nn/modules/rnn.py`` ``RNNBase.reset_parameters``), ``torch_embedding`` (``N(0, 1)``,
+  ``torch/nn/modules/sparse.py``). The spec's attention and norm layers state no initializer.
 - ``nn.Embedding`` with ``padding_idx`` is refused: torch zeroes and freezes that row's
   gradient, and duofit's ``mask_zero`` is a mask for later layers, not a frozen row.
 """
@@ -46,6 +54,10 @@ from duofit.common.spec.shapes import same_padding
 
 __all__ = ["CHANNELS_FIRST_INPUTS", "MODULES", "TOKEN_INPUTS"]
 
+# torch's default initialization as the spec names it (see the module docstring for the sources)
+_LINEAR_INIT = {"kernel_init": "torch_linear", "bias_init": "torch_linear"}
+_RNN_INIT = {"kernel_init": "torch_rnn", "recurrent_init": "torch_rnn", "bias_init": "torch_rnn"}
+
 
 def _channels_first(walk: Walk, node: fx.Node, v: Value, rank: int) -> None:
     if not v.channels_first or len(v.shape) != rank:
@@ -65,7 +77,7 @@ def _last_axis(walk: Walk, node: fx.Node, v: Value, what: str) -> None:
 def _linear(walk: Walk, node: fx.Node) -> Value:
     m, v = walk.module(node), walk.input(node)
     _last_axis(walk, node, v, "a dense layer")
-    doc = {"type": "dense", "units": m.out_features, "use_bias": m.bias is not None}
+    doc = {"type": "dense", "units": m.out_features, "use_bias": m.bias is not None, **_LINEAR_INIT}
     return walk.emit(node, doc, [v], weights=m, columns=v.order, fold=True)
 
 
@@ -101,6 +113,7 @@ def _conv2d(walk: Walk, node: fx.Node) -> Value:
         "padding": _padding(walk, node, m, v.shape[2:]),
         "dilation": list(m.dilation),
         "use_bias": m.bias is not None,
+        **_LINEAR_INIT,
     }
     return walk.emit(node, doc, [v], weights=m, channels_first=True, fold=True)
 
@@ -118,6 +131,7 @@ def _conv1d(walk: Walk, node: fx.Node) -> Value:
         "strides": m.stride[0],
         "padding": _padding(walk, node, m, v.shape[2:]),
         "use_bias": m.bias is not None,
+        **_LINEAR_INIT,
     }
     return walk.emit(node, doc, [v], weights=m, channels_first=True, fold=True)
 
@@ -198,6 +212,7 @@ def _embedding(walk: Walk, node: fx.Node) -> Value:
     if m.max_norm is not None or m.scale_grad_by_freq or m.sparse:
         walk.refuse(node, "max_norm, scale_grad_by_freq or sparse", "leave them at their defaults")
     doc = {"type": "embedding", "input_dim": m.num_embeddings, "output_dim": m.embedding_dim, "mask_zero": False}
+    doc["embeddings_init"] = "torch_embedding"
     return walk.emit(node, doc, [v], weights=m)
 
 
@@ -224,6 +239,9 @@ def _recurrent(walk: Walk, node: fx.Node) -> Value:
         cell["recurrent_activation"] = "sigmoid"
     if kind == "gru":
         cell["reset_after"] = True  # torch applies the reset gate after the recurrent matmul
+    if kind == "lstm":
+        cell["unit_forget_bias"] = False  # torch's forget bias starts as the others do
+    cell.update(_RNN_INIT)
     doc = {"type": "bidirectional", "layer": cell} if m.bidirectional else cell
     out = walk.emit(node, doc, [v], weights=m, shape=())
     listed = walk.layers[-1]  # the listed document (emit adds the name): its settings are decided later

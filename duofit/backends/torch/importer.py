@@ -221,7 +221,11 @@ def import_torch(module: Any, input_shape: tuple[int, ...], *, source: str | Non
     _checked_output(walk, walk.run(channels_first))
     model = _validated(walk.layers, label)
     weights = _weights(model, walk.weights, shape, _DTYPES[dtype])
-    notes = [f"{label}: {len(walk.layers)} layers traced with torch.fx, weights imported ({math.prod(shape)} inputs)"]
+    notes = [
+        f"{label}: {len(walk.layers)} layers traced with torch.fx, weights imported ({math.prod(shape)} inputs)",
+        f"{label}: initializers written as torch's defaults (torch_linear, torch_rnn, torch_embedding: what its "
+        "modules draw); unused here: the initial weights are the module's own (model.weights)",
+    ]
     if channels_first:
         notes.append(
             f"{label} reads channels-first input ({node.name} as {list(dims)}); the spec reads duofit's channels-last "
