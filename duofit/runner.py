@@ -167,11 +167,33 @@ def run(
     spec = load_spec(spec)
     report = _progress_fn(progress, backend, spec.train.epochs)
     module = get_backend(backend)
-    if dataset is None:
-        dataset = load_dataset(spec)
+    dataset = load_dataset(spec) if dataset is None else dataset
+    plan = _plan(spec, dataset, record_steps=record_steps, strict=strict, resume_from=resume_from)
+    recorder = _recorder(plan, report)
+    fitted = module.fit(plan, recorder)
+    result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _plan(
+    spec: Spec, dataset: Dataset, *, record_steps: bool, strict: bool, resume_from: str | Path | None
+) -> TrainPlan:
+    """The run's plan; with ``resume_from``, from that folder's weights and optimizer state (``resume_point``)."""
     plan = make_plan(spec, dataset, record_steps=record_steps, strict=strict)
-    if resume_from is not None:
-        plan = _resumed(plan, Path(resume_from))
+    if resume_from is None:
+        return plan
+    weights, state = resume_point(Path(resume_from), spec, plan.weights)
+    return dataclasses.replace(plan, weights=weights, start_epoch=state.epochs_done, optimizer_state=state)
+
+
+def _recorder(plan: TrainPlan, report: ProgressFn | None) -> EpochRecorder:
+    """The run's epoch recorder, at a resumed plan's schedule and early-stopping position.
+
+    Each binary metric is bound to its positive class (``pos_label`` checked before training).
+    """
+    spec, dataset = plan.spec, plan.dataset
     recorder = recorder_for(
         spec,
         dataset.y_val,
@@ -181,22 +203,11 @@ def run(
         n_classes=dataset.n_classes,
         w_train=dataset.w_train,
     )
-    # each binary metric's positive class (pos_label checked against the classes before training)
     entries = bind_positive(spec.metric_entries, class_order(dataset.task, dataset.classes, dataset.y_train))
     recorder.metric_names = entries if recorder.metric_names else []
     if plan.optimizer_state is not None:
-        restore_recorder(recorder, plan.optimizer_state)  # the schedule's and early stopping's position
-    fitted = module.fit(plan, recorder)
-    result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
-    if out is not None:
-        result.save(out)
-    return result
-
-
-def _resumed(plan: TrainPlan, folder: Path) -> TrainPlan:
-    """``plan`` continued from ``folder``'s weights and optimizer state (:func:`~duofit.common.resume.resume_point`)."""
-    weights, state = resume_point(folder, plan.spec, plan.weights)
-    return dataclasses.replace(plan, weights=weights, start_epoch=state.epochs_done, optimizer_state=state)
+        restore_recorder(recorder, plan.optimizer_state)
+    return recorder
 
 
 def _progress_fn(progress: bool | ProgressFn | None, label: str, epochs: int) -> ProgressFn | None:

@@ -119,6 +119,45 @@ def _checked_target(src: Path, to: str, out: str | Path | None, fmt: str | None)
     return fmt, folder
 
 
+def _checked_agreement(got: np.ndarray, expected: np.ndarray, to: str, dtype: str) -> tuple[float, float]:
+    """The converted model's max relative prediction difference and its tolerance (:data:`CONVERT_RTOL`).
+
+    Raises:
+        DataError: the difference exceeds the tolerance (or is NaN).
+
+    Example:
+        >>> _checked_agreement(np.array([1.0, 2.0]), np.array([1.0, 2.0]), "keras", "float64")
+        (0.0, 1e-12)
+    """
+    diff = float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
+    tol = CONVERT_RTOL[dtype]
+    if not diff <= tol:
+        raise DataError(
+            f"converted {to} model disagrees with the source: max relative prediction difference {diff:.2e} "
+            f"> {tol:.0e}; nothing was written"
+        )
+    return diff, tol
+
+
+def _write_stage(
+    stage: Path, spec: Spec, got: np.ndarray, state: OptimizerState | None, manifest: dict[str, Any]
+) -> None:
+    """Write the conversion's files next to its model file: spec, predictions, optimizer state, manifest."""
+    (stage / "spec.json").write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+    save_npz(stage / "predictions.npz", {"predictions": got})
+    if state is not None:
+        save_state(stage, state)
+    write_json(stage / "convert.json", manifest)
+
+
+def _move_into_place(stage: Path, out: Path) -> None:
+    """Move the finished ``stage`` folder to ``out`` (an empty ``out`` is replaced; its parents are made)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.rmdir()
+    shutil.move(str(stage), str(out))
+
+
 def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | None = None) -> dict[str, Any]:
     """Convert a trained model to backend ``to``; verify predictions; write ``out``.
 
@@ -155,13 +194,7 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
         target.save_weights(spec, weights, model_path, x_test.shape[1:])
         reloaded = target.load_weights(spec, model_path, x_test.shape[1:])  # read back with the target framework
         got = dataset.in_target_units(target.forward(spec, reloaded, x_test))  # as predictions.npz holds them
-        diff = float(np.max(np.abs(got - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
-        tol = CONVERT_RTOL[spec.train.dtype]
-        if not diff <= tol:
-            raise DataError(
-                f"converted {to} model disagrees with the source: max relative prediction difference {diff:.2e} "
-                f"> {tol:.0e}; nothing was written"
-            )
+        diff, tol = _checked_agreement(got, expected, to, spec.train.dtype)
         manifest = {
             "source": str(src),
             "read_from": origin,
@@ -172,13 +205,6 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
             "test_samples": len(x_test),
             "optimizer_state": _state_note(state),
         }
-        (stage / "spec.json").write_text(spec.model_dump_json(indent=2), encoding="utf-8")
-        save_npz(stage / "predictions.npz", {"predictions": got})
-        if state is not None:
-            save_state(stage, state)
-        write_json(stage / "convert.json", manifest)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        shutil.move(str(stage), str(out))
+        _write_stage(stage, spec, got, state, manifest)
+        _move_into_place(stage, out)
     return {**manifest, "out": str(out)}

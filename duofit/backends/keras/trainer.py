@@ -108,24 +108,13 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         nat.set_threads(tr.threads)
     device = resolve_device(tr.device)
     dtype = tr.dtype
+    per_execution = nat.steps_per_execution(plan.steps_per_epoch)
     with floatx(dtype):  # the logged loss and regularisation losses follow floatx
         keras.backend.clear_session()  # free the previous run's graphs (many runs per process: tuning)
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with on_device(device):
-            model, heads = build_model(
-                spec, ds.x_train.shape[1:], dtype, strict=plan.strict, model_cls=RecordingSequential
-            )
-            set_weights(heads, spec, plan.weights)
-            loss = make_loss(spec.loss, dtype)
-            steps = plan.steps_per_epoch
-            model.attach(tr.epochs * steps, dtype)  # in-graph records: nearly free in Keras
-            optimizer = make_optimizer(spec.optimizer, strict=plan.strict)
-            record_optimizer(optimizer, tr.epochs * steps, dtype)
-            per_execution = nat.steps_per_execution(steps)
-            model.compile(optimizer=optimizer, loss=loss, steps_per_execution=per_execution)
+            model, heads, loss, optimizer = _compiled(plan, per_execution)
             start = plan.start_epoch
-            if plan.optimizer_state is not None:
-                _resume(model, optimizer, heads, plan, plan.optimizer_state)
             # a resumed fit continues the shared batch order at its epoch
             data = nat.batches(dataclasses.replace(plan, order=plan.order[start:]) if start else plan, dtype)
             callback = _EpochEnd(recorder, plan, heads, loss, dtype)
@@ -135,24 +124,17 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
                 data,
                 epochs=tr.epochs,
                 initial_epoch=start,
-                steps_per_epoch=steps,
+                steps_per_epoch=plan.steps_per_epoch,
                 callbacks=[callback],
                 verbose=0,
                 shuffle=False,
             )
             fit_s = time.perf_counter() - t_fit
-            best = callback.best if recorder.restore_best else None
-            if best is not None:
-                set_weights(heads, spec, best)
-            restored = best is not None
-            done = start + len(recorder.rows)
-            keep = ends_on_last_step(recorder, restored, done)
-            state = _final_state(plan, recorder, optimizer, heads, nat.name) if keep else None
+            state = _finish(plan, recorder, callback.best, optimizer, heads, nat.name)
             t_pred = time.perf_counter()
             test_out = np.asarray(model.predict_on_batch(model_input(ds.x_test, dtype)))
             predict_s = time.perf_counter() - t_pred
-            n_done = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            records = {k: v[start * steps :] for k, v in step_records(model, optimizer, n_done).items()}
+            records = _step_records(plan, model, optimizer)
     return FitOutput(
         test_outputs=test_out,
         weights=get_weights(heads, spec),
@@ -165,9 +147,65 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             steps_per_execution=per_execution,
             jit_compile=bool(getattr(model, "jit_compile", False)),
         ),
-        steps=records if plan.record_steps else {"loss": records["loss"]},
+        steps=records,
         optimizer_state=state,
     )
+
+
+def _compiled(plan: TrainPlan, per_execution: int) -> tuple[Any, list[Any], Any, Any]:
+    """The model with ``plan.weights``, compiled with its loss and optimizer; a resumed plan's state loaded.
+
+    Both the model (each batch's loss) and the optimizer (gradient and parameter norms) get
+    per-step record buffers for every step of every epoch (in-graph records: nearly free in Keras).
+
+    Returns:
+        The model, its spec layers (``heads``), the loss and the optimizer.
+    """
+    spec, dtype = plan.spec, plan.spec.train.dtype
+    model, heads = build_model(
+        spec, plan.dataset.x_train.shape[1:], dtype, strict=plan.strict, model_cls=RecordingSequential
+    )
+    set_weights(heads, spec, plan.weights)
+    loss = make_loss(spec.loss, dtype)
+    n_steps = spec.train.epochs * plan.steps_per_epoch
+    model.attach(n_steps, dtype)
+    optimizer = make_optimizer(spec.optimizer, strict=plan.strict)
+    record_optimizer(optimizer, n_steps, dtype)
+    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=per_execution)
+    if plan.optimizer_state is not None:
+        _resume(model, optimizer, heads, plan, plan.optimizer_state)
+    return model, heads, loss, optimizer
+
+
+def _finish(
+    plan: TrainPlan,
+    recorder: EpochRecorder,
+    best: dict[str, np.ndarray] | None,
+    optimizer: Any,
+    heads: list[Any],
+    framework: str,
+) -> OptimizerState | None:
+    """Load the best epoch's weights when early stopping restores them; the state that fits the final weights.
+
+    Returns:
+        The optimizer state after the last step when the final weights are that step's
+        (:func:`~duofit.common.optstate.ends_on_last_step`), else ``None``.
+    """
+    best = best if recorder.restore_best else None
+    if best is not None:
+        set_weights(heads, plan.spec, best)
+    restored = best is not None
+    done = plan.start_epoch + len(recorder.rows)
+    keep = ends_on_last_step(recorder, restored, done)
+    return _final_state(plan, recorder, optimizer, heads, framework) if keep else None
+
+
+def _step_records(plan: TrainPlan, model: Any, optimizer: Any) -> dict[str, np.ndarray]:
+    """This fit's steps (from the resumed step on): ``loss``; with ``record_steps`` the norms too."""
+    n_done = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    first = plan.start_epoch * plan.steps_per_epoch
+    records = {k: v[first:] for k, v in step_records(model, optimizer, n_done).items()}
+    return records if plan.record_steps else {"loss": records["loss"]}
 
 
 def _resume(model: Any, optimizer: Any, heads: list[Any], plan: TrainPlan, state: OptimizerState) -> None:

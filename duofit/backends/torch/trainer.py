@@ -84,20 +84,64 @@ class _Records:
 def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     """Train ``plan`` and return test outputs, final weights and timings."""
     t_start = time.perf_counter()
-    tr = plan.spec.train
     s = _setup(plan)
     rec = _records(plan, s)
     build_s = time.perf_counter() - t_start
 
+    # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
+    y_val = torch.as_tensor(recorder.y_val, device=s.device) if native_epoch_metrics(plan.spec, recorder) else None
+    t_fit = time.perf_counter()
+    step, best, epoch_s = _epochs(plan, recorder, s, rec, y_val)
+    fit_s = time.perf_counter() - t_fit
+    restored = recorder.restore_best and best is not None
+    if restored:
+        s.model.load_state_dict(best)
+    done = plan.start_epoch + len(recorder.rows)
+    state = _final_state(plan, recorder, s, step) if ends_on_last_step(recorder, restored, done) else None
+
+    t_pred = time.perf_counter()
+    test_out = _predict(s, plan.dataset.x_test)
+    predict_s = time.perf_counter() - t_pred
+    return FitOutput(
+        test_outputs=test_out,
+        weights=get_weights(s.heads, plan.spec),
+        timings=fit_timings(build_s, fit_s, predict_s, epoch_s),
+        environment=fit_environment(
+            str(s.device),
+            device_name(s.device),
+            plan.strict,
+            fused_optimizer=bool(s.optimizer.defaults.get("fused")),
+        ),
+        steps=_step_records(rec, plan.start_epoch * plan.steps_per_epoch, step),
+        optimizer_state=state,
+    )
+
+
+def _epochs(
+    plan: TrainPlan, recorder: EpochRecorder, s: _Setup, rec: _Records, y_val: torch.Tensor | None
+) -> tuple[int, dict[str, torch.Tensor] | None, list[float]]:
+    """The epoch loop, from ``plan.start_epoch`` until the last epoch or the recorder's stop.
+
+    Each epoch sets the recorder's learning rate (with a schedule), trains (:func:`_train_epoch`),
+    reads its numbers in one host sync (:func:`_epoch_sync`) and hands them to the recorder.
+
+    Args:
+        plan: The fit's plan; a resumed fit continues the shared batch order at its epoch.
+        recorder: Decides the learning rate, the best epoch and when to stop.
+        s: The fit's model, optimizer and data.
+        rec: Device records.
+        y_val: Validation targets on the device for native metrics, else ``None``.
+
+    Returns:
+        The global index after the last step run, the best epoch's state dict (``None`` if no
+        epoch was the best) and each epoch's seconds.
+    """
+    tr = plan.spec.train
     epoch_s: list[float] = []
     best: dict[str, torch.Tensor] | None = None
     scheduled = plan.spec.optimizer.schedule is not None
-    # train.epoch_metrics = "native": validation metrics from torch tensors, read with the epoch's sync
-    y_val = torch.as_tensor(recorder.y_val, device=s.device) if native_epoch_metrics(plan.spec, recorder) else None
-    start = plan.start_epoch  # a resumed fit continues the shared batch order at its epoch
-    step = start * plan.steps_per_epoch
-    t_fit = time.perf_counter()
-    for epoch in range(start, tr.epochs):
+    step = plan.start_epoch * plan.steps_per_epoch
+    for epoch in range(plan.start_epoch, tr.epochs):
         t0 = time.perf_counter()
         if scheduled:
             for group in s.optimizer.param_groups:
@@ -123,29 +167,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             best = {k: v.detach().clone() for k, v in s.model.state_dict().items()}
         if decision.stop:
             break
-    fit_s = time.perf_counter() - t_fit
-    restored = recorder.restore_best and best is not None
-    if restored:
-        s.model.load_state_dict(best)
-    done = plan.start_epoch + len(recorder.rows)
-    state = _final_state(plan, recorder, s, step) if ends_on_last_step(recorder, restored, done) else None
-
-    t_pred = time.perf_counter()
-    test_out = _predict(s, plan.dataset.x_test)
-    predict_s = time.perf_counter() - t_pred
-    return FitOutput(
-        test_outputs=test_out,
-        weights=get_weights(s.heads, plan.spec),
-        timings=fit_timings(build_s, fit_s, predict_s, epoch_s),
-        environment=fit_environment(
-            str(s.device),
-            device_name(s.device),
-            plan.strict,
-            fused_optimizer=bool(s.optimizer.defaults.get("fused")),
-        ),
-        steps=_step_records(rec, start * plan.steps_per_epoch, step),
-        optimizer_state=state,
-    )
+    return step, best, epoch_s
 
 
 def _final_state(plan: TrainPlan, recorder: EpochRecorder, s: _Setup, step: int) -> OptimizerState:
