@@ -74,17 +74,18 @@ def script_docstring(title: str, about: Sequence[str], usage: Sequence[str], str
     return "\n".join([*lines, "", *usage, '"""'])
 
 
-def refuse(target: str, path: str, what: str, fix: str = "") -> SpecError:
+def refuse(target: str, path: str, what: str, fix: str) -> SpecError:
     """The error for a spec feature ``duofit export --to <target>`` does not write yet.
+
+    The message reads ``<path>: duofit export --to <target> does not support <what> yet; <fix>``.
 
     Args:
         target: ``"torch"`` or ``"keras"``.
         path: The spec field (``model.layers[2].padding``).
-        what: The feature, as the sentence names it (``"'same' pooling"``).
-        fix: What the user can do instead (appended after a semicolon).
+        what: The feature, as the sentence names it (``"'same' pooling"``); no advice in it.
+        fix: What the user can do instead (after the semicolon).
     """
-    message = f"{path}: duofit export --to {target} does not support {what} yet"
-    return SpecError(message + (f"; {fix}" if fix else ""), path=path)
+    return SpecError(f"{path}: duofit export --to {target} does not support {what} yet; {fix}", path=path)
 
 
 def refuse_layer_type(target: str, index: int, layer_type: str, table: Iterable[type]) -> SpecError:
@@ -153,7 +154,7 @@ def write_script(spec: Spec, out: Path, *, strict: bool, render: Renderer) -> li
     Args:
         spec: The validated spec.
         out: The script's path.
-        strict: Strict mode: the spec as ``duofit run --strict`` trains it (float64,
+        strict: Strict mode: the spec as ``duofit parity --strict`` trains it (float64,
             :func:`duofit.parity.strict.strict_spec`) is what ``render`` gets.
         render: The exporter's renderer.
     """

@@ -13,7 +13,8 @@ and the test metrics in numpy (:mod:`duofit.porting.script_metrics`). So its per
 
 With ``strict=True`` the script writes duofit's strict-mode formulas as code: torch's optimizer
 update as an explicit step and float64-exact activations (``duofit/backends/keras/exact.py``),
-as ``duofit run --strict`` computes on Keras.
+as ``duofit parity SPEC --strict`` computes them on Keras (in Python:
+``duofit.run(spec, backend="keras", strict=True)``).
 
 Example:
     >>> from duofit.common.loader import load_spec
@@ -52,8 +53,8 @@ __all__ = ["render", "write"]
 def write(spec: Spec, out: Path, *, strict: bool = False) -> list[Path]:
     """Write the Keras script ``out`` and its data ``out.with_suffix(".npz")``; return both paths.
 
-    ``strict`` writes duofit's strict-mode formulas as code and trains in float64 (as ``duofit run
-    --strict`` does: :func:`duofit.parity.strict.strict_spec`).
+    ``strict`` writes duofit's strict-mode formulas as code and trains in float64 (as ``duofit
+    parity --strict`` does: :func:`duofit.parity.strict.strict_spec`).
 
     The ``.npz`` holds :func:`duofit.porting.bundle.bundle_arrays` plus ``y_val`` (the validation
     labels the per-epoch metrics read) and, for a standardized regression target,
@@ -142,8 +143,8 @@ _DEVICES = {
 
 
 _STRICT_NOTE = [
-    "Strict mode: this script uses duofit's strict formulas (`duofit run --strict`, `duofit parity",
-    "--strict`): torch.optim's update written out as an explicit step and float64-exact activation",
+    "Strict mode: this script uses duofit's strict formulas (those `duofit parity SPEC --strict` runs):",
+    "torch.optim's update written out as an explicit step and float64-exact activation",
     "constants, so that Keras computes the same math as duofit's strict runs on every framework",
     "(Keras' own Adam and RMSprop place epsilon differently and round hyperparameters to float32).",
 ]

@@ -190,8 +190,24 @@ def _net_class(spec: Spec, dataset: Dataset, layers: list[LayerCode]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_WIDTH = 120  # the project's ruff line length
+
+
+def _fit(line: str, indent: int) -> list[str]:
+    """A ``target.copy_(source)`` line too long for ruff's width, split as ruff formats it (else as it is).
+
+    Example:
+        >>> _fit("model.a.copy_(" + "x" * 110 + ")", 4)[0]
+        'model.a.copy_('
+    """
+    if indent + len(line) <= _WIDTH or not line.endswith(")") or ".copy_(" not in line:
+        return [line]
+    target, source = line[:-1].split(".copy_(", 1)
+    return [f"{target}.copy_(", f"    {source}", ")"]
+
+
 def _loader(layers: list[LayerCode]) -> str:
-    body = [line for c in layers for line in c.load] or ["pass"]
+    body = [part for c in layers for line in c.load for part in _fit(line, 4)] or ["pass"]
     lines = [
         "@torch.no_grad()",
         "def load_initial_weights(model: Net, w: dict[str, np.ndarray]) -> None:",

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import keyword
+import re
 import textwrap
 
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
@@ -101,7 +102,14 @@ def _call_args(layer: object, reads: list[str], masked: bool) -> str:
 def statement(indent: str, target: str, func: str, args: list[str], call: str) -> str:
     """``target = func(args)(call)``, split as ruff formats it when longer than the line width.
 
+    Ruff splits the last brackets first (``(call)``) when the line up to them fits; else the
+    constructor's arguments, on one line or one per line.
+
     Example:
+        >>> print(statement("", "x", "f", ["a" * 50, "b" * 50], "inputs_12345"))
+        x = f(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb)(
+            inputs_12345
+        )
         >>> print(statement("", "long_target_name", "f", ["a" * 50, "b" * 50], "x"))
         long_target_name = f(
             aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
@@ -111,10 +119,62 @@ def statement(indent: str, target: str, func: str, args: list[str], call: str) -
     if len(one) <= WIDTH:
         return one
     inner = indent + "    "
-    joined = f"{inner}{', '.join(args)}"
+    head = f"{indent}{target} = {func}({', '.join(args)})("
+    if len(head) <= WIDTH and len(inner + call) <= WIDTH:  # ruff splits the last call's brackets first
+        return f"{head}\n{inner}{call}\n{indent})"
+    return "\n".join(_call_lines(indent, f"{target} = ", f"{func}({', '.join(args)})", f"({call})"))
+
+
+def _call_lines(indent: str, prefix: str, call: str, suffix: str) -> list[str]:
+    """``prefix + call + suffix`` (``call`` is ``func(args)``) as ruff formats it.
+
+    On one line if it fits, else the arguments on one indented line, else one a line with a
+    trailing comma, each split the same way.
+
+    Example:
+        >>> for line in _call_lines("", "x = ", "f(" + "a" * 60 + ", g(" + ", ".join(["b" * 30] * 3) + "))", ""):
+        ...     print(line)
+        x = f(
+            aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa,
+            g(bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb),
+        )
+    """
+    one = f"{indent}{prefix}{call}{suffix}"
+    if len(one) <= WIDTH or not call.endswith(")") or "(" not in call:
+        return [one]
+    func, inside = call.split("(", 1)
+    args = _top_level(inside[:-1])
+    joined = f"{indent}    {', '.join(args)}"
     if len(joined) <= WIDTH:
-        return f"{indent}{target} = {func}(\n{joined}\n{indent})({call})"
-    return f"{indent}{target} = {func}(\n" + "".join(f"{inner}{a},\n" for a in args) + f"{indent})({call})"
+        return [f"{indent}{prefix}{func}(", joined, f"{indent}){suffix}"]
+    lines = [f"{indent}{prefix}{func}("]
+    for arg in args:
+        keyword, _, value = arg.partition("=") if _KEYWORD_ARG.match(arg) else ("", "", arg)
+        lines += _call_lines(indent + "    ", f"{keyword}=" if keyword else "", value, ",")
+    return [*lines, f"{indent}){suffix}"]
+
+
+_KEYWORD_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=(?!=)")
+
+
+def _top_level(args: str) -> list[str]:
+    """``args`` split at its top-level commas (not inside brackets or strings)."""
+    parts, depth, quote, current = [], 0, "", ""
+    for ch in args:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += ch
+    return [*parts, current.strip()] if current.strip() else parts
 
 
 def _comments(indent: str, notes: list[str]) -> list[str]:

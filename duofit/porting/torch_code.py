@@ -49,7 +49,7 @@ from duofit.common.spec.layers_conv1d import (
     MaxPool1DLayer,
 )
 from duofit.common.spec.layers_embedding import EmbeddingLayer, PositionalEmbeddingLayer
-from duofit.common.spec.layers_rnn import GRULayer, LSTMLayer, SimpleRNNLayer
+from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, SimpleRNNLayer
 from duofit.common.spec.shapes import same_padding
 from duofit.porting.codegen import refuse_layer_type
 from duofit.porting.torch_code_seq import MHA_CLASS, attention_code, recurrent_code
@@ -78,7 +78,7 @@ def _weighted(site: Site, module: str, args: list[str], forward: list[str], layo
 def _valid_pool(site: Site) -> None:
     """Refuse 'same' pooling: TensorFlow pads asymmetrically, which torch's pooling modules cannot."""
     if site.layer.padding == "same":
-        raise _refuse(site, "padding", "'same' pooling (TensorFlow's asymmetric padding); use padding = 'valid'")
+        raise _refuse(site, "padding", "'same' pooling (TensorFlow's asymmetric padding)", "use padding = 'valid'")
 
 
 def _dense(site: Site) -> LayerCode:
@@ -171,7 +171,12 @@ def _layer_norm(site: Site) -> LayerCode:
     layer: LayerNormLayer = site.layer
     width = site.shapes[0][-1]
     if layer.center != layer.scale:
-        raise _refuse(site, "center", "a layer_norm with only one of center/scale (nn.LayerNorm has both or neither)")
+        raise _refuse(
+            site,
+            "center",
+            "a layer_norm with only one of center/scale (nn.LayerNorm has both or neither)",
+            "set center and scale both true or both false",
+        )
     affine = "" if layer.scale else ", elementwise_affine=False"
     load = []
     if layer.scale:
@@ -190,7 +195,7 @@ def _batch_norm(site: Site) -> LayerCode:
     layer: BatchNormLayer = site.layer
     shape = site.shapes[0]
     if len(shape) not in (1, 3):
-        raise _refuse(site, "type", "batch_norm on sequences")
+        raise _refuse(site, "type", "batch_norm on sequences", "use layer_norm, or export --to keras")
     cls = "nn.BatchNorm2d" if len(shape) == 3 else "nn.BatchNorm1d"
     pairs = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"), ("running_var", "moving_variance"))
     load = ["# momentum: the spec uses torch's convention (the weight of the new batch statistic)"]
@@ -303,6 +308,7 @@ LAYER_CODE: dict[type, Callable[[Site], LayerCode]] = {
     SimpleRNNLayer: recurrent_code,
     LSTMLayer: recurrent_code,
     GRULayer: recurrent_code,
+    BidirectionalLayer: recurrent_code,
     MultiHeadAttentionLayer: attention_code,
 }
 

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from duofit.common.data import Dataset
@@ -22,13 +24,16 @@ from duofit.common.spec import AdamOptimizer, AdamWOptimizer, Spec
 __all__ = ["main_function", "train_epoch_function"]
 
 
+_WIDTH = 120  # the project's ruff line length
+
+
 def _indent(lines: list[str], n: int) -> list[str]:
     return [" " * n + line if line else "" for line in lines]
 
 
 def _call(prefix: str, call: str, indent: int) -> list[str]:
     """``prefix + call`` on one line when it fits in ruff's 120 columns, else one argument a line (trailing comma)."""
-    if indent + len(prefix) + len(call) <= 120:
+    if indent + len(prefix) + len(call) <= _WIDTH:
         return [prefix + call]
     name, args = call.split("(", 1)
     parts, depth, current = [], 0, ""
@@ -176,55 +181,43 @@ def _early_stopping(spec: Spec) -> tuple[list[str], list[str], list[str]]:
 
 
 # the spec's metrics on the validation split after every epoch (compute_metrics: duofit's definitions)
-_VAL_METRICS = (
-    '    row.update({f"val_{k}": v for k, v in compute_metrics(METRICS, y_val, val_out, FROM_LOGITS).items()})'
-)
+_VAL_METRICS = 'row.update({f"val_{k}": v for k, v in compute_metrics(METRICS, y_val, val_out, FROM_LOGITS).items()})'
 
 
-def main_function(
-    spec: Spec, dataset: Dataset, *, optimizer: str, arrays: dict[str, np.ndarray], frozen: list[str], strict: bool
-) -> str:
-    """The source of the helpers ``as_input``/``as_target``/``evaluate``/``predict`` and of ``main``."""
-    weighted = "sample_weight" in arrays
-    metrics = bool(spec.metric_entries) and spec.train.history_metrics
+def _epoch_loop(spec: Spec, *, strict: bool, weighted: bool, metrics: bool, es_check: list[str]) -> list[str]:
+    """The epoch loop: the scheduled rate, one epoch of steps, validation, the log, the stop rules."""
     scheduled = spec.optimizer.schedule is not None
-    es_start, es_check, es_restore = _early_stopping(spec)
     set_lr = ["optimizer.lr = lr"] if strict else ["for group in optimizer.param_groups:", '    group["lr"] = lr']
-    loop = [
-        "for epoch in range(EPOCHS):",
-        "    began = time.perf_counter()",
-        *(
-            _indent(["lr = lr_for(epoch)  # optimizer.schedule, set before every epoch", *set_lr], 4)
-            if scheduled
-            else []
-        ),
-        f"    losses = train_epoch(model, optimizer, x_train, t_train, order[epoch]{', w_train' if weighted else ''})",
-        "    step_losses += losses",
-        "    val_loss, val_out = evaluate(model, x_val, t_val)",
-        "    # the epoch loss as Keras logs it: the mean of the step losses weighted by their batch sizes",
-        "    loss = sum(value * size for value, size in zip(losses, sizes, strict=True)) / n",
-        '    row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss}',
-        *([_VAL_METRICS] if metrics else []),
-        *(['    row["lr"] = lr'] if scheduled else []),
-        "    history.append(row)",
-        "    seconds = time.perf_counter() - began",
-        '    print(f"epoch {epoch + 1}/{EPOCHS}: loss {loss:.4f}, val_loss {val_loss:.4f} ({seconds:.2f} s)")',
-        "    # duofit stops a run whose epoch loss is not finite or passes the divergence limit",
-        '    if not all(math.isfinite(row[k]) and row[k] <= DIVERGENCE_LIMIT for k in ("loss", "val_loss")):',
-        '        print(f"training diverged in epoch {epoch + 1}: lower the learning rate or clip the gradients")',
-        "        diverged = True",
-        "        break",
-        *_indent(es_check, 4),
-    ]
-    freeze_note = f"  # not {', '.join(frozen)} (frozen)" if frozen else ""
-    test = ['y_test = data["y_test"]', 'test_out = predict(model, as_input(data["x_test"]))']
-    if dataset.target_scaler is not None:
-        test += [
-            "# the target was standardized for training: the test metrics are in its original units",
-            'y_test = y_test * data["target_scale"] + data["target_mean"]',
-            'test_out = test_out * data["target_scale"] + data["target_mean"]',
-        ]
+    schedule = ["lr = lr_for(epoch)  # optimizer.schedule, set before every epoch", *set_lr] if scheduled else []
+    val_out = "val_out" if metrics else "_"  # the validation outputs feed only the metrics
     body = [
+        "began = time.perf_counter()",
+        *schedule,
+        f"losses = train_epoch(model, optimizer, x_train, t_train, order[epoch]{', w_train' if weighted else ''})",
+        "step_losses += losses",
+        f"val_loss, {val_out} = evaluate(model, x_val, t_val)",
+        "# the epoch loss as Keras logs it: the mean of the step losses weighted by their batch sizes",
+        "loss = sum(value * size for value, size in zip(losses, sizes, strict=True)) / n",
+        'row = {"epoch": epoch + 1, "loss": loss, "val_loss": val_loss}',
+        *([_VAL_METRICS] if metrics else []),
+        *(['row["lr"] = lr'] if scheduled else []),
+        "history.append(row)",
+        "seconds = time.perf_counter() - began",
+        'print(f"epoch {epoch + 1}/{EPOCHS}: loss {loss:.4f}, val_loss {val_loss:.4f} ({seconds:.2f} s)")',
+        "# duofit stops a run whose epoch loss is not finite or passes the divergence limit",
+        'if not all(math.isfinite(row[k]) and row[k] <= DIVERGENCE_LIMIT for k in ("loss", "val_loss")):',
+        '    print(f"training diverged in epoch {epoch + 1}: lower the learning rate or clip the gradients")',
+        "    diverged = True",
+        "    break",
+        *es_check,
+    ]
+    return ["for epoch in range(EPOCHS):", *_indent(body, 4)]
+
+
+def _setup(spec: Spec, arrays: dict[str, np.ndarray], *, metrics: bool) -> list[str]:
+    """``main``'s first lines: the command line, the bundle's arrays as tensors."""
+    weighted = "sample_weight" in arrays
+    return [
         'parser = argparse.ArgumentParser(description="Train the exported model (see the module docstring).")',
         'parser.add_argument("--data", type=Path, default=DATA, help="the .npz written by duofit export")',
         'parser.add_argument("--history", type=Path, help="write step losses, epoch history and test metrics (JSON)")',
@@ -237,27 +230,74 @@ def main_function(
         'order = torch.from_numpy(data["order"]).to(DEVICE)  # order[e]: epoch e\'s training samples, in batch order',
         *(['w_train = torch.from_numpy(data["sample_weight"]).to(DEVICE, DTYPE)  # loss weights'] if weighted else []),
         *(['y_val = data["y_val"]  # the validation labels/targets the metrics read'] if metrics else []),
-        "",
+    ]
+
+
+def _model(optimizer: str, frozen: list[str]) -> list[str]:
+    """The model with duofit's initial weights, its optimizer, the batch sizes of an epoch."""
+    note = f"the parameters that train: not {', '.join(frozen)} (frozen)" if frozen else ""
+    return [
         "torch.manual_seed(SEED)  # as duofit: seeded before the model is built",
         "model = Net().to(DEVICE, DTYPE)",
         'load_initial_weights(model, {k.removeprefix("init/"): data[k] for k in data.files if k.startswith("init/")})',
-        f"params = [p for p in model.parameters() if p.requires_grad]{freeze_note}",
+        *[f"# {line}" for line in textwrap.wrap(note, _WIDTH - 4 - 2)],  # indented 4 in main
+        "params = [p for p in model.parameters() if p.requires_grad]",
         *_call("optimizer = ", optimizer, 4),
         "",
         "n = len(x_train)",
         "sizes = [min(BATCH_SIZE, n - start) for start in range(0, n, BATCH_SIZE)]",
+    ]
+
+
+_BEST_EPOCH = 'record["best_epoch"] = best_epoch  # early stopping\'s best epoch (1-based)'
+
+
+def _test(dataset: Dataset, *, early_stopping: bool) -> list[str]:
+    """The test metrics (in the target's own units) and the ``--history`` record."""
+    lines = ['y_test = data["y_test"]', 'test_out = predict(model, as_input(data["x_test"]))']
+    if dataset.target_scaler is not None:
+        lines += [
+            "# the target was standardized for training: the test metrics are in its original units",
+            'y_test = y_test * data["target_scale"] + data["target_mean"]',
+            'test_out = test_out * data["target_scale"] + data["target_mean"]',
+        ]
+    return [
+        *lines,
+        "test = compute_metrics(METRICS, y_test, test_out, FROM_LOGITS)  # the spec's metrics, duofit's definitions",
+        'print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))',
+        "if args.history is not None:",
+        '    record = {"step_loss": step_losses, "history": history, "test_metrics": test, "diverged": diverged}',
+        *([f"    {_BEST_EPOCH}"] if early_stopping else []),
+        "    args.history.write_text(json.dumps(record, indent=1))",
+    ]
+
+
+def main_function(
+    spec: Spec, dataset: Dataset, *, optimizer: str, arrays: dict[str, np.ndarray], frozen: list[str], strict: bool
+) -> str:
+    """The source of the helpers ``as_input``/``as_target``/``evaluate``/``predict`` and of ``main``.
+
+    Args:
+        spec: The spec (strict mode: already float64).
+        dataset: Its prepared data (whether the regression target was standardized).
+        optimizer: The optimizer's construction expression (``params`` in scope).
+        arrays: The bundle the script reads (sample weights, the input and target dtypes).
+        frozen: Parameters the model freezes (named in a comment).
+        strict: The optimizer is the script's ``StrictOptimizer`` (its rate is ``optimizer.lr``).
+    """
+    metrics = bool(spec.metric_entries) and spec.train.history_metrics
+    es_start, es_check, es_restore = _early_stopping(spec)
+    loop = _epoch_loop(spec, strict=strict, weighted="sample_weight" in arrays, metrics=metrics, es_check=es_check)
+    body = [
+        *_setup(spec, arrays, metrics=metrics),
+        "",
+        *_model(optimizer, frozen),
         "history, step_losses, diverged = [], [], False",
         *es_start,
         *loop,
         *es_restore,
         "",
-        *test,
-        "test = compute_metrics(METRICS, y_test, test_out, FROM_LOGITS)  # the spec's metrics, duofit's definitions",
-        'print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))',
-        "if args.history is not None:",
-        '    record = {"step_loss": step_losses, "history": history, "test_metrics": test, "diverged": diverged}',
-        *(['    record["best_epoch"] = best_epoch  # early stopping\'s best epoch (1-based)'] if es_start else []),
-        "    args.history.write_text(json.dumps(record, indent=1))",
+        *_test(dataset, early_stopping=bool(es_start)),
     ]
     main = [
         "def main() -> None:",

@@ -5,29 +5,35 @@
 (:mod:`duofit.porting.script_metrics`). Every block is ruff-formatted module-level code.
 
 - ``PROB_LOSSES``: cross-entropy on probabilities clipped to ``[1e-7, 1 - 1e-7]`` as Keras does
-  (``duofit/backends/torch/losses.py``; torch's ``BCELoss`` clamps ``log(p)`` at -100 instead).
+  (``duofit/backends/torch/losses.py``; torch's ``BCELoss`` clamps ``log(p)`` at -100 instead),
+  one function per loss type; the script assigns ``LOSS`` right after the function it names.
 - ``STRICT_OPTIMIZERS``: the update of ``torch.optim``'s single-tensor SGD / Adam / RMSprop written
   out, the operation sequence duofit's strict mode runs on Keras too (``duofit/backends/keras/exact.py``),
   and Keras' global-norm clipping formula that the torch backend uses in strict mode.
 
 Example:
-    >>> compile(PROB_LOSSES, "losses", "exec") is not None
-    True
+    >>> name, block = PROB_LOSSES["binary_crossentropy"]
+    >>> name, compile(block, "losses", "exec") is not None
+    ('bce_on_probabilities', True)
 """
 
 from __future__ import annotations
 
 __all__ = ["PROB_LOSSES", "STRICT_CLIP", "STRICT_OPTIMIZERS"]
 
-PROB_LOSSES = '''
+_EPSILON = """
 EPSILON = 1e-7  # Keras clips probabilities to [1e-7, 1 - 1e-7]; torch's BCELoss clamps log(p) at -100 instead
+"""
 
+_BCE = '''
 
 def bce_on_probabilities(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of probabilities, clipped as Keras clips them."""
     p = p.clamp(EPSILON, 1.0 - EPSILON)
     return -(target * torch.log(p) + (1.0 - target) * torch.log(1.0 - p)).mean()
+'''
 
+_CCE = '''
 
 def cce_on_probabilities(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Categorical cross-entropy of probabilities: Keras renormalises each row, then clips."""
@@ -36,6 +42,12 @@ def cce_on_probabilities(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p = (p / p.sum(dim=-1, keepdim=True)).clamp(EPSILON, 1.0 - EPSILON)
     return -(target * torch.log(p)).sum(dim=-1).mean()
 '''
+
+# loss type (from_logits = false) -> (the function's name, its source: EPSILON and the function)
+PROB_LOSSES: dict[str, tuple[str, str]] = {
+    "binary_crossentropy": ("bce_on_probabilities", _EPSILON + _BCE),
+    "categorical_crossentropy": ("cce_on_probabilities", _EPSILON + _CCE),
+}
 
 STRICT_CLIP = '''
 @torch.no_grad()

@@ -93,9 +93,9 @@ def act(expr: str, activation: str | None, rank: int, slope: float = _DEFAULT_SL
     return ACTIVATION_CODE[activation or "linear"].format(x=expr, dim=1 if rank == 3 else -1, slope=slope)
 
 
-def refuse(site: Site, field_name: str, why: str) -> SpecError:
-    """The error for a setting of ``site``'s layer the export does not write (``why`` names it)."""
-    return codegen.refuse("torch", f"{site.where}.{field_name}", why)
+def refuse(site: Site, field_name: str, what: str, fix: str) -> SpecError:
+    """The error for a setting of ``site``'s layer the export does not write (``what``; ``fix``: what to do instead)."""
+    return codegen.refuse("torch", f"{site.where}.{field_name}", what, fix)
 
 
 def weight(site: Site, name: str, expr: str = "") -> str:

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from string import Template
 from typing import Any
@@ -34,7 +35,7 @@ import numpy as np
 
 from duofit.common.data import Dataset
 from duofit.common.diagnostics import divergence_limit
-from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss, Spec
+from duofit.common.spec import Spec
 from duofit.porting.codegen import lr_expression, py_float, refuse
 from duofit.porting.script_metrics import metric_constants, metric_entries, metrics_source
 from duofit.porting.torch_loop_code import main_function, train_epoch_function
@@ -58,26 +59,48 @@ class TrainCode:
     functions: list[str] = field(default_factory=list)
 
 
-# loss type -> (the loss expression, the per-sample expression for weighted batches or None, comment)
-def _loss(spec: Spec) -> tuple[str, str | None, list[str]]:
-    loss = spec.loss
-    if isinstance(loss, MSELoss):
-        return "nn.MSELoss()", 'nn.MSELoss(reduction="none")', []
-    if isinstance(loss, MAELoss):
-        return "nn.L1Loss()", 'nn.L1Loss(reduction="none")', []
-    if isinstance(loss, HuberLoss):
-        return f"nn.HuberLoss(delta={loss.delta!r})", f'nn.HuberLoss(reduction="none", delta={loss.delta!r})', []
-    if isinstance(loss, BCELoss) and loss.from_logits:
-        return "nn.BCEWithLogitsLoss()", 'nn.BCEWithLogitsLoss(reduction="none")', []
-    if isinstance(loss, CCELoss) and loss.from_logits:
-        return "nn.CrossEntropyLoss()", 'nn.CrossEntropyLoss(reduction="none")', []
-    name = "bce_on_probabilities" if isinstance(loss, BCELoss) else "cce_on_probabilities"
-    return name, None, [PROB_LOSSES]
+# (loss type, from_logits; None for the regression losses) -> the torch module and its own arguments.
+# nn.CrossEntropyLoss reads class indices (integer labels) and class probabilities (one-hot) alike.
+_LOSS_MODULES: dict[tuple[str, bool | None], tuple[str, Callable[[Any], list[str]]]] = {
+    ("mse", None): ("nn.MSELoss", lambda loss: []),
+    ("mae", None): ("nn.L1Loss", lambda loss: []),
+    ("huber", None): ("nn.HuberLoss", lambda loss: [f"delta={loss.delta!r}"]),
+    ("binary_crossentropy", True): ("nn.BCEWithLogitsLoss", lambda loss: []),
+    ("categorical_crossentropy", True): ("nn.CrossEntropyLoss", lambda loss: []),
+}
 
 
-def _loss_comment(spec: Spec) -> str:
-    logits = getattr(spec.loss, "from_logits", None)
-    return f"loss: {spec.loss.type}" + ("" if logits is None else f", from_logits = {str(logits).lower()}")
+_NO_REDUCTION = 'reduction="none"'  # one loss per output, weighted in the loop
+
+
+@dataclass(frozen=True)
+class _Loss:
+    """How the script computes the spec's loss.
+
+    Attributes:
+        constant: The ``LOSS = ...`` line with its comment (empty when ``helper`` holds it).
+        per_sample: The per-sample loss module for weighted batches (None: the loss has none).
+        helper: Module-level code that defines the loss function ``constant`` names and ends with
+            ``constant`` (so ``LOSS`` is assigned after the function exists); empty for a module.
+    """
+
+    constant: str
+    per_sample: str | None
+    helper: str
+
+
+def _loss(spec: Spec) -> _Loss:
+    """The loss: a stock module (:data:`_LOSS_MODULES`) or a function on probabilities (``PROB_LOSSES``)."""
+    loss: Any = spec.loss
+    logits = getattr(loss, "from_logits", None)
+    comment = f"loss: {loss.type}" + ("" if logits is None else f", from_logits = {str(logits).lower()}")
+    if (loss.type, logits) in _LOSS_MODULES:
+        module, own_args = _LOSS_MODULES[(loss.type, logits)]
+        args = own_args(loss)
+        per_sample = f"{module}({', '.join([_NO_REDUCTION, *args])})"
+        return _Loss(f"LOSS = {module}({', '.join(args)})  # {comment}", per_sample, "")
+    name, source = PROB_LOSSES[loss.type]
+    return _Loss("", None, f"{source}\n\nLOSS = {name}  # {comment}\n")
 
 
 def _optimizer(spec: Spec, strict: bool) -> tuple[str, list[str]]:
@@ -173,9 +196,9 @@ def train_code(
     Raises:
         SpecError: a setting the export does not write yet.
     """
-    loss, per_sample, loss_helpers = _loss(spec)
+    loss = _loss(spec)
     weighted = "sample_weight" in arrays
-    if weighted and per_sample is None:
+    if weighted and loss.per_sample is None:
         raise refuse(
             "torch",
             "loss.from_logits",
@@ -185,16 +208,16 @@ def train_code(
     optimizer, opt_helpers = _optimizer(spec, strict)
     schedule = _schedule(spec)
     limit = divergence_limit(spec, dataset.y_train, dataset.n_classes)
-    constants = [f"LOSS = {loss}  # {_loss_comment(spec)}"]
+    constants = [loss.constant] if loss.constant else []  # else LOSS follows its function (helpers)
     if weighted:
-        constants.append(f"SAMPLE_LOSS = {per_sample}  # one loss per output, for the sample weights")
+        constants.append(f"SAMPLE_LOSS = {loss.per_sample}  # one loss per output, for the sample weights")
     constants.append(
         f"DIVERGENCE_LIMIT = {limit!r}  # duofit stops when an epoch loss passes this (train.divergence_threshold)"
         if math.isfinite(limit)
         else "DIVERGENCE_LIMIT = math.inf  # train.divergence_threshold = inf: only a non-finite loss stops training"
     )
     constants += metric_constants(spec, metric_entries(spec, dataset))
-    helpers = [*loss_helpers, metrics_source(spec.task), *opt_helpers]
+    helpers = [*([loss.helper] if loss.helper else []), metrics_source(spec.task), *opt_helpers]
     if strict and spec.optimizer.clipnorm is not None:
         helpers.append(STRICT_CLIP)
     functions = ["\n".join(f) + "\n" for f in (schedule, _penalty(spec)) if f]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +64,64 @@ def seed_features(activation: str) -> dict:
     }
 
 
+def probability_spec(task: str, labels: str = "integer") -> Spec:
+    """A spec whose loss reads probabilities (``from_logits = false``): a sigmoid or softmax last layer.
+
+    ``task`` is ``"binary"`` (the seed data) or ``"multiclass"`` (the digits, ``labels`` as given).
+    """
+    if task == "binary":
+        base, last, loss = short_spec("seed", 2), {"units": 1, "activation": "sigmoid"}, {"type": "binary_crossentropy"}
+    else:
+        base, last = short_spec("multiclass", 1), {"units": 10, "activation": "softmax"}
+        loss = {"type": "categorical_crossentropy", "labels": labels}
+    layers = [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", **last}]
+    return variant(base, model={"layers": layers}, loss={**loss, "from_logits": False})
+
+
+def bidirectional_spec(first: dict, second: dict, epochs: int = 1) -> Spec:
+    """The digits as 8 steps of 8 pixels through two bidirectional layers (the first returns sequences), float64.
+
+    ``first`` / ``second`` are ``{"type": ..., "merge": ...}`` (the wrapped layer's type and the merge).
+    """
+    layers = [
+        {
+            "type": "bidirectional",
+            "layer": {"type": first["type"], "units": 4, "return_sequences": True},
+            "merge": first["merge"],
+        },
+        {"type": "bidirectional", "layer": {"type": second["type"], "units": 3}, "merge": second["merge"]},
+        {"type": "dense", "units": 10},
+    ]
+    return variant(
+        short_spec("gru_digits_rows", epochs),
+        model={"layers": layers},
+        optimizer={"type": "adam", "lr": 0.01},
+        train={"epochs": epochs, "batch_size": 64, "dtype": "float64"},
+    )
+
+
+def lint_specs() -> dict[str, Spec]:
+    """Specs whose scripts once were not ruff-clean: no metrics, a standardized regression target,
+    probability losses, named layers whose Keras call is split after the constructor, bidirectional layers.
+    """
+    regression = short_spec("regression", 1)
+    data = regression.data.model_dump(mode="json", exclude_none=True)
+    named = [
+        {"type": "conv1d", "name": "c", "filters": 4, "kernel_size": 3},
+        {"type": "global_avg_pool1d", "name": "mean"},
+        {"type": "dense", "name": "fc", "units": 10},
+    ]
+    return {
+        "no_metrics": variant(short_spec("seed", 1), metrics=[]),
+        "no_metrics_multiclass": variant(short_spec("multiclass", 1), metrics=[]),
+        "standardized_target": variant(regression, data={**data, "standardize_target": True}),
+        "binary_probabilities": probability_spec("binary"),
+        "multiclass_probabilities": probability_spec("multiclass", "one_hot"),
+        "named_conv1d": variant(short_spec("gru_digits_rows", 1), model={"layers": named}),
+        "bidirectional": bidirectional_spec({"type": "lstm", "merge": "concat"}, {"type": "gru", "merge": "sum"}),
+    }
+
+
 def run_script(script: Path) -> dict:
     """Run ``script`` with duofit unimportable; return the history JSON it writes."""
     history = script.with_name("history.json")
@@ -98,6 +158,24 @@ def check_same(spec: Spec, script: Path, backend: str, strict: bool = False) -> 
     for column, value in ref.metrics.items():
         assert got["test_metrics"][column] == pytest.approx(value, rel=METRIC_TOL, abs=METRIC_TOL, nan_ok=True)
     return got, ref
+
+
+def assert_commands_exist(text: str) -> list[str]:
+    """Every ```duofit <command> ...``` a script's text names exists, with each of its ``--options``.
+
+    Returns the commands found (a test asserts there are some).
+    """
+    from duofit.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    found = re.findall(r"`duofit ([a-z]+)([^`]*)`", text)
+    for name, rest in found:
+        assert name in commands, f"`duofit {name}` is not a command ({sorted(commands)})"
+        options = {o for a in commands[name]._actions for o in a.option_strings}
+        for flag in re.findall(r"--[a-z][a-z-]*", rest):
+            assert flag in options, f"`duofit {name}` has no {flag} ({sorted(options)})"
+    return [f"duofit {name}{rest}" for name, rest in found]
 
 
 def ruff_clean(script: Path) -> None:

@@ -9,7 +9,16 @@ import pytest
 from duofit.common.errors import SpecError
 from duofit.common.spec import Spec
 from duofit.porting.export_keras import render, write
-from tests.porting.exported import check_same, ruff_clean, seed_features, short_spec, variant
+from tests.porting.exported import (
+    assert_commands_exist,
+    check_same,
+    lint_specs,
+    probability_spec,
+    ruff_clean,
+    seed_features,
+    short_spec,
+    variant,
+)
 
 EXAMPLES = [
     "seed",
@@ -45,6 +54,15 @@ def test_every_example_rendersruff_clean(strict: bool, tmp_path: Path) -> None:
         script = tmp_path / f"{name}.py"
         script.write_text(render(spec, f"{name}.npz", strict=strict))
         ruff_clean(script)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
+def test_more_specs_render_ruff_clean_and_name_real_commands(strict: bool, tmp_path: Path) -> None:
+    for name, spec in lint_specs().items():
+        script = tmp_path / f"{name}.py"
+        script.write_text(render(spec, f"{name}.npz", strict=strict))
+        ruff_clean(script)
+        assert assert_commands_exist(script.read_text())
 
 
 def test_every_layer_type_has_keras_code() -> None:
@@ -103,7 +121,8 @@ def test_script_spells_out_the_translations() -> None:
 )
 def test_unsupported_settings_are_refused_by_field(sections: dict, path: str, strict: bool, tmp_path: Path) -> None:
     spec = variant(short_spec("seed", 1), **sections)
-    with pytest.raises(SpecError, match="export --to keras does not support") as info:
+    # the field, what the export cannot write, what to do instead
+    with pytest.raises(SpecError, match=r"\S+: duofit export --to keras does not support .+ yet; \S.+") as info:
         write(spec, tmp_path / "train_keras.py", strict=strict)
     assert info.value.path == path
     assert not list(tmp_path.iterdir())  # nothing written half-way
@@ -189,3 +208,13 @@ def test_strict_export_writes_the_update_and_matches_strict_run(optimizer: dict,
     assert 'DTYPE = "float64"' in source and "keras.optimizers." not in source.split("def make_optimizer")[1]
     strict_spec = spec.model_copy(update={"train": spec.train.model_copy(update={"dtype": "float64"})})
     _check_same(strict_spec, tmp_path, strict=True)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    ("task", "labels"),
+    [("binary", "integer"), pytest.param("multiclass", "one_hot", marks=pytest.mark.slow)],
+    ids=["binary", "multiclass"],
+)
+def test_probability_losses_train_as_duofit(task: str, labels: str, tmp_path: Path) -> None:
+    _check_same(probability_spec(task, labels), tmp_path)

@@ -10,7 +10,21 @@ from duofit.common.errors import SpecError
 from duofit.common.loader import load_spec
 from duofit.common.spec import Spec
 from duofit.porting.export_torch import write
-from tests.porting.exported import ROOT, check_same, ruff_clean, seed_features, short_spec, variant
+from tests.porting.exported import (
+    ROOT,
+    assert_commands_exist,
+    bidirectional_spec,
+    check_same,
+    lint_specs,
+    probability_spec,
+    ruff_clean,
+    seed_features,
+    short_spec,
+    variant,
+)
+
+# a refusal's message: the field, what the export cannot write, and what to do instead
+REFUSAL = r"\S+: duofit export --to torch does not support .+ yet; \S.+"
 
 
 def _check_same(spec: Spec, tmp_path: Path, strict: bool = False) -> dict:
@@ -138,11 +152,33 @@ def test_strict_export_writes_the_update_and_matches_strict_run(optimizer: dict,
     _check_same(strict_spec, tmp_path, strict=True)
 
 
+# ---- framework-free: the script's text ------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["plain", "strict"])
+def test_scripts_are_ruff_clean_and_name_real_commands(strict: bool, tmp_path: Path) -> None:
+    for name, spec in lint_specs().items():
+        script = tmp_path / f"{name}.py"
+        write(spec, script, strict=strict)
+        ruff_clean(script)
+        assert assert_commands_exist(script.read_text())
+
+
+def test_probability_loss_is_assigned_after_its_function(tmp_path: Path) -> None:
+    write(probability_spec("binary"), tmp_path / "train_torch.py", strict=False)
+    text = (tmp_path / "train_torch.py").read_text()
+    assert text.index("def bce_on_probabilities(") < text.index("LOSS = bce_on_probabilities")
+    assert "cce_on_probabilities" not in text  # only the loss the spec uses
+
+
 @pytest.mark.parametrize(
     ("layers", "path"),
     [
         ([{"type": "max_pool2d", "padding": "same"}], "model.layers[1].padding"),
-        ([{"type": "bidirectional", "layer": {"type": "gru", "units": 4}}], "model.layers[1].type"),
+        (
+            [{"type": "bidirectional", "layer": {"type": "gru", "units": 4, "reset_after": False}}],
+            "model.layers[1].layer.reset_after",
+        ),
     ],
 )
 def test_unsupported_layers_are_refused_by_field(layers: list, path: str, tmp_path: Path) -> None:
@@ -163,7 +199,7 @@ def test_unsupported_layers_are_refused_by_field(layers: list, path: str, tmp_pa
             "loss": {"type": "categorical_crossentropy", "from_logits": True},
         }
     )
-    with pytest.raises(SpecError, match="does not support") as info:
+    with pytest.raises(SpecError, match=REFUSAL) as info:
         write(spec, tmp_path / "train_torch.py", strict=False)
     assert info.value.path == path
     assert not list(tmp_path.iterdir())  # nothing written half-way
@@ -172,8 +208,9 @@ def test_unsupported_layers_are_refused_by_field(layers: list, path: str, tmp_pa
 def test_unsupported_settings_are_refused_by_field(tmp_path: Path) -> None:
     base = load_spec(ROOT / "examples" / "seed.toml")
     plateau = variant(base, optimizer={"type": "adam", "schedule": {"type": "plateau"}})
-    with pytest.raises(SpecError, match="plateau") as info:
+    with pytest.raises(SpecError, match=REFUSAL) as info:
         write(plateau, tmp_path / "train_torch.py", strict=False)
+    assert "the 'plateau' schedule" in str(info.value)
     assert info.value.path == "optimizer.schedule.type"
     dropout_rnn = load_spec(
         {
@@ -188,7 +225,36 @@ def test_unsupported_settings_are_refused_by_field(tmp_path: Path) -> None:
             "loss": {"type": "categorical_crossentropy", "from_logits": True},
         }
     )
-    with pytest.raises(SpecError, match="dropout together with a lstm") as info:
+    with pytest.raises(SpecError, match=REFUSAL) as info:
         write(dropout_rnn, tmp_path / "train_torch.py", strict=False)
+    assert "dropout together with a lstm layer yet" in str(info.value)
     assert info.value.path == "model.layers[1].type"
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("task", "labels"),
+    [("binary", "integer"), ("multiclass", "integer"), pytest.param("multiclass", "one_hot", marks=pytest.mark.slow)],
+    ids=["binary", "multiclass", "one_hot"],
+)
+def test_probability_losses_train_as_duofit(task: str, labels: str, tmp_path: Path) -> None:
+    _check_same(probability_spec(task, labels), tmp_path)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"type": "lstm", "merge": "concat"}, {"type": "gru", "merge": "sum"}),
+        pytest.param(
+            {"type": "simple_rnn", "merge": "sum"}, {"type": "lstm", "merge": "concat"}, marks=pytest.mark.slow
+        ),
+    ],
+    ids=["lstm-gru", "rnn-lstm"],
+)
+def test_bidirectional_layers_train_as_duofit(first: dict, second: dict, tmp_path: Path) -> None:
+    spec = bidirectional_spec(first, second, epochs=2)
+    _check_same(spec, tmp_path)
+    text = (tmp_path / "train_torch.py").read_text()
+    assert text.count("bidirectional=True") == 2 and "weight_ih_l0_reverse.copy_" in text
