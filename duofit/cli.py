@@ -103,7 +103,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     names = parse_names(args.backends)
     out = Path(args.out) if args.out else _default_out(args.spec, spec)
     try:
-        cmp = compare(spec, names, out=out, isolate=not args.in_process, progress=not args.quiet)
+        cmp = compare(spec, names, out=out, isolate=not args.in_process, progress=not args.quiet, jobs=args.jobs)
     except ComparisonInterrupted as stop:
         return _compare_interrupted(stop, out)
     for name, reason in cmp.skipped.items():
@@ -113,6 +113,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _print_classes(next(iter(cmp.results.values()), None))  # one dataset: the same classes on every backend
     for name, res in cmp.results.items():
         _print_diagnostics(name, res, always=False)  # the table's verdict column shows the fine ones
+    at_once = f"{cmp.jobs} backends at a time" if cmp.jobs > 1 else "one backend at a time"
+    print(f"wall {cmp.wall_s:.1f} s, {at_once} (--jobs); startup_s: worker start, framework import and data")
     print(f"written: {out}/compare.csv, {out}/history.csv, {out}/loss_curves.png, {out}/<backend>/")
     diverged = [n for n, r in cmp.results.items() if r.diverged]
     for name in diverged:
@@ -206,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="output folder (default results/<spec name>)")
     p.add_argument("--in-process", action="store_true", help="run backends in this process (default: one process each)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="backends trained at the same time, one process each (default: one per two cores); each gets "
+        "cores // N intra-op threads unless train.threads is set; results are the same for any N",
+    )
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("backends", help="list backends, installed versions and devices")

@@ -1,8 +1,9 @@
 """Run a spec on one backend (``run``) or on every installed backend (``compare``).
 
 ``compare`` runs each backend in its own process (KERAS_BACKEND is read once per
-process); each writes its result once, into ``out/<backend>/`` when an output folder is
-given, and the parent reads it back from those plain files (CSV, JSON, npz: no pickle).
+process), several at a time when there are cores for them (``jobs``; :mod:`duofit.comparison`);
+each writes its result once, into ``out/<backend>/`` when an output folder is given, and the
+parent reads it back from those plain files (CSV, JSON, npz: no pickle).
 
 Example:
     Not run as a doctest: it trains a model on every installed backend.
@@ -16,11 +17,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,8 @@ from duofit.common.choice import resolve_backends
 from duofit.common.data import Dataset, load_dataset
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
-from duofit.common.errors import DataError, SpecError
+from duofit.common.errors import SpecError
 from duofit.common.history import EpochRecorder, ProgressFn, recorder_for
-from duofit.common.isolated import spawn
 from duofit.common.loader import load_spec
 from duofit.common.metrics import bind_positive, class_order, score_outputs, warn_undefined
 from duofit.common.optstate import restore_recorder
@@ -41,22 +39,28 @@ from duofit.common.registry import get_backend
 from duofit.common.result import RunResult
 from duofit.common.resume import resume_point
 from duofit.common.spec import Spec
+from duofit.comparison import Comparison, ComparisonInterrupted, check_out_folder, resolve_jobs, run_workers
 
+# Comparison, ComparisonInterrupted and check_out_folder live in duofit.comparison (kept importable from here)
 __all__ = ["Comparison", "ComparisonInterrupted", "check_out_folder", "compare", "run"]
 
 SpecLike = str | Path | Mapping[str, Any] | Spec
 
 
-def _timings(fit_timings: dict[str, Any], total_s: float) -> dict[str, float]:
+def _timings(fit_timings: dict[str, Any], total_s: float, startup_s: float) -> dict[str, float]:
+    """The result's timings; ``startup_s``: before training began (framework import, data, plan)."""
     epochs = [float(s) for s in fit_timings.get("epoch_s", [])]
     return {
         "total_s": total_s,
+        "startup_s": startup_s,
         "build_s": float(fit_timings["build_s"]),
         "fit_s": float(fit_timings["fit_s"]),
         "predict_s": float(fit_timings["predict_s"]),
         "first_epoch_s": epochs[0] if epochs else float("nan"),
         # steady state: median epoch after the first (graph building / warm-up excluded)
         "steady_epoch_s": float(np.median(epochs[1:])) if len(epochs) > 1 else float("nan"),
+        # the first epoch's one-time cost (tracing, compilation): first epoch minus the steady epoch
+        "compile_s": float(fit_timings.get("compile_s", float("nan"))),
     }
 
 
@@ -67,6 +71,8 @@ def _run_environment(
     env = {**base_environment(), **module.environment(spec.train.device), **fitted_env}
     env.update({"backend": backend, "dtype": spec.train.dtype, "batch_size": spec.train.batch_size})
     env["epoch_metrics"] = spec.train.epoch_metrics if has_epoch_metrics else "none"  # the history's source
+    # who chose the intra-op thread count in ``threads`` (a compare worker overwrites it when it set them)
+    env["threads_set_by"] = "train.threads" if spec.train.threads is not None else "framework default"
     return env
 
 
@@ -78,6 +84,7 @@ def _run_result(
     fitted: FitOutput,
     recorder: EpochRecorder,
     t0: float,
+    startup_s: float,
 ) -> RunResult:
     """A finished fit as a :class:`~duofit.RunResult`: test metrics, timings since ``t0``, diagnostics.
 
@@ -96,7 +103,7 @@ def _run_result(
         metrics=metrics,
         predictions=outputs,
         y_test=y_test,
-        timings=_timings(fitted.timings, time.perf_counter() - t0),
+        timings=_timings(fitted.timings, time.perf_counter() - t0, startup_s),
         environment=_run_environment(spec, backend, module, fitted.environment, bool(recorder.metric_names)),
         weights=fitted.weights,
         best_epoch=recorder.best_epoch,
@@ -170,8 +177,9 @@ def run(
     dataset = load_dataset(spec) if dataset is None else dataset
     plan = _plan(spec, dataset, record_steps=record_steps, strict=strict, resume_from=resume_from)
     recorder = _recorder(plan, report)
+    startup_s = time.perf_counter() - t0  # framework import, data, initial weights and batch order
     fitted = module.fit(plan, recorder)
-    result = _run_result(spec, backend, module, dataset, fitted, recorder, t0)
+    result = _run_result(spec, backend, module, dataset, fitted, recorder, t0, startup_s)
     if out is not None:
         result.save(out)
     return result
@@ -235,114 +243,6 @@ def _progress_fn(progress: bool | ProgressFn | None, label: str, epochs: int) ->
     )
 
 
-@dataclass
-class Comparison:
-    """Results of one spec on several backends.
-
-    Attributes:
-        spec: The spec.
-        results: ``{backend: RunResult}`` in run order.
-        skipped: ``{backend: reason}`` for backends that were not run.
-        folder: Where the runs wrote their results (``folder/<backend>/``), if anywhere.
-    """
-
-    spec: Spec
-    results: dict[str, RunResult]
-    skipped: dict[str, str]
-    folder: Path | None = None
-
-    def table(self) -> Any:
-        """Side-by-side final test metrics, losses and times (a pandas DataFrame)."""
-        import pandas as pd
-
-        return pd.DataFrame([r.summary() for r in self.results.values()]).set_index("backend")
-
-    def histories(self) -> Any:
-        """All histories in long form with a ``backend`` column."""
-        import pandas as pd
-
-        frames = [r.history.assign(backend=name) for name, r in self.results.items()]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-    def save(self, folder: str | Path) -> dict[str, Path]:
-        """Write ``compare.csv``, ``history.csv``, ``loss_curves.png`` and one folder per backend.
-
-        The per-backend folders are written only when the runs did not already write them
-        there (``compare(..., out=folder)`` has each run write its own).
-        """
-        from duofit.common.io import atomic_write_text
-        from duofit.common.plots import plot_histories
-
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        if self.folder is None or self.folder.resolve() != out.resolve():
-            for name, res in self.results.items():
-                res.save(out / name)
-        paths = {"table": out / "compare.csv", "history": out / "history.csv", "plot": out / "loss_curves.png"}
-        atomic_write_text(paths["table"], self.table().to_csv())
-        atomic_write_text(paths["history"], self.histories().to_csv(index=False))
-        plot_histories(
-            {n: r.history for n, r in self.results.items()},
-            paths["plot"],
-            title=self.spec.name or "",
-            events={n: r.events() for n, r in self.results.items()},
-        )
-        return paths
-
-
-def _run_isolated(spec: Spec, backend: str, folder: Path, out: Path | None, show_progress: bool) -> RunResult:
-    """Run one backend in a fresh Python process; it writes its result into ``out`` (or ``folder``)."""
-    options = ["--progress"] if show_progress else []
-    if out is not None:
-        options += ["--out", str(out)]
-    spawn("duofit.worker", spec, backend, folder, "run", options)
-    return RunResult.load(out if out is not None else folder)
-
-
-class ComparisonInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`compare`: the backends that finished are kept.
-
-    With an output folder their results and the tables of those (``compare.csv``, ...) were
-    written before this is raised. A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does.
-
-    Attributes:
-        comparison: The backends that finished (``comparison.results``, possibly empty).
-        unfinished: The backends that did not finish, in run order.
-    """
-
-    def __init__(self, comparison: Comparison, unfinished: list[str]) -> None:
-        super().__init__(f"interrupted; not finished: {', '.join(unfinished)}")
-        self.comparison = comparison
-        self.unfinished = unfinished
-
-
-def check_out_folder(folder: Path, spec: Spec) -> None:
-    """Refuse an output folder that holds another spec's results (runs are told apart by ``spec.name``).
-
-    The folder's own ``spec.json`` and its subfolders' (one per backend) are read; a folder
-    of the same spec is overwritten, as a repeated ``compare`` does.
-
-    Raises:
-        DataError: a ``spec.json`` there names another spec (the folder and that name are given).
-
-    Example:
-        >>> import tempfile
-        >>> check_out_folder(Path(tempfile.mkdtemp()) / "new", load_spec("examples/seed.toml"))
-    """
-    for spec_file in [folder / "spec.json", *sorted(folder.glob("*/spec.json"))]:
-        try:
-            other = json.loads(spec_file.read_text(encoding="utf-8")).get("name")
-        except (OSError, ValueError, AttributeError):
-            continue  # not a result folder
-        if other != spec.name:
-            theirs = repr(other) if other else "an unnamed spec"
-            raise DataError(
-                f"output folder {folder} holds results of another spec, {theirs} ({spec_file}), not "
-                f"{spec.name or 'this unnamed spec'!r}; choose another output folder (--out) or delete {folder}",
-                path="out",
-            )
-
-
 def compare(
     spec: SpecLike,
     backends: Sequence[str] | None = None,
@@ -350,6 +250,7 @@ def compare(
     out: str | Path | None = None,
     isolate: bool = True,
     progress: bool = False,
+    jobs: int | None = None,
 ) -> Comparison:
     """Run a spec on several backends (default: every installed one).
 
@@ -362,21 +263,30 @@ def compare(
             holding another spec's results is refused (:func:`check_out_folder`).
         isolate: Run each backend in its own process (recommended; Keras picks its
             backend once per process).
-        progress: ``True``: a progress bar per backend; ``False`` or ``None``: none (as in :func:`run`).
+        progress: ``True``: a progress bar per backend (one worker at a time) or a line per
+            backend start and finish (several at once); ``False`` or ``None``: none (as in :func:`run`).
+        jobs: How many backends run at the same time, each in its own process (``None``: one
+            per two cores, :func:`duofit.comparison.default_jobs`). With several at once each
+            worker gets ``cores // jobs`` intra-op threads unless ``train.threads`` is set; the
+            numbers are the same for any ``jobs``. ``isolate=False`` runs one at a time.
 
     Returns:
-        A :class:`Comparison`; ``cmp.table()`` is the side-by-side table.
+        A :class:`Comparison`; ``cmp.table()`` is the side-by-side table (``startup_s``: the
+        worker's start, framework import and data; ``fit_s``: training), ``cmp.wall_s`` the
+        time it all took.
 
     Raises:
         ComparisonInterrupted: Ctrl-C; the backends that finished are kept (and written).
         DataError: ``out`` holds another spec's results, or bad data.
+        SpecError: ``jobs`` below 1, or above 1 with ``isolate=False``.
 
     Example:
         Not run as a doctest: it trains a model on every installed backend.
 
-        >>> cmp = compare("examples/seed.toml")          # doctest: +SKIP
-        >>> cmp.table()[["accuracy", "fit_s"]]           # doctest: +SKIP
+        >>> cmp = compare("examples/seed.toml", jobs=2)           # doctest: +SKIP
+        >>> cmp.table()[["accuracy", "startup_s", "fit_s"]]       # doctest: +SKIP
     """
+    t0 = time.perf_counter()
     spec = load_spec(spec)
     if progress is not None and not isinstance(progress, bool):
         raise SpecError("progress: compare takes True or False (a bar per backend); a callback needs run()")
@@ -385,21 +295,36 @@ def compare(
         check_out_folder(folder, spec)
     dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
     names, skipped = resolve_backends(backends)
+    running = resolve_jobs(jobs, len(names), isolate)
     results: dict[str, RunResult] = {}
     try:
-        with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
+        if isolate:
+            with tempfile.TemporaryDirectory(prefix="duofit-") as tmp:
+                run_workers(spec, names, Path(tmp), results, folder=folder, jobs=running, progress=bool(progress))
+        else:
             for name in names:
                 dest = folder / name if folder is not None else None
-                if isolate:
-                    results[name] = _run_isolated(spec, name, Path(tmp) / name, dest, bool(progress))
-                else:
-                    results[name] = run(spec, name, out=dest, dataset=dataset, progress=progress)
+                results[name] = run(spec, name, out=dest, dataset=dataset, progress=progress)
     except KeyboardInterrupt:
-        partial = Comparison(spec=spec, results=results, skipped=skipped, folder=folder)
-        if folder is not None and results:
+        partial = _comparison(spec, names, results, skipped, folder, running, t0)
+        if folder is not None and partial.results:
             partial.save(folder)
         raise ComparisonInterrupted(partial, [n for n in names if n not in results]) from None
-    cmp = Comparison(spec=spec, results=results, skipped=skipped, folder=folder)
+    cmp = _comparison(spec, names, results, skipped, folder, running, t0)
     if folder is not None:
         cmp.save(folder)
     return cmp
+
+
+def _comparison(
+    spec: Spec,
+    names: Sequence[str],
+    results: Mapping[str, RunResult],
+    skipped: dict[str, str],
+    folder: Path | None,
+    jobs: int,
+    t0: float,
+) -> Comparison:
+    """The comparison of the backends that finished, in ``names`` order, ``t0`` seconds after compare began."""
+    done = {name: results[name] for name in names if name in results}
+    return Comparison(spec, done, skipped, folder, jobs=jobs, wall_s=time.perf_counter() - t0)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from duofit.common.data import Dataset, batch_order, targets_for_loss
+from duofit.common.data import BatchOrder, Dataset, targets_for_loss
 from duofit.common.errors import DataError
 from duofit.common.history import EpochRecorder
 from duofit.common.init import initial_weights
@@ -32,6 +32,7 @@ __all__ = [
     "FitOutput",
     "TrainPlan",
     "Weights",
+    "compile_seconds",
     "fit_environment",
     "fit_timings",
     "make_plan",
@@ -50,8 +51,9 @@ class TrainPlan:
         dataset: Split, scaled data.
         t_train: Training targets in the form the loss consumes.
         t_val: Validation targets for the loss.
-        order: ``(epochs, n_train)`` sample order; batch ``b`` of epoch ``e`` is
-            ``order[e, b*bs:(b+1)*bs]``.
+        order: The shared sample order, drawn one epoch at a time (memory ``O(n_train)``, not
+            ``O(epochs x n_train)``); batch ``b`` of epoch ``e`` is ``order.epoch(e)[b*bs:(b+1)*bs]``.
+            A trainer asks for epoch ``e`` when epoch ``e`` starts.
         weights: Initial weights (Keras layout, float64).
         record_steps: Also record every step's loss, global gradient norm (before clipping)
             and parameter norm (after the update) into ``FitOutput.steps``.
@@ -63,7 +65,7 @@ class TrainPlan:
             the validation loss stays unweighted.
         start_epoch: Resume: the 0-based epoch training starts at (``weights`` are then the
             weights after ``start_epoch`` epochs); epochs ``start_epoch`` to ``train.epochs - 1``
-            run over the same rows of ``order`` as an uninterrupted run.
+            run over the same epochs of ``order`` as an uninterrupted run.
         optimizer_state: Resume: the optimizer state to continue from (duofit's layout,
             :mod:`duofit.common.optstate`), ``None`` for a fresh optimizer.
     """
@@ -72,7 +74,7 @@ class TrainPlan:
     dataset: Dataset
     t_train: np.ndarray
     t_val: np.ndarray
-    order: np.ndarray
+    order: BatchOrder
     weights: dict[str, np.ndarray]
     record_steps: bool = False
     strict: bool = False
@@ -115,6 +117,8 @@ def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, stric
         >>> plan = make_plan(spec, load_dataset(spec))
         >>> plan.order.shape, plan.steps_per_epoch
         ((10, 120), 3)
+        >>> plan.order.epoch(9)[:3].tolist()
+        [6, 98, 86]
     """
     n_classes = dataset.n_classes
     return TrainPlan(
@@ -122,7 +126,7 @@ def make_plan(spec: Spec, dataset: Dataset, *, record_steps: bool = False, stric
         dataset=dataset,
         t_train=targets_for_loss(spec, dataset.y_train, n_classes),
         t_val=targets_for_loss(spec, dataset.y_val, n_classes),
-        order=batch_order(len(dataset.x_train), spec.train.epochs, spec.train.seed, spec.train.shuffle),
+        order=BatchOrder(len(dataset.x_train), spec.train.epochs, spec.train.seed, spec.train.shuffle),
         weights=initial_weights(spec, dataset.input_shape),
         record_steps=record_steps,
         strict=strict,
@@ -159,8 +163,32 @@ def native_epoch_metrics(spec: Spec, recorder: EpochRecorder) -> bool:
 
 
 def fit_timings(build_s: float, fit_s: float, predict_s: float, epoch_s: list[float]) -> dict[str, Any]:
-    """``FitOutput.timings``: the same keys from every backend."""
-    return {"build_s": build_s, "fit_s": fit_s, "predict_s": predict_s, "epoch_s": epoch_s}
+    """``FitOutput.timings``: the same keys from every backend (``compile_s``: :func:`compile_seconds`)."""
+    return {
+        "build_s": build_s,
+        "fit_s": fit_s,
+        "predict_s": predict_s,
+        "epoch_s": epoch_s,
+        "compile_s": compile_seconds(epoch_s),
+    }
+
+
+def compile_seconds(epoch_s: list[float]) -> float:
+    """One-time cost of the first epoch: its seconds minus the median of the later epochs (>= 0).
+
+    What the first epoch does once: tracing, graph building, XLA or ``torch.compile``
+    compilation (``train.compile``), the first allocations. NaN with fewer than two epochs.
+
+    Example:
+        >>> compile_seconds([3.5, 0.5, 0.6, 0.4]), compile_seconds([1.0])
+        (3.0, nan)
+    """
+    if len(epoch_s) < 2:
+        return math.nan
+    later = sorted(epoch_s[1:])
+    mid = len(later) // 2
+    median = later[mid] if len(later) % 2 else (later[mid - 1] + later[mid]) / 2
+    return max(epoch_s[0] - median, 0.0)
 
 
 def fit_environment(device: str, device_name: str, strict: bool, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,10 @@ measured columns to OUT.json, or ``{"ok": false, "type": ..., "message": ...}`` 
 non-zero exit code.
 
 CELL.json: ``{"backend": "duofit-torch", "spec": {...validated spec...}, "device": "cpu",
-"threads": 2, "warmup_epochs": 1}``.
+"threads": 2, "warmup_epochs": 1}``; ``{"backend": ..., "empty": true, ...}`` for an
+empty-process row (interpreter + duofit + framework import, no data, no training). The data
+is loaded once, inside the timed region, and handed to :func:`duofit.run` (so peak memory
+is one copy's). On a GPU every epoch end waits for the device first (:func:`device_sync`).
 
 Example:
     Not run as a doctest: it trains a model and sets framework threads, which only a
@@ -27,6 +30,7 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,7 @@ from duofit.common.io import write_json
 from duofit.common.registry import get_backend
 from duofit.common.spec import Spec
 
-__all__ = ["init_framework", "main", "run_cell"]
+__all__ = ["device_sync", "init_framework", "main", "run_cell"]
 
 
 # benchmark framework -> the duofit backend that sets it up (numpy has none: BLAS threads come from the environment)
@@ -59,6 +63,49 @@ def init_framework(framework: str, threads: int) -> None:
     name = _BACKEND_OF.get(framework)
     if name is not None:
         get_backend(name).init_threads(threads)
+
+
+# framework -> the function that waits for its GPU (imported only when a cell runs on cuda);
+# keras-jax has none: each epoch reads its losses on the host, which waits for the device.
+_SYNC = {
+    "torch": ("duofit.bench.torch_loops:cuda_sync", "torch.cuda.synchronize"),
+    "keras-torch": ("duofit.bench.torch_loops:cuda_sync", "torch.cuda.synchronize"),
+    "tensorflow": ("duofit.bench.keras_loops:device_sync", "tf.test.experimental.sync_devices"),
+    "keras-jax": ("", "host read of the epoch's losses"),
+}
+
+
+# What the hand-written loops wait on at an epoch end on a GPU (duofit rows: _SYNC).
+_BASELINE_SYNC = {"torch": "torch.cuda.synchronize (in the loop)", "tensorflow": "host read of the epoch's losses"}
+
+
+def _sync_label(info: RunnerInfo, device: str) -> str:
+    """The ``device_sync`` column: how the epoch clock waited for the device ("" on cpu)."""
+    if device != "cuda":
+        return ""
+    return _SYNC[info.framework][1] if info.impl == "duofit" else _BASELINE_SYNC.get(info.framework, "")
+
+
+def _no_sync() -> None:
+    """Nothing to wait for: CPU ops finish before they return."""
+
+
+def device_sync(framework: str, device: str) -> tuple[Callable[[], None], str]:
+    """The call that waits for ``device`` before an epoch's clock is read, and its name for the CSV.
+
+    On ``cpu`` nothing is imported and nothing is called.
+
+    Example:
+        >>> device_sync("torch", "cpu")[1]
+        ''
+    """
+    if device != "cuda" or framework not in _SYNC:
+        return _no_sync, ""
+    target, label = _SYNC[framework]
+    if not target:
+        return _no_sync, label
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func), label
 
 
 def _peak_rss_mb() -> float:
@@ -89,12 +136,20 @@ def _process_flags(framework: str) -> dict[str, Any]:
     return keras_flags()
 
 
-def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
-    """Train with :func:`duofit.run`; epoch ends come from its per-epoch progress callback."""
+def _run_duofit(spec: Spec, info: RunnerInfo, device: str) -> tuple[Measurement, float, Any]:
+    """Train with :func:`duofit.run` on data loaded here; epoch ends come from its per-epoch progress callback."""
     import duofit
+    from duofit.common.data import load_dataset
 
+    dataset = load_dataset(spec)
+    sync, _ = device_sync(info.framework, device)
     ends: list[float] = []
-    res = duofit.run(spec, backend=info.target, progress=lambda epoch, total, row: ends.append(time.perf_counter()))
+
+    def epoch_end(epoch: int, total: int, row: Any) -> None:
+        sync()
+        ends.append(time.perf_counter())
+
+    res = duofit.run(spec, backend=info.target, dataset=dataset, progress=epoch_end)
     env = res.environment
     if info.framework == "torch":
         versions = f"torch {env.get('torch')}"
@@ -102,7 +157,10 @@ def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
         under = str(env.get("keras_backend", "tensorflow"))
         versions = f"keras {env.get('keras')}; {under} {env.get(under)}"
     flags = _process_flags(info.framework)
-    flags.update({k: env[k] for k in ("jit_compile", "steps_per_execution", "tf32_matmul") if k in env})
+    # the run's own flags (train.compile: torch_compile on torch, jit_compile on Keras)
+    flags.update(
+        {k: env[k] for k in ("jit_compile", "steps_per_execution", "tf32_matmul", "torch_compile") if k in env}
+    )
     hist = res.history
     metric = spec.metric_columns[0] if spec.metrics else None
     m = Measurement(
@@ -118,10 +176,10 @@ def _run_duofit(spec: Spec, info: RunnerInfo) -> tuple[Measurement, float]:
         loop_epoch_s=[float(s) for s in hist["epoch_s"]] if "epoch_s" in hist else None,
         first_epoch_s=float(res.timings.get("first_epoch_s", math.nan)),
     )
-    return m, (res.metrics.get(metric, math.nan) if metric else math.nan)
+    return m, (res.metrics.get(metric, math.nan) if metric else math.nan), dataset
 
 
-def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple[Measurement, float]:
+def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple[Measurement, float, Any]:
     from duofit.common.data import load_dataset
     from duofit.common.metrics import compute_metrics
 
@@ -130,12 +188,12 @@ def _run_baseline(name: str, spec: Spec, info: RunnerInfo, device: str) -> tuple
     module, func = info.target.split(":")
     m: Measurement = getattr(importlib.import_module(module), func)(mlp, dataset, device)
     if not spec.metrics:
-        return m, math.nan
+        return m, math.nan, dataset
     first = spec.metric_entries[0]
     # in the target's own units, as duofit.run reports it (standardize_target trains on scaled targets)
     y_test, outputs = dataset.in_target_units(dataset.y_test), dataset.in_target_units(np.asarray(m.test_outputs))
     values = compute_metrics([first], spec.task, y_test, outputs, from_logits=True)
-    return m, values[first.column]
+    return m, values[first.column], dataset
 
 
 def _epoch_seconds(m: Measurement, warmup: int) -> tuple[float, float, float]:
@@ -162,6 +220,51 @@ def _machine_columns(info: RunnerInfo, m: Measurement, device: str, threads: int
     }
 
 
+def _empty_cell(info: RunnerInfo, device: str, threads: int, import_s: float) -> dict[str, Any]:
+    """The columns of an empty-process row: what the interpreter, duofit and the framework cost before any data.
+
+    It imports what a training cell imports before it reads data: the framework and the
+    backend's translation tables, and duofit's runner, data preparation (scikit-learn),
+    metrics and results (pandas); it allocates no data and trains nothing.
+    """
+    for module in ("duofit.runner", "duofit.common.data", "duofit.common.metrics", "pandas"):
+        importlib.import_module(module)
+    name = _BACKEND_OF.get(info.framework)
+    env: dict[str, Any] = {}
+    if name is not None:
+        backend = get_backend(name)
+        backend.load()
+        backend.tables()
+        env = backend.environment(device)
+    versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "keras", "tensorflow", "jax") if env.get(k))
+    return {
+        "impl": info.impl,
+        "framework": info.framework,
+        "framework_versions": versions,
+        "device": device,
+        "device_name": str(env.get("device_name") or cpu_model()),
+        "cpu_model": cpu_model(),
+        "threads": threads,
+        "data_kind": "none",
+        "import_s": import_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "peak_device_mem_mb": _peak_device_mem_mb(info.framework, device),
+        "git_commit": git_commit(),
+    }
+
+
+def _mode_columns(spec: Spec, dataset: Any) -> dict[str, Any]:
+    """What was trained on and how: sample count, data kind and size, compile and precision settings."""
+    n_samples = len(dataset.x_train) + len(dataset.x_test) + (0 if dataset.val_is_test else len(dataset.x_val))
+    return {
+        "n_samples": n_samples,
+        "data_kind": spec.data.kind,
+        "data_mb": n_samples * (dataset.n_features + 1) * 4 / 2**20,
+        "compile": bool(getattr(spec.train, "compile", False)),
+        "precision": str(getattr(spec.train, "precision", "float32")),
+    }
+
+
 def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run one cell in this process and return its measured CSV columns.
 
@@ -176,17 +279,17 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     init_framework(info.framework, threads)
     import_s = time.perf_counter() - t0
+    if cfg.get("empty"):
+        return _empty_cell(info, device, threads, import_s)
     spec = Spec.model_validate(cfg["spec"])
     t_run = time.perf_counter()
     if info.impl == "duofit":
-        m, metric = _run_duofit(spec, info)
+        m, metric, dataset = _run_duofit(spec, info, device)
     else:
-        m, metric = _run_baseline(name, spec, info, device)
+        m, metric, dataset = _run_baseline(name, spec, info, device)
     total_wall_s = time.perf_counter() - t_run
+    peak_rss = _peak_rss_mb()  # before anything below allocates
 
-    from duofit.common.data import load_dataset
-
-    dataset = load_dataset(spec)  # after the clock: sizes for the per-step numbers
     n_train, bs = len(dataset.x_train), spec.train.batch_size
     steps_per_epoch = math.ceil(n_train / bs)
     epochs = len(m.epoch_ends)
@@ -195,6 +298,7 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
     epoch_flops = per_step / bs * n_train
     return {
         **_machine_columns(info, m, device, threads),
+        **_mode_columns(spec, dataset),
         "dtype": spec.train.dtype,
         "batch_size": bs,
         "epochs": epochs,
@@ -203,13 +307,15 @@ def run_cell(cfg: dict[str, Any]) -> dict[str, Any]:
         "steps_per_epoch": steps_per_epoch,
         "steps": steps_per_epoch * epochs,
         "first_epoch_s": first,
+        "compile_s": max(first - median_epoch, 0.0),  # NaN without a steady epoch
         "steady_ms_per_step": median_epoch / steps_per_epoch * 1e3,
         "steady_loop_ms_per_step": loop_epoch / steps_per_epoch * 1e3,
         "samples_per_s": n_train / median_epoch,
         "total_wall_s": total_wall_s,
         "import_s": import_s,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss,
         "peak_device_mem_mb": _peak_device_mem_mb(info.framework, device),
+        "device_sync": _sync_label(info, device),
         "final_train_loss": m.final_train_loss,
         "final_val_loss": m.final_val_loss,
         "test_metric_name": spec.metric_columns[0] if spec.metrics else "",

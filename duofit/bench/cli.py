@@ -17,8 +17,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from duofit.common.errors import SpecError, report_errors_to_stderr
+
+if TYPE_CHECKING:
+    from duofit.bench.plan import MatrixPlan
 
 __all__ = ["add_commands", "add_plot_arguments", "add_run_arguments", "standalone"]
 
@@ -54,7 +58,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="epochs per run (default: the suite's)")
     p.add_argument("--repeats", type=int, help="repeats of every cell (default: quick 1, full 5)")
     p.add_argument("--threads", type=int, help="intra-op threads for every framework (default: available cores)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the suite's; gpu: cuda, others cpu)")
     p.add_argument("--dtype", help="float32 or float64 (default: the workload's)")
     p.add_argument("--out", "-o", help="CSV file (default results/bench-<suite>.csv)")
     p.add_argument("--resume", action="store_true", help="continue the CSV: skip cells it already has")
@@ -65,7 +69,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--peak-size", type=int, help="matrix size of the peak matmul (default 2048)")
     p.add_argument("--workloads-dir", help="folder of named workload specs (default benchmarks/workloads)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument(
+        "--modes",
+        help="comma-separated training modes for the duofit backends: eager (as written), compile, bf16 "
+        "(default: the suite's; full/models: eager,compile; gpu: eager,compile,bf16)",
+    )
+    p.add_argument(
+        "--samples", help="scale suite: comma-separated data set sizes (default 10000,100000,1000000,10000000)"
+    )
+    p.add_argument("--max-samples", type=int, help="scale suite: leave out the sizes above N (a quick run)")
+    p.add_argument("--data-kinds", help="scale suite: npz (in memory) and/or npy (memory-mapped) (default both)")
+    p.add_argument(
+        "--data-cache",
+        help="scale suite: folder of the generated data sets (default $DUOFIT_BENCH_DATA or "
+        "~/.cache/duofit/bench-data)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells with an estimated time each, and exit")
 
 
 def add_plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,13 +116,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         workloads_dir=args.workloads_dir,
+        modes=_names(args.modes),
+        samples=_ints(args.samples, "--samples"),
+        max_samples=args.max_samples,
+        data_kinds=_names(args.data_kinds),
+        data_cache=args.data_cache,
+        require_device=not args.dry_run,
     )
     for name, reason in plan.skipped.items():
-        print(f"skipped backend {name}: {reason}")
+        what = name if name.startswith(("mode ", "data kind ", "npz at ")) else f"backend {name}"
+        print(f"skipped {what}: {reason}")
     if args.dry_run:
-        for cell in plan.cells:
-            print(cell.cell_id)
-        print(f"{len(plan.cells)} cells, {plan.threads} threads")
+        _print_dry_run(plan)
         return 0
     out = Path(args.out or f"results/bench-{suite}.csv")
     overwrite = args.overwrite or (args.quick and not args.resume)
@@ -134,6 +158,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_dry_run(plan: MatrixPlan) -> None:
+    """Each cell with its estimated seconds, then the total against the suite's budget."""
+    from duofit.bench.estimate import estimate_plan, run_fixed_s
+    from duofit.bench.schema import COLUMNS, SCHEMA_VERSION
+
+    seconds = estimate_plan(plan)
+    for cell, s in zip(plan.cells, seconds, strict=True):
+        print(f"{cell.cell_id}  ~{s:.0f} s")
+    total = sum(seconds) + run_fixed_s(plan)
+    print(
+        f"{len(plan.cells)} cells, {plan.threads} threads, device {plan.device}: estimated {total:.0f} s "
+        f"(~{total / 60:.1f} min; duofit/bench/estimate.py says how); rows of {len(COLUMNS)} columns "
+        f"(schema {SCHEMA_VERSION})"
+    )
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the PNG charts and the summary of a benchmark CSV."""
     from duofit.bench.plot import plot_results
@@ -151,7 +191,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name, suite in SUITES.items():
         parts = [f"{w.name} (epochs {w.epochs}, batch {','.join(map(str, w.batch_sizes))})" for w in suite.workloads]
-        print(f"suite {name}: {'; '.join(parts)}; repeats {suite.repeats}")
+        modes = ",".join(m or "eager" for m in suite.modes)
+        data = f"; samples {','.join(map(str, suite.samples))} as {','.join(suite.data_kinds)}" if suite.samples else ""
+        print(f"suite {name}: {'; '.join(parts)}; repeats {suite.repeats}; {suite.device}; modes {modes}{data}")
     print(f"workloads in {WORKLOADS_DIR}: {', '.join(workload_names())}")
     for name, info in RUNNERS.items():
         missing = missing_module(name)

@@ -158,11 +158,14 @@ def _best_seconds(fn: Any, repeats: int) -> float:
     return best
 
 
-def measure_peak(threads: int, size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str, Any]:
+def measure_peak(
+    threads: int, size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS, device: str = "cpu"
+) -> dict[str, Any]:
     """Best float32 matmul GFLOP/s of numpy and torch (if installed) with ``threads`` threads.
 
     Call it in a fresh process whose BLAS thread variables are already set (the runner does);
-    torch's count is also set here.
+    torch's count is also set here. On ``cuda`` the peak is torch's on the GPU
+    (:func:`_cuda_peak`).
 
     Returns:
         ``{"peak_gflops": best, "peak_source": "torch 2048^2", "numpy_gflops": ..., ...}``.
@@ -171,6 +174,8 @@ def measure_peak(threads: int, size: int = PEAK_SIZE, repeats: int = PEAK_REPEAT
         >>> measure_peak(threads=1, size=64, repeats=1)["peak_gflops"] > 0
         True
     """
+    if device == "cuda":
+        return _cuda_peak(size, repeats)
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -192,6 +197,35 @@ def measure_peak(threads: int, size: int = PEAK_SIZE, repeats: int = PEAK_REPEAT
     return out
 
 
+def _cuda_peak(size: int, repeats: int) -> dict[str, Any]:
+    """Matmul GFLOP/s of torch on the GPU, synchronised: float32 as torch runs it by default, and bfloat16.
+
+    ``peak_gflops`` is the float32 one, under torch's own TF32 setting (off by default:
+    ``torch.backends.cuda.matmul.allow_tf32``), which the source names; bf16 is in the source too.
+    """
+    import torch
+
+    def rate(dtype: Any) -> float:
+        a = torch.randn(size, size, device="cuda", dtype=dtype)
+        b = torch.randn(size, size, device="cuda", dtype=dtype)
+
+        def step() -> None:
+            torch.mm(a, b)
+            torch.cuda.synchronize()
+
+        return 2.0 * size**3 / _best_seconds(step, repeats) / 1e9
+
+    fp32, bf16 = rate(torch.float32), rate(torch.bfloat16)
+    tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
+    return {
+        "torch_gflops": fp32,
+        "bf16_gflops": bf16,
+        "peak_gflops": fp32,
+        "peak_source": f"torch float32 matmul {size}x{size} on {torch.cuda.get_device_name()} (TF32 "
+        f"{'on' if tf32 else 'off'}); bfloat16 {bf16:.0f} GFLOP/s",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m duofit.bench.flops --threads N [--size S] OUT.json``: measure and write the peak."""
     import argparse
@@ -202,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--size", type=int, default=PEAK_SIZE)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
-    write_json(Path(args.out), measure_peak(args.threads, args.size))
+    write_json(Path(args.out), measure_peak(args.threads, args.size, device=args.device))
     return 0
 
 

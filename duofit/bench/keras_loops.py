@@ -33,10 +33,10 @@ import tensorflow as tf
 
 from duofit.bench.keras_models import stock_model
 from duofit.bench.measure import MLP, Measurement
-from duofit.common.data import Dataset
+from duofit.common.data import Dataset, Part
 from duofit.common.envinfo import cpu_model
 
-__all__ = ["keras_flags", "keras_naive_fit", "keras_tuned"]
+__all__ = ["device_sync", "keras_flags", "keras_naive_fit", "keras_tuned"]
 
 
 def keras_flags(model: Any = None, steps_per_execution: int = 1) -> dict[str, Any]:
@@ -50,6 +50,15 @@ def keras_flags(model: Any = None, steps_per_execution: int = 1) -> dict[str, An
     }
 
 
+def device_sync() -> None:
+    """Wait for every op queued on TensorFlow's devices (the cell's epoch clock on a GPU).
+
+    ``tf.test.experimental.sync_devices`` (tensorflow/python/framework/test_util.py) exists for
+    exactly this: GPU ops run asynchronously, and a clock read without it can stop too early.
+    """
+    tf.test.experimental.sync_devices()
+
+
 def _model(mlp: MLP) -> keras.Model:
     keras.utils.set_random_seed(mlp.seed)
     keras.config.set_floatx(mlp.dtype)
@@ -61,7 +70,7 @@ def _model(mlp: MLP) -> keras.Model:
     return keras.Sequential(layers)
 
 
-def _x(mlp: MLP, x: np.ndarray) -> np.ndarray:
+def _x(mlp: MLP, x: Part) -> np.ndarray:
     """Inputs as the model reads them: token ids as int32, everything else in the run's float dtype."""
     return x.astype("int32") if mlp.graph is not None and mlp.graph.tokens else x.astype(mlp.dtype)
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,29 +74,64 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
-def _spawn(module: str, args: list[str], threads: int, timeout: float) -> tuple[int, str]:
+def _spawn(module: str, args: list[str], threads: int, timeout: float) -> tuple[int, str, float]:
+    """Run ``python -m module args`` in a fresh process: exit code, output, and its peak RSS (MiB; NaN if unknown)."""
     kwargs: dict[str, Any] = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
-    try:
-        proc = subprocess.run(
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+        proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
             env=_child_env(threads),
-            stdout=subprocess.PIPE,
+            stdout=log,
             stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
             **kwargs,
         )
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout:.0f} s (raise it with --cell-timeout)"
-    return proc.returncode, proc.stdout or ""
+        code, peak_mb = _wait(proc, timeout)
+        log.seek(0)
+        text = log.read()
+    if code is None:
+        return -1, f"timed out after {timeout:.0f} s (raise it with --cell-timeout)", peak_mb
+    return code, text, peak_mb
 
 
-def _measure_peak(threads: int, size: int, folder: Path, timeout: float) -> dict[str, Any]:
+def _wait(proc: subprocess.Popen[Any], timeout: float) -> tuple[int | None, float]:
+    """Exit code (``None``: killed at ``timeout``) and peak RSS in MiB of a finished child.
+
+    ``os.wait4`` returns the child's own resource usage, so ``ru_maxrss`` is that process's
+    high-water mark over its whole life (KiB on Linux, bytes on macOS; getrusage(2)), however
+    late in the cell the peak came. Without ``wait4`` (Windows) the peak is NaN and the row
+    keeps the cell's own reading.
+    """
+    if not hasattr(os, "wait4"):
+        try:
+            return proc.wait(timeout), math.nan
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None, math.nan
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # Ctrl-C: the cell must not outlive the runner
+        proc.kill()
+        raise
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_mb = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return (None if fired.is_set() else proc.returncode), peak_mb
+
+
+def _measure_peak(threads: int, size: int, folder: Path, timeout: float, device: str = "cpu") -> dict[str, Any]:
     out = folder / "peak.json"
-    code, text = _spawn(
-        "duofit.bench.flops", [str(out), "--threads", str(threads), "--size", str(size)], threads, timeout
-    )
+    args = [str(out), "--threads", str(threads), "--size", str(size), "--device", device]
+    code, text, _ = _spawn("duofit.bench.flops", args, threads, timeout)
     if code != 0 or not out.exists():
         return {"peak_gflops": math.nan, "peak_source": f"measurement failed: {text.strip()[-200:]}"}
     return dict(json.loads(out.read_text(encoding="utf-8")))
@@ -157,6 +193,7 @@ def _children_cpu_s() -> float:
 
 
 def _run_cell(cell: Cell, folder: Path, timeout: float) -> tuple[dict[str, Any] | None, str]:
+    """Run one cell process; its columns (``peak_rss_mb`` from ``wait4`` when known) or the error."""
     cfg_file, out_file = folder / f"{cell.repeat}-cell.json", folder / f"{cell.repeat}-out.json"
     out_file.unlink(missing_ok=True)
     cfg = {
@@ -165,13 +202,17 @@ def _run_cell(cell: Cell, folder: Path, timeout: float) -> tuple[dict[str, Any] 
         "device": cell.device,
         "threads": cell.threads,
         "warmup_epochs": WARMUP_EPOCHS,
+        "empty": cell.empty,
     }
     cfg_file.write_text(json.dumps(cfg), encoding="utf-8")
-    code, text = _spawn("duofit.bench.cell", [str(cfg_file), str(out_file)], cell.threads, timeout)
+    code, text, peak_mb = _spawn("duofit.bench.cell", [str(cfg_file), str(out_file)], cell.threads, timeout)
     if out_file.exists():
         result = json.loads(out_file.read_text(encoding="utf-8"))
         if result.get("ok"):
-            return dict(result["columns"]), ""
+            columns = dict(result["columns"])
+            if math.isfinite(peak_mb):
+                columns["peak_rss_mb"] = peak_mb
+            return columns, ""
         return None, f"{result.get('type')}: {result.get('message')}"
     return None, f"exit code {code}; output: {text.strip()[-1500:]}"
 
@@ -258,7 +299,8 @@ def run_matrix(
     _remove_stale_folders()
     with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
         folder = Path(tmp)
-        report.peak = _host_peak(plan.threads, peak_size or plan.peak_size, folder, cell_timeout, wait_idle_s, log)
+        size = peak_size or plan.peak_size
+        report.peak = _host_peak(plan.threads, size, plan.device, folder, cell_timeout, wait_idle_s, log)
         for i, cell in enumerate(pending, 1):
             label = f"[{i}/{len(pending)}] {cell.cell_id}"
             _run_one(cell, label, folder, run_id, report, cell_timeout, wait_idle_s, log)
@@ -275,7 +317,13 @@ def _run_one(
     wait_idle_s: float,
     log: Callable[[str], None],
 ) -> None:
-    """Run one cell once the host is idle enough; append its row to ``report.out``, or record its failure."""
+    """Run one cell once the host is idle enough; append its row to ``report.out``, or record its failure.
+
+    A generated data set the cell reads is written first (once; the cache keeps it), outside every clock.
+    """
+    if cell.data is not None and not cell.data.ready(cell.data_kind):
+        log(f"generating {cell.data_kind} data set of {cell.data.samples:,} samples in {cell.data.path}")
+        cell.data.ensure(cell.data_kind)
     busy, load = _host_load(cell.threads, wait_idle_s, log)
     t0 = time.perf_counter()
     with _OtherLoad() as other:
@@ -291,20 +339,29 @@ def _run_one(
 
 
 def _cell_line(columns: dict[str, Any], seconds: float) -> str:
-    """The progress line of a finished cell: steady ms/step, first epoch, test metric, wall time."""
+    """The progress line of a finished cell: steady ms/step, first epoch, test metric, peak RSS, wall time."""
+    rss = f"peak RSS {_num(columns.get('peak_rss_mb'))} MiB"
+    if columns.get("data_kind") == "none":  # an empty-process row
+        return f"import {_num(columns.get('import_s'))} s, {rss} ({seconds:.1f} s)"
     return (
         f"{_num(columns.get('steady_ms_per_step'))} ms/step, first epoch "
         f"{_num(columns.get('first_epoch_s'))} s, {columns.get('test_metric_name')} "
-        f"{_num(columns.get('test_metric'))} ({seconds:.1f} s)"
+        f"{_num(columns.get('test_metric'))}, {rss} ({seconds:.1f} s)"
     )
 
 
 def _host_peak(
-    threads: int, size: int, folder: Path, timeout: float, wait_idle_s: float, log: Callable[[str], None]
+    threads: int,
+    size: int,
+    device: str,
+    folder: Path,
+    timeout: float,
+    wait_idle_s: float,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """The matmul peak, measured once the host is quiet; its source notes how busy the host was."""
+    """The matmul peak on ``device``, measured once the host is quiet; its source notes how busy the host was."""
     busy, _ = _host_load(threads, wait_idle_s, log)  # a peak measured on a busy host would inflate every MFU
-    peak = _measure_peak(threads, size, folder, timeout)
+    peak = _measure_peak(threads, size, folder, timeout, device)
     peak["peak_source"] = f"{peak.get('peak_source')}; host {busy:.0f}% busy before"
     log(f"matmul peak: {float(peak.get('peak_gflops', math.nan)):.1f} GFLOP/s ({peak['peak_source']})")
     return peak
@@ -323,6 +380,7 @@ def _row(
         "spec_hash": cell.spec_hash,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "workload": cell.workload,
+        "variant": cell.variant,
         "backend": cell.backend,
         "repeat": cell.repeat,
         "peak_gflops": gflops,

@@ -1,8 +1,11 @@
 """The benchmark plan: suites, workloads and cells, every name checked before anything runs.
 
-A cell is (workload, backend, device, threads, dtype, batch size, epochs, repeat): one
-fresh process, one CSV row. Repeats are the outer loop (every cell once, then again), so
-a slow patch on the host spreads over every backend instead of hitting one.
+A cell is (workload, backend, device, threads, dtype, batch size, epochs, repeat, variant):
+one fresh process, one CSV row. The variant names a training mode (``compile``, ``bf16``;
+duofit backends only) and, in the scale suite, the generated data set and how it is read
+(``n1e6-npy``). Repeats are the outer loop (every cell once, then again), so a slow patch on
+the host spreads over every backend instead of hitting one. The suites themselves are the
+table :data:`duofit.bench.suites.SUITES`.
 
 Example:
     >>> plan = plan_matrix("quick", backends=["numpy-lean"])
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,11 +24,14 @@ from pathlib import Path
 
 from duofit.bench.measure import baseline_problem
 from duofit.bench.runners import RUNNERS, missing_module, runner_info
+from duofit.bench.scale import ScaleData, default_cache, samples_label
+from duofit.bench.suites import EMPTY_WORKLOAD, MIN_STEADY_EPOCHS, SUITES, WARMUP_EPOCHS, Suite, WorkloadPlan
+from duofit.bench.variants import Variant, data_choices, expand, mode_choices
 from duofit.common.errors import BackendError, BackendNotInstalledError, SpecError
-from duofit.common.loader import load_spec
 from duofit.common.spec import Spec
 
 __all__ = [
+    "EMPTY_WORKLOAD",
     "MIN_STEADY_EPOCHS",
     "SUITES",
     "WARMUP_EPOCHS",
@@ -42,72 +47,15 @@ __all__ = [
 
 _CHECKOUT_WORKLOADS = Path(__file__).resolve().parents[2] / "benchmarks" / "workloads"
 WORKLOADS_DIR = _CHECKOUT_WORKLOADS if _CHECKOUT_WORKLOADS.is_dir() else Path("benchmarks") / "workloads"
-WARMUP_EPOCHS = 1  # the first epoch (tracing / graph building / compilation) is reported separately
-MIN_STEADY_EPOCHS = 2  # at least two timed epochs after the warm-up, so a median means something
-
-
-@dataclass(frozen=True)
-class WorkloadPlan:
-    """A workload in a suite: its spec file's stem, epochs and batch sizes."""
-
-    name: str
-    epochs: int | None
-    batch_sizes: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Suite:
-    """Named set of workloads with default repeats, backends and the matmul size for the peak."""
-
-    workloads: tuple[WorkloadPlan, ...]
-    repeats: int
-    peak_size: int
-    backends: tuple[str, ...] | None = None  # None: every benchmark backend that is installed
-
-
-# The model workloads: forecasting with an LSTM, digits as rows with a GRU, a two-block text
-# transformer and a residual CNN (copies of the examples of the same names).
-# Epochs give each cell 1-2 s of steady state (an LSTM epoch is 7 steps, about 6 ms).
-_MODELS = (
-    WorkloadPlan("lstm_sunspots", 60, (32,)),
-    WorkloadPlan("gru_digits_rows", 20, (32,)),
-    WorkloadPlan("text_transformer", 20, (32,)),
-    WorkloadPlan("resnet_digits", 12, (32,)),
-)
-_LEAN_BASELINES = ("lean-torch", "keras-tuned")
-_DUOFIT_BACKENDS = ("duofit-torch", "duofit-keras", "duofit-keras-torch", "duofit-keras-jax")
-
-SUITES: dict[str, Suite] = {
-    # < 2 min on 2 cores: every framework backend once, short runs (numpy-lean only in full: 12 s on wide_mlp).
-    "quick": Suite(
-        (WorkloadPlan("seed", 20, (32,)), WorkloadPlan("wide_mlp", 3, (256,)), WorkloadPlan("cnn32", 3, (64,))),
-        repeats=1,
-        peak_size=2048,
-        backends=tuple(name for name in RUNNERS if name != "numpy-lean"),
-    ),
-    # The full matrix: the seed problem as the tutorial runs it (100 epochs), the wide MLP, and
-    # the two CNNs (digits 8x8x1, synthetic 32x32x3 images) and the model workloads; numpy-lean runs
-    # the MLPs only.
-    "full": Suite(
-        (
-            WorkloadPlan("seed", 100, (32, 128)),
-            WorkloadPlan("wide_mlp", 6, (64, 256, 1024)),
-            WorkloadPlan("digits_cnn", 15, (32,)),
-            WorkloadPlan("cnn32", 5, (64, 256)),
-            *_MODELS,
-        ),
-        repeats=5,
-        peak_size=2048,
-    ),
-    # The model workloads alone: every duofit backend against the lean torch loop and the tuned
-    # Keras fit, each building the model from its framework's stock layers.
-    "models": Suite(_MODELS, repeats=5, peak_size=2048, backends=(*_DUOFIT_BACKENDS, *_LEAN_BASELINES)),
-}
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One process to run: a backend on one workload configuration, one repeat."""
+    """One process to run: a backend on one workload configuration, one repeat.
+
+    ``mode`` is a key of :data:`~duofit.bench.suites.MODES`; ``data`` / ``data_kind`` the
+    generated data set a scale cell reads and how (``npz`` in memory, ``npy`` memory-mapped).
+    """
 
     workload: str
     backend: str
@@ -119,25 +67,39 @@ class Cell:
     repeat: int
     spec_json: str = field(repr=False)
     spec_hash: str = ""
+    mode: str = ""
+    data: ScaleData | None = field(default=None, repr=False)
+    data_kind: str = ""
+
+    @property
+    def variant(self) -> str:
+        """What sets this cell apart from the workload as written: ``""``, ``compile``, ``n1e6-npy``, ...
+
+        Example:
+            >>> Cell("w", "duofit-torch", "cpu", 2, "float32", 32, 4, 0, "{}", mode="bf16").variant
+            'bf16'
+        """
+        parts = [f"n{samples_label(self.data.samples)}-{self.data_kind}"] if self.data is not None else []
+        return "-".join([*parts, self.mode] if self.mode else parts)
+
+    @property
+    def empty(self) -> bool:
+        """Whether this is an empty-process row (no data, no training)."""
+        return self.workload == EMPTY_WORKLOAD
 
     @property
     def cell_id(self) -> str:
-        """The resume key, e.g. ``seed|duofit-torch|cpu|t2|float32|bs32|e100|r0``."""
-        return (
+        """The resume key, e.g. ``seed|duofit-torch|cpu|t2|float32|bs32|e100|r0`` (``|compile`` etc. appended).
+
+        An empty-process row is ``empty|<backend>|<device>|t<threads>|r<repeat>``.
+        """
+        if self.empty:
+            return f"{self.workload}|{self.backend}|{self.device}|t{self.threads}|r{self.repeat}"
+        base = (
             f"{self.workload}|{self.backend}|{self.device}|t{self.threads}|{self.dtype}"
             f"|bs{self.batch_size}|e{self.epochs}|r{self.repeat}"
         )
-
-
-def _doc_hash(path: Path, overrides: dict[str, object]) -> str:
-    """sha256 prefix of the workload file as written plus the cell's overrides.
-
-    The file, not the validated spec, is hashed: a default that a newer duofit adds to the
-    spec does not make earlier rows look like another workload (the git commit records that).
-    """
-    raw = path.read_bytes()
-    blob = raw + json.dumps(overrides, sort_keys=True).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:12]
+        return f"{base}|{self.variant}" if self.variant else base
 
 
 @dataclass(frozen=True)
@@ -148,6 +110,7 @@ class MatrixPlan:
     skipped: dict[str, str]
     threads: int
     peak_size: int
+    device: str = "cpu"
 
 
 def _nvidia_driver() -> bool:
@@ -221,68 +184,139 @@ def plan_matrix(
     epochs: int | None = None,
     repeats: int | None = None,
     threads: int | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     dtype: str | None = None,
     workloads_dir: str | Path | None = None,
+    modes: Sequence[str] | None = None,
+    samples: Sequence[int] | None = None,
+    max_samples: int | None = None,
+    data_kinds: Sequence[str] | None = None,
+    data_cache: str | Path | None = None,
+    require_device: bool = True,
 ) -> MatrixPlan:
     """Expand a suite (plus overrides) into cells, checking every name first.
 
     Args:
-        suite: ``quick`` or ``full`` (see :data:`SUITES`).
+        suite: A name in :data:`~duofit.bench.suites.SUITES` (``quick``, ``full``, ``models``, ``scale``, ``gpu``).
         workloads: Workload names (or spec paths); default: the suite's.
-        backends: Benchmark backends; default: every installed one (others are listed in ``skipped``).
+        backends: Benchmark backends; default: the suite's, or every installed one (others are listed in ``skipped``).
         batch_sizes: Override the suite's batch sizes.
         epochs: Override the suite's epochs (at least warm-up + 2).
         repeats: Override the suite's repeats.
-        dtype: Override the workload's dtype.
         threads: Intra-op threads for every framework; default: the cores available.
-        device: ``cpu`` or ``cuda``.
+        device: ``cpu`` or ``cuda``; default: the suite's (``gpu``: cuda, others cpu).
+        dtype: Override the workload's dtype.
         workloads_dir: Folder of the named workloads (default ``benchmarks/workloads``).
+        modes: Training modes (keys of :data:`~duofit.bench.suites.MODES`: ``""``, ``compile``, ``bf16``);
+            default: the suite's. Modes run on duofit backends only.
+        samples: Sizes of the generated data sets (scale suite); default: the suite's.
+        max_samples: Leave out the sizes above this (a quick scale run on a small machine).
+        data_kinds: ``npz`` (in memory) and/or ``npy`` (memory-mapped); default: the suite's.
+        data_cache: Folder of the generated data sets (default :func:`~duofit.bench.scale.default_cache`).
+        require_device: Refuse ``cuda`` on a machine without an NVIDIA driver (``False``: plan only, e.g. a dry run).
 
     Raises:
-        SpecError: unknown suite/workload/device, or a bad override (the message lists what is allowed).
+        SpecError: unknown suite/workload/device/mode/data kind, or a bad override (the message lists what is allowed).
         BackendError: unknown backend; ``BackendNotInstalledError`` for a named one that is missing.
 
     Example:
         >>> plan = plan_matrix("quick", backends=["numpy-lean"], repeats=2)
         >>> len(plan.cells)
         4
+        >>> scale = plan_matrix("scale", backends=["numpy-lean"], max_samples=10**4, data_cache="/tmp/d")
+        >>> [c.cell_id for c in scale.cells][:1]
+        ['scale_mlp|numpy-lean|cpu|t2|float32|bs1024|e4|r0|n1e4-npz']
     """
-    _check_overrides(suite, device, batch_sizes, epochs, repeats, threads)
+    if suite not in SUITES:
+        raise SpecError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}", path="suite")
     cfg = SUITES[suite]
+    device = device or cfg.device
+    _check_overrides(device, batch_sizes, epochs, repeats, threads, max_samples, require_device)
     chosen, skipped = _check_backends(backends, device, cfg.backends)
     folder = Path(workloads_dir) if workloads_dir is not None else WORKLOADS_DIR
     by_name = {w.name: w for w in cfg.workloads}
     plans = [by_name.get(n, WorkloadPlan(n, None, ())) for n in workloads] if workloads else list(cfg.workloads)
     threads = threads or default_threads()
-    variants = _variants(plans, folder, batch_sizes, epochs, dtype, threads, device)
+    sizes = [n for n in (samples or cfg.samples) if max_samples is None or n <= max_samples]
+    if (samples or cfg.samples) and not sizes:
+        raise SpecError(f"--max-samples {max_samples} leaves no data set size of {list(samples or cfg.samples)}")
+    data = data_choices(sizes, data_kinds or cfg.data_kinds or ("npz",), _cache(data_cache), _in_memory_cap(), skipped)
+    variants = expand(
+        plans,
+        lambda name: _workload_file(name, folder),
+        batch_sizes=batch_sizes,
+        epochs=epochs,
+        dtype=dtype,
+        threads=threads,
+        device=device,
+        data=data,
+        modes=mode_choices(cfg.modes, modes, skipped),
+        skipped=skipped,
+    )
     cannot = _baselines_that_cannot(variants, chosen, skipped)
-    cells = [
-        Cell(name, backend, device, threads, dt, bs, ep, r, js, digest)
-        for r in range(repeats or cfg.repeats)
-        for (name, bs, ep, dt, js, digest) in variants
-        for backend in chosen
-        if (name, backend) not in cannot
-    ]
-    return MatrixPlan(cells=tuple(cells), skipped=skipped, threads=threads, peak_size=cfg.peak_size)
+    cells: list[Cell] = []
+    for r in range(repeats or cfg.repeats):
+        cells += _empty_cells(chosen, device, threads, r) if cfg.empty_rows else []
+        cells += [
+            _cell(v, b, device, threads, r)
+            for v in variants
+            for b in chosen
+            if (v.name, b) not in cannot and _runs(v, b)
+        ]
+    cells = list(dict.fromkeys(cells))  # --epochs can make a suite's e4 and e40 cells one
+    return MatrixPlan(cells=tuple(cells), skipped=skipped, threads=threads, peak_size=cfg.peak_size, device=device)
+
+
+def _cell(v: Variant, backend: str, device: str, threads: int, repeat: int) -> Cell:
+    return Cell(
+        v.name, backend, device, threads, v.dtype, v.batch_size, v.epochs, repeat, v.spec_json, v.digest,
+        mode=v.mode, data=v.data, data_kind=v.data_kind,
+    )  # fmt: skip
+
+
+def _cache(folder: str | Path | None) -> Path:
+    return Path(folder) if folder is not None else default_cache()
+
+
+def _in_memory_cap() -> int:
+    from duofit.common.data import MAX_DATA_ELEMENTS
+
+    return int(MAX_DATA_ELEMENTS)
+
+
+def _runs(variant: Variant, backend: str) -> bool:
+    """Modes are duofit's train settings, and streamed data is duofit's reader: baselines run neither."""
+    return RUNNERS[backend].impl == "duofit" or (not variant.mode and variant.data_kind != "npy")
+
+
+def _empty_cells(backends: Sequence[str], device: str, threads: int, repeat: int) -> list[Cell]:
+    """One empty-process cell per framework among ``backends`` (the first backend that imports it)."""
+    first: dict[str, str] = {}
+    for name in backends:
+        if RUNNERS[name].framework != "numpy":
+            first.setdefault(RUNNERS[name].framework, name)
+    digest = hashlib.sha256(EMPTY_WORKLOAD.encode("utf-8")).hexdigest()[:12]
+    return [Cell(EMPTY_WORKLOAD, b, device, threads, "", 0, 0, repeat, "{}", digest) for b in first.values()]
 
 
 def _check_overrides(
-    suite: str,
     device: str,
     batch_sizes: Sequence[int] | None,
     epochs: int | None,
     repeats: int | None,
     threads: int | None,
+    max_samples: int | None,
+    require_device: bool,
 ) -> None:
-    """Refuse an unknown suite or device and out-of-range overrides, before anything is loaded."""
-    if suite not in SUITES:
-        raise SpecError(f"unknown suite {suite!r}; allowed: {', '.join(SUITES)}", path="suite")
+    """Refuse an unknown device and out-of-range overrides, before anything is loaded."""
     if device not in ("cpu", "cuda"):
         raise SpecError(f"unknown device {device!r}; allowed: cpu, cuda", path="device")
-    if device == "cuda" and not _nvidia_driver():
-        raise SpecError("device 'cuda': this machine has no NVIDIA driver (no nvidia-smi); allowed here: cpu")
-    for label, value in (("repeats", repeats), ("epochs", epochs), ("threads", threads)):
+    if device == "cuda" and require_device and not _nvidia_driver():
+        raise SpecError(
+            "device 'cuda': this machine has no NVIDIA driver (no nvidia-smi); allowed here: cpu "
+            "(--dry-run --device cuda still lists the plan)"
+        )
+    for label, value in (("repeats", repeats), ("epochs", epochs), ("threads", threads), ("max_samples", max_samples)):
         if value is not None and value < 1:
             raise SpecError(f"{label} must be a positive integer (got {value})", path=label)
     if epochs is not None and epochs < WARMUP_EPOCHS + MIN_STEADY_EPOCHS:
@@ -295,47 +329,14 @@ def _check_overrides(
         raise SpecError(f"batch sizes must be positive integers (got {list(batch_sizes or ())})", path="batch_sizes")
 
 
-# One workload at one batch size: workload, batch size, epochs, dtype, spec JSON, settings hash.
-_Variant = tuple[str, int, int, str, str, str]
-
-
-def _variants(
-    plans: Sequence[WorkloadPlan],
-    folder: Path,
-    batch_sizes: Sequence[int] | None,
-    epochs: int | None,
-    dtype: str | None,
-    threads: int,
-    device: str,
-) -> list[_Variant]:
-    """Every workload at every batch size, its spec validated with the run's settings."""
-    variants: list[_Variant] = []
-    for wp in plans:
-        name, path = _workload_file(wp.name, folder)
-        base = load_spec(path).model_dump(mode="json")
-        for bs in batch_sizes or wp.batch_sizes or (base["train"]["batch_size"],):
-            train = {**base["train"], "batch_size": bs, "threads": threads, "device": device}
-            train["epochs"] = epochs or wp.epochs or train["epochs"]
-            train["dtype"] = dtype or train["dtype"]
-            if train["epochs"] < WARMUP_EPOCHS + MIN_STEADY_EPOCHS:
-                raise SpecError(f"workload {name!r}: train.epochs must be >= {WARMUP_EPOCHS + MIN_STEADY_EPOCHS}")
-            spec = load_spec({**base, "train": train})  # validates the overrides (clear field errors)
-            keys = ("batch_size", "threads", "device", "epochs", "dtype")
-            digest = _doc_hash(path, {k: train[k] for k in keys})
-            variants.append((name, bs, train["epochs"], train["dtype"], spec.model_dump_json(), digest))
-    return variants
-
-
-def _baselines_that_cannot(
-    variants: list[_Variant], chosen: list[str], skipped: dict[str, str]
-) -> set[tuple[str, str]]:
+def _baselines_that_cannot(variants: list[Variant], chosen: list[str], skipped: dict[str, str]) -> set[tuple[str, str]]:
     """(workload, baseline) pairs the hand-written loops cannot run; each is also added to ``skipped``."""
     cannot: set[tuple[str, str]] = set()
-    for name, _bs, _ep, _dt, js, _digest in variants:
+    for v in variants:
         for backend in chosen:
-            if RUNNERS[backend].impl == "baseline" and (name, backend) not in cannot:
-                problem = baseline_problem(Spec.model_validate_json(js), backend)
+            if RUNNERS[backend].impl == "baseline" and (v.name, backend) not in cannot:
+                problem = baseline_problem(Spec.model_validate_json(v.spec_json), backend)
                 if problem is not None:
-                    cannot.add((name, backend))
-                    skipped[f"{backend} on {name}"] = problem.split(";")[0]
+                    cannot.add((v.name, backend))
+                    skipped[f"{backend} on {v.name}"] = problem.split(";")[0]
     return cannot

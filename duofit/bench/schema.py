@@ -41,20 +41,33 @@ __all__ = [
 
 # Bump when a column is added, removed, renamed or changes meaning; a file written with
 # another version is refused for appending (start a new --out file) instead of being mixed.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Older layouts that read_rows still accepts (read only, never appended to): version ->
 # {old column name: current name}. Version 1 named the TF32 flag ``tf32``; since version 2
 # the CSV uses the same flag names as every result.json environment.
-READABLE_OLD_LAYOUTS: dict[int, dict[str, str]] = {1: {"tf32": "tf32_matmul"}}
+READABLE_OLD_LAYOUTS: dict[int, dict[str, str]] = {1: {"tf32": "tf32_matmul"}, 2: {}}
+# Columns added since an older layout: read back empty from a file that lacks them.
+ADDED_COLUMNS: tuple[str, ...] = (  # version 3: training modes, data sets, compile time, device sync
+    "variant",
+    "n_samples",
+    "data_kind",
+    "data_mb",
+    "compile",
+    "precision",
+    "compile_s",
+    "device_sync",
+)
 
 COLUMN_DOCS: dict[str, str] = {
     "schema_version": "version of this column layout",
     "run_id": "one id per invocation of the runner (UTC start time + pid)",
-    "cell_id": "workload|backend|device|threads|dtype|batch size|epochs|repeat: the resume key",
+    "cell_id": "workload|backend|device|threads|dtype|batch size|epochs|repeat[|variant]: the resume key",
     "spec_hash": "sha256 prefix of the workload file as written plus the cell's overrides",
     "timestamp": "UTC time the row was written",
     "git_commit": "commit of the duofit checkout that ran the cell",
-    "workload": "named spec in benchmarks/workloads/",
+    "workload": "named spec in benchmarks/workloads/ ('empty': an empty-process row, framework import only)",
+    "variant": "what sets the cell apart from the workload as written: a training mode (compile, bf16) and/or "
+    "a generated data set and how it is read (n1e6-npy); empty for the workload as written",
     "backend": "duofit-torch, duofit-keras, or a hand-written baseline (lean-torch, seed-loop, ...)",
     "impl": "duofit or baseline",
     "framework": "torch, tensorflow or numpy",
@@ -65,6 +78,11 @@ COLUMN_DOCS: dict[str, str] = {
     "threads": "intra-op threads, set before the framework initialised (same for every backend)",
     "interop_threads": "inter-op threads as the framework reports them",
     "dtype": "float32 or float64",
+    "compile": "train.compile as the spec set it (torch.compile / Keras jit_compile); baselines: False",
+    "precision": "train.precision: float32, or mixed_bfloat16 (bf16 autocast / Keras mixed_bfloat16 policy)",
+    "n_samples": "rows of the data set, every split together",
+    "data_kind": "data.kind the cell read (npz: loaded into memory; npy: memory-mapped, read per batch)",
+    "data_mb": "the data set's size in float32, features plus the target column (MiB)",
     "batch_size": "samples per step (the last step of an epoch may be partial)",
     "epochs": "epochs trained (the first warmup_epochs are excluded from steady state)",
     "warmup_epochs": "epochs excluded from the steady-state numbers",
@@ -73,6 +91,8 @@ COLUMN_DOCS: dict[str, str] = {
     "steps": "optimizer steps in the whole run",
     "repeat": "repeat index of the cell (0-based)",
     "first_epoch_s": "first epoch of the training loop: tracing/graph building/compilation + one epoch",
+    "compile_s": "first_epoch_s minus the median steady epoch: the one-time tracing/graph building/compilation "
+    "(train.compile: torch.compile / XLA)",
     "steady_ms_per_step": "median steady epoch, wall clock between epoch ends (training, validation, "
     "per-epoch metrics, callbacks), divided by steps_per_epoch",
     "steady_loop_ms_per_step": "the same from the backend's own per-epoch timer (duofit: excludes the "
@@ -80,8 +100,10 @@ COLUMN_DOCS: dict[str, str] = {
     "samples_per_s": "n_train / median steady epoch seconds",
     "total_wall_s": "data loading + build + all epochs + test predictions, in the cell process",
     "import_s": "seconds to import the framework(s) and set threads in the fresh cell process",
-    "peak_rss_mb": "peak resident memory of the cell process (MiB)",
+    "peak_rss_mb": "peak resident memory of the cell process over its whole life (MiB): the kernel's high-water "
+    "mark, read by the runner when the process ends (wait4), else by the cell itself (getrusage)",
     "peak_device_mem_mb": "peak accelerator memory (MiB); 0 on cpu",
+    "device_sync": "how each epoch's clock waited for the GPU (torch.cuda.synchronize, ...); empty on cpu",
     "final_train_loss": "training loss of the last epoch as the loop reports it",
     "final_val_loss": "validation loss of the last epoch",
     "test_metric_name": "first metric of the workload spec",
@@ -159,13 +181,18 @@ def _check_header(path: Path, text: str) -> None:
 
 
 def _current_layout(text: str) -> str:
-    """``text`` with the header of an older readable layout renamed to the current columns."""
-    first, sep, rest = text.partition("\n")
+    """``text`` in the current columns: an older readable layout's header renamed, added columns empty."""
+    first, _, rest = text.partition("\n")
     found = next(csv.reader([first]), [])
+    if found == list(COLUMNS):
+        return text
     for renames in READABLE_OLD_LAYOUTS.values():
         renamed = [renames.get(c, c) for c in found]
-        if renamed != found and renamed == list(COLUMNS):
-            return _header().rstrip("\n") + sep + rest
+        if renamed == [c for c in COLUMNS if c not in ADDED_COLUMNS or c in renamed]:
+            rows = [dict(zip(renamed, raw, strict=False)) for raw in csv.reader(io.StringIO(rest)) if raw]
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([[r.get(c, "") for c in COLUMNS] for r in rows])
+            return _header() + buf.getvalue()
     return text
 
 

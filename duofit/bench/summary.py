@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from duofit.bench.schema import read_rows
+from duofit.bench.suites import EMPTY_WORKLOAD
 from duofit.common.io import atomic_write_text
 
 __all__ = [
@@ -36,7 +37,10 @@ __all__ = [
     "write_summary",
 ]
 
-CONFIG = ["workload", "device", "threads", "dtype", "batch_size"]  # one comparison = one configuration
+# One comparison = one configuration; `variant` keeps compiled, bf16 and scale rows apart.
+CONFIG = ["workload", "variant", "device", "threads", "dtype", "batch_size", "epochs"]
+# Text columns a file may leave empty (older layouts lack them): read as "" so they group.
+_TEXT_COLUMNS = ("variant", "data_kind", "precision", "device_sync")
 # A repeat during which other processes used more than this share of the host's cores is
 # counted as contended: on 2 cores, one busy core (50%) made 2-thread torch steps ~10x slower here.
 CONTENDED_PCT = 10.0
@@ -51,8 +55,11 @@ _MEDIANS = [
     "mfu",
     "mfu_best_peak",
     "peak_rss_mb",
+    "peak_device_mem_mb",
     "final_train_loss",
     "test_metric",
+    "compile_s",
+    "steps_per_epoch",
 ]
 
 
@@ -108,7 +115,7 @@ def load_results(path: str | Path) -> Any:
         return frame
     for col in frame.columns:
         converted = pd.to_numeric(frame[col], errors="coerce")
-        if converted.notna().sum() == (frame[col] != "").sum():
+        if col not in _TEXT_COLUMNS and converted.notna().sum() == (frame[col] != "").sum():
             frame[col] = converted
     return frame
 
@@ -117,9 +124,12 @@ def summarize(frame: Any) -> Any:
     """One row per configuration and backend: repeats, median and IQR of steady ms/step, other medians."""
     import pandas as pd
 
+    frame = frame[frame["workload"] != EMPTY_WORKLOAD] if not frame.empty else frame  # no steady state
     if frame.empty:
         return pd.DataFrame()
     frame = frame.copy()
+    for col in (c for c in CONFIG if c not in frame):  # a frame built by hand may lack the newer key columns
+        frame[col] = ""
     # MFU against the best peak measured for this CPU and thread count anywhere in the file: a
     # peak measured while other processes were busy would make every MFU of its run look better.
     best = pd.to_numeric(frame["peak_gflops"], errors="coerce").groupby([frame["cpu_model"], frame["threads"]])
@@ -140,7 +150,6 @@ def summarize(frame: Any) -> Any:
     for col in _MEDIANS:
         table[col] = pd.to_numeric(groups[col].median(), errors="coerce")
     table["test_metric_name"] = groups["test_metric_name"].first()
-    table["epochs"] = groups["epochs"].first()
     busy = pd.to_numeric(frame["other_busy_pct"], errors="coerce").fillna(0.0) > CONTENDED_PCT
     table["contended"] = busy.groupby([frame[k] for k in _KEY]).sum().astype(int)
     table["other_busy_pct_max"] = groups["other_busy_pct"].max()
@@ -216,11 +225,17 @@ def markdown(summary: Any, ratios: Any) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _label(row: Any) -> str:
+    """The workload with its variant: ``seed``, ``seed [compile]``, ``scale_mlp [n1e6-npy]``."""
+    variant = str(getattr(row, "variant", "") or "")
+    return f"{row.workload} [{variant}]" if variant else str(row.workload)
+
+
 def _steady_table(summary: Any) -> str:
     """One row per workload, batch size and backend: medians of the steady state."""
     rows = [
         [
-            s.workload,
+            _label(s),
             int(s.batch_size),
             s.backend,
             f"{int(s.repeats)} ({int(s.contended)})" if s.contended else int(s.repeats),
@@ -242,7 +257,7 @@ def _steady_table(summary: Any) -> str:
 def _fastest_table(summary: Any) -> str:
     """One row per configuration with two backends or more: the fastest, the runner-up, keras vs torch."""
     win_rows = []
-    for config, group in summary.groupby(CONFIG, sort=True):
+    for _, group in summary.groupby(CONFIG, sort=True):
         ranked = group.sort_values("ms_per_step")
         if len(ranked) < 2:
             continue
@@ -254,8 +269,9 @@ def _fastest_table(summary: Any) -> str:
             torch_keras = f"{tk:.2f}"
         win_rows.append(
             [
-                config[0],
-                int(config[4]),
+                first.workload,
+                first.variant,
+                int(first.batch_size),
                 first.backend,
                 first.ms_per_step,
                 second.backend,
@@ -263,7 +279,7 @@ def _fastest_table(summary: Any) -> str:
                 torch_keras,
             ]
         )
-    header = ["workload", "batch", "fastest", "ms/step", "runner-up", "runner-up / fastest"]
+    header = ["workload", "variant", "batch", "fastest", "ms/step", "runner-up", "runner-up / fastest"]
     return _md_table([*header, "duofit-keras / duofit-torch"], win_rows)
 
 
@@ -271,7 +287,7 @@ def _ratio_table(ratios: Any) -> str:
     """One row per overhead ratio: value, quartile band, loop-timer value, target, met."""
     rat_rows = [
         [
-            r.workload,
+            _label(r),
             int(r.batch_size),
             r.ratio,
             r.value,
@@ -289,16 +305,25 @@ def _ratio_table(ratios: Any) -> str:
 def write_summary(csv_path: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write ``<stem>_summary.csv``, ``<stem>_ratios.csv`` and ``<stem>_summary.md`` next to the CSV.
 
+    With scale rows also ``<stem>_memory.csv`` (and ``<stem>_streaming.csv`` when both data kinds
+    ran), with compiled rows ``<stem>_compile.csv``; their tables are appended to the markdown
+    (:mod:`duofit.bench.scale_summary`).
+
     Example:
         Writes files next to the CSV, so it is not run as a doctest.
 
         >>> write_summary("results/bench-quick.csv")   # doctest: +SKIP
         {'summary': PosixPath('results/bench-quick_summary.csv'), ...}
     """
+    from duofit.bench.scale_summary import compile_table, memory_table, scale_markdown, streaming_table
+
     csv_path = Path(csv_path)
     folder = Path(out_dir) if out_dir is not None else csv_path.parent
-    table = summarize(load_results(csv_path))
+    frame = load_results(csv_path)
+    table = summarize(frame)
     ratios = overhead_ratios(table)
+    memory = memory_table(frame)
+    extra = {"memory": memory, "streaming": streaming_table(memory), "compile": compile_table(table)}
     paths = {
         "summary": folder / f"{csv_path.stem}_summary.csv",
         "ratios": folder / f"{csv_path.stem}_ratios.csv",
@@ -306,5 +331,12 @@ def write_summary(csv_path: str | Path, out_dir: str | Path | None = None) -> di
     }
     atomic_write_text(paths["summary"], table.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(paths["ratios"], ratios.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(paths["markdown"], markdown(table, ratios))
+    for name, part in extra.items():
+        if not part.empty:
+            paths[name] = folder / f"{csv_path.stem}_{name}.csv"
+            atomic_write_text(paths[name], part.to_csv(index=False, float_format="%.6g"))
+    text = markdown(table, ratios) if not table.empty else ""
+    atomic_write_text(
+        paths["markdown"], "\n".join(t for t in (text, scale_markdown(*extra.values())) if t) or "_no results_\n"
+    )
     return paths

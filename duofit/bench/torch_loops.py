@@ -31,10 +31,10 @@ import torch
 from duofit.backends.torch.optimizers import fused_kwargs
 from duofit.bench.measure import MLP, Measurement
 from duofit.bench.torch_models import StockNet, channels_first
-from duofit.common.data import Dataset
+from duofit.common.data import Dataset, Part
 from duofit.common.envinfo import cpu_model
 
-__all__ = ["lean_torch", "seed_loop", "torch_flags"]
+__all__ = ["cuda_sync", "lean_torch", "seed_loop", "torch_flags"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -49,6 +49,11 @@ def torch_flags() -> dict[str, Any]:
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "onednn": "on" if mkldnn else "off",
     }
+
+
+def cuda_sync() -> None:
+    """Wait for every kernel queued on the current CUDA device (the cell's epoch clock on a GPU)."""
+    torch.cuda.synchronize()
 
 
 def _model(mlp: MLP, device: torch.device) -> torch.nn.Module:
@@ -71,8 +76,9 @@ def _criterion(mlp: MLP) -> torch.nn.Module:
     )()
 
 
-def _inputs(mlp: MLP, x: np.ndarray, device: torch.device) -> torch.Tensor:
+def _inputs(mlp: MLP, x: Part, device: torch.device) -> torch.Tensor:
     """Token ids as int64; images channels-first for a stock graph's convolutions; else the float dtype."""
+    x = np.asarray(x)  # a streamed part (kinds npy, parquet) is loaded whole: the baselines train in memory
     if mlp.graph is not None and mlp.graph.tokens:
         return torch.as_tensor(x, dtype=torch.int64, device=device)
     t = torch.as_tensor(x, dtype=_DTYPES[mlp.dtype], device=device)

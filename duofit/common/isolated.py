@@ -3,8 +3,10 @@
 ``KERAS_BACKEND`` is read once per process, so ``compare``, ``cv``, ``parity`` and a
 multi-backend ``tune`` run each backend in a worker process of its own (``python -m
 duofit.worker``, ``duofit.tuning.worker``, ``duofit.parity.worker``,
-``duofit.tuning.tune_worker``), all started by :func:`spawn` and served by :func:`worker_main`:
-``python -m MODULE SPEC.json BACKEND FOLDER [options]``. The spec goes in as JSON and the
+``duofit.tuning.tune_worker``), all started by :func:`spawn` (one at a time) or
+:func:`spawn_concurrently` (several at once: ``compare --jobs``) and served by :func:`worker_main`:
+``python -m MODULE SPEC.json BACKEND FOLDER [options]``; a worker learns when it was started
+from :data:`SPAWNED_AT_ENV` (:func:`seconds_since_spawn`). The spec goes in as JSON and the
 results come back as files (CSV, JSON, npz: no pickle).
 A :class:`~duofit.common.errors.DuofitError` raised in the worker is written to
 ``error.json`` and raised again in the parent with the same type, message and field path.
@@ -27,11 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from duofit.common.errors import (
@@ -51,11 +57,15 @@ __all__ = [
     "ERROR_FILE",
     "EXIT_INTERRUPTED",
     "INTERRUPT_GRACE_S",
+    "SPAWNED_AT_ENV",
+    "WorkerJob",
     "raise_from_file",
     "report_errors",
     "result_folder",
     "run_worker",
+    "seconds_since_spawn",
     "spawn",
+    "spawn_concurrently",
     "worker_main",
     "write_spec",
 ]
@@ -66,6 +76,13 @@ ERROR_FILE = "error.json"
 INTERRUPT_GRACE_S = 10.0
 EXIT_INTERRUPTED = 130  # as the command line: 128 + SIGINT
 OUTPUT_TAIL_CHARS = 2000  # of the worker's output, quoted when it died without an error file
+# The wall-clock time (``time.time()``) at which the parent started a worker, in the worker's
+# environment: what the worker spent starting (interpreter, imports) is measured from it
+SPAWNED_AT_ENV = "DUOFIT_SPAWNED_AT"
+# After Ctrl-C, what workers are sent in turn: nothing (a terminal's Ctrl-C reached them already),
+# then a SIGINT of our own (a signal to the parent alone did not)
+_AFTER_CTRL_C: tuple[signal.Signals | None, ...] = (None, signal.SIGINT)
+POLL_S = 0.2  # how often the parent of concurrent workers looks up from waiting (Ctrl-C is seen at once anyway)
 
 _RAISED_AGAIN: dict[str, type[DuofitError]] = {
     "SpecError": SpecError,
@@ -157,16 +174,41 @@ def run_worker(
     cmd = [sys.executable, "-m", module, *args]
     stdout = subprocess.PIPE if capture else None
     stderr = subprocess.STDOUT if capture and quiet else None
-    with subprocess.Popen(cmd, env=dict(os.environ), stdout=stdout, stderr=stderr, text=True) as proc:
+    with subprocess.Popen(cmd, env=_worker_env(), stdout=stdout, stderr=stderr, text=True) as proc:
         try:
             output, _ = proc.communicate()
         except KeyboardInterrupt:
             _wind_down(proc)
             raise
-    if proc.returncode in (EXIT_INTERRUPTED, -signal.SIGINT):  # the worker alone got the Ctrl-C
+    _check_exit(proc.returncode, out, backend, what, output if capture else None)
+
+
+def _check_exit(code: int, out: Path, backend: str, what: str, output: str | None) -> None:
+    """Raise what a finished worker reported: Ctrl-C (it alone got it), its error, or its crash."""
+    if code in (EXIT_INTERRUPTED, -signal.SIGINT):  # the worker alone got the Ctrl-C
         raise KeyboardInterrupt(f"backend {backend!r}: its {what} worker process was interrupted")
-    if proc.returncode != 0:
-        raise_from_file(out, backend, what, output if capture else None, proc.returncode)
+    if code != 0:
+        raise_from_file(out, backend, what, output, code)
+
+
+def _worker_env() -> dict[str, str]:
+    """The worker's environment: this process's, and the time it is started (:data:`SPAWNED_AT_ENV`)."""
+    return {**os.environ, SPAWNED_AT_ENV: repr(time.time())}
+
+
+def seconds_since_spawn() -> float | None:
+    """Worker side: seconds since the parent started this process; ``None`` when no parent said when.
+
+    Example:
+        >>> os.environ.pop(SPAWNED_AT_ENV, None) and None
+        >>> seconds_since_spawn() is None
+        True
+    """
+    started = os.environ.get(SPAWNED_AT_ENV)
+    try:
+        return max(0.0, time.time() - float(started)) if started else None
+    except ValueError:
+        return None
 
 
 def _wind_down(proc: subprocess.Popen[str]) -> None:
@@ -175,19 +217,34 @@ def _wind_down(proc: subprocess.Popen[str]) -> None:
     A worker stopped cleanly has recorded what it finished (a tuning study marks the
     interrupted trial failed, so that the next run repeats it).
     """
+    _stop([proc], _AFTER_CTRL_C)
+
+
+def _stop(procs: Iterable[subprocess.Popen[str]], sends: Sequence[signal.Signals | None]) -> None:
+    """Stop workers: send each of ``sends`` in turn (``None``: nothing) to the ones still running.
+
+    After each, :data:`INTERRUPT_GRACE_S` for all of them together; the ones left are killed.
+    """
+    alive = list(procs)
     try:
-        for send in (None, signal.SIGINT):  # a terminal's Ctrl-C reached the worker already; a signal to us did not
-            if send is not None:
-                proc.send_signal(send)
-            try:
-                proc.wait(timeout=INTERRUPT_GRACE_S)
+        for send in sends:
+            for proc in alive:
+                if send is not None:
+                    proc.send_signal(send)
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            for proc in alive:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    continue
+            alive = [proc for proc in alive if proc.poll() is None]
+            if not alive:
                 return
-            except subprocess.TimeoutExpired:
-                continue
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for proc in alive:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def result_folder(folder: Path, out: str | Path | None) -> Path:
@@ -218,6 +275,96 @@ def spawn(
     """
     args = [str(write_spec(spec, folder)), backend, str(folder), *options]
     run_worker(module, args, folder, backend, what, capture=capture, quiet=quiet)
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """One worker for :func:`spawn_concurrently`; the fields are :func:`spawn`'s arguments.
+
+    Attributes:
+        module: The worker module, e.g. ``"duofit.worker"``.
+        spec: The spec it runs.
+        backend: The backend it runs on.
+        folder: Its scratch folder (``spec.in.json`` and, on an error, ``error.json``).
+        what: What it does, for error messages (``"run"``).
+        options: Its own command-line options.
+    """
+
+    module: str
+    spec: Spec
+    backend: str
+    folder: Path
+    what: str
+    options: tuple[str, ...] = ()
+
+
+def spawn_concurrently(
+    jobs: Sequence[WorkerJob],
+    max_jobs: int,
+    *,
+    on_start: Callable[[WorkerJob], object] | None = None,
+    on_done: Callable[[WorkerJob], object] | None = None,
+) -> None:
+    """Parent side: run ``jobs`` in their order, at most ``max_jobs`` workers at a time; wait for all.
+
+    Each worker runs as under :func:`spawn` (standard output kept and quoted if it crashes,
+    standard error to the terminal). ``on_start(job)`` is called when its worker starts and
+    ``on_done(job)`` when it succeeded (in the order they finish), both in this thread.
+
+    Raises:
+        DuofitError: the first worker that fails, with its own error (same type and field path)
+            or its crash and output; no further worker starts and the running ones are interrupted
+            (then killed after :data:`INTERRUPT_GRACE_S`).
+        KeyboardInterrupt: Ctrl-C here or in a worker; the running workers are stopped as by
+            :func:`run_worker`.
+
+    Example:
+        >>> spawn_concurrently([], max_jobs=2)   # nothing to run
+    """
+    pending = list(enumerate(jobs))
+    running: dict[int, tuple[WorkerJob, subprocess.Popen[str]]] = {}
+    finished: queue.Queue[tuple[int, str]] = queue.Queue()
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, max_jobs):
+                key, job = pending.pop(0)
+                running[key] = (job, _start(job, key, finished))
+                if on_start is not None:
+                    on_start(job)
+            key, output = _next_finished(finished)
+            job, proc = running.pop(key)
+            _check_exit(proc.wait(), job.folder, job.backend, job.what, output)
+            if on_done is not None:
+                on_done(job)
+    except KeyboardInterrupt:
+        _stop([proc for _, proc in running.values()], _AFTER_CTRL_C)
+        raise
+    except BaseException:  # an error: the other workers got no signal, so interrupt them at once
+        _stop([proc for _, proc in running.values()], (signal.SIGINT,))
+        raise
+
+
+def _start(job: WorkerJob, key: int, finished: queue.Queue[tuple[int, str]]) -> subprocess.Popen[str]:
+    """Start ``job``'s worker; a thread collects its standard output and puts ``(key, output)`` on ``finished``."""
+    args = [str(write_spec(job.spec, job.folder)), job.backend, str(job.folder), *job.options]
+    cmd = [sys.executable, "-m", job.module, *args]
+    proc = subprocess.Popen(cmd, env=_worker_env(), stdout=subprocess.PIPE, text=True)
+
+    def collect() -> None:
+        output, _ = proc.communicate()
+        finished.put((key, output or ""))
+
+    threading.Thread(target=collect, name=f"duofit-{job.backend}-output", daemon=True).start()
+    return proc
+
+
+def _next_finished(finished: queue.Queue[tuple[int, str]]) -> tuple[int, str]:
+    """The next ``(key, output)`` of a finished worker; waits in short steps so that Ctrl-C is seen everywhere."""
+    while True:
+        try:
+            return finished.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
 
 
 def worker_main(

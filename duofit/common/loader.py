@@ -328,6 +328,10 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec) -> Spec:
         if not data_path.is_absolute():
             data = spec.data.model_copy(update={"path": str(base / data_path)})
             spec = spec.model_copy(update={"data": data})
+    files = {k: str(base / v) for k in ("x", "y") if base is not None and (v := getattr(spec.data, k))}
+    files = {k: v for k, v in files.items() if not Path(getattr(spec.data, k)).is_absolute()}
+    if files:  # kind npy: the features' and targets' .npy files, relative to the spec like data.path
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update=files)})
     if base is not None and spec.model.weights and not Path(spec.model.weights).is_absolute():
         model = spec.model.model_copy(update={"weights": str(base / spec.model.weights)})
         spec = spec.model_copy(update={"model": model})

@@ -42,7 +42,10 @@ class RunResult:
         metrics: Final test metrics from the shared sklearn reference.
         predictions: Raw model outputs on the test split (logits or probabilities per the loss).
         y_test: Test targets (class indices or values).
-        timings: Seconds: ``total_s``, ``build_s``, ``fit_s``, ``first_epoch_s``, ``steady_epoch_s``, ``predict_s``.
+        timings: Seconds: ``total_s``, ``build_s``, ``fit_s``, ``first_epoch_s``, ``steady_epoch_s``, ``predict_s``,
+            ``compile_s`` (first epoch minus the steady epoch: tracing and compilation), ``startup_s``
+            (before training began: the framework's import, the data and the plan; in a ``compare``
+            worker also the interpreter's start and imports, counted from when the parent started it).
         environment: Framework versions, device, threads, flags.
         weights: Final weights ``layers.<i>.<name>`` in the Keras layout.
         best_epoch: Epoch chosen by early stopping (1-based), if any.
@@ -101,13 +104,14 @@ class RunResult:
         return [] if name == "fine" else [name, "exploding"] if name == "diverged" else [name]
 
     def summary(self) -> dict[str, Any]:
-        """Flat dict for tables: backend, metrics, epochs run, times."""
+        """Flat dict for tables: backend, metrics, epochs run, times (``startup_s``, ``fit_s``, ``total_s``)."""
         out: dict[str, Any] = {"backend": self.backend}
         out.update(self.metrics)
         out["epochs"] = len(self.history)
         if len(self.history):
             out["final_loss"] = float(self.history["loss"].iloc[-1])
             out["final_val_loss"] = float(self.history["val_loss"].iloc[-1])
+        out["startup_s"] = self.timings.get("startup_s", float("nan"))  # absent in results saved before it was
         out["fit_s"] = self.timings.get("fit_s", float("nan"))
         out["total_s"] = self.timings.get("total_s", float("nan"))
         out["diverged"] = self.diverged

@@ -34,6 +34,7 @@ from duofit.common.spec import (
 from duofit.parity.cause import STAGES, TRAINING, UPDATES, Cause
 from duofit.parity.causes_attention import ATTENTION_CAUSES
 from duofit.parity.causes_layers import LAYER_CAUSES, same_1d
+from duofit.parity.causes_precision import PRECISION_CAUSES
 
 __all__ = ["CAUSES", "STAGES", "Cause", "matching_causes"]
 
@@ -299,6 +300,7 @@ CAUSES: tuple[Cause, ...] = (
     ),
     *LAYER_CAUSES,  # the layer families' causes (duofit/parity/causes_layers.py)
     *ATTENTION_CAUSES,  # multi_head_attention (duofit/parity/causes_attention.py)
+    *PRECISION_CAUSES,  # train.precision and train.compile (duofit/parity/causes_precision.py)
 )
 
 

@@ -59,7 +59,7 @@ def _predictions(folder: Path, spec: Spec, weights: dict[str, np.ndarray], backe
     if (folder / "predictions.npz").exists():
         return load_npz(folder / "predictions.npz")["predictions"]
     dataset = load_dataset(spec)  # predictions are saved in the target's units: compare in them
-    return dataset.in_target_units(get_backend(backend or "torch").forward(spec, weights, dataset.x_test))
+    return dataset.in_target_units(get_backend(backend or "torch").forward(spec, weights, np.asarray(dataset.x_test)))
 
 
 def _optimizer_state(src: Path, spec: Spec, weights: dict[str, np.ndarray]) -> OptimizerState | None:
@@ -185,7 +185,7 @@ def convert(src: str | Path, to: str, out: str | Path | None = None, fmt: str | 
     found = _model_file(src)
     expected = _predictions(src, spec, weights, found[0] if found else None)
     dataset = load_dataset(spec)
-    x_test = dataset.x_test
+    x_test = np.asarray(dataset.x_test)  # a streamed part (kinds npy, parquet) is loaded: convert checks on it whole
     target = get_backend(to)
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=out.parent if out.parent.exists() else None) as tmp:
         stage = Path(tmp) / "out"

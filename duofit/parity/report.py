@@ -23,8 +23,9 @@ from duofit.common.result import RunResult
 from duofit.common.spec import DropoutLayer, Spec
 from duofit.parity.causes import Cause, matching_causes
 from duofit.parity.causes_attention import NULL_GRADIENT, null_gradient_weights
+from duofit.parity.causes_precision import BF16_UNIT_ROUNDOFF
 
-__all__ = ["TOLERANCES", "ParityReport", "StageResult", "build_report"]
+__all__ = ["TOLERANCES", "ParityReport", "StageResult", "build_report", "tolerance_key"]
 
 # Tolerances per dtype and stage (relative unless noted).
 # float64: unit roundoff 1.1e-16; the two backends differ only in summation order, so one
@@ -49,6 +50,25 @@ TOLERANCES: dict[str, dict[str, float]] = {
         "trajectory": 1e-4,
         "final_weights": 1e-3,
         "metrics": 0.01,
+    },
+    # train.precision = "mixed_bfloat16" (float32 master weights, layers in bfloat16): unit roundoff
+    #   u = 2^-8 (duofit.parity.causes_precision.BF16_UNIT_ROUNDOFF); a bfloat16 value that rounds the other
+    #   way is 2u = 2^-7 apart. Forward and first step: up to one such step per layer where Keras rounds
+    #   twice (bf16_bias_rounding) and per layer of a few layers -> 8u = 3.1e-2, relative to the stage's
+    #   largest entry (measured on the seed spec: 0 and 1.1e-3). Trajectory: the weights drift apart by
+    #   a bfloat16 rounding of the gradients per step, and a batch's loss relative to itself moves with
+    #   the logit margin as the loss gets small -> 32u = 0.125 (seed spec, 2500 steps: 7.6e-2; multiclass
+    #   example, 1350 steps: 6.2e-2). Final weights, relative to the largest weight -> 64u = 0.25 (seed:
+    #   8.9e-3; multiclass: 0.16, softmax's shift invariance lets weights drift where the loss does not
+    #   look). Metrics: a few flipped predictions in a few hundred (0.02; both examples within 2e-5).
+    #   Deeper models part chaotically within tens of steps (cause bfloat16_rounding): check few epochs.
+    "mixed_bfloat16": {
+        "initial_weights": 0.0,
+        "forward": 8 * BF16_UNIT_ROUNDOFF,
+        "first_step": 8 * BF16_UNIT_ROUNDOFF,
+        "trajectory": 32 * BF16_UNIT_ROUNDOFF,
+        "final_weights": 64 * BF16_UNIT_ROUNDOFF,
+        "metrics": 0.02,
     },
 }
 STAGE_TITLES = {
@@ -142,7 +162,9 @@ class ParityReport:
     def text(self) -> str:
         """Human-readable report: table, strict-mode changes, and the causes of failures."""
         a, b = self.backends
-        lines = [f"parity {a} vs {b}: dtype {self.spec.train.dtype}, {'strict' if self.strict else 'default'} mode"]
+        precision = f" ({self.spec.train.precision})" if self.spec.train.precision != "float32" else ""
+        mode = "strict" if self.strict else "default"
+        lines = [f"parity {a} vs {b}: dtype {self.spec.train.dtype}{precision}, {mode} mode"]
         for change in self.changes:
             lines.append(f"  change: {change}")
         width = max(len(t) for t in STAGE_TITLES.values())
@@ -249,6 +271,18 @@ def _stage_final_weights(spec: Spec, ra: RunResult, rb: RunResult, tol: float) -
     return StageResult("final_weights", *mx, tol, "", detail)
 
 
+def tolerance_key(spec: Spec) -> str:
+    """The row of :data:`TOLERANCES` for a spec: its mixed precision policy, else its dtype.
+
+    Example:
+        >>> from duofit.common.loader import load_spec
+        >>> spec = load_spec("examples/seed.toml")
+        >>> tolerance_key(spec), TOLERANCES[tolerance_key(spec)]["trajectory"]
+        ('float32', 0.0001)
+    """
+    return spec.train.precision if spec.train.precision != "float32" else spec.train.dtype
+
+
 def build_report(
     spec_a: Spec,
     spec_b: Spec,
@@ -261,7 +295,7 @@ def build_report(
 ) -> ParityReport:
     """Compare two backends' probes and runs, stage by stage."""
     a, b = backends
-    tol = TOLERANCES[spec_a.train.dtype]
+    tol = TOLERANCES[tolerance_key(spec_a)]
     pa, pb = probes[a], probes[b]
     stages: list[StageResult] = []
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from duofit.common.errors import SpecError
 from duofit.common.registry import describe
 from duofit.common.spec import Spec
 
@@ -21,7 +22,18 @@ __all__ = ["strict_spec", "strict_translations"]
 
 
 def strict_spec(spec: Spec) -> tuple[Spec, list[str]]:
-    """Return the spec strict mode runs (float64) and the list of spec changes made."""
+    """Return the spec strict mode runs (float64) and the list of spec changes made.
+
+    Raises:
+        SpecError: ``train.precision`` is mixed: strict parity is float64, mixed precision computes in bfloat16.
+    """
+    if spec.train.precision != "float32":
+        raise SpecError(
+            f"train.precision = {spec.train.precision!r}: strict parity runs in float64 and cannot check mixed "
+            "precision; set train.precision = 'float32' for --strict, or drop --strict to compare the "
+            "mixed-precision runs with bfloat16 tolerances",
+            path="train.precision",
+        )
     changes: list[str] = []
     if spec.train.dtype != "float64":
         train = spec.train.model_copy(update={"dtype": "float64"})

@@ -31,7 +31,7 @@ def probe(spec: Spec, dataset: Dataset, backend: str, strict: bool) -> dict[str,
 
     probe_mod = get_backend(backend)  # a Keras backend selects its framework (KERAS_BACKEND) first
     plan = make_plan(spec, dataset, strict=strict)
-    first = plan.order[0, : spec.train.batch_size]
+    first = plan.order.epoch(0)[: spec.train.batch_size]  # the first batch (streamed data: read from the map)
     x, t = plan.dataset.x_train[first], plan.t_train[first]
     out: dict[str, np.ndarray] = {}
     for name, arr in probe_mod.roundtrip(spec, plan.weights, strict=strict).items():

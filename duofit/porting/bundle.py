@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from duofit.backends.base import make_plan
-from duofit.common.data import load_dataset
+from duofit.common.data import MAX_ORDER_ELEMENTS, Part, load_dataset
+from duofit.common.errors import DataError
 from duofit.common.io import save_npz
 from duofit.common.spec import Spec
 
@@ -48,9 +49,10 @@ def bundle_arrays(spec: Spec) -> dict[str, np.ndarray]:
     plan = make_plan(spec, load_dataset(spec))
     ds = plan.dataset
     dtype = np.dtype(spec.train.dtype)
+    _check_order_size(spec, len(ds.x_train))
 
-    def inputs(x: np.ndarray) -> np.ndarray:
-        return x if x.dtype.kind in "iu" else x.astype(dtype)  # token ids stay integers
+    def inputs(x: Part) -> np.ndarray:  # streamed data (kind npy, parquet) are loaded here: scripts hold them whole
+        return np.asarray(x) if x.dtype.kind in "iu" else x.astype(dtype)  # token ids stay integers
 
     arrays: dict[str, np.ndarray] = {
         "x_train": inputs(ds.x_train),
@@ -59,12 +61,29 @@ def bundle_arrays(spec: Spec) -> dict[str, np.ndarray]:
         "t_val": plan.t_val,
         "x_test": inputs(ds.x_test),
         "y_test": ds.y_test,
-        "order": plan.order,
+        "order": plan.order.array(),
     }
     if plan.sample_weight is not None:
         arrays["sample_weight"] = plan.sample_weight
     arrays.update({f"{INIT_PREFIX}{k}": v for k, v in plan.weights.items()})
     return arrays
+
+
+def _check_order_size(spec: Spec, n_train: int) -> None:
+    """The materialised order fits ``MAX_ORDER_ELEMENTS`` (a script loads every epoch's order from the bundle).
+
+    The script could redraw each epoch's order from the seed (numpy's ``default_rng`` is the same
+    everywhere); it loads the array instead so that it stays a plain list of batches, readable and
+    independent of how duofit draws it. ``duofit run`` draws one epoch at a time and has no such cap.
+    """
+    epochs = spec.train.epochs
+    if epochs * n_train > MAX_ORDER_ELEMENTS:
+        raise DataError(
+            f"train.epochs: an exported script loads every epoch's batch order: {epochs:,} epochs x {n_train:,} "
+            f"training samples = {epochs * n_train:,} entries, over the cap of {MAX_ORDER_ELEMENTS:,} "
+            "(duofit.common.data.MAX_ORDER_ELEMENTS); export with fewer epochs (duofit run has no such cap)",
+            path="train.epochs",
+        )
 
 
 def write_bundle(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -128,11 +128,13 @@ def test_foreign_or_older_csv_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_names_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SpecError, match=r"unknown workload 'nope'; allowed: cnn32, digits_cnn, gru_digits_rows,"):
+    with pytest.raises(
+        SpecError, match=r"unknown workload 'nope'; allowed: cnn32, digits_cnn, gpu_mlp, gru_digits_rows,"
+    ):
         plan_matrix("quick", workloads=["nope"])
     with pytest.raises(BackendError, match=r"unknown benchmark backend 'torch'; allowed: duofit-torch, duofit-keras"):
         plan_matrix("quick", backends=["torch"])
-    with pytest.raises(SpecError, match="unknown suite 'huge'; allowed: quick, full"):
+    with pytest.raises(SpecError, match="unknown suite 'huge'; allowed: quick, full, models, scale, gpu"):
         plan_matrix("huge")
     with pytest.raises(SpecError, match="epochs must be >= 3"):
         plan_matrix("quick", epochs=2)
@@ -148,7 +150,7 @@ def test_unknown_names_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.count("error: ") == 4
-    assert "allowed: duofit-torch" in err and "allowed: cnn32, digits_cnn, gru_digits_rows," in err
+    assert "allowed: duofit-torch" in err and "allowed: cnn32, digits_cnn, gpu_mlp, gru_digits_rows," in err
 
 
 def test_dry_run_and_list(capsys: pytest.CaptureFixture[str]) -> None:

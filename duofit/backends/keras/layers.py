@@ -21,6 +21,7 @@ import numpy as np
 from duofit.backends.keras import sequence as seq
 from duofit.backends.keras.attention import ATTENTION_KERAS_LAYERS, ATTENTION_WEIGHT_NAMES
 from duofit.backends.keras.exact import EXACT_ACTIVATIONS, SameAvgPool2D
+from duofit.backends.keras.modes import layer_dtype
 from duofit.backends.keras.native import native
 from duofit.backends.keras.rnn import RNN_LAYERS, RNN_WEIGHT_NAMES
 from duofit.common.errors import BackendError, unsupported
@@ -228,16 +229,19 @@ def build_model(
     functional ``keras.Model`` (:func:`_graph`), which a ``model_cls`` other than
     ``keras.Sequential`` wraps as its one layer, so the trainer's Sequential subclass (per-step
     loss recording) serves both. ``strict`` swaps gelu/leaky_relu for float64-exact layers.
+    Layers get the dtype policy of ``spec.train.precision`` (:func:`~duofit.backends.keras.modes.layer_dtype`:
+    ``mixed_bfloat16`` or ``dtype``); the input stays ``dtype``.
 
     Example (skipped: it needs a validated spec):
         >>> model, heads = build_model(spec, 2, dtype="float32")  # doctest: +SKIP
     """
     made_all: list[list[keras.layers.Layer]] = []
+    policy = layer_dtype(spec.train) if spec.train.dtype == dtype else dtype
     for i, layer in enumerate(spec.model.layers):
         factory = LAYERS.get(type(layer))
         if factory is None:
             raise unsupported("keras", f"model.layers[{i}]", layer, LAYERS)
-        made_all.append(factory(layer, dtype, spec.train.seed + i, strict))
+        made_all.append(factory(layer, policy, spec.train.seed + i, strict))
     heads = [made[0] for made in made_all]
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     inputs = keras.Input(shape=shape, dtype=input_dtype(spec, dtype))

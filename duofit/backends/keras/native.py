@@ -5,8 +5,10 @@ and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) 
 (``keras-jax``). What cannot be, lives here, keyed by ``keras.backend.backend()``:
 
 - the input pipeline: a ``tf.data`` pipeline built once on TensorFlow (one compiled step
-  per epoch with ``steps_per_execution``); on torch and JAX a generator over the shared
-  batch order (Keras-on-torch requires ``steps_per_execution = 1``; on JAX a partial last
+  per epoch with ``steps_per_execution``), each epoch's order drawn when the pipeline reaches
+  it; streamed data (kinds ``npy``, ``parquet``) through a prefetched generator of batches read
+  from the memory map; on torch and JAX a generator over the shared batch order
+  (Keras-on-torch requires ``steps_per_execution = 1``; on JAX a partial last
   batch cannot share an execution with full ones). With sample weights each batch is
   ``(x, t, w)``, the weights gathered by the same indices (Keras' ``fit`` reads the third
   element as ``sample_weight``);
@@ -37,6 +39,7 @@ import numpy as np
 
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
+from duofit.common.data import Part, StreamedRows, eval_chunks
 from duofit.common.errors import BackendError
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "devices",
     "framework_environment",
     "model_input",
+    "model_inputs",
     "native",
     "on_device",
     "resolve_device",
@@ -69,21 +73,36 @@ class Native:
 
 
 def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, ...]]:
-    """Every epoch's batches in the shared order, as numpy (Keras moves them to the device)."""
+    """Every epoch's batches in the shared order from ``plan.start_epoch``, as numpy (Keras moves them to the device).
+
+    Each epoch's order is drawn when the generator reaches it; streamed features (kinds ``npy``,
+    ``parquet``) are read from their memory map per batch.
+    """
     bs = plan.spec.train.batch_size
-    x = model_input(plan.dataset.x_train, dtype)
+    part = plan.dataset.x_train
+    take: Callable[[np.ndarray], np.ndarray]
+    if isinstance(part, StreamedRows):
+        take = lambda idx: model_input(part[idx], dtype)  # noqa: E731
+    else:
+        take = model_input(part, dtype).__getitem__
     t = loss_targets(plan.t_train, dtype)
     w = plan.sample_weight.astype(dtype) if plan.sample_weight is not None else None
-    steps = math.ceil(len(x) / bs)
-    for epoch_order in plan.order:
+    steps = math.ceil(len(part) / bs)
+    for epoch_order in plan.order.epochs_from(plan.start_epoch):
         for b in range(steps):
             idx = epoch_order[b * bs : (b + 1) * bs]
-            yield (x[idx], t[idx]) if w is None else (x[idx], t[idx], w[idx])
+            yield (take(idx), t[idx]) if w is None else (take(idx), t[idx], w[idx])
 
 
 def model_input(x: np.ndarray, dtype: str) -> np.ndarray:
     """Features cast to ``dtype``; integer token ids stay int64 (an embedding looks them up)."""
     return x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(dtype)
+
+
+def model_inputs(part: Part, dtype: str) -> Iterator[np.ndarray]:
+    """A part for evaluation as model inputs: the whole array in one piece, a streamed one chunk by chunk."""
+    for chunk in eval_chunks(part):
+        yield model_input(chunk, dtype)
 
 
 # ---- TensorFlow ---------------------------------------------------------------------------
@@ -129,18 +148,44 @@ def _tf_peak_mb() -> float:
 
 
 def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
-    """Training batches in the shared order: epoch e, batch b = ``order[e, b*bs:(b+1)*bs]``."""
+    """Training batches in the shared order: epoch e, batch b = ``order.epoch(e)[b*bs:(b+1)*bs]``.
+
+    The data sit in the graph as constants and each epoch's order enters the pipeline when the
+    pipeline reaches that epoch (one Python call per epoch, none per step; ``prefetch`` draws the
+    next epoch's order while this one trains). Streamed features: :func:`_tf_streamed`.
+    """
     import tensorflow as tf
 
+    part = plan.dataset.x_train
+    if isinstance(part, StreamedRows):
+        return _tf_streamed(plan, dtype)
     bs = plan.spec.train.batch_size
-    x = tf.constant(model_input(plan.dataset.x_train, dtype))
+    x = tf.constant(model_input(part, dtype))
     t = tf.constant(loss_targets(plan.t_train, dtype))
-    order = tf.data.Dataset.from_tensor_slices(plan.order.astype(np.int32))
+    order = tf.data.Dataset.from_generator(
+        lambda: (perm.astype(np.int32) for perm in plan.order.epochs_from(plan.start_epoch)),
+        output_signature=tf.TensorSpec((len(part),), tf.int32),
+    )
     batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
     if plan.sample_weight is None:
         return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
     w = tf.constant(plan.sample_weight.astype(dtype))
     return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
+
+
+def _tf_streamed(plan: TrainPlan, dtype: str) -> Any:
+    """Streamed training batches (read per batch from the memory map by :func:`_generator_batches`), prefetched."""
+    import tensorflow as tf
+
+    t = loss_targets(plan.t_train[:1], dtype)
+    signature = [
+        tf.TensorSpec((None, *plan.dataset.input_shape), tf.as_dtype(dtype)),
+        tf.TensorSpec((None, *t.shape[1:]), tf.as_dtype(t.dtype)),
+    ]
+    if plan.sample_weight is not None:
+        signature.append(tf.TensorSpec((None,), tf.as_dtype(dtype)))
+    batches = tf.data.Dataset.from_generator(lambda: _generator_batches(plan, dtype), output_signature=tuple(signature))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _tf_put(var: Any, index: Any, value: Any) -> None:

@@ -21,6 +21,7 @@ from duofit.backends.keras.layers import (
     set_weights,
 )
 from duofit.backends.keras.losses import loss_targets, make_loss
+from duofit.backends.keras.modes import run_dtype_outputs
 from duofit.backends.keras.native import native
 from duofit.backends.keras.rnn import RNN_WEIGHT_NAMES
 from duofit.common.spec import BatchNormLayer, Conv2DLayer, DenseLayer, Spec
@@ -66,12 +67,13 @@ def _targets(targets: np.ndarray, dtype: str) -> Any:
 def forward(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
 ) -> np.ndarray:
-    """Model outputs for ``x`` with the given weights (inference mode unless ``training``)."""
+    """Model outputs for ``x`` with the given weights (inference mode unless ``training``), in the run's dtype."""
     model, _ = _model(spec, weights, x.shape[1:], strict)
+    dtype = spec.train.dtype
     if not training:
-        return np.asarray(model.predict_on_batch(x.astype(spec.train.dtype)))
-    out = model(keras.ops.convert_to_tensor(x.astype(spec.train.dtype)), training=True)
-    return np.array(keras.ops.convert_to_numpy(keras.ops.stop_gradient(out)))
+        return run_dtype_outputs(model.predict_on_batch(x.astype(dtype)), dtype)
+    out = model(keras.ops.convert_to_tensor(x.astype(dtype)), training=True)
+    return np.array(run_dtype_outputs(keras.ops.convert_to_numpy(keras.ops.stop_gradient(out)), dtype))
 
 
 def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:

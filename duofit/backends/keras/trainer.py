@@ -17,7 +17,6 @@ validation sample weights, and duofit's validation has none (the torch loop does
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -28,10 +27,12 @@ from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timi
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
-from duofit.backends.keras.native import device_name, model_input, native, on_device, resolve_device
+from duofit.backends.keras.modes import jit_compile_setting, run_dtype_outputs
+from duofit.backends.keras.native import device_name, model_inputs, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.optstate import read_state, write_state
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
+from duofit.common.data import Part
 from duofit.common.history import EpochRecorder
 from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
@@ -49,7 +50,8 @@ class _EpochEnd(keras.callbacks.Callback):
         self.spec = plan.spec
         self.heads = heads
         self.loss = loss
-        self.x_val = model_input(plan.dataset.x_val, dtype)
+        x_val = plan.dataset.x_val
+        self.x_val = list(model_inputs(x_val, dtype)) if isinstance(x_val, np.ndarray) else x_val  # streamed: per epoch
         self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
@@ -65,7 +67,8 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        val_out = self.model.predict_on_batch(self.x_val)  # numpy; no autograd graph on torch
+        # numpy (no autograd graph on torch), in the run's dtype (a mixed policy's bfloat16 -> float32)
+        val_out = _predict(self.model, self.x_val, self.spec.train.dtype)
         val_loss = float(keras.ops.convert_to_numpy(self.loss(self.t_val, val_out)))
         train_loss = float(logs.get("loss", float("nan")))  # batch-size weighted mean (Keras)
         self.epoch_s.append(time.perf_counter() - self._t0)
@@ -113,10 +116,9 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
         keras.backend.clear_session()  # free the previous run's graphs (many runs per process: tuning)
         keras.utils.set_random_seed(tr.seed)  # dropout masks
         with on_device(device):
-            model, heads, loss, optimizer = _compiled(plan, per_execution)
+            model, heads, loss, optimizer = _compiled(plan, per_execution, jit_compile_setting(tr, nat.name))
             start = plan.start_epoch
-            # a resumed fit continues the shared batch order at its epoch
-            data = nat.batches(dataclasses.replace(plan, order=plan.order[start:]) if start else plan, dtype)
+            data = nat.batches(plan, dtype)  # a resumed fit continues the shared batch order at plan.start_epoch
             callback = _EpochEnd(recorder, plan, heads, loss, dtype)
             build_s = time.perf_counter() - t_start
             t_fit = time.perf_counter()
@@ -132,7 +134,7 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             fit_s = time.perf_counter() - t_fit
             state = _finish(plan, recorder, callback.best, optimizer, heads, nat.name)
             t_pred = time.perf_counter()
-            test_out = np.asarray(model.predict_on_batch(model_input(ds.x_test, dtype)))
+            test_out = _predict(model, ds.x_test, dtype)
             predict_s = time.perf_counter() - t_pred
             records = _step_records(plan, model, optimizer)
     return FitOutput(
@@ -146,14 +148,27 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             keras_backend=nat.name,
             steps_per_execution=per_execution,
             jit_compile=bool(getattr(model, "jit_compile", False)),
+            precision=tr.precision,
         ),
         steps=records,
         optimizer_state=state,
     )
 
 
-def _compiled(plan: TrainPlan, per_execution: int) -> tuple[Any, list[Any], Any, Any]:
+def _predict(model: Any, part: Part | list[np.ndarray], dtype: str) -> np.ndarray:
+    """Raw outputs in the run's dtype for a part: in one piece when in memory, chunk by chunk when streamed.
+
+    ``part``: a part's features, or their model inputs already cast (a list of pieces).
+    """
+    pieces = part if isinstance(part, list) else model_inputs(part, dtype)
+    outs = [run_dtype_outputs(model.predict_on_batch(x), dtype) for x in pieces]
+    return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+
+def _compiled(plan: TrainPlan, per_execution: int, jit_compile: bool | str) -> tuple[Any, list[Any], Any, Any]:
     """The model with ``plan.weights``, compiled with its loss and optimizer; a resumed plan's state loaded.
+
+    ``jit_compile``: ``True`` with ``train.compile`` (XLA / ``torch.compile``), else Keras' ``"auto"``.
 
     Both the model (each batch's loss) and the optimizer (gradient and parameter norms) get
     per-step record buffers for every step of every epoch (in-graph records: nearly free in Keras).
@@ -171,7 +186,7 @@ def _compiled(plan: TrainPlan, per_execution: int) -> tuple[Any, list[Any], Any,
     model.attach(n_steps, dtype)
     optimizer = make_optimizer(spec.optimizer, strict=plan.strict)
     record_optimizer(optimizer, n_steps, dtype)
-    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=per_execution)
+    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=per_execution, jit_compile=jit_compile)
     if plan.optimizer_state is not None:
         _resume(model, optimizer, heads, plan, plan.optimizer_state)
     return model, heads, loss, optimizer

@@ -19,6 +19,7 @@ from duofit.backends.torch.layers import (
 )
 from duofit.backends.torch.layers import targets as target_tensor  # `targets` names the arrays here
 from duofit.backends.torch.losses import make_loss
+from duofit.backends.torch.modes import inference
 from duofit.common.spec import Spec
 from duofit.common.spec.shapes import model_input_shape
 
@@ -42,11 +43,12 @@ def roundtrip(spec: Spec, weights: dict[str, np.ndarray], strict: bool = False) 
 def forward(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, training: bool = False, strict: bool = False
 ) -> np.ndarray:
-    """Model outputs for ``x`` with the given weights (eval mode unless ``training``)."""
+    """Model outputs for ``x`` with the given weights (eval mode unless ``training``), in the spec's precision."""
     model, _ = _model(spec, weights, x.shape[1:])
     model.train(training)
+    dtype = DTYPES[spec.train.dtype]
     with torch.no_grad():
-        return model(to_model_input(x, DTYPES[spec.train.dtype])).numpy()
+        return inference(model, spec.train, torch.device("cpu"), dtype)(to_model_input(x, dtype)).numpy()
 
 
 def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
@@ -59,11 +61,12 @@ def loss_value(spec: Spec, outputs: np.ndarray, targets: np.ndarray) -> float:
 def gradients(
     spec: Spec, weights: dict[str, np.ndarray], x: np.ndarray, targets: np.ndarray, strict: bool = False
 ) -> tuple[float, dict[str, np.ndarray]]:
-    """Training-mode loss (with L1/L2 penalty) and its gradient per weight, duofit layout."""
+    """Training-mode loss (with L1/L2 penalty) and its gradient per weight, duofit layout (spec's precision)."""
     dtype = DTYPES[spec.train.dtype]
     model, heads = _model(spec, weights, x.shape[1:])
     model.train()
-    loss = make_loss(spec.loss)(model(to_model_input(x, dtype)), target_tensor(targets, dtype))
+    out = inference(model, spec.train, torch.device("cpu"), dtype)(to_model_input(x, dtype))
+    loss = make_loss(spec.loss)(out, target_tensor(targets, dtype))
     penalty = kernel_penalty(heads, spec)
     if penalty is not None:
         loss = loss + penalty()

@@ -4,9 +4,13 @@ Per epoch: ``model.train()``; for each batch ``zero_grad`` -> forward -> loss (+
 penalty) -> ``backward`` -> ``step`` (clipping and decay run first inside it); then evaluation under
 ``inference_mode`` in ``eval()`` mode. With sample weights (``plan.sample_weight``) a batch's
 loss is Keras' weighted ``sum_over_batch_size``: ``sum(loss_i * w_i) / batch_size``. Batches
-are contiguous slices of the epoch's pre-permuted tensors (no per-sample indexing, no collate);
+are contiguous slices of the epoch's pre-permuted tensors (no per-sample indexing, no collate), the
+epoch's order drawn when the epoch starts; streamed data (kinds ``npy``, ``parquet``) are read
+per batch instead (``feed.py``);
 the epoch loss accumulates on the device, so there is one host sync per epoch instead of one
-``.item()`` per step.
+``.item()`` per step. Forward, loss and penalty of a training batch are one function
+(``modes.py``): under ``torch.autocast(bfloat16)`` with ``train.precision = "mixed_bfloat16"``,
+compiled with ``torch.compile`` with ``train.compile = true``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 
 from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
 from duofit.backends.torch.compat import foreach_norm
+from duofit.backends.torch.feed import Inputs
 from duofit.backends.torch.layers import (
     DTYPES,
     build_model,
@@ -28,13 +33,14 @@ from duofit.backends.torch.layers import (
     kernel_penalty,
     set_weights,
     targets,
-    to_model_input,
 )
 from duofit.backends.torch.losses import make_loss
 from duofit.backends.torch.machine import device_name, resolve_device, set_threads
 from duofit.backends.torch.metrics import make_metric
+from duofit.backends.torch.modes import StepFn, inference, train_step
 from duofit.backends.torch.optimizers import make_optimizer
 from duofit.backends.torch.optstate import read_state, write_state
+from duofit.common.data import BatchOrder, Part
 from duofit.common.history import EpochRecorder
 from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
@@ -53,11 +59,13 @@ class _Setup:
     penalty: Callable[[], torch.Tensor] | None
     device: torch.device
     dtype: torch.dtype
-    x: torch.Tensor
+    x: Inputs
     t: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Inputs
     t_val: torch.Tensor
-    order: torch.Tensor
+    order: BatchOrder
+    step_loss: StepFn  # forward (autocast under mixed precision), loss, penalty; compiled with train.compile
+    forward: Callable[[torch.Tensor], torch.Tensor]  # evaluation forward in the spec's precision
     w: torch.Tensor | None = None
     weighted_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
@@ -111,6 +119,8 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
             device_name(s.device),
             plan.strict,
             fused_optimizer=bool(s.optimizer.defaults.get("fused")),
+            torch_compile=plan.spec.train.compile,
+            precision=plan.spec.train.precision,
         ),
         steps=_step_records(rec, plan.start_epoch * plan.steps_per_epoch, step),
         optimizer_state=state,
@@ -203,6 +213,7 @@ def _setup(plan: TrainPlan) -> _Setup:
     params = [p for p in model.parameters() if p.requires_grad]
     penalty = kernel_penalty(heads, spec)
     weighted = plan.sample_weight is not None
+    weighted_loss = _weighted(loss_fn) if weighted else None
     return _Setup(
         model=model,
         heads=heads,
@@ -212,13 +223,15 @@ def _setup(plan: TrainPlan) -> _Setup:
         penalty=penalty,
         device=device,
         dtype=dtype,
-        x=to_model_input(ds.x_train, dtype, device),
+        x=Inputs(ds.x_train, dtype, device),  # on the device, or streamed per batch (kinds npy, parquet)
         t=targets(plan.t_train, dtype, device),
-        x_val=to_model_input(ds.x_val, dtype, device),
+        x_val=Inputs(ds.x_val, dtype, device),
         t_val=targets(plan.t_val, dtype, device),
-        order=torch.as_tensor(plan.order, device=device),
+        order=plan.order,  # one epoch's order at a time
+        step_loss=train_step(model, loss_fn, weighted_loss, penalty, tr, device, dtype),
+        forward=inference(model, tr, device, dtype),
         w=torch.as_tensor(plan.sample_weight, dtype=dtype, device=device) if weighted else None,
-        weighted_loss=_weighted(loss_fn) if weighted else None,
+        weighted_loss=weighted_loss,
     )
 
 
@@ -243,7 +256,7 @@ def _weighted(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> 
 def _records(plan: TrainPlan, s: _Setup) -> _Records:
     """NaN-filled device buffers for every step of every epoch, and one epoch's batch sizes."""
     tr = plan.spec.train
-    n, bs = s.x.shape[0], tr.batch_size
+    n, bs = s.x.n, tr.batch_size
     steps_per_epoch = -(-n // bs)
     step_loss = torch.full((tr.epochs * steps_per_epoch,), float("nan"), dtype=s.dtype, device=s.device)
     return _Records(
@@ -268,24 +281,19 @@ def _train_epoch(s: _Setup, rec: _Records, epoch: int, step: int, bs: int) -> li
     Returns:
         The detached loss of each step, in order.
     """
-    model, loss_fn, optimizer, penalty, params = s.model, s.loss_fn, s.optimizer, s.penalty, s.params
+    model, step_loss, optimizer, params = s.model, s.step_loss, s.optimizer, s.params
     grad_norm, param_norm = rec.grad_norm, rec.param_norm
     model.train()
-    perm = s.order[epoch]
-    xp, tp = s.x.index_select(0, perm), s.t.index_select(0, perm)
+    perm_np = s.order.epoch(epoch)  # drawn now: the order is never held for every epoch
+    perm = torch.as_tensor(perm_np, device=s.device)
+    tp = s.t.index_select(0, perm)
     wp = s.w.index_select(0, perm) if s.w is not None else None  # the weights follow their rows
-    weighted = s.weighted_loss
-    n = xp.shape[0]
+    n = s.x.n
     losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
-    for start in range(0, n, bs):
-        xb, tb = xp[start : start + bs], tp[start : start + bs]
+    for start, xb in zip(range(0, n, bs), s.x.epoch(perm_np, perm, bs), strict=True):
+        tb = tp[start : start + bs]
         optimizer.zero_grad(set_to_none=True)
-        if wp is None or weighted is None:
-            loss = loss_fn(model(xb), tb)
-        else:
-            loss = weighted(model(xb), tb, wp[start : start + bs])
-        if penalty is not None:
-            loss = loss + penalty()
+        loss = step_loss(xb, tb, None if wp is None else wp[start : start + bs])
         loss.backward()
         if grad_norm is not None or start == 0:  # diagnostics: the norm at each epoch's first step
             norm = _global_norm([p.grad for p in params if p.grad is not None])
@@ -325,10 +333,10 @@ def _epoch_sync(
         Train loss, validation loss, first-step gradient norm, the validation outputs as numpy
         (``None`` with native metrics) and the native metric values (``None`` without).
     """
-    n, dtype = s.x.shape[0], s.dtype
+    n, dtype = s.x.n, s.dtype
     s.model.eval()
     with torch.inference_mode():
-        val_out = s.model(s.x_val)
+        val_out = s.x_val.forward(s.forward)  # streamed data: in chunks
         val_loss = s.loss_fn(val_out, s.t_val)
     epoch_losses = torch.stack(losses)
     rec.step_loss[first_step : first_step + len(losses)] = epoch_losses
@@ -355,11 +363,11 @@ def _read_steps(step_loss: torch.Tensor, lo: int, hi: int) -> np.ndarray:
     return step_loss[lo:hi].cpu().numpy()
 
 
-def _predict(s: _Setup, x_test: np.ndarray) -> np.ndarray:
-    """The model's raw outputs on ``x_test`` in ``eval()`` mode."""
+def _predict(s: _Setup, x_test: Part) -> np.ndarray:
+    """The model's raw outputs on ``x_test`` in ``eval()`` mode (streamed data: in chunks)."""
     s.model.eval()
     with torch.inference_mode():
-        return s.model(to_model_input(x_test, s.dtype, s.device)).cpu().numpy()
+        return Inputs(x_test, s.dtype, s.device).forward(s.forward).cpu().numpy()
 
 
 def _step_records(rec: _Records, first: int, step: int) -> dict[str, np.ndarray]:

@@ -36,11 +36,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from duofit.common.data.dataset import Dataset, batch_order, targets_for_loss
+from duofit.common.data.dataset import Dataset, Part, targets_for_loss
 from duofit.common.data.features import check_features, prepare_features
+from duofit.common.data.order import BatchOrder, batch_order
+from duofit.common.data.rows import StreamedRows, chunk_rows_for
 from duofit.common.data.sizes import check_sizes
 from duofit.common.data.sources import read_source
 from duofit.common.data.split import Parts, given_parts, spec_parts
+from duofit.common.data.stream import STREAMED_KINDS, eval_chunks, prepare_streamed
 from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
@@ -51,9 +54,14 @@ __all__ = [
     "MAX_DATA_ELEMENTS",
     "MAX_ORDER_ELEMENTS",
     "MAX_PARAMETERS",
+    "BatchOrder",
     "Dataset",
+    "Part",
     "Parts",
+    "STREAMED_KINDS",
+    "StreamedRows",
     "batch_order",
+    "eval_chunks",
     "given_parts",
     "load_dataset",
     "prepare",
@@ -71,7 +79,9 @@ MAX_CSV_BYTES = 1_000_000_000
 # Weights + biases of the model: 400 MB per copy in float32 (800 MB in float64), and Adam keeps
 # two more copies plus the gradients.
 MAX_PARAMETERS = 100_000_000
-# Epochs x training samples: the shared batch order is one int64 per entry (800 MB at the cap).
+# Epochs x training samples of a materialised batch order (one int64 each, 800 MB at the cap): the
+# bundle of an exported script holds every epoch's order; training draws one epoch at a time
+# (duofit.common.data.order.BatchOrder), so runs have no such cap.
 MAX_ORDER_ELEMENTS = 100_000_000
 # Output of one layer for the largest single forward pass (a training batch, or the whole
 # validation / test split, which is evaluated in one pass): 2 GB in float32, 4 GB in float64,
@@ -102,9 +112,14 @@ def load_dataset(spec: Spec) -> Dataset:
     Raises:
         DataError: missing file or column, non-numeric features, NaNs, wrong number of classes,
             an output layer that does not match the targets, or sizes over the caps
-            (``MAX_DATA_ELEMENTS``, ``MAX_CSV_BYTES``, ``MAX_PARAMETERS``, ``MAX_ORDER_ELEMENTS``).
+            (``MAX_DATA_ELEMENTS``, ``MAX_CSV_BYTES``, ``MAX_PARAMETERS``, ``MAX_ACTIVATION_ELEMENTS``; the
+            streamed kinds ``npy`` and ``parquet`` have no cap on the data, whose features stay on disk).
     """
     x, y, names = read_arrays(spec)
+    if spec.data.kind in STREAMED_KINDS:  # the features stay on disk, read per batch
+        ds = prepare_streamed(spec, x, y, names)
+        _check_caps(spec, ds.input_shape, len(ds.x_train), chunk_rows_for(ds.input_shape))
+        return ds
     return prepare(spec, x, y, names)
 
 
@@ -183,7 +198,6 @@ def _check_caps(spec: Spec, input_shape: tuple[int, ...], n_train: int, n_eval: 
         n_eval,
         max_parameters=MAX_PARAMETERS,
         max_activation=MAX_ACTIVATION_ELEMENTS,
-        max_order=MAX_ORDER_ELEMENTS,
     )
 
 

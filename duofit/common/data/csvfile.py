@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from duofit.common.data.npyfile import NPY_HINT
 from duofit.common.errors import DataError, DataWarning
 from duofit.common.spec import Spec
 
@@ -73,7 +74,8 @@ def read_csv(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
     if cells > max_cells:
         raise DataError(
             f"data.path: {path.name} has {len(frame):,} rows x {len(features) + len(targets)} columns = "
-            f"{cells:,} values; the cap is {max_cells:,} (duofit.common.data.MAX_DATA_ELEMENTS)",
+            f"{cells:,} values ({8 * cells / 1e9:.1f} GB as float64); the cap is {max_cells:,} "
+            f"(duofit.common.data.MAX_DATA_ELEMENTS); {NPY_HINT}",
             path="data.path",
         )
     _warn_id_columns(frame, features)
@@ -115,7 +117,7 @@ def check_file(path: Path, max_bytes: int) -> None:
     if size > max_bytes:
         raise DataError(
             f"data.path: CSV file {path} is {size:,} bytes; the cap is {max_bytes:,} "
-            "(duofit.common.data.MAX_CSV_BYTES)",
+            f"(duofit.common.data.MAX_CSV_BYTES); {NPY_HINT}",
             path="data.path",
         )
 

@@ -1,8 +1,14 @@
-"""The prepared arrays every backend trains on, the targets a loss consumes and the shared batch order.
+"""The prepared arrays every backend trains on and the targets a loss consumes.
+
+The shared batch order is :mod:`duofit.common.data.order`; streamed parts (kinds ``npy`` and
+``parquet``) are :class:`~duofit.common.data.stream.StreamedRows`.
 
 Example:
-    >>> batch_order(3, 1, seed=0, shuffle=False).tolist()
-    [[0, 1, 2]]
+    >>> import numpy as np
+    >>> ds = Dataset(np.zeros((4, 2)), np.zeros(4), np.zeros((1, 2)), np.zeros(1), np.zeros((1, 2)),
+    ...              np.zeros(1), "regression", None, None, ("a", "b"), True)
+    >>> ds.input_shape, ds.streamed
+    ((2,), False)
 """
 
 from __future__ import annotations
@@ -12,14 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from duofit.common.data.rows import StreamedRows
 from duofit.common.spec import Spec
 
-__all__ = ["Dataset", "batch_order", "targets_for_loss"]
+__all__ = ["Dataset", "Part", "targets_for_loss"]
+
+# A part's features: in memory, or streamed from a memory map (kinds npy, parquet).
+Part = np.ndarray | StreamedRows
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Split and scaled arrays. ``y_*`` hold class indices (int64) or float targets.
+
+    ``x_*`` are numpy arrays, or for the streamed kinds (``npy``, ``parquet``)
+    :class:`~duofit.common.data.rows.StreamedRows`: index them per batch (``x[idx]``) and
+    evaluate them in chunks (:func:`duofit.common.data.stream.eval_chunks`); ``np.asarray``
+    loads a whole part (small data only).
 
     Attributes:
         task: ``binary``, ``multiclass`` or ``regression``.
@@ -38,11 +53,11 @@ class Dataset:
             training part (id 0 ``<pad>``, 1 ``<oov>``); else ``None``.
     """
 
-    x_train: np.ndarray
+    x_train: Part
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Part
     y_val: np.ndarray
-    x_test: np.ndarray
+    x_test: Part
     y_test: np.ndarray
     task: str
     n_classes: int | None
@@ -53,6 +68,11 @@ class Dataset:
     w_train: np.ndarray | None = None
     target_scaler: Any = None
     vocabulary: tuple[str, ...] | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the features stay on disk (:class:`~duofit.common.data.rows.StreamedRows` parts, read per batch)."""
+        return isinstance(self.x_train, StreamedRows)
 
     @property
     def n_features(self) -> int:
@@ -100,28 +120,3 @@ def targets_for_loss(spec: Spec, y: np.ndarray, n_classes: int | None) -> np.nda
             return np.eye(int(n_classes or 0), dtype=np.float64)[y]
         return y.astype(np.int64)
     return y.astype(np.float64).reshape(len(y), -1)
-
-
-def batch_order(n: int, epochs: int, seed: int, shuffle: bool = True) -> np.ndarray:
-    """One sample order per epoch, shared by every backend.
-
-    Each epoch is split into ``ceil(n / batch_size)`` consecutive batches of this order,
-    the last one possibly smaller, identically on every backend.
-
-    Args:
-        n: Number of training samples.
-        epochs: Number of epochs.
-        seed: Seed of the numpy Generator (``train.seed``).
-        shuffle: If False every epoch is ``0..n-1``.
-
-    Returns:
-        int64 array of shape ``(epochs, n)``.
-
-    Example:
-        >>> batch_order(4, 2, seed=0, shuffle=False).tolist()
-        [[0, 1, 2, 3], [0, 1, 2, 3]]
-    """
-    if not shuffle:
-        return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
-    rng = np.random.default_rng([seed, 0x0DE7])  # a stream of its own, separate from init
-    return np.stack([rng.permutation(n) for _ in range(epochs)]).astype(np.int64)

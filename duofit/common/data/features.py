@@ -39,6 +39,7 @@ __all__ = [
     "Features",
     "StepScaler",
     "check_features",
+    "check_float_for_tokens",
     "check_token_ids",
     "check_token_input",
     "prepare_features",
@@ -81,6 +82,11 @@ class StepScaler:
     def fit(self, x: np.ndarray) -> StepScaler:
         """Fit on ``(n, steps, features)`` (any leading axes)."""
         self.inner.fit(x.reshape(-1, x.shape[-1]))
+        return self
+
+    def partial_fit(self, x: np.ndarray) -> StepScaler:
+        """Update the statistics with a chunk of ``(n, steps, features)`` (streamed data)."""
+        self.inner.partial_fit(x.reshape(-1, x.shape[-1]))
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -181,7 +187,7 @@ def check_token_ids(spec: Spec, ids: np.ndarray) -> None:
             )
 
 
-def _check_float_for_tokens(spec: Spec, x: np.ndarray) -> None:
+def check_float_for_tokens(spec: Spec, x: np.ndarray) -> None:
     """Float features cannot feed a layer that looks token ids up (any such layer reads the model input)."""
     for i, layer in enumerate(spec.model.layers):
         if not isinstance(layer, TOKEN_LAYERS):
@@ -246,7 +252,7 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
         check_token_input(spec, "x holds integers", "; if they are numeric features, save x as float")
         check_token_ids(spec, x)
         return Features(x[parts.train], x[parts.val], x[parts.test], None, _positions(x.shape[1]), None)
-    _check_float_for_tokens(spec, x)
+    check_float_for_tokens(spec, x)
     x = shaped(spec, x)
     x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
     if not spec.data.standardize:

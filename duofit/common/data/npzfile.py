@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from duofit.common.data.csvfile import regular_file_size
+from duofit.common.data.npyfile import NPY_HINT
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
@@ -79,7 +80,8 @@ def _check_file(path: Path, max_bytes: int) -> None:
     size = regular_file_size(path, ".npz file")
     if size > max_bytes:
         raise DataError(
-            f"data.path: {path} is {size:,} bytes; the cap is {max_bytes:,} (duofit.common.data.MAX_CSV_BYTES)",
+            f"data.path: {path} is {size:,} bytes; the cap is {max_bytes:,} (duofit.common.data.MAX_CSV_BYTES); "
+            f"{NPY_HINT}",
             path="data.path",
         )
 
@@ -99,7 +101,7 @@ def _check_members(archive: np.lib.npyio.NpzFile, path: Path, max_cells: int) ->
     if unpacked > 8 * max_cells:
         raise DataError(
             f"data.path: arrays x and y of {path.name} unpack to {unpacked:,} bytes, more than "
-            f"{max_cells:,} float64 values (duofit.common.data.MAX_DATA_ELEMENTS)",
+            f"{max_cells:,} float64 values (duofit.common.data.MAX_DATA_ELEMENTS); {NPY_HINT}",
             path="data.path",
         )
 

@@ -11,8 +11,7 @@ Example:
     Not run as a doctest: it needs a loaded ``spec`` (see :func:`duofit.common.data.prepare`,
     whose example exercises it).
 
-    >>> check_sizes(spec, (4,), 120, 30, max_parameters=10**8, max_activation=5 * 10**8,
-    ...             max_order=10**8)  # doctest: +SKIP
+    >>> check_sizes(spec, (4,), 120, 30, max_parameters=10**8, max_activation=5 * 10**8)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ def check_sizes(
     *,
     max_parameters: int,
     max_activation: int,
-    max_order: int,
+    max_order: int | None = None,
 ) -> None:
     """Check the parameter count, every layer's largest output and the batch order against their caps.
 
@@ -98,7 +97,8 @@ def check_sizes(
         n_eval: Samples of the largest evaluation pass (validation or test part).
         max_parameters: Cap on weights + biases.
         max_activation: Cap on one layer's output for ``max(batch_size, n_eval)`` samples.
-        max_order: Cap on epochs x training samples.
+        max_order: Cap on epochs x training samples, for a materialised batch order (an exported
+            script's bundle); ``None`` (training: one epoch's order at a time) checks none.
 
     Raises:
         DataError: naming the layer (or ``train.epochs``) that goes over, or a layer that does
@@ -122,11 +122,11 @@ def check_sizes(
                 path=where,
             )
     epochs = spec.train.epochs
-    if epochs * n_train > max_order:
+    if max_order is not None and epochs * n_train > max_order:
         raise DataError(
             f"train.epochs: {epochs:,} epochs x {n_train:,} training samples = {epochs * n_train:,} batch-order "
             f"entries; the cap is {max_order:,} (duofit.common.data.MAX_ORDER_ELEMENTS); "
-            "use fewer epochs",
+            "use fewer epochs for an exported script (duofit run has no such cap)",
             path="train.epochs",
         )
 

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from duofit.common.data.csvfile import read_csv
+from duofit.common.data.npyfile import NPY_HINT, open_npy
 from duofit.common.data.npzfile import read_npz
+from duofit.common.data.parquetfile import open_parquet
 from duofit.common.data.series import read_series
 from duofit.common.data.text import read_texts
 from duofit.common.errors import DataError
@@ -74,6 +76,9 @@ FILE_READERS: dict[str, Reader] = {
     "sunspots": lambda spec, cells, size: read_series(spec, max_cells=cells, max_csv_bytes=size),
     "co2": lambda spec, cells, size: read_series(spec, max_cells=cells, max_csv_bytes=size),
     "csv_text": lambda spec, cells, size: read_texts(spec, max_cells=cells, max_bytes=size),
+    # streamed kinds: the features stay on disk (a memory map), so the in-memory caps do not apply
+    "npy": lambda spec, cells, size: open_npy(spec),
+    "parquet": lambda spec, cells, size: open_parquet(spec),
 }
 
 
@@ -142,6 +147,7 @@ def _check_generator_size(kind: str, params: Mapping[str, Any], fn: Any, max_cel
         key = "n_features" if n_features > n_samples else "n_samples"
         raise DataError(
             f"data.params.{key}: {kind} with n_samples = {n_samples:,} and n_features = {n_features:,} "
-            f"makes {cells:,} values; the cap is {max_cells:,} (duofit.common.data.MAX_DATA_ELEMENTS)",
+            f"makes {cells:,} values ({8 * cells / 1e9:.1f} GB as float64); the cap is {max_cells:,} "
+            f"(duofit.common.data.MAX_DATA_ELEMENTS); {NPY_HINT}",
             path=f"data.params.{key}",
         )

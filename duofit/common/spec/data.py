@@ -29,7 +29,7 @@ MIN_VOCAB = 3
 # The kinds whose samples are windows of one series, split in time order (never shuffled
 # across the split: the test part is the latest windows, validation the ones before it).
 SERIES_KINDS: tuple[DataKind, ...] = ("csv_series", "sunspots", "co2")
-_OPTIONAL = ("path", "target", "features", "task", "params", "series", "text")
+_OPTIONAL = ("path", "target", "features", "task", "params", "series", "text", "x", "y")
 # kind -> (fields it needs, fields it accepts) among _OPTIONAL; every other kind accepts
 # `params` alone (the scikit-learn generators check them against their signature).
 KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -39,12 +39,16 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sunspots": (("series",), ("series",)),
     "co2": (("series",), ("series",)),
     "csv_text": (("path", "target", "text"), ("path", "target", "task", "text")),
+    "npy": (("x", "y"), ("x", "y", "task")),
+    "parquet": (("path", "target"), ("path", "target", "features", "task")),
 }
 _NEEDED_HINT = {
     "path": "`path` (the file), e.g. path = 'data.csv'",
     "target": "`target` (the target column name)",
     "series": "a [data.series] table with the window length, e.g. series = { window = 24 }",
     "text": "a [data.text] table naming the text column, e.g. text = { column = 'review' }",
+    "x": "`x` (the features' .npy file), e.g. x = 'features.npy'",
+    "y": "`y` (the targets' .npy file), e.g. y = 'targets.npy'",
 }
 
 
@@ -145,6 +149,10 @@ class DataSpec(SpecModel):
     )
     series: SeriesSpec | None = Field(default=None, description="Windows (kinds csv_series, sunspots, co2).")
     text: TextSpec | None = Field(default=None, description="The text column and its tokens (kind csv_text).")
+    x: str | None = Field(
+        default=None, description="Features' .npy file, (samples, ...) floats, memory-mapped (kind = 'npy')."
+    )
+    y: str | None = Field(default=None, description="Targets' .npy file, one row per sample (kind = 'npy').")
 
     @field_validator("target", mode="before")
     @classmethod

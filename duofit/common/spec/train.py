@@ -1,17 +1,19 @@
-"""The ``train`` section: epochs, batches, seed, numeric type, device and early stopping.
+"""The ``train`` section: epochs, batches, seed, numeric type, device, compiled and mixed-precision modes, early stopping.
 
 Example:
     >>> TrainSpec().epochs, EarlyStoppingSpec(monitor="val_f1").patience
     (10, 5)
+    >>> TrainSpec(precision="mixed_bfloat16").compute_dtype, TrainSpec().compile
+    ('bfloat16', False)
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from duofit.common.spec.base import MAX_SAMPLES, EpochCount, Epochs, NonNegFloat, SpecModel
+from duofit.common.spec.base import MAX_SAMPLES, EpochCount, Epochs, FieldProblem, NonNegFloat, SpecModel
 from duofit.common.spec.vocab import check_monitor
 
 __all__ = ["EarlyStoppingSpec", "TrainSpec"]
@@ -41,6 +43,19 @@ class TrainSpec(SpecModel):
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compile: bool = Field(
+        default=False,
+        description="Compile the training step: torch.compile (inductor; on CPU it needs a C++ compiler) for the "
+        "torch loop, jit_compile=True (XLA) for Keras on TensorFlow and JAX. Off: each framework's default "
+        "(torch eager, TensorFlow graphs without XLA on a CPU-only host, JAX always XLA). The first epoch then "
+        "includes the compilation; result timings report it apart (compile_s).",
+    )
+    precision: Literal["float32", "mixed_bfloat16"] = Field(
+        default="float32",
+        description="'mixed_bfloat16': layers compute in bfloat16 with float32 weights (master weights), losses and "
+        "optimizer updates in float32: torch.autocast(bfloat16) around forward and loss, Keras' "
+        "'mixed_bfloat16' dtype policy. Needs dtype = 'float32'; parity then uses bfloat16 tolerances.",
+    )
     threads: Annotated[int, Field(gt=0, le=1024)] | None = Field(
         default=None, description="Intra-op threads for every framework (default: framework's)."
     )
@@ -64,3 +79,18 @@ class TrainSpec(SpecModel):
         "predictor's and an all-zero output's). Default 1000 (duofit.common.diagnostics.DIVERGENCE_RATIO); "
         "`inf` keeps only the non-finite check.",
     )
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype layers compute in: ``bfloat16`` under mixed precision, else ``dtype``."""
+        return "bfloat16" if self.precision == "mixed_bfloat16" else self.dtype
+
+    @model_validator(mode="after")
+    def _precision_fits_dtype(self) -> TrainSpec:
+        if self.precision != "float32" and self.dtype != "float32":
+            raise FieldProblem(
+                "precision",
+                f"precision = {self.precision!r} keeps float32 master weights, so it needs dtype = 'float32' "
+                f"(got dtype = {self.dtype!r}); set dtype = 'float32', or precision = 'float32' to train in {self.dtype}",
+            )
+        return self

@@ -95,6 +95,8 @@ DataKind = Literal[
     "sunspots",  # windows over statsmodels' yearly sunspot numbers
     "co2",  # windows over statsmodels' weekly Mauna Loa CO2
     "csv_text",  # a CSV text column as token ids (vocabulary from the training part)
+    "npy",  # features and targets in two .npy files, memory-mapped and read per batch
+    "parquet",  # a Parquet file's columns, read in row groups and streamed per batch
 ]
 DATA_KINDS: tuple[DataKind, ...] = get_args(DataKind)
 # The target each data kind yields: class labels, a continuous value, or whatever a file's
@@ -115,6 +117,8 @@ DATA_KIND_TARGETS: dict[DataKind, Literal["labels", "continuous", "file"]] = {
     "sunspots": "continuous",
     "co2": "continuous",
     "csv_text": "file",
+    "npy": "file",
+    "parquet": "file",
 }
 REGRESSION_DATA_KINDS: tuple[DataKind, ...] = tuple(k for k, t in DATA_KIND_TARGETS.items() if t == "continuous")
 

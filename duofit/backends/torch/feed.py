@@ -1,0 +1,64 @@
+"""The torch loop's inputs: one part resident on the device, or streamed from a memory map per batch.
+
+:class:`Inputs` gives the trainer one interface for both kinds of :class:`~duofit.common.data.Dataset`
+part. In memory (every kind but ``npy`` / ``parquet``) the part is moved to the device once and
+an epoch's batches are contiguous slices of ``index_select(perm)``, as before streaming existed
+(no per-step indexing). Streamed (:class:`~duofit.common.data.StreamedRows`), each batch's rows
+are read from the map in the epoch's order, scaled, cast and copied to the device (through
+pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and concatenates
+the outputs (one ``(n, outputs)`` tensor, small beside the features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from duofit.backends.torch.layers import to_model_input
+from duofit.common.data import Part, StreamedRows, eval_chunks
+
+__all__ = ["Inputs"]
+
+
+class Inputs:
+    """The model inputs of one part (see the module docstring).
+
+    Args:
+        part: The part's features (``Dataset.x_train`` / ``x_val`` / ``x_test``).
+        dtype: The model's float dtype (token ids stay int64).
+        device: Where the model runs.
+    """
+
+    def __init__(self, part: Part, dtype: torch.dtype, device: torch.device) -> None:
+        self.n = len(part)
+        self.dtype, self.device = dtype, device
+        self.stream = part if isinstance(part, StreamedRows) else None
+        self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
+
+    def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterator[torch.Tensor]:
+        """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host)."""
+        if self.resident is not None:
+            xp = self.resident.index_select(0, perm)
+            for start in range(0, self.n, bs):
+                yield xp[start : start + bs]
+            return
+        stream = self.stream
+        assert stream is not None
+        for start in range(0, self.n, bs):
+            yield self._upload(stream[perm_np[start : start + bs]])
+
+    def forward(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``fn`` over the whole part: in one pass when resident, chunk by chunk when streamed."""
+        if self.resident is not None:
+            return fn(self.resident)
+        assert self.stream is not None
+        return torch.cat([fn(self._upload(chunk)) for chunk in eval_chunks(self.stream)])
+
+    def _upload(self, rows: np.ndarray) -> torch.Tensor:
+        """Host rows as a model input on the device (pinned first on CUDA, so the copy can overlap)."""
+        t = to_model_input(rows, self.dtype, "cpu")
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)

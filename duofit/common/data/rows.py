@@ -1,0 +1,113 @@
+"""One part of streamed data: row indices into a memory map, read, cast and scaled when indexed.
+
+See :mod:`duofit.common.data.stream` for how the parts are made and consumed.
+
+Example:
+    >>> import numpy as np
+    >>> part = StreamedRows(np.arange(12.0).reshape(6, 2), np.array([4, 0, 2]), (2,), None)
+    >>> len(part), part.shape, part[np.array([2, 0])].tolist()
+    (3, (3, 2), [[4.0, 5.0], [8.0, 9.0]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from duofit.common.data.features import StepScaler
+from duofit.common.data.npyfile import release_pages
+
+__all__ = ["STREAM_CHUNK_BYTES", "StreamedRows", "chunk_rows_for"]
+
+# Bytes of float64 rows read at once by a streaming pass (scaler fit, NaN check) and by the
+# chunked evaluation of a streamed part: large enough that per-chunk overhead vanishes, small
+# beside the 1.5 GB peak a 10-million-row npy run is allowed.
+STREAM_CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) -> int:
+    """Rows of ``sample_shape`` (as float64) in ``chunk_bytes`` (default :data:`STREAM_CHUNK_BYTES`), at least 1.
+
+    Example:
+        >>> chunk_rows_for((20,), 1600)
+        10
+    """
+    row = 8 * int(np.prod(sample_shape))
+    return max(1, (STREAM_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(row, 1))
+
+
+class StreamedRows:
+    """Rows ``rows`` of a memory-mapped array, read, cast to float64 and scaled when indexed.
+
+    Array-like where the backends need it: ``len``, ``shape``, ``ndim``, ``dtype`` (float64),
+    ``part[idx]`` (int, slice or index array: a float64 ndarray), ``np.asarray(part)`` (the
+    whole part, in memory: small data only).
+
+    Args:
+        source: The memory map, ``(samples, *sample_shape)`` (any float dtype).
+        rows: int64 indices of this part's rows in ``source``, in the part's order.
+        sample_shape: One sample's shape.
+        scaler: A fitted ``StandardScaler`` / :class:`~duofit.common.data.features.StepScaler`, or ``None``.
+    """
+
+    def __init__(self, source: np.ndarray, rows: np.ndarray, sample_shape: tuple[int, ...], scaler: Any) -> None:
+        self.source = source
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.sample_shape = tuple(int(n) for n in sample_shape)
+        self.scaler = scaler
+        self.dtype = np.dtype(np.float64)
+        # The scaler's statistics in the sample's shape (a StepScaler's per feature, the last axis):
+        # ``(x - mean) / scale`` per batch is what StandardScaler.transform computes on dense input
+        # (``X -= mean_; X /= scale_``, sklearn/preprocessing/_data.py), element by element, without
+        # its per-call input validation.
+        self._stats: tuple[np.ndarray, np.ndarray] | None = None
+        if scaler is not None:
+            shape = self.sample_shape[-1:] if isinstance(scaler, StepScaler) else self.sample_shape
+            self._stats = (np.asarray(scaler.mean_).reshape(shape), np.asarray(scaler.scale_).reshape(shape))
+
+    def __repr__(self) -> str:
+        return f"StreamedRows(shape={self.shape}, source dtype={self.source.dtype})"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(rows, *sample_shape)``."""
+        return (len(self.rows), *self.sample_shape)
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes, as the materialised array's."""
+        return 1 + len(self.sample_shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self.take(np.atleast_1d(self.rows[key]))[0]
+        return self.take(self.rows[key])
+
+    def take(self, source_rows: np.ndarray) -> np.ndarray:
+        """Rows ``source_rows`` of the source (indices into the map, not into the part), float64, scaled."""
+        raw = np.asarray(self.source[np.asarray(source_rows, dtype=np.int64)], dtype=np.float64)
+        x = raw.reshape(len(raw), *self.sample_shape)
+        if self._stats is not None:
+            x -= self._stats[0]
+            x /= self._stats[1]
+        return x
+
+    def chunks(self, chunk_rows: int | None = None) -> Iterator[np.ndarray]:
+        """The part in order, ``chunk_rows`` rows at a time (default: :func:`chunk_rows_for`)."""
+        size = chunk_rows or chunk_rows_for(self.sample_shape)
+        for start in range(0, len(self.rows), size):
+            yield self.take(self.rows[start : start + size])
+            release_pages(self.source)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.concatenate(list(self.chunks())) if len(self.rows) else np.empty(self.shape)
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype: Any) -> np.ndarray:
+        """The whole part in memory as ``dtype`` (small data only)."""
+        return np.asarray(self, dtype=dtype)

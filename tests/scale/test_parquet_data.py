@@ -1,0 +1,78 @@
+"""Kind ``parquet``: columns read in row groups, then streamed as kind ``npy``; errors with field paths."""
+
+from __future__ import annotations
+
+import glob
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duofit
+from duofit import DataError
+from duofit.common.data import load_dataset
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+def _spec(path: Path, **data: Any) -> Any:
+    return duofit.load_spec(
+        {
+            "data": {"kind": "parquet", "path": str(path), "target": "label", "val_size": 0.2, **data},
+            "model": {"layers": [{"type": "dense", "units": 1}]},
+            "loss": {"type": "binary_crossentropy", "from_logits": True},
+        }
+    )
+
+
+def _table(n: int = 200) -> tuple[Any, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    y = (x[:, 0] > 0).astype(np.int64)
+    table = pa.table({"a": x[:, 0], "b": x[:, 1].astype(np.float32), "c": (x[:, 2] * 10).astype(np.int32), "label": y})
+    cast = np.stack([x[:, 0], x[:, 1].astype(np.float32), (x[:, 2] * 10).astype(np.int32)], axis=1)
+    return table, cast, y
+
+
+def test_parquet_equals_the_in_memory_path(tmp_path: Path) -> None:
+    table, x, y = _table()
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=37)  # several row groups
+    np.savez(tmp_path / "same.npz", x=x, y=y)
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*")))
+    streamed = load_dataset(_spec(tmp_path / "d.parquet"))
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*"))) == before  # nothing left on disk
+    memory = load_dataset(
+        duofit.load_spec(
+            {
+                "data": {"kind": "npz", "path": str(tmp_path / "same.npz"), "val_size": 0.2},
+                "model": {"layers": [{"type": "dense", "units": 1}]},
+                "loss": {"type": "binary_crossentropy", "from_logits": True},
+            }
+        )
+    )
+    assert streamed.streamed and streamed.feature_names == ("a", "b", "c")
+    for part in ("x_train", "x_val", "x_test"):
+        np.testing.assert_array_equal(np.asarray(getattr(streamed, part)), getattr(memory, part))
+    np.testing.assert_array_equal(streamed.y_test, memory.y_test)
+    chosen = load_dataset(_spec(tmp_path / "d.parquet", features=["c", "a"]))
+    assert chosen.feature_names == ("c", "a") and chosen.input_shape == (2,)
+
+
+def test_parquet_errors_name_their_field(tmp_path: Path) -> None:
+    table, _, _ = _table(20)
+    pq.write_table(table.append_column("name", pa.array(["x"] * 20)), tmp_path / "d.parquet")
+    cases = [
+        (_spec(tmp_path / "missing.parquet"), "data.path", "not found"),
+        (_spec(tmp_path / "d.parquet"), "data.features", "column 'name' of d.parquet is string, not numeric"),
+        (_spec(tmp_path / "d.parquet", target="nope"), "data.target", "has no column 'nope'"),
+        (_spec(tmp_path / "d.parquet", features=["a", "zz"]), "data.features", "has no column 'zz'"),
+    ]
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    cases.append((_spec(tmp_path / "bad.parquet"), "data.path", "cannot read bad.parquet as Parquet"))
+    for spec, path, words in cases:
+        with pytest.raises(DataError) as info:
+            load_dataset(spec)
+        assert info.value.path == path and words in str(info.value), str(info.value)

@@ -1,0 +1,94 @@
+"""Training on streamed data (kind ``npy``) gives the in-memory path's results: bit for bit on torch in float64."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import duofit
+from duofit.backends.base import make_plan
+from duofit.common.data import StreamedRows, load_dataset
+
+LAYERS = [{"type": "dense", "units": 6, "activation": "relu"}, {"type": "dense", "units": 1}]
+
+
+def _specs(folder: Path, epochs: int = 3, **train: Any) -> tuple[Any, Any]:
+    """The same numbers as kind npy (streamed) and kind npz (in memory)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)) * 2 + 1
+    y = (x[:, 0] + x[:, 1] > 2).astype(np.int64)
+    np.save(folder / "features.npy", x)
+    np.save(folder / "targets.npy", y)
+    np.savez(folder / "same.npz", x=x, y=y)
+    common = {
+        "metrics": ["accuracy"],
+        "model": {"layers": LAYERS},
+        "loss": {"type": "binary_crossentropy", "from_logits": True},
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "train": {"epochs": epochs, "batch_size": 32, **train},
+    }
+    npy = {"kind": "npy", "x": str(folder / "features.npy"), "y": str(folder / "targets.npy"), "val_size": 0.2}
+    npz = {"kind": "npz", "path": str(folder / "same.npz"), "val_size": 0.2}
+    return duofit.load_spec({**common, "data": npy}), duofit.load_spec({**common, "data": npz})
+
+
+def _same(a: Any, b: Any, rtol: float) -> None:
+    for col in ("loss", "val_loss"):
+        np.testing.assert_allclose(a.history[col], b.history[col], rtol=rtol, atol=0)
+    np.testing.assert_allclose(a.predictions, b.predictions, rtol=rtol, atol=rtol)
+    for key, arr in b.weights.items():
+        np.testing.assert_allclose(a.weights[key], arr, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.torch
+def test_torch_npy_equals_in_memory_bit_for_bit_in_float64(tmp_path: Path) -> None:
+    npy, npz = _specs(tmp_path, dtype="float64")
+    streamed, memory = duofit.run(npy, "torch"), duofit.run(npz, "torch")
+    _same(streamed, memory, rtol=0.0)
+    assert streamed.metrics == memory.metrics
+
+
+@pytest.mark.torch
+def test_torch_npy_resume_continues_the_shared_order(tmp_path: Path) -> None:
+    npy, _ = _specs(tmp_path, epochs=4, dtype="float64")
+    full = duofit.run(npy, "torch")
+    first, _ = _specs(tmp_path, epochs=2, dtype="float64")
+    duofit.run(first, "torch", out=tmp_path / "first")
+    resumed = duofit.run(npy, "torch", resume_from=tmp_path / "first")
+    np.testing.assert_array_equal(resumed.history["loss"], full.history["loss"][2:])
+    np.testing.assert_array_equal(resumed.predictions, full.predictions)
+
+
+# float32 Adam over 2 epochs x 6 steps on identical inputs: the two runs differ only if a batch differs
+# (then by far more than rounding); 1e-5 is a float32 rounding allowance, not a drift budget.
+RTOL_F32 = 1e-5
+
+
+@pytest.mark.keras
+def test_keras_npy_equals_in_memory_within_float32(tmp_path: Path) -> None:
+    npy, npz = _specs(tmp_path, epochs=2)
+    _same(duofit.run(npy, "keras"), duofit.run(npz, "keras"), rtol=RTOL_F32)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("framework", ["tensorflow", "torch", "jax"])
+@pytest.mark.parametrize("start", [0, 1])
+def test_keras_pipelines_read_the_shared_order_from_the_map(tmp_path: Path, framework: str, start: int) -> None:
+    """tf.data (TensorFlow) and the generator (torch, JAX) feed the streamed rows, a resumed plan from its epoch."""
+    import dataclasses
+
+    from duofit.backends.keras.native import native
+
+    npy, _ = _specs(tmp_path, epochs=3, dtype="float64")
+    plan = dataclasses.replace(make_plan(npy, load_dataset(npy)), start_epoch=start)
+    assert isinstance(plan.dataset.x_train, StreamedRows)
+    batches = list(native(framework).batches(plan, "float64"))
+    assert len(batches) == (3 - start) * plan.steps_per_epoch
+    for k, (xb, tb) in enumerate(batches):
+        epoch, b = divmod(k, plan.steps_per_epoch)
+        idx = plan.order.epoch(start + epoch)[b * 32 : (b + 1) * 32]
+        np.testing.assert_array_equal(np.asarray(xb), plan.dataset.x_train[idx])
+        np.testing.assert_array_equal(np.asarray(tb), plan.t_train[idx])
