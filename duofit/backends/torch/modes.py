@@ -100,7 +100,7 @@ def train_step(
     if not train.compile:
         return step
     check_compiler(device)
-    return torch.compile(step, dynamic=False)  # type: ignore[return-value]
+    return torch.compile(step, dynamic=False)
 
 
 def _cxx() -> str:

@@ -1,4 +1,4 @@
-"""The ``train`` section: epochs, batches, seed, numeric type, device, compiled and mixed-precision modes, early stopping.
+"""The ``train`` section: epochs, batches, seed, dtype, device, compiled and mixed-precision modes, early stopping.
 
 Example:
     >>> TrainSpec().epochs, EarlyStoppingSpec(monitor="val_f1").patience
@@ -91,6 +91,7 @@ class TrainSpec(SpecModel):
             raise FieldProblem(
                 "precision",
                 f"precision = {self.precision!r} keeps float32 master weights, so it needs dtype = 'float32' "
-                f"(got dtype = {self.dtype!r}); set dtype = 'float32', or precision = 'float32' to train in {self.dtype}",
+                f"(got dtype = {self.dtype!r}); set dtype = 'float32', "
+                f"or precision = 'float32' to train in {self.dtype}",
             )
         return self
