@@ -220,6 +220,11 @@ def test_after_ctrl_c_a_worker_that_does_not_stop_is_interrupted(monkeypatch: py
     assert child.returncode != -signal.SIGKILL  # stopped by our SIGINT, not killed
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it, even where the test runner's process ignores SIGINT (a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
@@ -259,7 +264,14 @@ def test_interrupted_tune_exits_130_with_one_line(tmp_path: Path) -> None:
     ]
     env = {k: v for k, v in os.environ.items() if k != "DUOFIT_DEBUG"}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
