@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from duofit.common.concurrent import WorkerJob, spawn_concurrently
 from duofit.common.errors import DataError, SpecError
-from duofit.common.isolated import WorkerJob, spawn_concurrently
 from duofit.common.result import RunResult
 from duofit.common.spec import Spec
 

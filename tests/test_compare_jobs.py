@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from duofit.common.concurrent import WorkerJob, spawn_concurrently
 from duofit.common.errors import SpecError
-from duofit.common.isolated import SPAWNED_AT_ENV, WorkerJob, seconds_since_spawn, spawn_concurrently
+from duofit.common.isolated import SPAWNED_AT_ENV, seconds_since_spawn
 from duofit.common.loader import load_spec
 from duofit.comparison import resolve_jobs, worker_threads
 from tests.test_cli import _cli

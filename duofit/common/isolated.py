@@ -4,7 +4,8 @@
 multi-backend ``tune`` run each backend in a worker process of its own (``python -m
 duofit.worker``, ``duofit.tuning.worker``, ``duofit.parity.worker``,
 ``duofit.tuning.tune_worker``), all started by :func:`spawn` (one at a time) or
-:func:`spawn_concurrently` (several at once: ``compare --jobs``) and served by :func:`worker_main`:
+:func:`~duofit.common.concurrent.spawn_concurrently` (several at once: ``compare --jobs``,
+in :mod:`duofit.common.concurrent`) and served by :func:`worker_main`:
 ``python -m MODULE SPEC.json BACKEND FOLDER [options]``; a worker learns when it was started
 from :data:`SPAWNED_AT_ENV` (:func:`seconds_since_spawn`). The spec goes in as JSON and the
 results come back as files (CSV, JSON, npz: no pickle).
@@ -29,15 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from duofit.common.errors import (
@@ -54,18 +52,20 @@ from duofit.common.io import write_json
 from duofit.common.spec import Spec
 
 __all__ = [
+    "AFTER_CTRL_C",
     "ERROR_FILE",
     "EXIT_INTERRUPTED",
     "INTERRUPT_GRACE_S",
     "SPAWNED_AT_ENV",
-    "WorkerJob",
+    "check_exit",
     "raise_from_file",
     "report_errors",
     "result_folder",
     "run_worker",
     "seconds_since_spawn",
     "spawn",
-    "spawn_concurrently",
+    "stop_workers",
+    "worker_env",
     "worker_main",
     "write_spec",
 ]
@@ -81,8 +81,7 @@ OUTPUT_TAIL_CHARS = 2000  # of the worker's output, quoted when it died without 
 SPAWNED_AT_ENV = "DUOFIT_SPAWNED_AT"
 # After Ctrl-C, what workers are sent in turn: nothing (a terminal's Ctrl-C reached them already),
 # then a SIGINT of our own (a signal to the parent alone did not)
-_AFTER_CTRL_C: tuple[signal.Signals | None, ...] = (None, signal.SIGINT)
-POLL_S = 0.2  # how often the parent of concurrent workers looks up from waiting (Ctrl-C is seen at once anyway)
+AFTER_CTRL_C: tuple[signal.Signals | None, ...] = (None, signal.SIGINT)
 
 _RAISED_AGAIN: dict[str, type[DuofitError]] = {
     "SpecError": SpecError,
@@ -174,25 +173,38 @@ def run_worker(
     cmd = [sys.executable, "-m", module, *args]
     stdout = subprocess.PIPE if capture else None
     stderr = subprocess.STDOUT if capture and quiet else None
-    with subprocess.Popen(cmd, env=_worker_env(), stdout=stdout, stderr=stderr, text=True) as proc:
+    with subprocess.Popen(cmd, env=worker_env(), stdout=stdout, stderr=stderr, text=True) as proc:
         try:
             output, _ = proc.communicate()
         except KeyboardInterrupt:
             _wind_down(proc)
             raise
-    _check_exit(proc.returncode, out, backend, what, output if capture else None)
+    check_exit(proc.returncode, out, backend, what, output if capture else None)
 
 
-def _check_exit(code: int, out: Path, backend: str, what: str, output: str | None) -> None:
-    """Raise what a finished worker reported: Ctrl-C (it alone got it), its error, or its crash."""
+def check_exit(code: int, out: Path, backend: str, what: str, output: str | None) -> None:
+    """Parent side: raise what a finished worker reported: Ctrl-C (it alone got it), its error, or its crash.
+
+    Args:
+        code: The worker's exit status (0: nothing is raised).
+        out: Its folder, where it wrote ``error.json`` (:func:`raise_from_file`).
+        backend: For error messages.
+        what: What the worker did, for error messages (``"run"``).
+        output: Its captured output, quoted after a crash (``None``: it went to the terminal).
+    """
     if code in (EXIT_INTERRUPTED, -signal.SIGINT):  # the worker alone got the Ctrl-C
         raise KeyboardInterrupt(f"backend {backend!r}: its {what} worker process was interrupted")
     if code != 0:
         raise_from_file(out, backend, what, output, code)
 
 
-def _worker_env() -> dict[str, str]:
-    """The worker's environment: this process's, and the time it is started (:data:`SPAWNED_AT_ENV`)."""
+def worker_env() -> dict[str, str]:
+    """The environment of a worker started now: this process's, and the time (:data:`SPAWNED_AT_ENV`).
+
+    Example:
+        >>> float(worker_env()[SPAWNED_AT_ENV]) <= time.time()
+        True
+    """
     return {**os.environ, SPAWNED_AT_ENV: repr(time.time())}
 
 
@@ -217,13 +229,17 @@ def _wind_down(proc: subprocess.Popen[str]) -> None:
     A worker stopped cleanly has recorded what it finished (a tuning study marks the
     interrupted trial failed, so that the next run repeats it).
     """
-    _stop([proc], _AFTER_CTRL_C)
+    stop_workers([proc], AFTER_CTRL_C)
 
 
-def _stop(procs: Iterable[subprocess.Popen[str]], sends: Sequence[signal.Signals | None]) -> None:
-    """Stop workers: send each of ``sends`` in turn (``None``: nothing) to the ones still running.
+def stop_workers(procs: Iterable[subprocess.Popen[str]], sends: Sequence[signal.Signals | None]) -> None:
+    """Parent side: stop workers: send each of ``sends`` in turn (``None``: nothing) to the ones still running.
 
     After each, :data:`INTERRUPT_GRACE_S` for all of them together; the ones left are killed.
+    :data:`AFTER_CTRL_C` is the sequence after a Ctrl-C (the workers got it from the terminal).
+
+    Example:
+        >>> stop_workers([], AFTER_CTRL_C)   # nothing running
     """
     alive = list(procs)
     try:
@@ -275,96 +291,6 @@ def spawn(
     """
     args = [str(write_spec(spec, folder)), backend, str(folder), *options]
     run_worker(module, args, folder, backend, what, capture=capture, quiet=quiet)
-
-
-@dataclass(frozen=True)
-class WorkerJob:
-    """One worker for :func:`spawn_concurrently`; the fields are :func:`spawn`'s arguments.
-
-    Attributes:
-        module: The worker module, e.g. ``"duofit.worker"``.
-        spec: The spec it runs.
-        backend: The backend it runs on.
-        folder: Its scratch folder (``spec.in.json`` and, on an error, ``error.json``).
-        what: What it does, for error messages (``"run"``).
-        options: Its own command-line options.
-    """
-
-    module: str
-    spec: Spec
-    backend: str
-    folder: Path
-    what: str
-    options: tuple[str, ...] = ()
-
-
-def spawn_concurrently(
-    jobs: Sequence[WorkerJob],
-    max_jobs: int,
-    *,
-    on_start: Callable[[WorkerJob], object] | None = None,
-    on_done: Callable[[WorkerJob], object] | None = None,
-) -> None:
-    """Parent side: run ``jobs`` in their order, at most ``max_jobs`` workers at a time; wait for all.
-
-    Each worker runs as under :func:`spawn` (standard output kept and quoted if it crashes,
-    standard error to the terminal). ``on_start(job)`` is called when its worker starts and
-    ``on_done(job)`` when it succeeded (in the order they finish), both in this thread.
-
-    Raises:
-        DuofitError: the first worker that fails, with its own error (same type and field path)
-            or its crash and output; no further worker starts and the running ones are interrupted
-            (then killed after :data:`INTERRUPT_GRACE_S`).
-        KeyboardInterrupt: Ctrl-C here or in a worker; the running workers are stopped as by
-            :func:`run_worker`.
-
-    Example:
-        >>> spawn_concurrently([], max_jobs=2)   # nothing to run
-    """
-    pending = list(enumerate(jobs))
-    running: dict[int, tuple[WorkerJob, subprocess.Popen[str]]] = {}
-    finished: queue.Queue[tuple[int, str]] = queue.Queue()
-    try:
-        while pending or running:
-            while pending and len(running) < max(1, max_jobs):
-                key, job = pending.pop(0)
-                running[key] = (job, _start(job, key, finished))
-                if on_start is not None:
-                    on_start(job)
-            key, output = _next_finished(finished)
-            job, proc = running.pop(key)
-            _check_exit(proc.wait(), job.folder, job.backend, job.what, output)
-            if on_done is not None:
-                on_done(job)
-    except KeyboardInterrupt:
-        _stop([proc for _, proc in running.values()], _AFTER_CTRL_C)
-        raise
-    except BaseException:  # an error: the other workers got no signal, so interrupt them at once
-        _stop([proc for _, proc in running.values()], (signal.SIGINT,))
-        raise
-
-
-def _start(job: WorkerJob, key: int, finished: queue.Queue[tuple[int, str]]) -> subprocess.Popen[str]:
-    """Start ``job``'s worker; a thread collects its standard output and puts ``(key, output)`` on ``finished``."""
-    args = [str(write_spec(job.spec, job.folder)), job.backend, str(job.folder), *job.options]
-    cmd = [sys.executable, "-m", job.module, *args]
-    proc = subprocess.Popen(cmd, env=_worker_env(), stdout=subprocess.PIPE, text=True)
-
-    def collect() -> None:
-        output, _ = proc.communicate()
-        finished.put((key, output or ""))
-
-    threading.Thread(target=collect, name=f"duofit-{job.backend}-output", daemon=True).start()
-    return proc
-
-
-def _next_finished(finished: queue.Queue[tuple[int, str]]) -> tuple[int, str]:
-    """The next ``(key, output)`` of a finished worker; waits in short steps so that Ctrl-C is seen everywhere."""
-    while True:
-        try:
-            return finished.get(timeout=POLL_S)
-        except queue.Empty:
-            continue
 
 
 def worker_main(

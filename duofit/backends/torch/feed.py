@@ -11,7 +11,7 @@ the outputs (one ``(n, outputs)`` tensor, small beside the features).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -37,13 +37,19 @@ class Inputs:
         self.stream = part if isinstance(part, StreamedRows) else None
         self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
 
-    def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterator[torch.Tensor]:
-        """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host)."""
+    def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterable[torch.Tensor]:
+        """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host).
+
+        Resident: ``split(bs)`` of the permuted part, every batch a view made in one call
+        (the same views as slicing ``[b*bs:(b+1)*bs]``, without a Python slice per step).
+        Streamed: a generator reading each batch when the loop reaches it.
+        """
         if self.resident is not None:
-            xp = self.resident.index_select(0, perm)
-            for start in range(0, self.n, bs):
-                yield xp[start : start + bs]
-            return
+            return self.resident.index_select(0, perm).split(bs)
+        return self._streamed(perm_np, bs)
+
+    def _streamed(self, perm_np: np.ndarray, bs: int) -> Iterator[torch.Tensor]:
+        """The streamed part's batches, each read from the map, scaled and uploaded when asked for."""
         stream = self.stream
         assert stream is not None
         for start in range(0, self.n, bs):

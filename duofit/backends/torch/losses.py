@@ -15,7 +15,7 @@ from torch import nn
 from duofit.common.errors import unsupported
 from duofit.common.spec import BCELoss, CCELoss, HuberLoss, MAELoss, MSELoss
 
-__all__ = ["EPSILON", "LOSSES", "make_loss"]
+__all__ = ["EPSILON", "LOSSES", "make_loss", "weighted_loss_fn"]
 
 EPSILON = 1e-7  # keras.config.epsilon(), the clip Keras applies to probabilities
 
@@ -63,3 +63,21 @@ def make_loss(spec: object) -> LossFn:
     if factory is None:
         raise unsupported("torch", "loss", spec, LOSSES)
     return factory(spec)
+
+
+def weighted_loss_fn(loss_fn: LossFn) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss_fn`` with per-sample weights, reduced as Keras 3 reduces a weighted loss.
+
+    Each sample's loss is ``loss_fn`` on a batch of that one sample (``torch.func.vmap``),
+    so every loss of this module is weighted by the same translation as the unweighted one,
+    its mean over the outputs included (Keras' per-sample loss). Keras 3.15
+    (``keras/src/losses/loss.py``, ``reduce_weighted_values`` and ``reduce_values``) multiplies
+    each sample's loss by its weight and, for the default ``sum_over_batch_size``, divides the
+    sum by the number of samples in the batch, not by the sum of the weights.
+    """
+    per_sample = torch.func.vmap(lambda out, target: loss_fn(out.unsqueeze(0), target.unsqueeze(0)))
+
+    def weighted(out: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return (per_sample(out, target) * w).sum() / out.shape[0]
+
+    return weighted

@@ -34,7 +34,7 @@ from duofit.backends.torch.layers import (
     set_weights,
     targets,
 )
-from duofit.backends.torch.losses import make_loss
+from duofit.backends.torch.losses import make_loss, weighted_loss_fn
 from duofit.backends.torch.machine import device_name, resolve_device, set_threads
 from duofit.backends.torch.metrics import make_metric
 from duofit.backends.torch.modes import StepFn, inference, train_step
@@ -213,7 +213,7 @@ def _setup(plan: TrainPlan) -> _Setup:
     params = [p for p in model.parameters() if p.requires_grad]
     penalty = kernel_penalty(heads, spec)
     weighted = plan.sample_weight is not None
-    weighted_loss = _weighted(loss_fn) if weighted else None
+    weighted_loss = weighted_loss_fn(loss_fn) if weighted else None
     return _Setup(
         model=model,
         heads=heads,
@@ -233,24 +233,6 @@ def _setup(plan: TrainPlan) -> _Setup:
         w=torch.as_tensor(plan.sample_weight, dtype=dtype, device=device) if weighted else None,
         weighted_loss=weighted_loss,
     )
-
-
-def _weighted(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """``loss_fn`` with per-sample weights, reduced as Keras 3 reduces a weighted loss.
-
-    Each sample's loss is ``loss_fn`` on a batch of that one sample (``torch.func.vmap``),
-    so every loss of ``losses.py`` is weighted by the same translation as the unweighted one,
-    its mean over the outputs included (Keras' per-sample loss). Keras 3.15
-    (``keras/src/losses/loss.py``, ``reduce_weighted_values`` and ``reduce_values``) multiplies
-    each sample's loss by its weight and, for the default ``sum_over_batch_size``, divides the
-    sum by the number of samples in the batch, not by the sum of the weights.
-    """
-    per_sample = torch.func.vmap(lambda out, target: loss_fn(out.unsqueeze(0), target.unsqueeze(0)))
-
-    def weighted(out: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return (per_sample(out, target) * w).sum() / out.shape[0]
-
-    return weighted
 
 
 def _records(plan: TrainPlan, s: _Setup) -> _Records:
@@ -286,20 +268,21 @@ def _train_epoch(s: _Setup, rec: _Records, epoch: int, step: int, bs: int) -> li
     model.train()
     perm_np = s.order.epoch(epoch)  # drawn now: the order is never held for every epoch
     perm = torch.as_tensor(perm_np, device=s.device)
-    tp = s.t.index_select(0, perm)
-    wp = s.w.index_select(0, perm) if s.w is not None else None  # the weights follow their rows
-    n = s.x.n
+    # batch b of each: rows perm[b*bs:(b+1)*bs]; split() makes every batch's view in one call
+    # (torch/functional.py split: chunks of bs, each a view, the last one smaller)
+    tbs = s.t.index_select(0, perm).split(bs)
+    wbs = s.w.index_select(0, perm).split(bs) if s.w is not None else (None,) * len(tbs)  # weights follow rows
     losses: list[torch.Tensor] = []  # stacked once per epoch: no per-step bookkeeping kernels
-    for start, xb in zip(range(0, n, bs), s.x.epoch(perm_np, perm, bs), strict=True):
-        tb = tp[start : start + bs]
+    first = step
+    for xb, tb, wb in zip(s.x.epoch(perm_np, perm, bs), tbs, wbs, strict=True):
         optimizer.zero_grad(set_to_none=True)
-        loss = step_loss(xb, tb, None if wp is None else wp[start : start + bs])
+        loss = step_loss(xb, tb, wb)
         loss.backward()
-        if grad_norm is not None or start == 0:  # diagnostics: the norm at each epoch's first step
+        if grad_norm is not None or step == first:  # diagnostics: the norm at each epoch's first step
             norm = _global_norm([p.grad for p in params if p.grad is not None])
             if grad_norm is not None:
                 grad_norm[step] = norm
-            if start == 0:
+            if step == first:
                 rec.epoch_grad_norm[epoch] = norm
         optimizer.step()
         if param_norm is not None:

@@ -88,7 +88,7 @@ class BatchOrder:
             while self._next < e:  # advance the stream past the epochs in between (O(n) each)
                 self._rng.permutation(self.n)
                 self._next += 1
-            perm = self._rng.permutation(self.n).astype(np.int64)
+            perm = self._rng.permutation(self.n).astype(np.int64, copy=False)  # int64 already on 64-bit hosts
             self._next += 1
             self._last = (e, perm)
             return perm.copy()
