@@ -203,6 +203,11 @@ def test_a_worker_interrupted_alone_interrupts_the_parent(tmp_path: Path, monkey
         run_worker("duofit.worker", [], tmp_path, "torch", "run")
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it, even where the test runner's process ignores SIGINT (a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
 def test_after_ctrl_c_a_worker_that_does_not_stop_is_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
     import duofit.common.isolated as isolated
@@ -212,17 +217,13 @@ def test_after_ctrl_c_a_worker_that_does_not_stop_is_interrupted(monkeypatch: py
         [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,  # a child of a process that ignores SIGINT would ignore it too
     )
     assert child.stdout is not None and child.stdout.readline() == "up\n"
     t0 = time.perf_counter()
     isolated._wind_down(child)
     assert child.returncode is not None and time.perf_counter() - t0 < 10
     assert child.returncode != -signal.SIGKILL  # stopped by our SIGINT, not killed
-
-
-def _default_sigint() -> None:
-    """Ctrl-C as a terminal delivers it, even where the test runner's process ignores SIGINT (a child inherits that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.torch
