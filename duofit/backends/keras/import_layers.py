@@ -57,15 +57,20 @@ def _last_axis(s: LayerSettings) -> None:
 
 
 # --------------------------------------------------------------------------- converters
-def _dense(s: LayerSettings) -> list[Doc]:
-    act, extra = s.activation()
-    doc: Doc = {"type": "dense", "units": s.get("units"), "use_bias": s.get("use_bias", True)}
+def _with_weights(s: LayerSettings, doc: Doc, act: str | None, extra: list[Doc]) -> list[Doc]:
+    """A dense or conv layer's activation, initializers and penalties, then the layers its activation adds."""
     if act is not None:
         doc["activation"] = act
     s.init(doc, "kernel_initializer", "kernel_init")
     s.init(doc, "bias_initializer", "bias_init")
     s.penalty(doc)
     return [doc, *extra]
+
+
+def _dense(s: LayerSettings) -> list[Doc]:
+    act, extra = s.activation()
+    doc: Doc = {"type": "dense", "units": s.get("units"), "use_bias": s.get("use_bias", True)}
+    return _with_weights(s, doc, act, extra)
 
 
 def _conv(s: LayerSettings, kind: str) -> list[Doc]:
@@ -82,12 +87,7 @@ def _conv(s: LayerSettings, kind: str) -> list[Doc]:
     if doc["padding"] not in ("valid", "same"):
         raise s.refuse("padding", doc["padding"], "supported: 'valid', 'same'")
     doc["use_bias"] = s.get("use_bias", True)
-    if act is not None:
-        doc["activation"] = act
-    s.init(doc, "kernel_initializer", "kernel_init")
-    s.init(doc, "bias_initializer", "bias_init")
-    s.penalty(doc)
-    return [doc, *extra]
+    return _with_weights(s, doc, act, extra)
 
 
 def _pool(s: LayerSettings, kind: str) -> list[Doc]:
