@@ -9,7 +9,8 @@ non-zero exit code.
 
 CELL.json: ``{"backend": "duofit-torch", "spec": {...validated spec...}, "device": "cpu",
 "threads": 2, "warmup_epochs": 1}``; ``{"backend": ..., "empty": true, ...}`` for an
-empty-process row (interpreter + duofit + framework import, no data, no training). The data
+empty-process row (interpreter, duofit, the framework and one training run on
+:data:`EMPTY_RUN_SAMPLES` samples: no data to speak of; see :func:`_empty_cell`). The data
 is loaded once, inside the timed region, and handed to :func:`duofit.run` (so peak memory
 is one copy's). On a GPU every epoch end waits for the device first (:func:`device_sync`).
 
@@ -220,12 +221,33 @@ def _machine_columns(info: RunnerInfo, m: Measurement, device: str, threads: int
     }
 
 
-def _empty_cell(info: RunnerInfo, device: str, threads: int, import_s: float) -> dict[str, Any]:
-    """The columns of an empty-process row: what the interpreter, duofit and the framework cost before any data.
+# The empty-process row trains once on this many samples: what every training process pays
+# whatever its data size. torch loads its compiler stack (torch._dynamo, sympy: about 80 MiB)
+# on the first backward pass, and duofit's data preparation imports scikit-learn and scipy; a
+# process that only imported the framework would leave those fixed costs in every data row.
+EMPTY_RUN_SAMPLES = 32
 
-    It imports what a training cell imports before it reads data: the framework and the
-    backend's translation tables, and duofit's runner, data preparation (scikit-learn),
-    metrics and results (pandas); it allocates no data and trains nothing.
+
+def _empty_spec() -> Spec:
+    """A 20-16-1 MLP on :data:`EMPTY_RUN_SAMPLES` generated samples, one epoch in two steps."""
+    return Spec.model_validate(
+        {
+            "data": {"kind": "make_classification", "params": {"n_samples": EMPTY_RUN_SAMPLES, "random_state": 0}},
+            "model": {"layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 1}]},
+            "loss": {"type": "binary_crossentropy", "from_logits": True},
+            "optimizer": {"type": "adam", "lr": 0.001},
+            "train": {"epochs": 1, "batch_size": EMPTY_RUN_SAMPLES // 2, "seed": 0},
+        }
+    )
+
+
+def _empty_cell(info: RunnerInfo, device: str, threads: int, import_s: float) -> dict[str, Any]:
+    """The columns of an empty-process row: what a training process costs before its data does.
+
+    It imports what a training cell imports before it reads data (the framework and the
+    backend's translation tables, duofit's runner, data preparation, metrics and results) and,
+    for a duofit backend, trains once on :data:`EMPTY_RUN_SAMPLES` samples; its peak RSS is
+    the baseline the scale suite's in-memory bound adds to twice the data.
     """
     for module in ("duofit.runner", "duofit.common.data", "duofit.common.metrics", "pandas"):
         importlib.import_module(module)
@@ -236,6 +258,10 @@ def _empty_cell(info: RunnerInfo, device: str, threads: int, import_s: float) ->
         backend.load()
         backend.tables()
         env = backend.environment(device)
+    if info.impl == "duofit":
+        import duofit
+
+        duofit.run(_empty_spec(), backend=info.target)
     versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "keras", "tensorflow", "jax") if env.get(k))
     return {
         "impl": info.impl,

@@ -33,7 +33,7 @@ __all__ = [
 
 WARMUP_EPOCHS = 1  # the first epoch (tracing / graph building / compilation) is reported separately
 MIN_STEADY_EPOCHS = 2  # at least two timed epochs after the warm-up, so a median means something
-EMPTY_WORKLOAD = "empty"  # the workload name of an empty-process row (interpreter + framework import)
+EMPTY_WORKLOAD = "empty"  # the workload name of an empty-process row (imports + a 32-sample run: no data)
 
 # Training modes: name (in the cell id and the CSV's `variant`) -> the `train` fields it sets.
 # "" is the spec as written (eager float32 unless the workload says otherwise).

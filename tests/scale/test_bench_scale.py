@@ -163,6 +163,9 @@ def test_a_scale_run_records_memory_and_data_columns(tmp_path: Path) -> None:
         assert row["variant"] == f"n2000-{kind}" and row["data_kind"] == kind and row["n_samples"] == "2000"
         assert float(row["data_mb"]) == pytest.approx(data_bytes(2000) / 2**20, rel=1e-3)
         assert row["compile"] == "False" and row["precision"] == "float32" and row["device_sync"] == ""
-        assert float(row["peak_rss_mb"]) > float(empty["peak_rss_mb"]) > 50  # the kernel's high-water mark
+        # the kernel's high-water mark; 2,000 samples (0.2 MB) cost about what the empty row's
+        # 32-sample run does: the empty row holds the fixed costs, the data rows add the data
+        assert float(empty["peak_rss_mb"]) > 50
+        assert float(row["peak_rss_mb"]) == pytest.approx(float(empty["peak_rss_mb"]), rel=0.1)
         assert math.isfinite(float(row["final_train_loss"])) and 0.0 <= float(row["test_metric"]) <= 1.0
     assert npz["test_metric"] == npy["test_metric"]  # same data, same order: the same model

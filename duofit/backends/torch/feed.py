@@ -12,6 +12,7 @@ the outputs (one ``(n, outputs)`` tensor, small beside the features).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -42,18 +43,29 @@ class Inputs:
 
         Resident: ``split(bs)`` of the permuted part, every batch a view made in one call
         (the same views as slicing ``[b*bs:(b+1)*bs]``, without a Python slice per step).
-        Streamed: a generator reading each batch when the loop reaches it.
+        Streamed: a generator reading each batch one step ahead of the loop.
         """
         if self.resident is not None:
             return self.resident.index_select(0, perm).split(bs)
         return self._streamed(perm_np, bs)
 
     def _streamed(self, perm_np: np.ndarray, bs: int) -> Iterator[torch.Tensor]:
-        """The streamed part's batches, each read from the map, scaled and uploaded when asked for."""
+        """The streamed part's batches: batch k+1 is read (and scaled) in a thread while batch k trains.
+
+        Reading is file I/O and numpy (both release the GIL for most of their time), so on a map
+        read with pread it overlaps the step instead of adding to it; the batches and their
+        order are the same whatever the timing.
+        """
         stream = self.stream
         assert stream is not None
-        for start in range(0, self.n, bs):
-            yield self._upload(stream[perm_np[start : start + bs]])
+        starts = list(range(0, self.n, bs))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="duofit-read") as reader:
+            pending = reader.submit(stream.__getitem__, perm_np[0:bs])
+            for i, start in enumerate(starts):
+                rows = pending.result()
+                if i + 1 < len(starts):
+                    pending = reader.submit(stream.__getitem__, perm_np[start + bs : start + 2 * bs])
+                yield self._upload(rows)
 
     def forward(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """``fn`` over the whole part: in one pass when resident, chunk by chunk when streamed."""

@@ -18,13 +18,14 @@ import numpy as np
 
 from duofit.common.data.features import StepScaler
 from duofit.common.data.npyfile import release_pages
+from duofit.common.data.rowfile import read_rows, row_reader
 
 __all__ = ["STREAM_CHUNK_BYTES", "StreamedRows", "chunk_rows_for"]
 
 # Bytes of float64 rows read at once by a streaming pass (scaler fit, NaN check) and by the
 # chunked evaluation of a streamed part: large enough that per-chunk overhead vanishes, small
 # beside the 1.5 GB peak a 10-million-row npy run is allowed.
-STREAM_CHUNK_BYTES = 64 * 2**20
+STREAM_CHUNK_BYTES = 16 * 2**20
 
 
 def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) -> int:
@@ -58,6 +59,8 @@ class StreamedRows:
         self.sample_shape = tuple(int(n) for n in sample_shape)
         self.scaler = scaler
         self.dtype = np.dtype(np.float64)
+        # A map too large to keep resident is read with pread (duofit.common.data.rowfile).
+        self._reader = row_reader(source)
         # The scaler's statistics in the sample's shape (a StepScaler's per feature, the last axis):
         # ``(x - mean) / scale`` per batch is what StandardScaler.transform computes on dense input
         # (``X -= mean_; X /= scale_``, sklearn/preprocessing/_data.py), element by element, without
@@ -90,7 +93,7 @@ class StreamedRows:
 
     def take(self, source_rows: np.ndarray) -> np.ndarray:
         """Rows ``source_rows`` of the source (indices into the map, not into the part), float64, scaled."""
-        raw = np.asarray(self.source[np.asarray(source_rows, dtype=np.int64)], dtype=np.float64)
+        raw = np.asarray(read_rows(self.source, source_rows, self._reader), dtype=np.float64)
         x = raw.reshape(len(raw), *self.sample_shape)
         if self._stats is not None:
             x -= self._stats[0]

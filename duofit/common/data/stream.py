@@ -32,6 +32,7 @@ import numpy as np
 from duofit.common.data.dataset import Dataset
 from duofit.common.data.features import StepScaler, check_float_for_tokens, shaped
 from duofit.common.data.npyfile import check_rows, release_pages
+from duofit.common.data.rowfile import read_rows, row_reader
 from duofit.common.data.rows import StreamedRows, chunk_rows_for
 from duofit.common.data.split import spec_parts
 from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets
@@ -100,12 +101,20 @@ def prepare_streamed(
 
 
 def _fit_scaler(x: np.ndarray, train: np.ndarray, size: int) -> Any:
-    """The scaler of the training rows, one ``partial_fit`` per chunk (in the split's row order)."""
+    """The scaler of the training rows, one ``partial_fit`` per chunk.
+
+    Chunks follow the split's row order; a map read with pread (larger than
+    :data:`~duofit.common.data.rowfile.RESIDENT_MAP_BYTES`) is read in file order instead, each
+    chunk one block (the same statistics within float64 rounding).
+    """
     from sklearn.preprocessing import StandardScaler
 
     scaler: Any = StepScaler() if x.ndim == 3 else StandardScaler()
+    reader = row_reader(x)
+    if reader is not None:  # a large map, read with pread: in file order, a block per chunk
+        train = np.sort(train)
     for start in range(0, len(train), size):
-        chunk = np.asarray(x[train[start : start + size]], dtype=np.float64)
+        chunk = np.asarray(read_rows(x, train[start : start + size], reader), dtype=np.float64)
         scaler.partial_fit(chunk if x.ndim == 3 else chunk.reshape(len(chunk), -1))
         release_pages(x)
     bad = ~(np.isfinite(scaler.mean_) & np.isfinite(scaler.scale_))
