@@ -226,6 +226,52 @@ def test_after_ctrl_c_a_worker_that_does_not_stop_is_interrupted(monkeypatch: py
     assert child.returncode != -signal.SIGKILL  # stopped by our SIGINT, not killed
 
 
+def _ignore_sigint() -> None:
+    """Start the child with SIGINT ignored, as a background job of a script or a runner's worker would."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether process ``pid`` has a handler for SIGINT installed (``SigCgt`` in /proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the signal mask from /proc")
+def test_a_worker_started_with_sigint_ignored_still_stops_on_sigint(tmp_path: Path) -> None:
+    import duofit
+
+    spec = duofit.load_spec(
+        {
+            "data": {"kind": "make_classification", "params": {"n_samples": 200}},
+            "model": {"layers": [{"type": "dense", "units": 1}]},
+            "loss": {"type": "binary_crossentropy"},
+            "train": {"epochs": 100_000, "batch_size": 8},
+        }
+    )
+    (tmp_path / "spec.json").write_text(spec.model_dump_json(), encoding="utf-8")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "duofit.worker", str(tmp_path / "spec.json"), "torch", str(tmp_path / "w")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches_sigint(child.pid) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        child.send_signal(signal.SIGINT)  # what the parent sends to stop a worker after Ctrl-C
+        assert child.wait(timeout=60) == 130
+        assert child.stderr is not None and "Traceback" not in child.stderr.read()
+    finally:
+        child.kill()
+        child.wait()
+
+
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")

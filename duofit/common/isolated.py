@@ -320,6 +320,10 @@ def worker_main(
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C, and the SIGINT the parent sends to stop a worker, must raise KeyboardInterrupt here
+    # even where the parent ran with SIGINT ignored (a child inherits that: a background job of a
+    # script, a test runner's worker), or the worker would run on until it is killed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def run() -> None:
         spec = Spec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from duofit.common.data import Dataset, Parts, given_parts, prepare, read_arrays, spec_parts
+from duofit.common.data import STREAMED_KINDS, Dataset, Parts, given_parts, prepare, read_arrays, spec_parts
 from duofit.common.data.targets import encode_targets
 from duofit.common.errors import DataError, SpecError
 from duofit.common.spec import Spec
@@ -97,7 +97,18 @@ def pooled_data(spec: Spec) -> PooledData:
         >>> spec = load_spec("examples/seed.toml")
         >>> pooled_data(spec).x.shape
         (1000, 2)
+
+    Raises:
+        DataError: (path ``data.kind``) a streamed kind (``npy``, ``parquet``): folds hold every
+            sample in memory, which data larger than memory cannot.
     """
+    if spec.data.kind in STREAMED_KINDS:
+        raise DataError(
+            f"data.kind: cross-validation folds hold every sample in memory, and kind {spec.data.kind!r} is for "
+            "data larger than memory; validate on the spec's split instead (duofit run / compare, data.val_size), "
+            "or save data that fits as .npz (np.savez(path, x=x, y=y)) and use data.kind = 'npz'",
+            path="data.kind",
+        )
     x, y, names = read_arrays(spec)
     targets = encode_targets(spec, y)
     strat = spec.data.stratify and targets.task != "regression"

@@ -72,6 +72,26 @@ def test_npy_parts_equal_the_in_memory_path_bit_for_bit(tmp_path: Path, dtype: A
     np.testing.assert_array_equal(streamed.x_train[idx], memory.x_train[idx])
 
 
+def test_regression_targets_are_standardized_as_in_memory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    data = _files(tmp_path, x, x @ np.array([30.0, -5.0, 2.0]) + 100.0)
+    kw = {"standardize_target": True}
+    reg = {"layers": [{"type": "dense", "units": 1}]}
+    streamed = load_dataset(duofit.load_spec({**_spec_dict(data, **kw), "model": reg, "loss": {"type": "mse"}}))
+    npz = {"kind": "npz", "path": str(tmp_path / "same.npz"), **kw}
+    memory = load_dataset(duofit.load_spec({**_spec_dict(npz), "model": reg, "loss": {"type": "mse"}}))
+    assert streamed.target_scaler is not None
+    np.testing.assert_array_equal(streamed.target_scaler.mean_, memory.target_scaler.mean_)
+    for part in ("y_train", "y_val", "y_test"):
+        np.testing.assert_array_equal(getattr(streamed, part), getattr(memory, part))
+    assert abs(float(streamed.y_train.mean())) < 1e-12  # standardized on the training rows
+
+
+def _spec_dict(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"data": {"val_size": 0.2, **data, **extra}, "train": {"epochs": 1, "batch_size": 16}}
+
+
 def test_a_scaler_fitted_in_many_chunks_agrees_to_rounding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rows_module, "STREAM_CHUNK_BYTES", 8 * 5 * 7)  # 7 rows per chunk
     data = _files(tmp_path, *_xy())
@@ -205,3 +225,12 @@ def test_the_cli_exits_2_with_the_field_path(tmp_path: Path, capsys: pytest.Capt
     assert main(["validate", str(tmp_path / "spec.toml")]) == 2
     err = capsys.readouterr().err
     assert "data.y:" in err and "Traceback" not in err
+
+
+def test_cross_validation_refuses_streamed_data_with_the_fix(tmp_path: Path) -> None:
+    from duofit.tuning.folds import make_folds
+
+    spec = _spec(_files(tmp_path, *_xy()))
+    with pytest.raises(DataError) as info:
+        make_folds(spec, 3)
+    assert info.value.path == "data.kind" and "data.kind = 'npz'" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import glob
 import tempfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 import duofit
 from duofit import DataError
-from duofit.common.data import load_dataset
+from duofit.common.data import load_dataset, rowfile
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -43,7 +44,6 @@ def test_parquet_equals_the_in_memory_path(tmp_path: Path) -> None:
     np.savez(tmp_path / "same.npz", x=x, y=y)
     before = set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*")))
     streamed = load_dataset(_spec(tmp_path / "d.parquet"))
-    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*"))) == before  # nothing left on disk
     memory = load_dataset(
         duofit.load_spec(
             {
@@ -59,6 +59,20 @@ def test_parquet_equals_the_in_memory_path(tmp_path: Path) -> None:
     np.testing.assert_array_equal(streamed.y_test, memory.y_test)
     chosen = load_dataset(_spec(tmp_path / "d.parquet", features=["c", "a"]))
     assert chosen.feature_names == ("c", "a") and chosen.input_shape == (2,)
+    del streamed, chosen
+    gc.collect()
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*"))) == before  # nothing left on disk
+
+
+def test_a_large_parquet_map_is_read_with_pread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table, _, _ = _table()
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=37)
+    mapped = load_dataset(_spec(tmp_path / "d.parquet"))
+    monkeypatch.setattr(rowfile, "RESIDENT_MAP_BYTES", 0)  # every map is "large"
+    read = load_dataset(_spec(tmp_path / "d.parquet"))  # the temporary file is still there to pread
+    assert read.x_train._reader is not None
+    batch = np.arange(len(read.x_train))[::-3]
+    np.testing.assert_allclose(read.x_train[batch], mapped.x_train[batch], rtol=1e-12, atol=1e-12)
 
 
 def test_parquet_errors_name_their_field(tmp_path: Path) -> None:

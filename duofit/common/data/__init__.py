@@ -44,8 +44,7 @@ from duofit.common.data.sizes import check_sizes
 from duofit.common.data.sources import read_source
 from duofit.common.data.split import Parts, given_parts, spec_parts
 from duofit.common.data.stream import STREAMED_KINDS, eval_chunks, prepare_streamed
-from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets
-from duofit.common.errors import DataError
+from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets, scaled_targets
 from duofit.common.spec import Spec
 
 __all__ = [
@@ -91,7 +90,10 @@ MAX_ACTIVATION_ELEMENTS = 500_000_000
 
 
 def read_arrays(spec: Spec) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Features (float64), raw targets and feature names of the spec's source, unsplit and unscaled.
+    """Features, raw targets and feature names of the spec's source, unsplit and unscaled.
+
+    Features are float64 or int64 token ids in memory, or the read-only memory map of a
+    streamed kind (``npy``, ``parquet``: its file's float dtype).
 
     Raises:
         DataError: see :func:`load_dataset`.
@@ -170,7 +172,7 @@ def prepare(
     feats = prepare_features(spec, x, parts, names)
     _check_caps(spec, feats.train.shape[1:], len(feats.train), max(len(feats.val), len(feats.test)))
     y_of, task, n_classes, classes = targets
-    y_tr, y_va, y_te, target_scaler = _scaled_targets(spec, y_of, parts)
+    y_tr, y_va, y_te, target_scaler = scaled_targets(spec, y_of, parts)
     return Dataset(
         x_train=feats.train,
         y_train=y_tr,
@@ -199,21 +201,3 @@ def _check_caps(spec: Spec, input_shape: tuple[int, ...], n_train: int, n_eval: 
         max_parameters=MAX_PARAMETERS,
         max_activation=MAX_ACTIVATION_ELEMENTS,
     )
-
-
-def _scaled_targets(spec: Spec, y: np.ndarray, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
-    """The parts' targets, standardized (``data.standardize_target``) with a scaler fitted on the training rows."""
-    y_tr, y_va, y_te = y[parts.train], y[parts.val], y[parts.test]
-    if not spec.data.standardize_target:
-        return y_tr, y_va, y_te, None
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(y_tr.reshape(len(y_tr), -1))
-    scaled = [scaler.transform(part.reshape(len(part), -1)).reshape(part.shape) for part in (y_tr, y_va, y_te)]
-    if not all(np.isfinite(part).all() for part in scaled):
-        raise DataError(
-            "data.standardize_target: the target overflows when standardized (values near 1e308); rescale it "
-            "or set data.standardize_target = false",
-            path="data.standardize_target",
-        )
-    return scaled[0], scaled[1], scaled[2], scaler

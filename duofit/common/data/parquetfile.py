@@ -155,10 +155,9 @@ def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -
     except BaseException:
         _remove(tmp)
         raise
-    try:  # POSIX: the map keeps the data readable; a killed run leaves no file behind
-        os.unlink(tmp)
-    except OSError:  # the file is open (Windows): removed when the map is freed
-        weakref.finalize(x, _remove, tmp)
+    # The file lives as long as its map (every view shares the map object): a map larger than
+    # duofit.common.data.rowfile.RESIDENT_MAP_BYTES is read with pread, by the file's name.
+    weakref.finalize(x._mmap, _remove, tmp)
     return x
 
 

@@ -35,7 +35,7 @@ from duofit.common.data.npyfile import check_rows, release_pages
 from duofit.common.data.rowfile import read_rows, row_reader
 from duofit.common.data.rows import StreamedRows, chunk_rows_for
 from duofit.common.data.split import spec_parts
-from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets
+from duofit.common.data.targets import check_outputs, check_training_classes, encode_targets, scaled_targets
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
@@ -84,19 +84,21 @@ def prepare_streamed(
         release_pages(x)
     scaler = _fit_scaler(x, parts.train, size) if spec.data.standardize else None
     y_of, task, n_classes, classes = targets
+    y_tr, y_va, y_te, target_scaler = scaled_targets(spec, y_of, parts)
     return Dataset(
         x_train=StreamedRows(x, parts.train, sample, scaler),
-        y_train=y_of[parts.train],
+        y_train=y_tr,
         x_val=StreamedRows(x, parts.val, sample, scaler),
-        y_val=y_of[parts.val],
+        y_val=y_va,
         x_test=StreamedRows(x, parts.test, sample, scaler),
-        y_test=y_of[parts.test],
+        y_test=y_te,
         task=task,
         n_classes=n_classes,
         classes=classes,
         feature_names=tuple(names),
         val_is_test=parts.val_is_test,
         scaler=scaler,
+        target_scaler=target_scaler,
     )
 
 

@@ -21,6 +21,7 @@ from duofit.common.errors import DataError
 from duofit.common.spec import DenseLayer, Spec
 
 __all__ = [
+    "scaled_targets",
     "MIN_CLASS_SAMPLES",
     "MIN_REGRESSION_SAMPLES",
     "Targets",
@@ -184,3 +185,27 @@ def split_warnings(
                 f"on too few samples or are undefined (NaN); {fix}"
             )
     return out
+
+
+def scaled_targets(spec: Spec, y: np.ndarray, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+    """The targets of each part, standardized (``data.standardize_target``) on the training rows only.
+
+    ``parts`` is a :class:`~duofit.common.data.split.Parts`.
+
+    Returns:
+        ``(y_train, y_val, y_test, scaler)``; ``scaler`` is None without standardization.
+    """
+    y_tr, y_va, y_te = y[parts.train], y[parts.val], y[parts.test]
+    if not spec.data.standardize_target:
+        return y_tr, y_va, y_te, None
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(y_tr.reshape(len(y_tr), -1))
+    scaled = [scaler.transform(part.reshape(len(part), -1)).reshape(part.shape) for part in (y_tr, y_va, y_te)]
+    if not all(np.isfinite(part).all() for part in scaled):
+        raise DataError(
+            "data.standardize_target: the target overflows when standardized (values near 1e308); rescale it "
+            "or set data.standardize_target = false",
+            path="data.standardize_target",
+        )
+    return scaled[0], scaled[1], scaled[2], scaler
