@@ -50,7 +50,9 @@ def _xy(n: int = 200, width: int = 5, dtype: Any = np.float64, seed: int = 0) ->
 def _same_as_in_memory(streamed: Any, memory: Any, exact: bool = True) -> None:
     assert streamed.streamed and not memory.streamed
     for part in ("x_train", "x_val", "x_test"):
-        got, want = np.asarray(getattr(streamed, part)), getattr(memory, part)
+        # a float32 source in a float32 run is prepared in float32 in memory: the float64
+        # streamed values cast to float32, exactly what the backends train on
+        got, want = np.asarray(getattr(streamed, part), dtype=getattr(memory, part).dtype), getattr(memory, part)
         if exact:
             np.testing.assert_array_equal(got, want)
         else:
@@ -69,7 +71,8 @@ def test_npy_parts_equal_the_in_memory_path_bit_for_bit(tmp_path: Path, dtype: A
     np.testing.assert_array_equal(streamed.scaler.scale_, memory.scaler.scale_)
     _same_as_in_memory(streamed, memory)
     idx = np.array([5, 0, 77])  # a batch: the rows of the training part, in the order asked
-    np.testing.assert_array_equal(streamed.x_train[idx], memory.x_train[idx])
+    np.testing.assert_array_equal(streamed.x_train[idx].astype(memory.x_train.dtype), memory.x_train[idx])
+    assert memory.x_train.dtype == dtype  # float32 data of a float32 run stay float32 in memory
 
 
 def test_regression_targets_are_standardized_as_in_memory(tmp_path: Path) -> None:
@@ -234,3 +237,13 @@ def test_cross_validation_refuses_streamed_data_with_the_fix(tmp_path: Path) -> 
     with pytest.raises(DataError) as info:
         make_folds(spec, 3)
     assert info.value.path == "data.kind" and "data.kind = 'npz'" in str(info.value)
+
+
+def test_float32_data_of_a_float32_run_are_the_float64_parts_cast(tmp_path: Path) -> None:
+    _files(tmp_path, *_xy(n=300, dtype=np.float32))
+    npz = {"kind": "npz", "path": str(tmp_path / "same.npz")}
+    lean, wide = load_dataset(_spec(npz)), load_dataset(_spec(npz, dtype="float64"))
+    for part in ("x_train", "x_val", "x_test"):
+        assert getattr(lean, part).dtype == np.float32 and getattr(wide, part).dtype == np.float64
+        np.testing.assert_array_equal(getattr(lean, part), getattr(wide, part).astype(np.float32))
+    np.testing.assert_array_equal(lean.scaler.mean_, wide.scaler.mean_)

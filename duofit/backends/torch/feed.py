@@ -43,29 +43,37 @@ class Inputs:
 
         Resident: ``split(bs)`` of the permuted part, every batch a view made in one call
         (the same views as slicing ``[b*bs:(b+1)*bs]``, without a Python slice per step).
-        Streamed: a generator reading each batch one step ahead of the loop.
+        Streamed: a generator reading each batch when the loop reaches it (or one step ahead).
         """
         if self.resident is not None:
             return self.resident.index_select(0, perm).split(bs)
         return self._streamed(perm_np, bs)
 
     def _streamed(self, perm_np: np.ndarray, bs: int) -> Iterator[torch.Tensor]:
-        """The streamed part's batches: batch k+1 is read (and scaled) in a thread while batch k trains.
+        """The streamed part's batches, each read (and scaled) when the loop reaches it.
 
-        Reading is file I/O and numpy (both release the GIL for most of their time), so on a map
-        read with pread it overlaps the step instead of adding to it; the batches and their
-        order are the same whatever the timing.
+        A map read with pread (larger than ``RESIDENT_MAP_BYTES``) is read one batch ahead in a
+        thread: the reads are system calls that release the GIL, so they overlap the step
+        instead of adding to it. A resident map is gathered in place (a memory copy: a thread
+        would only compete with torch's own threads for the cores). The batches and their
+        order are the same either way.
         """
         stream = self.stream
         assert stream is not None
-        starts = list(range(0, self.n, bs))
+        batches = (perm_np[start : start + bs] for start in range(0, self.n, bs))
+        if not stream.reads_files:
+            for rows in batches:
+                yield self._upload(stream[rows])
+            return
+        first = next(batches, None)
+        if first is None:
+            return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="duofit-read") as reader:
-            pending = reader.submit(stream.__getitem__, perm_np[0:bs])
-            for i, start in enumerate(starts):
-                rows = pending.result()
-                if i + 1 < len(starts):
-                    pending = reader.submit(stream.__getitem__, perm_np[start + bs : start + 2 * bs])
-                yield self._upload(rows)
+            pending = reader.submit(stream.__getitem__, first)
+            for rows in batches:
+                done, pending = pending, reader.submit(stream.__getitem__, rows)
+                yield self._upload(done.result())
+            yield self._upload(pending.result())
 
     def forward(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """``fn`` over the whole part: in one pass when resident, chunk by chunk when streamed."""

@@ -46,6 +46,11 @@ __all__ = [
     "shaped",
 ]
 
+# Bytes of float64 rows scaled at a time when a float32 run's float32 features are prepared in
+# float32 (and of rows checked for NaN at a time): small beside the data, large enough that the
+# per-chunk overhead vanishes.
+FLOAT32_CHUNK_BYTES = 4 * 2**20
+
 # Layer types that take integer token ids as the model's input (they look each id up).
 TOKEN_INPUT_LAYERS = ("embedding",)
 
@@ -157,7 +162,10 @@ def check_features(spec: Spec, x: np.ndarray) -> None:
                 "of the embedding"
             )
         return
-    if not np.all(np.isfinite(x)):
+    rows = max(1, FLOAT32_CHUNK_BYTES // max(1, x.itemsize * int(np.prod(x.shape[1:]))))
+    if not all(
+        np.isfinite(x[start : start + rows]).all() for start in range(0, len(x), rows)
+    ):  # chunks: no n-sized mask
         raise DataError("data: features hold NaN or infinite values", path="data")
 
 
@@ -254,6 +262,9 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
         return Features(x[parts.train], x[parts.val], x[parts.test], None, _positions(x.shape[1]), None)
     check_float_for_tokens(spec, x)
     x = shaped(spec, x)
+    if x.dtype == np.float32 and spec.train.dtype == "float32":
+        return _float32_features(spec, x, parts, names)
+    x = np.asarray(x, dtype=np.float64)
     x_tr, x_va, x_te = x[parts.train], x[parts.val], x[parts.test]
     if not spec.data.standardize:
         return Features(x_tr, x_va, x_te, None, names, None)
@@ -268,6 +279,42 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
         scaler = StandardScaler().fit(flat[0])
         x_tr, x_va, x_te = (scaler.transform(f).reshape(a.shape) for f, a in zip(flat, (x_tr, x_va, x_te), strict=True))
     _check_overflow((x_tr, x_va, x_te), names)
+    return Features(x_tr, x_va, x_te, scaler, names, None)
+
+
+def _float32_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, ...]) -> Features:
+    """float32 features of a float32 run, kept in float32: one copy of the data besides the source.
+
+    The training rows' statistics are gathered chunk by chunk (``partial_fit`` on float64
+    copies: the statistics ``fit`` computes, bit for bit when the rows fit in one chunk, else
+    to float64 rounding) and each part is scaled in float64 a chunk at a time, then stored in
+    float32: the values a backend would get by casting the float64 parts, without holding them.
+    """
+    rows_per = max(1, FLOAT32_CHUNK_BYTES // (8 * max(1, int(np.prod(x.shape[1:])))))
+    if not spec.data.standardize:
+        parts_x = tuple(x[rows] for rows in (parts.train, parts.val, parts.test))
+        return Features(*parts_x, None, names, None)
+    from sklearn.preprocessing import StandardScaler
+
+    scaler: Any = StepScaler() if x.ndim == 3 else StandardScaler()
+    for start in range(0, len(parts.train), rows_per):
+        chunk = x[parts.train[start : start + rows_per]].astype(np.float64)
+        scaler.partial_fit(chunk if x.ndim == 3 else chunk.reshape(len(chunk), -1))
+    shape = x.shape[-1:] if x.ndim == 3 else x.shape[1:]
+    mean, scale = np.asarray(scaler.mean_).reshape(shape), np.asarray(scaler.scale_).reshape(shape)
+
+    def scaled(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), *x.shape[1:]), dtype=np.float32)
+        for start in range(0, len(rows), rows_per):
+            chunk = x[rows[start : start + rows_per]].astype(np.float64)
+            chunk -= mean  # StandardScaler.transform: X -= mean_; X /= scale_ (sklearn/preprocessing/_data.py)
+            chunk /= scale
+            out[start : start + rows_per] = chunk
+            _check_overflow((out[start : start + rows_per],), names)  # float32 can overflow where float64 did not
+        return out
+
+    x_tr, x_te = scaled(parts.train), scaled(parts.test)
+    x_va = x_te if parts.val_is_test else scaled(parts.val)  # validation on the test part: one copy of it
     return Features(x_tr, x_va, x_te, scaler, names, None)
 
 

@@ -120,7 +120,7 @@ def _array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
 
 
 def _checked_x(x: np.ndarray, path: Path) -> np.ndarray:
-    """float64 features or int64 token ids, of a shape duofit trains on, with no NaN."""
+    """float64 (float32 kept as it is) features or int64 token ids, of a shape duofit trains on, with no NaN."""
     if x.dtype.kind not in "fiub":
         raise DataError(
             f"data.path: x of {path.name} has dtype {x.dtype}; duofit reads numbers (float features or int "
@@ -146,8 +146,14 @@ def _checked_x(x: np.ndarray, path: Path) -> np.ndarray:
             "features) or (samples, height, width, channels)" + (" - e.g. x[:, None] for one feature" * (x.ndim == 1)),
             path="data.path",
         )
-    x = x.astype(np.float64)
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    # float32 stays float32 (no copy: a float32 run prepares it in float32); others become float64
+    x = x if x.dtype == np.float32 else x.astype(np.float64)
+    width = int(np.prod(x.shape[1:]))
+    step = max(1, 2**22 // max(1, width * x.itemsize))  # 4 MiB of rows at a time: no n-sized mask
+    bad = np.concatenate(
+        [np.zeros(0, dtype=bool)]
+        + [~np.isfinite(x[i : i + step].reshape(-1, width)).all(axis=1) for i in range(0, len(x), step)]
+    )
     if bad.any():
         raise DataError(
             f"data.path: x of {path.name} holds NaN or infinite values in {int(bad.sum())} sample(s) (first: sample "

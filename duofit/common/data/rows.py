@@ -73,6 +73,11 @@ class StreamedRows:
     def __repr__(self) -> str:
         return f"StreamedRows(shape={self.shape}, source dtype={self.source.dtype})"
 
+    @property
+    def reads_files(self) -> bool:
+        """Whether batches are read from the file with pread (a large map) rather than gathered from the map."""
+        return self._reader is not None
+
     def __len__(self) -> int:
         return len(self.rows)
 
