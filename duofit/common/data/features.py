@@ -292,8 +292,7 @@ def _float32_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str,
     """
     rows_per = max(1, FLOAT32_CHUNK_BYTES // (8 * max(1, int(np.prod(x.shape[1:])))))
     if not spec.data.standardize:
-        parts_x = tuple(x[rows] for rows in (parts.train, parts.val, parts.test))
-        return Features(*parts_x, None, names, None)
+        return Features(x[parts.train], x[parts.val], x[parts.test], None, names, None)
     from sklearn.preprocessing import StandardScaler
 
     scaler: Any = StepScaler() if x.ndim == 3 else StandardScaler()
