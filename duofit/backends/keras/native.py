@@ -95,8 +95,12 @@ def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray
 
 
 def model_input(x: np.ndarray, dtype: str) -> np.ndarray:
-    """Features cast to ``dtype``; integer token ids stay int64 (an embedding looks them up)."""
-    return x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(dtype)
+    """Features as ``dtype``; integer token ids stay int64 (an embedding looks them up).
+
+    No copy when the features already have that dtype (float32 data of a float32 run): callers
+    only read them (``tf.constant`` and Keras copy what they keep).
+    """
+    return np.asarray(x, dtype=np.int64 if x.dtype.kind in "iu" else dtype)
 
 
 def model_inputs(part: Part, dtype: str) -> Iterator[np.ndarray]:
