@@ -320,10 +320,6 @@ def worker_main(
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # Ctrl-C, and the SIGINT the parent sends to stop a worker, must raise KeyboardInterrupt here
-    # even where the parent ran with SIGINT ignored (a child inherits that: a background job of a
-    # script, a test runner's worker), or the worker would run on until it is killed.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def run() -> None:
         spec = Spec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
@@ -333,6 +329,11 @@ def worker_main(
             body(spec, args.backend, folder, args)
 
     try:
+        # Ctrl-C, and the SIGINT the parent sends to stop a worker, must raise KeyboardInterrupt
+        # here even where the parent ran with SIGINT ignored (a child inherits that: a background
+        # job of a script, a test runner's worker), or the worker would run on until it is killed.
+        # Installed inside the try: a SIGINT already pending raises on the very next line.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return report_errors(folder, run)
     except KeyboardInterrupt:  # Ctrl-C reaches the workers too: the parent says what was interrupted
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second one must not interrupt the way out
