@@ -30,9 +30,10 @@ SEED = ROOT / "examples" / "seed.toml"
 
 # A stand-in worker (no framework): ``python -m fakeworker SPEC BACKEND FOLDER MODE [PEERS...]``.
 FAKE_WORKER = """
-import json, os, sys, time
+import json, os, signal, sys, time
 from pathlib import Path
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as duofit's workers do (isolated.worker_main)
 spec, backend, folder, mode, *peers = sys.argv[1:]
 folder = Path(folder)
 (folder.parent / f"{backend}.start").write_text(os.environ.get("DUOFIT_SPAWNED_AT", ""))

@@ -83,7 +83,10 @@ def test_specific_causes_are_named_before_generic_float32_noise(name: str) -> No
 
 def test_generic_causes_are_rounding_level_and_float32_only() -> None:
     generic = {c.id for c in CAUSES if c.generic}
-    assert generic == {"onednn", "float32_growth"}
+    assert generic == {"onednn", "float32_growth", "bfloat16_rounding", "compiled_kernels"}
+    spec32 = _spec("text_embedding")  # an eager float32 run: only the float32 ones can match
+    found = {c.id for c in matching_causes(spec32, spec32, False, "trajectory")}
+    assert found & generic <= {"onednn", "float32_growth"}
     spec = _spec("text_embedding")
     f64 = duofit.load_spec({**spec.model_dump(), "train": {**spec.train.model_dump(), "dtype": "float64"}})
     assert not generic & {c.id for c in matching_causes(f64, f64, False, "trajectory")}
