@@ -486,3 +486,25 @@ def test_compile_config_maps_exactly_or_is_left_out_with_a_note() -> None:
     assert any("loss left out" in n and "delta" in n for n in notes)
     sections, notes = compile_sections(compiled(k.optimizers.SGD(0.1, momentum=0.9, clipnorm=1.0), "mae", []))
     assert "optimizer" not in sections and any("clipnorm = 1.0" in n for n in notes)
+
+
+def test_a_float64_run_as_a_process_first_keras_use_leaves_new_models_float32() -> None:
+    # Keras fixes its default dtype policy from floatx on first use; a float64 run that is a
+    # process's first Keras use once left every later model float64 (a port then read its
+    # source model as float64). A fresh process, because this one may have fixed its policy.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import duofit.backends.keras\n"
+        "from duofit.backends.keras.layers import floatx\n"
+        "import keras\n"
+        "with floatx('float64'):\n"
+        "    inside = keras.layers.Dense(2).dtype_policy.name\n"
+        "print(inside, keras.config.dtype_policy().name, keras.layers.Dense(2).dtype_policy.name)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["float32", "float32", "float32"]

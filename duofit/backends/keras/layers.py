@@ -64,13 +64,20 @@ __all__ = [
 
 @contextlib.contextmanager
 def floatx(dtype: str) -> Iterator[None]:
-    """Temporarily set Keras' ``floatx``: loss trackers and regularisation losses follow it."""
-    previous = keras.config.floatx()
+    """Temporarily set Keras' ``floatx``: loss trackers and regularisation losses follow it.
+
+    Keras fixes its process-wide default dtype policy from ``floatx`` the first time anything
+    asks for it (``dtype_policy()`` in keras/src/dtype_policies/dtype_policy.py). It is read
+    before ``floatx`` changes and put back after, so a float64 run that happens to be a
+    process's first Keras use does not leave every later model in that process float64.
+    """
+    previous, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
     try:
         yield
     finally:
         keras.config.set_floatx(previous)
+        keras.config.set_dtype_policy(policy)
 
 
 ACTIVATIONS: dict[str, Callable[[float, str], keras.layers.Layer]] = {
