@@ -10,7 +10,7 @@ import pytest
 
 import duofit
 from duofit.backends.base import make_plan
-from duofit.common.data import StreamedRows, load_dataset
+from duofit.common.data import StreamedRows, eval_chunks, load_dataset
 
 LAYERS = [{"type": "dense", "units": 6, "activation": "relu"}, {"type": "dense", "units": 1}]
 
@@ -62,6 +62,27 @@ def test_torch_npy_resume_continues_the_shared_order(tmp_path: Path) -> None:
     np.testing.assert_array_equal(resumed.predictions, full.predictions)
 
 
+def _as_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the test's small parts count as large: batches gathered one at a time, evaluation in 50-row chunks."""
+    from duofit.common.data import rows
+
+    monkeypatch.setattr(rows, "GATHER_PART_BYTES", 0)
+    monkeypatch.setattr(rows, "STREAM_CHUNK_BYTES", 8 * 4 * 50)  # 50 rows of 4 features (chunk_rows_for)
+
+
+@pytest.mark.torch
+def test_torch_large_in_memory_part_trains_bit_for_bit_as_a_small_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, npz = _specs(tmp_path, dtype="float64")
+    small = duofit.run(npz, "torch")
+    _as_large(monkeypatch)
+    assert [len(c) for c in eval_chunks(load_dataset(npz).x_test)] == [50, 10]
+    large = duofit.run(npz, "torch")
+    _same(large, small, rtol=0.0)
+    assert large.metrics == small.metrics
+
+
 # float32 Adam over 2 epochs x 6 steps on identical inputs: the two runs differ only if a batch differs
 # (then by far more than rounding); 1e-5 is a float32 rounding allowance, not a drift budget.
 RTOL_F32 = 1e-5
@@ -71,6 +92,15 @@ RTOL_F32 = 1e-5
 def test_keras_npy_equals_in_memory_within_float32(tmp_path: Path) -> None:
     npy, npz = _specs(tmp_path, epochs=2)
     _same(duofit.run(npy, "keras"), duofit.run(npz, "keras"), rtol=RTOL_F32)
+
+
+@pytest.mark.keras
+def test_keras_large_in_memory_part_trains_as_a_small_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, npz = _specs(tmp_path, epochs=2)
+    small = duofit.run(npz, "keras")  # the part as a constant in the tf.data graph, evaluated in one piece
+    _as_large(monkeypatch)
+    large = duofit.run(npz, "keras")  # batches gathered by the generator, evaluation in chunks
+    _same(large, small, rtol=RTOL_F32)
 
 
 @pytest.mark.parity

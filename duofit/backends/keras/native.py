@@ -39,7 +39,7 @@ import numpy as np
 
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
-from duofit.common.data import Part, StreamedRows, eval_chunks
+from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch
 from duofit.common.errors import BackendError
 
 __all__ = [
@@ -156,13 +156,13 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
 
     The data sit in the graph as constants and each epoch's order enters the pipeline when the
     pipeline reaches that epoch (one Python call per epoch, none per step; ``prefetch`` draws the
-    next epoch's order while this one trains). Streamed features: :func:`_tf_streamed`.
+    next epoch's order while this one trains). Streamed or large features: :func:`_tf_generated`.
     """
     import tensorflow as tf
 
     part = plan.dataset.x_train
-    if isinstance(part, StreamedRows):
-        return _tf_streamed(plan, dtype)
+    if isinstance(part, StreamedRows) or gathered_per_batch(part):  # large: no constant copy in the graph
+        return _tf_generated(plan, dtype)
     bs = plan.spec.train.batch_size
     x = tf.constant(model_input(part, dtype))
     t = tf.constant(loss_targets(plan.t_train, dtype))
@@ -177,8 +177,8 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
 
 
-def _tf_streamed(plan: TrainPlan, dtype: str) -> Any:
-    """Streamed training batches (read per batch from the memory map by :func:`_generator_batches`), prefetched."""
+def _tf_generated(plan: TrainPlan, dtype: str) -> Any:
+    """Training batches gathered one at a time by :func:`_generator_batches` (streamed: from the map), prefetched."""
     import tensorflow as tf
 
     t = loss_targets(plan.t_train[:1], dtype)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from duofit.backends.torch.layers import to_model_input
-from duofit.common.data import Part, StreamedRows, eval_chunks
+from duofit.common.data import Part, StreamedRows, chunk_rows_for, eval_chunks, gathered_per_batch
 
 __all__ = ["Inputs"]
 
@@ -37,6 +37,7 @@ class Inputs:
         self.dtype, self.device = dtype, device
         self.stream = part if isinstance(part, StreamedRows) else None
         self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
+        self.per_batch = gathered_per_batch(part)  # a large resident part: no epoch-sized permuted copy
 
     def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterable[torch.Tensor]:
         """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host).
@@ -45,17 +46,20 @@ class Inputs:
         (the same views as slicing ``[b*bs:(b+1)*bs]``, without a Python slice per step).
         Streamed: a generator reading each batch when the loop reaches it (or one step ahead).
         """
-        if self.resident is not None:
-            x = self.resident
-            if x.dim() == 4 and x.dtype != torch.float64:
-                # Images: indexing keeps the part's strides, index_select makes an NCHW copy. A
-                # one-channel image from to_model_input is channels-last strided, so with indexing
-                # the convolutions run oneDNN's channels-last kernels, as a hand-written loop's
-                # x[perm] does (about 10% of a resnet_digits step on CPU, and the same kernels
-                # evaluation runs). float64 keeps index_select: strict runs stay bit for bit as they were.
-                return x[perm].split(bs)
-            return x.index_select(0, perm).split(bs)
-        return self._streamed(perm_np, bs)
+        if self.resident is None:
+            return self._streamed(perm_np, bs)
+        x = self.resident
+        gather: Callable[[torch.Tensor], torch.Tensor] = lambda rows: x.index_select(0, rows)  # noqa: E731
+        if x.dim() == 4 and x.dtype != torch.float64:
+            # Images: indexing keeps the part's strides, index_select makes an NCHW copy. A
+            # one-channel image from to_model_input is channels-last strided, so with indexing
+            # the convolutions run oneDNN's channels-last kernels, as a hand-written loop's
+            # x[perm] does (about 10% of a resnet_digits step on CPU, and the same kernels
+            # evaluation runs). float64 keeps index_select: strict runs stay bit for bit as they were.
+            gather = x.__getitem__
+        if self.per_batch:  # the same rows, one batch at a time
+            return (gather(rows) for rows in perm.split(bs))
+        return gather(perm).split(bs)
 
     def _streamed(self, perm_np: np.ndarray, bs: int) -> Iterator[torch.Tensor]:
         """The streamed part's batches, each read (and scaled) when the loop reaches it.
@@ -84,9 +88,10 @@ class Inputs:
             yield self._upload(pending.result())
 
     def forward(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """``fn`` over the whole part: in one pass when resident, chunk by chunk when streamed."""
+        """``fn`` over the whole part, in the chunks :func:`~duofit.common.data.eval_chunks` makes (one when small)."""
         if self.resident is not None:
-            return fn(self.resident)
+            chunks = self.resident.split(chunk_rows_for(self.resident.shape[1:]))  # as eval_chunks splits
+            return fn(chunks[0]) if len(chunks) == 1 else torch.cat([fn(c) for c in chunks])
         assert self.stream is not None
         return torch.cat([fn(self._upload(chunk)) for chunk in eval_chunks(self.stream)])
 

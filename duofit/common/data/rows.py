@@ -20,12 +20,19 @@ from duofit.common.data.features import StepScaler
 from duofit.common.data.npyfile import release_pages
 from duofit.common.data.rowfile import read_rows, row_reader
 
-__all__ = ["STREAM_CHUNK_BYTES", "StreamedRows", "chunk_rows_for"]
+__all__ = ["GATHER_PART_BYTES", "STREAM_CHUNK_BYTES", "StreamedRows", "chunk_rows_for", "gathered_per_batch"]
 
 # Bytes of float64 rows read at once by a streaming pass (scaler fit, NaN check) and by the
 # chunked evaluation of a streamed part: large enough that per-chunk overhead vanishes, small
 # beside the 1.5 GB peak a 10-million-row npy run is allowed.
 STREAM_CHUNK_BYTES = 16 * 2**20
+# An in-memory training part larger than this is fed as a streamed one is: each training batch
+# gathered when the loop reaches it, so no epoch-sized permuted copy (torch) or constant copy of
+# the part (Keras on TensorFlow) sits beside the data; evaluation runs in chunks of
+# STREAM_CHUNK_BYTES at any size. Smaller parts keep the one-gather-per-epoch form, the faster
+# one for small data. With it a 1e6 x 20 float32 in-memory run peaks near the data's own size
+# plus the empty process (the scale suite's in-memory bound).
+GATHER_PART_BYTES = 16 * 2**20
 
 
 def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) -> int:
@@ -37,6 +44,16 @@ def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) 
     """
     row = 8 * int(np.prod(sample_shape))
     return max(1, (STREAM_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(row, 1))
+
+
+def gathered_per_batch(part: Any) -> bool:
+    """Whether a training part's batches are gathered one at a time (streamed, or over :data:`GATHER_PART_BYTES`).
+
+    Example:
+        >>> gathered_per_batch(np.zeros((10, 2))), gathered_per_batch(np.zeros((GATHER_PART_BYTES // 8 + 1,)))
+        (False, True)
+    """
+    return isinstance(part, StreamedRows) or int(part.nbytes) > GATHER_PART_BYTES
 
 
 class StreamedRows:

@@ -11,7 +11,7 @@ arrays (same values; the scaler itself is bit-identical when the training part f
 chunk, else within float64 rounding: ``partial_fit`` merges the chunks' means and variances).
 
 Backends consume either kind of part through two calls: ``part[idx]`` (a batch) and
-:func:`eval_chunks` (the whole part, in chunks for a streamed one, in one piece otherwise).
+:func:`eval_chunks` (the whole part, in chunks when streamed or large, in one piece otherwise).
 
 Example:
     >>> import numpy as np
@@ -20,6 +20,8 @@ Example:
     (3, (3, 2), [[4.0, 5.0], [8.0, 9.0]])
     >>> [c.shape for c in eval_chunks(rows, chunk_rows=2)]
     [(2, 2), (1, 2)]
+    >>> [c.shape for c in eval_chunks(np.zeros((5, 2)), chunk_rows=2)], next(eval_chunks(np.zeros((5, 2)))).shape
+    ([(2, 2), (2, 2), (1, 2)], (5, 2))
 """
 
 from __future__ import annotations
@@ -46,11 +48,21 @@ STREAMED_KINDS = ("npy", "parquet")
 
 
 def eval_chunks(x: np.ndarray | StreamedRows, chunk_rows: int | None = None) -> Iterator[np.ndarray]:
-    """A part for evaluation: in chunks when streamed, the array itself (one piece, no copy) otherwise."""
+    """A part for evaluation in pieces of at most ``chunk_rows`` rows (default :func:`chunk_rows_for`).
+
+    A streamed part's chunks are read and scaled; an in-memory part's are views, and a part that
+    fits in one chunk is the array itself (one piece, no copy). A large part's forward pass thus
+    never holds every row's activations at once.
+    """
     if isinstance(x, StreamedRows):
         yield from x.chunks(chunk_rows)
-    else:
+        return
+    rows = chunk_rows or chunk_rows_for(x.shape[1:])
+    if len(x) <= rows:
         yield x
+        return
+    for start in range(0, len(x), rows):
+        yield x[start : start + rows]
 
 
 def prepare_streamed(
