@@ -247,3 +247,31 @@ def test_float32_data_of_a_float32_run_are_the_float64_parts_cast(tmp_path: Path
         assert getattr(lean, part).dtype == np.float32 and getattr(wide, part).dtype == np.float64
         np.testing.assert_array_equal(getattr(lean, part), getattr(wide, part).astype(np.float32))
     np.testing.assert_array_equal(lean.scaler.mean_, wide.scaler.mean_)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_an_uncompressed_float32_npz_is_prepared_from_its_map_with_the_same_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, standardize: bool
+) -> None:
+    from duofit.common.data import features, npzfile
+
+    x, y = _xy(n=300, dtype=np.float32)
+    np.savez(tmp_path / "plain.npz", x=x, y=y)
+    np.savez_compressed(tmp_path / "packed.npz", x=x, y=y)
+    monkeypatch.setattr(features, "FLOAT32_CHUNK_BYTES", 8 * 5 * 16)  # 16 rows per chunk: many chunks, any order
+
+    def spec(name: str, **train: Any) -> Any:
+        return _spec({"kind": "npz", "path": str(tmp_path / f"{name}.npz"), "standardize": standardize}, **train)
+
+    def source(s: Any) -> np.ndarray:
+        return npzfile.read_npz(s, max_cells=10**6, max_bytes=10**8)[0]
+
+    assert isinstance(source(spec("plain")), np.memmap)
+    assert not isinstance(source(spec("packed")), np.memmap)  # compressed: read whole
+    assert not isinstance(source(spec("plain", dtype="float64")), np.memmap)  # a float64 run: read whole
+    a, b = load_dataset(spec("plain")), load_dataset(spec("packed"))
+    for part in ("x_train", "x_val", "x_test"):
+        assert type(getattr(a, part)) is np.ndarray and getattr(a, part).dtype == np.float32
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
+    if standardize:
+        np.testing.assert_array_equal(a.scaler.mean_, b.scaler.mean_)

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from duofit.common.data.npyfile import release_pages
 from duofit.common.data.split import Parts
 from duofit.common.data.text import build_vocabulary, encode_texts
 from duofit.common.errors import DataError
@@ -163,10 +164,11 @@ def check_features(spec: Spec, x: np.ndarray) -> None:
             )
         return
     rows = max(1, FLOAT32_CHUNK_BYTES // max(1, x.itemsize * int(np.prod(x.shape[1:]))))
-    if not all(
-        np.isfinite(x[start : start + rows]).all() for start in range(0, len(x), rows)
-    ):  # chunks: no n-sized mask
-        raise DataError("data: features hold NaN or infinite values", path="data")
+    for start in range(0, len(x), rows):  # chunks: no n-sized mask
+        finite = np.isfinite(x[start : start + rows]).all()
+        release_pages(x)  # a memory-mapped x: one chunk's pages at a time
+        if not finite:
+            raise DataError("data: features hold NaN or infinite values", path="data")
 
 
 def check_token_ids(spec: Spec, ids: np.ndarray) -> None:
@@ -283,38 +285,60 @@ def prepare_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, 
 
 
 def _float32_features(spec: Spec, x: np.ndarray, parts: Parts, names: tuple[str, ...]) -> Features:
-    """float32 features of a float32 run, kept in float32: one copy of the data besides the source.
+    """float32 features of a float32 run, kept in float32: the parts are the only copy besides the source.
 
     The training rows' statistics are gathered chunk by chunk (``partial_fit`` on float64
     copies: the statistics ``fit`` computes, bit for bit when the rows fit in one chunk, else
     to float64 rounding) and each part is scaled in float64 a chunk at a time, then stored in
     float32: the values a backend would get by casting the float64 parts, without holding them.
+    ``x`` may be a memory map (an uncompressed npz, :mod:`duofit.common.data.npzfile`): each
+    chunk's pages are released after it, so the source never sits whole beside the parts.
     """
     rows_per = max(1, FLOAT32_CHUNK_BYTES // (8 * max(1, int(np.prod(x.shape[1:])))))
     if not spec.data.standardize:
-        return Features(x[parts.train], x[parts.val], x[parts.test], None, names, None)
+        return _float32_parts(x, parts, rows_per, None, names)
     from sklearn.preprocessing import StandardScaler
 
     scaler: Any = StepScaler() if x.ndim == 3 else StandardScaler()
     for start in range(0, len(parts.train), rows_per):
         chunk = x[parts.train[start : start + rows_per]].astype(np.float64)
+        release_pages(x)  # the pages this chunk touched
         scaler.partial_fit(chunk if x.ndim == 3 else chunk.reshape(len(chunk), -1))
     shape = x.shape[-1:] if x.ndim == 3 else x.shape[1:]
-    mean, scale = np.asarray(scaler.mean_).reshape(shape), np.asarray(scaler.scale_).reshape(shape)
+    stats = (np.asarray(scaler.mean_).reshape(shape), np.asarray(scaler.scale_).reshape(shape))
+    features = _float32_parts(x, parts, rows_per, stats, names)
+    return features._replace(scaler=scaler)
 
-    def scaled(rows: np.ndarray) -> np.ndarray:
+
+def _float32_parts(
+    x: np.ndarray, parts: Parts, rows_per: int, stats: tuple[np.ndarray, np.ndarray] | None, names: tuple[str, ...]
+) -> Features:
+    """The parts of ``x`` in float32, scaled by ``stats`` (mean, scale) in float64 when given.
+
+    Rows are read in ascending order, a chunk at a time, each stored at its place in the part:
+    a memory-mapped ``x`` then touches one stretch of its file per chunk (released after it),
+    not pages all over it. Each value is the same whatever the order.
+    """
+
+    def part(rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), *x.shape[1:]), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
         for start in range(0, len(rows), rows_per):
-            chunk = x[rows[start : start + rows_per]].astype(np.float64)
-            chunk -= mean  # StandardScaler.transform: X -= mean_; X /= scale_ (sklearn/preprocessing/_data.py)
-            chunk /= scale
-            out[start : start + rows_per] = chunk
-            _check_overflow((out[start : start + rows_per],), names)  # float32 can overflow where float64 did not
+            at = order[start : start + rows_per]
+            chunk = x[rows[at]]
+            release_pages(x)
+            if stats is not None:
+                chunk = chunk.astype(np.float64)
+                chunk -= stats[0]  # StandardScaler.transform: X -= mean_; X /= scale_ (sklearn/preprocessing/_data.py)
+                chunk /= stats[1]
+                chunk = chunk.astype(np.float32)
+                _check_overflow((chunk,), names)  # float32 can overflow where float64 did not
+            out[at] = chunk
         return out
 
-    x_tr, x_te = scaled(parts.train), scaled(parts.test)
-    x_va = x_te if parts.val_is_test else scaled(parts.val)  # validation on the test part: one copy of it
-    return Features(x_tr, x_va, x_te, scaler, names, None)
+    x_tr, x_te = part(parts.train), part(parts.test)
+    x_va = x_te if parts.val_is_test else part(parts.val)  # validation on the test part: one copy of it
+    return Features(x_tr, x_va, x_te, None, names, None)
 
 
 def _positions(n: int) -> tuple[str, ...]:

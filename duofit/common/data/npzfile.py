@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from duofit.common.data.csvfile import regular_file_size
-from duofit.common.data.npyfile import NPY_HINT
+from duofit.common.data.npyfile import NPY_HINT, release_pages
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
@@ -63,7 +64,9 @@ def read_npz(spec: Spec, *, max_cells: int, max_bytes: int) -> tuple[np.ndarray,
             )
         with archive:
             _check_members(archive, path, max_cells)
-            x, y = (_array(archive, name, path) for name in NPZ_ARRAYS)
+            mapped = _mapped_x(path, archive) if spec.train.dtype == "float32" else None
+            x = mapped if mapped is not None else _array(archive, "x", path)
+            y = _array(archive, "y", path)
     except DataError:  # a ValueError too: raised above on purpose, with its own message
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as exc:
@@ -104,6 +107,38 @@ def _check_members(archive: np.lib.npyio.NpzFile, path: Path, max_cells: int) ->
             f"{max_cells:,} float64 values (duofit.common.data.MAX_DATA_ELEMENTS); {NPY_HINT}",
             path="data.path",
         )
+
+
+def _mapped_x(path: Path, archive: np.lib.npyio.NpzFile) -> np.ndarray | None:
+    """``x`` as a read-only memory map of the archive, where it is stored float32, uncompressed and C-ordered.
+
+    ``numpy.savez`` stores each array uncompressed (``ZIP_STORED``) as an ``.npy`` file inside
+    the zip, so its values sit at a fixed offset: after the member's local header (30 bytes, its
+    name and its extra field; the zip format's "local file header") and the ``.npy`` header. A
+    float32 run prepares such data chunk by chunk (:mod:`duofit.common.data.features`), so the
+    whole array is never held besides the prepared parts. Anything else (compressed, another
+    dtype, Fortran order, an ``.npy`` format version other than 1.0/2.0): None, read as usual.
+    """
+    zipped = archive.zip
+    info = zipped.getinfo("x.npy") if zipped is not None else None
+    if info is None or info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            return None
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if fortran or dtype != np.float32 or not 2 <= len(shape) <= 4 or 0 in shape:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
 def _array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
@@ -150,10 +185,11 @@ def _checked_x(x: np.ndarray, path: Path) -> np.ndarray:
     x = x if x.dtype == np.float32 else x.astype(np.float64)
     width = int(np.prod(x.shape[1:]))
     step = max(1, 2**22 // max(1, width * x.itemsize))  # 4 MiB of rows at a time: no n-sized mask
-    bad = np.concatenate(
-        [np.zeros(0, dtype=bool)]
-        + [~np.isfinite(x[i : i + step].reshape(-1, width)).all(axis=1) for i in range(0, len(x), step)]
-    )
+    flags = [np.zeros(0, dtype=bool)]
+    for i in range(0, len(x), step):
+        flags.append(~np.isfinite(x[i : i + step].reshape(-1, width)).all(axis=1))
+        release_pages(x)  # a memory-mapped x: only one chunk's pages resident at a time
+    bad = np.concatenate(flags)
     if bad.any():
         raise DataError(
             f"data.path: x of {path.name} holds NaN or infinite values in {int(bad.sum())} sample(s) (first: sample "
