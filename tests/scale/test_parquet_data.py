@@ -90,3 +90,74 @@ def test_parquet_errors_name_their_field(tmp_path: Path) -> None:
         with pytest.raises(DataError) as info:
             load_dataset(spec)
         assert info.value.path == path and words in str(info.value), str(info.value)
+
+
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    stale = folder / f"duofit-parquet-{dead}-x1.npy"  # what a SIGKILLed run leaves: its process is gone
+    live = folder / f"duofit-parquet-{os.getpid()}-x2.npy"  # a running process' file (here: this one's)
+    unrelated = folder / "duofit-parquet-notes.npy"
+    for f in (stale, live, unrelated):
+        f.write_bytes(b"half-written")
+    table, _, _ = _table()
+    pq.write_table(table, tmp_path / "d.parquet")
+    ds = load_dataset(_spec(tmp_path / "d.parquet"))
+    assert not stale.exists() and live.exists() and unrelated.exists()
+    written = set(folder.glob(f"duofit-parquet-{os.getpid()}-*.npy")) - {live}
+    assert len(written) == 1  # this run's file, in the temporary folder, named by its process
+    del ds
+    gc.collect()
+    assert set(folder.glob(f"duofit-parquet-{os.getpid()}-*.npy")) == {live}  # removed when the data is freed
+
+
+def test_no_room_for_the_temporary_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from duofit.common.data import parquetfile
+
+    table, _, _ = _table()
+    pq.write_table(table, tmp_path / "d.parquet")
+    monkeypatch.setattr(parquetfile.shutil, "disk_usage", lambda folder: types.SimpleNamespace(free=100))
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*")))
+    with pytest.raises(DataError) as err:
+        load_dataset(_spec(tmp_path / "d.parquet"))
+    assert err.value.path == "data.path"
+    assert "100 bytes free" in str(err.value) and "TMPDIR" in str(err.value) and "data.kind = 'npy'" in str(err.value)
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*"))) == before  # nothing written
+
+
+def test_a_disk_that_fills_up_while_writing_is_a_clear_error_with_nothing_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import io
+
+    from duofit.common.data import parquetfile
+
+    class Full(io.FileIO):
+        def write(self, data: Any) -> int:
+            if len(data) > 200:  # the header fits, the first row group does not
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    table, _, _ = _table()
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=37)
+    monkeypatch.setattr(parquetfile.os, "fdopen", lambda fd, mode: Full(fd, "wb"))
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*")))
+    with pytest.raises(DataError) as err:
+        load_dataset(_spec(tmp_path / "d.parquet"))
+    assert err.value.path == "data.path" and "No space left on device" in str(err.value) and "TMPDIR" in str(err.value)
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*"))) == before  # the partial file is gone

@@ -4,8 +4,11 @@
 feature columns (default: every other column); features must be numeric (ints, floats,
 booleans), targets numbers or strings. Parquet has no random row access, so the features are
 written once, row group by row group, to a temporary ``.npy`` file next to nothing of the
-user's (the system's temporary folder, removed when the data is freed) and memory-mapped from
-there: from then on the data stream exactly as kind ``npy`` (:mod:`duofit.common.data.stream`).
+user's (the system's temporary folder, ``TMPDIR``; removed when the data is freed) and
+memory-mapped from there: from then on the data stream exactly as kind ``npy``
+(:mod:`duofit.common.data.stream`). The file's name carries its process' id: one left by a
+killed run is removed by the next run that converts a Parquet file, and a folder without room
+for it is a clear error before anything is written.
 Peak memory is one row group, whatever the file's size. pyarrow is optional
 (``pip install 'duofit[parquet]'``).
 
@@ -26,6 +29,7 @@ Example (skipped without pyarrow):
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -37,7 +41,7 @@ from duofit.common.data.csvfile import regular_file_size
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["PARQUET_HINT", "open_parquet"]
+__all__ = ["PARQUET_HINT", "TEMP_PREFIX", "open_parquet", "remove_stale_files"]
 
 PARQUET_HINT = "pip install 'duofit[parquet]' (or pip install pyarrow)"
 
@@ -127,12 +131,18 @@ def _targets(pfile: Any, targets: list[str], path: Path, pa: Any) -> np.ndarray:
     return cols[0] if len(cols) == 1 else np.stack(cols, axis=1)
 
 
+TEMP_PREFIX = "duofit-parquet-"  # + the writing process' id + "-" + a random part + ".npy"
+
+
 def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -> np.ndarray:
     """The feature columns written row group by row group to a temporary ``.npy`` file, then memory-mapped."""
     all_f32 = all(str(schema.field(n).type) in ("float", "halffloat") for n in features)
     dtype = np.dtype(np.float32 if all_f32 else np.float64)
     n = pfile.metadata.num_rows
-    fd, tmp = tempfile.mkstemp(suffix=".npy", prefix="duofit-parquet-")
+    folder = Path(tempfile.gettempdir())
+    remove_stale_files(folder)
+    _check_room(folder, n * len(features) * dtype.itemsize, path)
+    fd, tmp = tempfile.mkstemp(suffix=".npy", prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.lib.format.write_array_header_1_0(
@@ -152,6 +162,11 @@ def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -
                     block[:, j] = col.to_numpy()
                 fh.write(block.tobytes())
         x = np.load(tmp, mmap_mode="r")
+    except OSError as exc:  # the folder filled up meanwhile, or a row group could not be read
+        _remove(tmp)
+        raise DataError(
+            f"data.path: cannot convert {path.name}'s features into {folder} ({exc}); {_ROOM_HINT}", path="data.path"
+        ) from None
     except BaseException:
         _remove(tmp)
         raise
@@ -159,6 +174,47 @@ def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -
     # duofit.common.data.rowfile.RESIDENT_MAP_BYTES is read with pread, by the file's name.
     weakref.finalize(x._mmap, _remove, tmp)
     return x
+
+
+_ROOM_HINT = "point TMPDIR at a folder with room, or convert the file to .npy files once (data.kind = 'npy')"
+
+
+def _check_room(folder: Path, size: int, path: Path) -> None:
+    """Raise before writing when ``folder`` has less than ``size`` bytes free."""
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise DataError(
+            f"data.path: the features of {path.name} take {size:,} bytes as a temporary .npy file in {folder}, "
+            f"which has {free:,} bytes free; {_ROOM_HINT}",
+            path="data.path",
+        )
+
+
+def remove_stale_files(folder: Path) -> list[Path]:
+    """Remove the temporary feature files in ``folder`` whose writing process no longer runs (a killed run's).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for file in folder.glob(f"{TEMP_PREFIX}*-*.npy"):
+        pid = file.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            _remove(str(file))
+            removed.append(file)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) is a check on POSIX only (on Windows it would end the process)
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else (or no such check here): leave its files alone
+        return True
+    return True
 
 
 def _remove(path: str) -> None:
