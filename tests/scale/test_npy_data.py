@@ -197,6 +197,21 @@ def test_a_memory_map_of_the_wrong_dtype_or_shape_is_refused(tmp_path: Path, x: 
     assert err.path == "data.x" and words in str(err), str(err)
 
 
+def test_a_large_column_major_file_is_refused_and_a_small_one_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duofit.common.data import npyfile
+
+    x, y = _xy()
+    data = _files(tmp_path, np.asfortranarray(x), y)
+    small = load_dataset(_spec(data))  # small: read as it is, the same values
+    memory = load_dataset(_spec({"kind": "npz", "path": str(tmp_path / "same.npz")}))
+    _same_as_in_memory(small, memory)
+    monkeypatch.setattr(npyfile, "RESIDENT_MAP_BYTES", 100)
+    err = _error(data)
+    assert err.path == "data.x" and "column-major (Fortran) order" in str(err) and "ascontiguousarray" in str(err)
+
+
 def test_nan_features_name_the_row(tmp_path: Path) -> None:
     x, y = _xy()
     x[123, 2] = np.nan

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duofit.common.data.rowfile import RESIDENT_MAP_BYTES
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
@@ -103,6 +104,15 @@ def _check_x(x: np.ndarray, path: Path) -> None:
             f"data.x: {path.name} has shape {list(x.shape)}; use (samples, features), (samples, steps, features) or "
             "(samples, height, width, channels) with at least one sample"
             + (" - e.g. x[:, None] for one feature" * (x.ndim == 1)),
+            path="data.x",
+        )
+    if not x.flags.c_contiguous and x.nbytes > RESIDENT_MAP_BYTES:
+        # Column-major on disk: each row's values lie a column apart, so every batch would touch
+        # pages all over the file, and pread cannot serve a row in one read. A map up to
+        # RESIDENT_MAP_BYTES may be resident anyway and is read as it is.
+        raise DataError(
+            f"data.x: {path.name} ({x.nbytes:,} bytes) is stored in column-major (Fortran) order, so every row "
+            "read touches the whole file; save it row-major once: numpy.save(path, numpy.ascontiguousarray(x))",
             path="data.x",
         )
 
