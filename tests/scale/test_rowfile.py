@@ -39,6 +39,40 @@ def test_pread_reads_the_rows_indexing_reads(tmp_path: Path, rows: np.ndarray) -
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), arr)
 
 
+def test_threads_reading_at_once_open_the_file_once_and_a_copy_opens_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+    import os
+    import threading
+    import time
+
+    arr = np.arange(600, dtype=np.float32).reshape(200, 3)
+    reader = RowFile.of(_mapped(tmp_path, arr))
+    opened: list[int] = []
+    real_open = os.open
+
+    def slow_open(*args: Any) -> int:  # widens the window in which a second thread could open too
+        time.sleep(0.05)
+        fd = real_open(*args)
+        opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(rowfile.os, "open", slow_open)
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(reader.read(np.array([5, 1])))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 1 and len(results) == 4
+    for got in results:
+        np.testing.assert_array_equal(got, arr[[5, 1]])
+    clone = copy.deepcopy(reader)  # as pickling for a worker process: no descriptor, a lock of its own
+    np.testing.assert_array_equal(clone.read(np.array([0])), arr[[0]])
+    assert len(opened) == 2
+
+
 def test_a_reshaped_view_reads_from_the_same_start(tmp_path: Path) -> None:
     arr = np.arange(60, dtype=np.float64).reshape(10, 6)
     view = _mapped(tmp_path, arr).reshape(10, 2, 3)

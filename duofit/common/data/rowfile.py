@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ class RowFile:
         self.start = into_map + int(source.offset) - int(source.offset) % mmap.ALLOCATIONGRANULARITY
         self._fd: int | None = None
         self._pid = -1
+        self._lock = threading.Lock()  # the torch feed reads the next batch in a thread while this one trains
 
     @classmethod
     def of(cls, source: Any) -> RowFile | None:
@@ -80,9 +82,13 @@ class RowFile:
 
     def _file(self) -> int:
         """The file descriptor, opened once per process (a forked child opens its own)."""
-        if self._fd is None or self._pid != os.getpid():
-            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
-        return self._fd
+        fd = self._fd
+        if fd is not None and self._pid == os.getpid():
+            return fd
+        with self._lock:  # two threads asking at once open the file once
+            if self._fd is None or self._pid != os.getpid():
+                self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+            return self._fd
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` (int indices, any order, repeats allowed) as a new array of the file's dtype.
@@ -117,7 +123,13 @@ class RowFile:
         return np.frombuffer(data, dtype=self.dtype).reshape(count, *self.sample_shape)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fd": None, "_pid": -1}
+        state = {**self.__dict__, "_fd": None, "_pid": -1}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __del__(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
