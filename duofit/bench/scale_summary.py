@@ -167,7 +167,9 @@ def compile_table(summary: Any) -> Any:
     if summary.empty or "variant" not in summary:
         return pd.DataFrame()
     compiled = summary[summary["variant"].astype(str).str.split("-").apply(lambda parts: "compile" in parts)]
-    key = ["workload", "device", "threads", "dtype", "batch_size", "backend"]
+    # epochs too: a compiled 40-epoch row is set against the eager 40-epoch row, not a 4-epoch one
+    key = ["workload", "device", "threads", "dtype", "batch_size", "epochs", "backend"]
+    key = [col for col in key if col in summary]
     out = []
     for _, c in compiled.iterrows():
         match = summary[(summary["variant"] == _eager_variant(c["variant"]))]

@@ -113,12 +113,13 @@ def test_memory_targets_from_rows(scale_csv: Path) -> None:
 
 
 def test_summary_files_for_scale_and_compiled_rows(scale_csv: Path) -> None:
-    for variant, ms, first in (("", 2.0, 1.0), ("compile", 1.0, 31.0)):
+    rows = [("", 2.0, 1.0, 20), ("compile", 1.0, 31.0, 20), ("", 4.0, 2.0, 5)]  # and an eager 5-epoch row
+    for variant, ms, first, epochs in rows:
         for repeat in (0, 1):
             append_row(scale_csv, {
-                "cell_id": f"seed|duofit-torch|cpu|t2|float32|bs32|e20|r{repeat}|{variant}", "workload": "seed",
+                "cell_id": f"seed|duofit-torch|cpu|t2|float32|bs32|e{epochs}|r{repeat}|{variant}", "workload": "seed",
                 "variant": variant, "backend": "duofit-torch", "device": "cpu", "threads": 2, "dtype": "float32",
-                "batch_size": 32, "epochs": 20, "repeat": repeat, "steady_ms_per_step": ms,
+                "batch_size": 32, "epochs": epochs, "repeat": repeat, "steady_ms_per_step": ms,
                 "steady_loop_ms_per_step": ms, "first_epoch_s": first, "steps_per_epoch": 25,
                 "compile_s": first - ms * 25 / 1e3, "samples_per_s": 32 / ms * 1e3,
             })  # fmt: skip
@@ -126,8 +127,8 @@ def test_summary_files_for_scale_and_compiled_rows(scale_csv: Path) -> None:
     table = summarize(frame)
     assert "empty" not in set(table.workload)  # an empty-process row has no steady state
     assert set(table[table.workload == "seed"].variant) == {"", "compile"}  # compiled rows are not repeats of eager
-    payoff = compile_table(table).iloc[0]
-    assert payoff.speedup == pytest.approx(2.0)
+    (payoff,) = compile_table(table).itertuples()  # against the eager row of the same epochs only
+    assert payoff.speedup == pytest.approx(2.0) and payoff.epochs == 20
     assert payoff.break_even_epochs == pytest.approx(30.0 / (1e-3 * 25))  # 30 s extra / 25 ms saved per epoch
     paths = write_summary(scale_csv)
     assert {"memory", "streaming", "compile"} <= set(paths)
