@@ -5,7 +5,8 @@ RunResult files into ``--out`` (the result's final folder) or ``FOLDER``; on a
 DuofitError, ``FOLDER/error.json`` and a non-zero exit code. Used by ``compare`` so that each Keras
 backend gets its own process, ``--jobs K`` of them at a time (recorded), each with ``--threads N`` intra-op
 threads (set before the framework runs anything). The result's ``startup_s`` counts from the
-moment the parent started this process (interpreter, imports, framework, data).
+moment the parent started this process (interpreter, imports, framework, data), and so does
+``total_s``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def _body(spec: Spec, backend: str, folder: Path, args: argparse.Namespace) -> N
         progress = progress_bar(backend, spec.train.epochs)
     before_run = seconds_since_spawn()  # interpreter, duofit's imports (and the framework's, with --threads)
     result = run(spec, backend, progress=progress)
-    if before_run is not None:
+    if before_run is not None:  # the process' whole time: total_s stays >= startup_s + fit_s
         result.timings["startup_s"] += before_run
+        result.timings["total_s"] += before_run
     env = result.environment
     if args.jobs is not None:
         env["compare_jobs"] = args.jobs

@@ -181,6 +181,7 @@ def test_compare_gives_the_same_numbers_for_any_jobs(tmp_path: Path, capfd: pyte
             np.testing.assert_array_equal(a.weights[key], b.weights[key], err_msg=f"{name} {key}")
         saved: Any = RunResult.load(tmp_path / "two" / name)
         assert saved.timings["startup_s"] > 0 and saved.timings["fit_s"] > 0
+        assert saved.timings["total_s"] >= saved.timings["startup_s"] + saved.timings["fit_s"]  # the worker's time
         assert saved.environment["compare_jobs"] == 2
         assert saved.environment["threads_set_by"].startswith("compare (2 workers at once")
         assert one.results[name].environment["threads_set_by"] == "framework default"
