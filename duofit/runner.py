@@ -27,7 +27,7 @@ import numpy as np
 
 from duofit.backends.base import Backend, FitOutput, TrainPlan, make_plan
 from duofit.common.choice import resolve_backends
-from duofit.common.data import Dataset, load_dataset
+from duofit.common.data import STREAMED_KINDS, Dataset, load_dataset, read_arrays
 from duofit.common.diagnostics import diagnose
 from duofit.common.envinfo import base_environment
 from duofit.common.errors import SpecError
@@ -293,7 +293,7 @@ def compare(
     folder = Path(out) if out is not None else None
     if folder is not None:
         check_out_folder(folder, spec)
-    dataset = load_dataset(spec)  # fail fast on bad data, before any worker starts
+    dataset = _checked_data(spec, isolate)  # fail fast on bad data, before any worker starts
     names, skipped = resolve_backends(backends)
     running = resolve_jobs(jobs, len(names), isolate)
     results: dict[str, RunResult] = {}
@@ -314,6 +314,23 @@ def compare(
     if folder is not None:
         cmp.save(folder)
     return cmp
+
+
+def _checked_data(spec: Spec, isolate: bool) -> Dataset | None:
+    """The prepared data for in-process runs; with worker processes only checked, then dropped.
+
+    Each worker prepares its own copy, so the parent holds nothing while they run. A streamed
+    kind (``npy``, ``parquet``) is checked as far as opening its files goes (shapes, dtypes, row
+    counts, targets): the passes over every value (NaN check, scaler) are the workers', and a
+    bad value they find comes back as the same error with its field path.
+    """
+    if not isolate:
+        return load_dataset(spec)
+    if spec.data.kind in STREAMED_KINDS:
+        read_arrays(spec)
+    else:
+        load_dataset(spec)
+    return None
 
 
 def _comparison(

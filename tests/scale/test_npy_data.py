@@ -290,3 +290,24 @@ def test_an_uncompressed_float32_npz_is_prepared_from_its_map_with_the_same_valu
         np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
     if standardize:
         np.testing.assert_array_equal(a.scaler.mean_, b.scaler.mean_)
+
+
+@pytest.mark.torch
+def test_compare_checks_streamed_files_up_front_and_a_workers_value_error_keeps_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duofit import runner
+
+    x, y = _xy()
+    x[150, 2] = np.nan
+    data = _files(tmp_path, x, y)
+    passes: list[str] = []
+    real = runner.load_dataset
+    monkeypatch.setattr(runner, "load_dataset", lambda spec: passes.append("prepared") or real(spec))
+    with pytest.raises(DataError) as info:  # the wrong y file: found by the parent, before any worker
+        duofit.compare(_spec({**data, "y": str(tmp_path / "features.npy")}), ["torch"])
+    assert info.value.path == "data.y"
+    with pytest.raises(DataError) as info:  # a NaN in row 150: found by the worker's pass, same error
+        duofit.compare(_spec(data), ["torch"])
+    assert info.value.path == "data.x" and "row 150" in str(info.value)
+    assert passes == []  # the parent never prepared the streamed data itself
