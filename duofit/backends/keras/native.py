@@ -177,6 +177,12 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
 
 
+# Batches the generator pipeline reads ahead: a fixed number. With tf.data.AUTOTUNE the buffer
+# kept growing with the steps run (1e6 streamed rows, 60 epochs: peak RSS +17-25 MiB against +6
+# MiB with 32; a 1e7 Keras run grew 1410 -> 1562 MiB over 40 epochs), at no measurable speed gain.
+GENERATOR_PREFETCH_BATCHES = 32
+
+
 def _tf_generated(plan: TrainPlan, dtype: str) -> Any:
     """Training batches gathered one at a time by :func:`_generator_batches` (streamed: from the map), prefetched."""
     import tensorflow as tf
@@ -189,7 +195,7 @@ def _tf_generated(plan: TrainPlan, dtype: str) -> Any:
     if plan.sample_weight is not None:
         signature.append(tf.TensorSpec((None,), tf.as_dtype(dtype)))
     batches = tf.data.Dataset.from_generator(lambda: _generator_batches(plan, dtype), output_signature=tuple(signature))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(GENERATOR_PREFETCH_BATCHES)
 
 
 def _tf_put(var: Any, index: Any, value: Any) -> None:
