@@ -75,6 +75,26 @@ def test_npy_parts_equal_the_in_memory_path_bit_for_bit(tmp_path: Path, dtype: A
     assert memory.x_train.dtype == dtype  # float32 data of a float32 run stay float32 in memory
 
 
+@pytest.mark.parametrize("source", [np.float32, np.float64])
+@pytest.mark.parametrize("standardize", [True, False])
+@pytest.mark.parametrize("tiled_bytes", [2**20, 8 * 5 * 4], ids=["tiled", "broadcast"])
+def test_a_batch_read_as_float32_is_the_float64_batch_rounded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Any, standardize: bool, tiled_bytes: int
+) -> None:
+    """``batch(idx, float32)`` scales in float64 and rounds once: the values of ``part[idx].astype(float32)``."""
+    monkeypatch.setattr(rows_module, "TILED_BYTES", tiled_bytes)  # 4 rows: larger batches use broadcast statistics
+    data = _files(tmp_path, *_xy(dtype=source))
+    part = load_dataset(_spec({**data, "standardize": standardize})).x_train
+    assert isinstance(part, StreamedRows)
+    for idx in (np.array([5, 0, 77]), np.arange(len(part))[::-1], np.array([], dtype=np.int64)):
+        want = part[idx].astype(np.float32)
+        got = part.batch(idx, np.float32)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(part.batch(idx), part[idx])  # float64 by default
+    np.testing.assert_array_equal(part.astype(np.float32), np.asarray(part).astype(np.float32))
+
+
 def test_regression_targets_are_standardized_as_in_memory(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))

@@ -44,9 +44,21 @@ def _same(a: Any, b: Any, rtol: float) -> None:
 
 
 @pytest.mark.torch
-def test_torch_npy_equals_in_memory_bit_for_bit_in_float64(tmp_path: Path) -> None:
-    npy, npz = _specs(tmp_path, dtype="float64")
-    streamed, memory = duofit.run(npy, "torch"), duofit.run(npz, "torch")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("large", [False, True], ids=["read-once", "per-batch"])
+def test_torch_npy_equals_in_memory_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, large: bool
+) -> None:
+    """A small streamed part is read once, a large one per batch; both give the in-memory numbers exactly.
+
+    float32 too: a streamed batch is scaled in float64 and rounded to float32 once, as the
+    in-memory part is prepared in float64 and cast.
+    """
+    npy, npz = _specs(tmp_path, dtype=dtype)
+    memory, prepared = duofit.run(npz, "torch"), load_dataset(npy)  # the scaler fitted in one chunk, as npz's
+    if large:
+        _as_large(monkeypatch)
+    streamed = duofit.run(npy, "torch", dataset=prepared)
     _same(streamed, memory, rtol=0.0)
     assert streamed.metrics == memory.metrics
 

@@ -28,6 +28,7 @@ Example (skipped: the name depends on the framework Keras runs on):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -82,7 +83,7 @@ def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray
     part = plan.dataset.x_train
     take: Callable[[np.ndarray], np.ndarray]
     if isinstance(part, StreamedRows):
-        take = lambda idx: model_input(part[idx], dtype)  # noqa: E731
+        take = functools.partial(part.batch, dtype=dtype)  # scaled and cast in one pass
     else:
         take = model_input(part, dtype).__getitem__
     t = loss_targets(plan.t_train, dtype)

@@ -1,16 +1,18 @@
 """The torch loop's inputs: one part resident on the device, or streamed from a memory map per batch.
 
 :class:`Inputs` gives the trainer one interface for both kinds of :class:`~duofit.common.data.Dataset`
-part. In memory (every kind but ``npy`` / ``parquet``) the part is moved to the device once and
-an epoch's batches are contiguous slices of ``index_select(perm)``, as before streaming existed
-(no per-step indexing). Streamed (:class:`~duofit.common.data.StreamedRows`), each batch's rows
-are read from the map in the epoch's order, scaled, cast and copied to the device (through
-pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and concatenates
-the outputs (one ``(n, outputs)`` tensor, small beside the features).
+part. In memory (every kind but ``npy`` / ``parquet``, and a streamed part of at most
+``GATHER_PART_BYTES``, read once) the part is moved to the device once and an epoch's batches
+are contiguous slices of ``index_select(perm)`` (a larger part: gathered one batch at a time).
+Streamed (:class:`~duofit.common.data.StreamedRows` over ``GATHER_PART_BYTES``), each batch's rows
+are read from the map in the epoch's order, scaled and cast in one pass and copied to the device
+(through pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and
+concatenates the outputs (one ``(n, outputs)`` tensor, small beside the features).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,9 +37,17 @@ class Inputs:
     def __init__(self, part: Part, dtype: torch.dtype, device: torch.device) -> None:
         self.n = len(part)
         self.dtype, self.device = dtype, device
-        self.stream = part if isinstance(part, StreamedRows) else None
-        self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
-        self.per_batch = gathered_per_batch(part)  # a large resident part: no epoch-sized permuted copy
+        self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy
+        # A streamed part small enough to hold is read once (the same scaled values, in
+        # chunks) and trained on as an in-memory part: per-batch reads cost more than the
+        # steps of a small model, and memory is no concern below GATHER_PART_BYTES.
+        self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        self.stream = part if isinstance(part, StreamedRows) and self.per_batch else None
+        if self.stream is not None:
+            self.resident = None
+        else:  # a small streamed part is read in its model dtype: no float64 copy beside it
+            rows = part.astype(self._np_dtype) if isinstance(part, StreamedRows) else part
+            self.resident = to_model_input(rows, dtype, device)
 
     def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterable[torch.Tensor]:
         """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host).
@@ -73,17 +83,18 @@ class Inputs:
         stream = self.stream
         assert stream is not None
         batches = (perm_np[start : start + bs] for start in range(0, self.n, bs))
+        read = functools.partial(stream.batch, dtype=self._np_dtype)  # scaled and cast in one pass
         if not stream.reads_files:
             for rows in batches:
-                yield self._upload(stream[rows])
+                yield self._upload(read(rows))
             return
         first = next(batches, None)
         if first is None:
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="duofit-read") as reader:
-            pending = reader.submit(stream.__getitem__, first)
+            pending = reader.submit(read, first)
             for rows in batches:
-                done, pending = pending, reader.submit(stream.__getitem__, rows)
+                done, pending = pending, reader.submit(read, rows)
                 yield self._upload(done.result())
             yield self._upload(pending.result())
 
