@@ -56,17 +56,21 @@ def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) 
     return max(1, (STREAM_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(row, 1))
 
 
-def gathered_per_batch(part: Any) -> bool:
-    """Whether a training part is larger in memory than :data:`GATHER_PART_BYTES` (then fed one batch at a time).
+def gathered_per_batch(part: Any, limit: int | None = None) -> bool:
+    """Whether a training part is larger in memory than :data:`GATHER_PART_BYTES` (or a lower ``limit``).
 
-    Streamed parts count as what they would take in memory (float64). The torch loop reads a
-    smaller streamed part into memory once and trains on it as on an in-memory one.
+    Such a part is fed one batch at a time. Streamed parts count as what they would take in
+    memory (float64); the torch loop reads a smaller streamed part into memory once and trains
+    on it as on an in-memory one.
 
     Example:
         >>> gathered_per_batch(np.zeros((10, 2))), gathered_per_batch(np.zeros((GATHER_PART_BYTES // 8 + 1,)))
         (False, True)
+        >>> gathered_per_batch(np.zeros((1000,)), limit=4000)
+        True
     """
-    return int(part.nbytes) > GATHER_PART_BYTES
+    bound = GATHER_PART_BYTES if limit is None else min(limit, GATHER_PART_BYTES)
+    return int(part.nbytes) > bound
 
 
 class StreamedRows:
