@@ -79,6 +79,7 @@ def _as_large(monkeypatch: pytest.MonkeyPatch) -> None:
     from duofit.common.data import rows
 
     monkeypatch.setattr(rows, "GATHER_PART_BYTES", 0)
+    monkeypatch.setattr(rows, "READ_ONCE_BYTES", 0)  # streamed parts read per batch
     monkeypatch.setattr(rows, "STREAM_CHUNK_BYTES", 8 * 4 * 50)  # 50 rows of 4 features (chunk_rows_for)
 
 

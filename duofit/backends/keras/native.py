@@ -152,14 +152,6 @@ def _tf_peak_mb() -> float:
     return float(tf.config.experimental.get_memory_info("GPU:0")["peak"]) / 2**20
 
 
-# An in-memory training part over this many bytes is fed by the generator pipeline (as a
-# streamed one is) rather than as a tf.constant in the tf.data graph, which holds a copy of it.
-# Lower than GATHER_PART_BYTES: at 1e5 x 20 float32 (a 6.4 MB part, the scale suite's data) the
-# generator ran 0.49 ms/step against the constant's 0.71 and peaked 8.6 MiB lower (847 -> 838 MiB);
-# at 1e4 (0.64 MB) the two ran alike (0.94 vs 0.96 ms/step), so small data keep the constant.
-CONSTANT_PART_BYTES = 4 * 2**20
-
-
 def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     """Training batches in the shared order: epoch e, batch b = ``order.epoch(e)[b*bs:(b+1)*bs]``.
 
@@ -170,7 +162,7 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     import tensorflow as tf
 
     part = plan.dataset.x_train
-    if isinstance(part, StreamedRows) or gathered_per_batch(part, CONSTANT_PART_BYTES):  # no constant copy
+    if isinstance(part, StreamedRows) or gathered_per_batch(part):  # large: no constant copy in the graph
         return _tf_generated(plan, dtype)
     bs = plan.spec.train.batch_size
     x = tf.constant(model_input(part, dtype))

@@ -2,9 +2,9 @@
 
 :class:`Inputs` gives the trainer one interface for both kinds of :class:`~duofit.common.data.Dataset`
 part. In memory (every kind but ``npy`` / ``parquet``, and a streamed part of at most
-``GATHER_PART_BYTES``, read once) the part is moved to the device once and an epoch's batches
-are contiguous slices of ``index_select(perm)`` (a larger part: gathered one batch at a time).
-Streamed (:class:`~duofit.common.data.StreamedRows` over ``GATHER_PART_BYTES``), each batch's rows
+``READ_ONCE_BYTES``, read once) the part is moved to the device once and an epoch's batches
+are contiguous slices of ``index_select(perm)`` (over ``GATHER_PART_BYTES``: gathered one batch
+at a time). Streamed (a larger :class:`~duofit.common.data.StreamedRows`), each batch's rows
 are read from the map in the epoch's order, scaled and cast in one pass and copied to the device
 (through pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and
 concatenates the outputs (one ``(n, outputs)`` tensor, small beside the features).
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from duofit.backends.torch.layers import to_model_input
-from duofit.common.data import Part, StreamedRows, chunk_rows_for, eval_chunks, gathered_per_batch
+from duofit.common.data import Part, StreamedRows, chunk_rows_for, eval_chunks, gathered_per_batch, read_once
 
 __all__ = ["Inputs"]
 
@@ -37,17 +37,14 @@ class Inputs:
     def __init__(self, part: Part, dtype: torch.dtype, device: torch.device) -> None:
         self.n = len(part)
         self.dtype, self.device = dtype, device
-        self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy
-        # A streamed part small enough to hold is read once (the same scaled values, in
-        # chunks) and trained on as an in-memory part: per-batch reads cost more than the
-        # steps of a small model, and memory is no concern below GATHER_PART_BYTES.
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        self.stream = part if isinstance(part, StreamedRows) and self.per_batch else None
-        if self.stream is not None:
-            self.resident = None
-        else:  # a small streamed part is read in its model dtype: no float64 copy beside it
-            rows = part.astype(self._np_dtype) if isinstance(part, StreamedRows) else part
-            self.resident = to_model_input(rows, dtype, device)
+        # A small streamed part is read once, in the model's dtype (the same scaled values),
+        # and trained on as an in-memory part: per-batch reads cost more than a small model's steps.
+        if read_once(part):
+            part = part.astype(self._np_dtype)
+        self.stream = part if isinstance(part, StreamedRows) else None
+        self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
+        self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy
 
     def epoch(self, perm_np: np.ndarray, perm: torch.Tensor, bs: int) -> Iterable[torch.Tensor]:
         """The epoch's batches in order: rows ``perm[b*bs:(b+1)*bs]`` (``perm_np`` the same indices on the host).

@@ -39,7 +39,14 @@ import numpy as np
 from duofit.common.data.dataset import Dataset, Part, targets_for_loss
 from duofit.common.data.features import check_features, prepare_features
 from duofit.common.data.order import BatchOrder, batch_order
-from duofit.common.data.rows import GATHER_PART_BYTES, StreamedRows, chunk_rows_for, gathered_per_batch
+from duofit.common.data.rows import (
+    GATHER_PART_BYTES,
+    READ_ONCE_BYTES,
+    StreamedRows,
+    chunk_rows_for,
+    gathered_per_batch,
+    read_once,
+)
 from duofit.common.data.sizes import check_sizes
 from duofit.common.data.sources import read_source
 from duofit.common.data.split import Parts, given_parts, spec_parts
@@ -49,6 +56,7 @@ from duofit.common.spec import Spec
 
 __all__ = [
     "GATHER_PART_BYTES",
+    "READ_ONCE_BYTES",
     "MAX_ACTIVATION_ELEMENTS",
     "MAX_CSV_BYTES",
     "MAX_DATA_ELEMENTS",
@@ -64,6 +72,7 @@ __all__ = [
     "chunk_rows_for",
     "eval_chunks",
     "gathered_per_batch",
+    "read_once",
     "given_parts",
     "load_dataset",
     "prepare",

@@ -22,11 +22,13 @@ from duofit.common.data.rowfile import read_rows, row_reader
 
 __all__ = [
     "GATHER_PART_BYTES",
+    "READ_ONCE_BYTES",
     "STREAM_CHUNK_BYTES",
     "TILED_BYTES",
     "StreamedRows",
     "chunk_rows_for",
     "gathered_per_batch",
+    "read_once",
 ]
 
 # Bytes of float64 rows read at once by a streaming pass (scaler fit, NaN check) and by the
@@ -37,9 +39,15 @@ STREAM_CHUNK_BYTES = 16 * 2**20
 # gathered when the loop reaches it, so no epoch-sized permuted copy (torch) or constant copy of
 # the part (Keras on TensorFlow) sits beside the data; evaluation runs in chunks of
 # STREAM_CHUNK_BYTES at any size. Smaller parts keep the one-gather-per-epoch form, the faster
-# one for small data. With it a 1e6 x 20 float32 in-memory run peaks near the data's own size
-# plus the empty process (the scale suite's in-memory bound).
-GATHER_PART_BYTES = 16 * 2**20
+# one for small data. With it an in-memory run peaks near the data's own size plus the empty
+# process (the scale suite's in-memory bound: at 1e5 x 20 float32, a 6.4 MB training part, the
+# epoch copy took torch 5 MiB and the constant Keras 8.6 MiB over it).
+GATHER_PART_BYTES = 4 * 2**20
+# A streamed part that would take at most this in memory (float64) is read into memory once by
+# the torch loop (chunk by chunk, in the model's dtype) and trained on as an in-memory part:
+# for a small model the per-batch reads cost more than its steps (1e5 x 20 float32: steady
+# epochs 0.76 x the in-memory speed read per batch, ~0.95 read once).
+READ_ONCE_BYTES = 16 * 2**20
 # A batch of up to this many bytes (float64) is scaled against statistics repeated per row
 # (StreamedRows._tiled): 1,024 rows of up to 128 features, two such arrays kept per part.
 TILED_BYTES = 2**20
@@ -56,21 +64,26 @@ def chunk_rows_for(sample_shape: Sequence[int], chunk_bytes: int | None = None) 
     return max(1, (STREAM_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(row, 1))
 
 
-def gathered_per_batch(part: Any, limit: int | None = None) -> bool:
-    """Whether a training part is larger in memory than :data:`GATHER_PART_BYTES` (or a lower ``limit``).
+def gathered_per_batch(part: Any) -> bool:
+    """Whether a training part is larger in memory than :data:`GATHER_PART_BYTES` (then fed one batch at a time).
 
-    Such a part is fed one batch at a time. Streamed parts count as what they would take in
-    memory (float64); the torch loop reads a smaller streamed part into memory once and trains
-    on it as on an in-memory one.
+    Streamed parts count as what they would take in memory (float64).
 
     Example:
         >>> gathered_per_batch(np.zeros((10, 2))), gathered_per_batch(np.zeros((GATHER_PART_BYTES // 8 + 1,)))
         (False, True)
-        >>> gathered_per_batch(np.zeros((1000,)), limit=4000)
-        True
     """
-    bound = GATHER_PART_BYTES if limit is None else min(limit, GATHER_PART_BYTES)
-    return int(part.nbytes) > bound
+    return int(part.nbytes) > GATHER_PART_BYTES
+
+
+def read_once(part: Any) -> bool:
+    """Whether a streamed part is small enough (:data:`READ_ONCE_BYTES`) to be read into memory once.
+
+    Example:
+        >>> read_once(np.zeros((10, 2))), read_once(StreamedRows(np.zeros((6, 2)), np.arange(3), (2,), None))
+        (False, True)
+    """
+    return isinstance(part, StreamedRows) and part.nbytes <= READ_ONCE_BYTES
 
 
 class StreamedRows:
