@@ -107,3 +107,22 @@ def test_torch_compile_matches_eager_and_reports_compile_time() -> None:
     assert compiled.metrics == pytest.approx(eager.metrics, abs=0.01)
     assert compiled.timings["compile_s"] > compiled.timings["steady_epoch_s"]  # compilation is in epoch 1
     assert compiled.timings["first_epoch_s"] > compiled.timings["compile_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_CXX, reason=NO_CXX)
+def test_torch_compile_trains_recurrent_layers_as_eager() -> None:
+    """LSTM and GRU ops run eagerly inside the compiled step: torch 2.13's compiled oneDNN RNN backward fails."""
+    with open("examples/gru_digits_rows.toml", "rb") as fh:
+        doc = tomllib.load(fh)
+    doc["model"]["layers"] = [
+        {"type": "lstm", "units": 8, "return_sequences": True},
+        {"type": "gru", "units": 8},
+        {"type": "dense", "units": 10},
+    ]
+    doc["train"].update(epochs=2)
+    eager = duofit.run(duofit.load_spec(doc), backend="torch")
+    doc["train"].update(compile=True)
+    compiled = duofit.run(duofit.load_spec(doc), backend="torch")
+    assert compiled.environment["torch_compile"] is True
+    np.testing.assert_allclose(compiled.history["loss"], eager.history["loss"], rtol=1e-5)

@@ -102,9 +102,15 @@ RTOL_F32 = 1e-5
 
 
 @pytest.mark.keras
-def test_keras_npy_equals_in_memory_within_float32(tmp_path: Path) -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["read-once", "per-batch"])
+def test_keras_npy_equals_in_memory_within_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large: bool
+) -> None:
     npy, npz = _specs(tmp_path, epochs=2)
-    _same(duofit.run(npy, "keras"), duofit.run(npz, "keras"), rtol=RTOL_F32)
+    memory, prepared = duofit.run(npz, "keras"), load_dataset(npy)
+    if large:
+        _as_large(monkeypatch)
+    _same(duofit.run(npy, "keras", dataset=prepared), memory, rtol=RTOL_F32)
 
 
 @pytest.mark.keras
@@ -119,11 +125,21 @@ def test_keras_large_in_memory_part_trains_as_a_small_one(tmp_path: Path, monkey
 @pytest.mark.parity
 @pytest.mark.parametrize("framework", ["tensorflow", "torch", "jax"])
 @pytest.mark.parametrize("start", [0, 1])
-def test_keras_pipelines_read_the_shared_order_from_the_map(tmp_path: Path, framework: str, start: int) -> None:
-    """tf.data (TensorFlow) and the generator (torch, JAX) feed the streamed rows, a resumed plan from its epoch."""
+@pytest.mark.parametrize("per_batch", [False, True], ids=["read-once", "per-batch"])
+def test_keras_pipelines_read_the_shared_order_from_the_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, framework: str, start: int, per_batch: bool
+) -> None:
+    """tf.data (TensorFlow) and the generator (torch, JAX) feed the streamed rows, a resumed plan from its epoch.
+
+    A small part is read into memory once, a large one per batch from the map: the same rows.
+    """
     import dataclasses
 
     from duofit.backends.keras.native import native
+    from duofit.common.data import rows
+
+    if per_batch:
+        monkeypatch.setattr(rows, "READ_ONCE_BYTES", 0)
 
     npy, _ = _specs(tmp_path, epochs=3, dtype="float64")
     plan = dataclasses.replace(make_plan(npy, load_dataset(npy)), start_epoch=start)

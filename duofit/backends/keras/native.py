@@ -40,7 +40,7 @@ import numpy as np
 
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
-from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch
+from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, read_once
 from duofit.common.errors import BackendError
 
 __all__ = [
@@ -73,14 +73,25 @@ class Native:
     same_avg_pool_ok: bool
 
 
-def _generator_batches(plan: TrainPlan, dtype: str) -> Iterator[tuple[np.ndarray, ...]]:
+def _training_part(plan: TrainPlan, dtype: str) -> Part:
+    """The training features; a small streamed part (:func:`~duofit.common.data.read_once`) read into memory once.
+
+    Read once, in the model's dtype (the same scaled values), it is fed as an in-memory part of
+    its size: per-batch reads cost more than a small model's steps.
+    """
+    part = plan.dataset.x_train
+    return part.astype(dtype) if read_once(part) else part
+
+
+def _generator_batches(plan: TrainPlan, dtype: str, part: Part | None = None) -> Iterator[tuple[np.ndarray, ...]]:
     """Every epoch's batches in the shared order from ``plan.start_epoch``, as numpy (Keras moves them to the device).
 
     Each epoch's order is drawn when the generator reaches it; streamed features (kinds ``npy``,
-    ``parquet``) are read from their memory map per batch.
+    ``parquet``) are read from their memory map per batch. ``part``: the training features
+    (default: :func:`_training_part`).
     """
     bs = plan.spec.train.batch_size
-    part = plan.dataset.x_train
+    part = _training_part(plan, dtype) if part is None else part
     take: Callable[[np.ndarray], np.ndarray]
     if isinstance(part, StreamedRows):
         take = functools.partial(part.batch, dtype=dtype)  # scaled and cast in one pass
@@ -161,9 +172,9 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
     """
     import tensorflow as tf
 
-    part = plan.dataset.x_train
+    part = _training_part(plan, dtype)
     if isinstance(part, StreamedRows) or gathered_per_batch(part):  # large: no constant copy in the graph
-        return _tf_generated(plan, dtype)
+        return _tf_generated(plan, dtype, part)
     bs = plan.spec.train.batch_size
     x = tf.constant(model_input(part, dtype))
     t = tf.constant(loss_targets(plan.t_train, dtype))
@@ -184,8 +195,8 @@ def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
 GENERATOR_PREFETCH_BATCHES = 32
 
 
-def _tf_generated(plan: TrainPlan, dtype: str) -> Any:
-    """Training batches gathered one at a time by :func:`_generator_batches` (streamed: from the map), prefetched."""
+def _tf_generated(plan: TrainPlan, dtype: str, part: Part) -> Any:
+    """Training batches of ``part`` gathered one at a time by :func:`_generator_batches` (streamed: from the map)."""
     import tensorflow as tf
 
     t = loss_targets(plan.t_train[:1], dtype)
@@ -195,7 +206,9 @@ def _tf_generated(plan: TrainPlan, dtype: str) -> Any:
     ]
     if plan.sample_weight is not None:
         signature.append(tf.TensorSpec((None,), tf.as_dtype(dtype)))
-    batches = tf.data.Dataset.from_generator(lambda: _generator_batches(plan, dtype), output_signature=tuple(signature))
+    batches = tf.data.Dataset.from_generator(
+        lambda: _generator_batches(plan, dtype, part), output_signature=tuple(signature)
+    )
     return batches.prefetch(GENERATOR_PREFETCH_BATCHES)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from duofit.backends.torch.compat import rnn_op
+from duofit.backends.torch.compat import eager_rnn_op, rnn_op
 from duofit.common.spec.base import FieldProblem
 from duofit.common.spec.layers_rnn import BidirectionalLayer, GRULayer, LSTMLayer, RecurrentBase, SimpleRNNLayer
 
@@ -122,7 +122,9 @@ class Recurrent(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h0 = torch.zeros(1, x.shape[0], self.units, dtype=x.dtype, device=x.device)
         hx = (h0, h0) if self._op == "lstm" else h0
-        op = rnn_op(self._op)  # one layer, no dropout, one direction, batch first
+        # one layer, no dropout, one direction, batch first; an LSTM runs eagerly inside a compiled step
+        compiled_lstm = self._op == "lstm" and torch.compiler.is_compiling()
+        op = eager_rnn_op(self._op) if compiled_lstm else rnn_op(self._op)
         out, h_n, *_ = op(x, hx, self._params(), self.bias is not None, 1, 0.0, self.training, False, True)
         return out if self.return_sequences else h_n[-1]
 
