@@ -112,7 +112,7 @@ def test_torch_compile_matches_eager_and_reports_compile_time() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_CXX, reason=NO_CXX)
 def test_torch_compile_trains_recurrent_layers_as_eager() -> None:
-    """LSTM and GRU ops run eagerly inside the compiled step: torch 2.13's compiled oneDNN RNN backward fails."""
+    """A compiled step with an LSTM (eager inside it: torch 2.13's compiled oneDNN LSTM backward fails) and a GRU."""
     with open("examples/gru_digits_rows.toml", "rb") as fh:
         doc = tomllib.load(fh)
     doc["model"]["layers"] = [

@@ -79,8 +79,7 @@ def _training_part(plan: TrainPlan, dtype: str) -> Part:
     Read once, in the model's dtype (the same scaled values), it is fed as an in-memory part of
     its size: per-batch reads cost more than a small model's steps.
     """
-    part = plan.dataset.x_train
-    return part.astype(dtype) if read_once(part) else part
+    return read_once(plan.dataset.x_train, dtype)
 
 
 def _generator_batches(plan: TrainPlan, dtype: str, part: Part | None = None) -> Iterator[tuple[np.ndarray, ...]]:

@@ -40,8 +40,7 @@ class Inputs:
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
         # A small streamed part is read once, in the model's dtype (the same scaled values),
         # and trained on as an in-memory part: per-batch reads cost more than a small model's steps.
-        if read_once(part):
-            part = part.astype(self._np_dtype)
+        part = read_once(part, self._np_dtype)
         self.stream = part if isinstance(part, StreamedRows) else None
         self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
         self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy

@@ -44,7 +44,7 @@ STREAM_CHUNK_BYTES = 16 * 2**20
 # epoch copy took torch 5 MiB and the constant Keras 8.6 MiB over it).
 GATHER_PART_BYTES = 4 * 2**20
 # A streamed part that would take at most this in memory (float64) is read into memory once by
-# the torch loop (chunk by chunk, in the model's dtype) and trained on as an in-memory part:
+# both backends (chunk by chunk, in the model's dtype) and trained on as an in-memory part:
 # for a small model the per-batch reads cost more than its steps (1e5 x 20 float32: steady
 # epochs 0.76 x the in-memory speed read per batch, ~0.95 read once).
 READ_ONCE_BYTES = 16 * 2**20
@@ -76,14 +76,17 @@ def gathered_per_batch(part: Any) -> bool:
     return int(part.nbytes) > GATHER_PART_BYTES
 
 
-def read_once(part: Any) -> bool:
-    """Whether a streamed part is small enough (:data:`READ_ONCE_BYTES`) to be read into memory once.
+def read_once(part: Any, dtype: Any) -> Any:
+    """A streamed part small enough (:data:`READ_ONCE_BYTES`) read into memory as ``dtype``; any other part as it is.
+
+    Both backends train on the result: a small streamed part then runs as an in-memory one.
 
     Example:
-        >>> read_once(np.zeros((10, 2))), read_once(StreamedRows(np.zeros((6, 2)), np.arange(3), (2,), None))
-        (False, True)
+        >>> read_once(StreamedRows(np.arange(6.0).reshape(3, 2), np.array([2, 0]), (2,), None), np.float32)
+        array([[4., 5.],
+               [0., 1.]], dtype=float32)
     """
-    return isinstance(part, StreamedRows) and part.nbytes <= READ_ONCE_BYTES
+    return part.astype(dtype) if isinstance(part, StreamedRows) and part.nbytes <= READ_ONCE_BYTES else part
 
 
 class StreamedRows:
@@ -183,11 +186,9 @@ class StreamedRows:
         if n > cap:
             return self._stats
         if self._tiles is None or len(self._tiles[0]) < n:
-            rows = min(cap, max(n, 1024))
-            self._tiles = tuple(  # type: ignore[assignment]
-                np.ascontiguousarray(np.broadcast_to(a, (rows, *self.sample_shape))) for a in self._stats
-            )
-        assert self._tiles is not None
+            shape = (min(cap, max(n, 1024)), *self.sample_shape)
+            mean, scale = (np.ascontiguousarray(np.broadcast_to(a, shape)) for a in self._stats)
+            self._tiles = (mean, scale)
         return self._tiles[0][:n], self._tiles[1][:n]
 
     def chunks(self, chunk_rows: int | None = None, dtype: Any = np.float64) -> Iterator[np.ndarray]:
