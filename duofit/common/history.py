@@ -8,7 +8,9 @@ training and names the first step whose loss crossed it, the same on every backe
 Backends call :meth:`EpochRecorder.end_epoch` once per epoch with the epoch's training
 loss (sample-weighted mean of the batch losses, regularisation included, as Keras logs
 it), the validation loss and the raw validation outputs. Because the decision logic lives
-here, both backends stop at the same epoch for the same history.
+here, both backends stop at the same epoch for the same history. Each epoch end also hands
+freed heap memory back to the system (:class:`~duofit.common.heap.HeapTrimmer`), so a run's
+resident memory does not creep up with its epochs.
 
 Example:
     >>> rec = EpochRecorder(metric_names=[], task="regression", from_logits=False,
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from duofit.common.heap import HeapTrimmer
 from duofit.common.metrics import EpochMetrics
 from duofit.common.monitor import Monitor
 from duofit.common.schedules import LRSchedule
@@ -108,6 +111,7 @@ class EpochRecorder:
         self.diverged = False
         self.diverged_step: int | None = None
         self.message: str | None = None
+        self._trim_heap = HeapTrimmer()  # freed memory back to the system between epochs
 
     @property
     def lr(self) -> float:
@@ -190,6 +194,7 @@ class EpochRecorder:
             row.update({f"val_{k}": v for k, v in vals.items()})
         row.update(lr=self.lr, grad_norm=float(grad_norm), epoch_s=float(seconds))
         self.rows.append(row)
+        self._trim_heap()
         if self.progress is not None:
             self.progress(epoch + 1, self.epochs, row)
         if self._is_bad(row["loss"]) or self._is_bad(row["val_loss"]):
