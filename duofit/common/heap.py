@@ -4,7 +4,7 @@ A training process frees as much as it allocates each epoch (batches, gathered r
 framework's temporaries), but glibc keeps freed memory in its arenas: after the framework
 frees one large block, its dynamic ``mmap`` threshold rises and later batch-sized blocks come
 from the arenas, whose free pages stay resident. Peak RSS then creeps up with the epochs
-(a Keras run on 1e5 rows: +1.5 MiB from epoch 4 to 40, +5 MiB by epoch 400) although
+(a Keras run on 1e5 rows: +1.5 MiB from epoch 4 to 40, +3-5 MiB by epoch 400) although
 nothing is kept. :class:`HeapTrimmer` calls ``malloc_trim(0)`` at an epoch end, which
 returns those pages, but only as often as its cost allows: a trim (about 0.5-1 ms in a
 Keras process) runs when the time since the previous one is at least its cost divided by

@@ -145,7 +145,7 @@ def test_a_disk_that_fills_up_while_writing_is_a_clear_error_with_nothing_left(
     import errno
     import io
 
-    from duofit.common.data import parquetfile
+    from duofit.common.data import tempfiles
 
     class Full(io.FileIO):
         def write(self, data: Any) -> int:
@@ -155,7 +155,7 @@ def test_a_disk_that_fills_up_while_writing_is_a_clear_error_with_nothing_left(
 
     table, _, _ = _table()
     pq.write_table(table, tmp_path / "d.parquet", row_group_size=37)
-    monkeypatch.setattr(parquetfile.os, "fdopen", lambda fd, mode: Full(fd, "wb"))
+    monkeypatch.setattr(tempfiles.os, "fdopen", lambda fd, mode: Full(fd, "wb"))
     before = set(glob.glob(str(Path(tempfile.gettempdir()) / "duofit-parquet-*")))
     with pytest.raises(DataError) as err:
         load_dataset(_spec(tmp_path / "d.parquet"))

@@ -43,21 +43,24 @@ def _same(a: Any, b: Any, rtol: float) -> None:
         np.testing.assert_allclose(a.weights[key], arr, rtol=rtol, atol=rtol)
 
 
+STREAM_MODES = ["read-once", "pre-scaled", "per-batch"]
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("large", [False, True], ids=["read-once", "per-batch"])
+@pytest.mark.parametrize("mode", STREAM_MODES)
 def test_torch_npy_equals_in_memory_bit_for_bit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, large: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, mode: str
 ) -> None:
-    """A small streamed part is read once, a large one per batch; both give the in-memory numbers exactly.
+    """A small streamed part is read once, a large one pre-scaled or read per batch; all give the in-memory numbers.
 
     float32 too: a streamed batch is scaled in float64 and rounded to float32 once, as the
     in-memory part is prepared in float64 and cast.
     """
     npy, npz = _specs(tmp_path, dtype=dtype)
     memory, prepared = duofit.run(npz, "torch"), load_dataset(npy)  # the scaler fitted in one chunk, as npz's
-    if large:
-        _as_large(monkeypatch)
+    if mode != "read-once":
+        _as_large(monkeypatch, prescaled=mode == "pre-scaled")
     streamed = duofit.run(npy, "torch", dataset=prepared)
     _same(streamed, memory, rtol=0.0)
     assert streamed.metrics == memory.metrics
@@ -74,13 +77,19 @@ def test_torch_npy_resume_continues_the_shared_order(tmp_path: Path) -> None:
     np.testing.assert_array_equal(resumed.predictions, full.predictions)
 
 
-def _as_large(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the test's small parts count as large: batches gathered one at a time, evaluation in 50-row chunks."""
-    from duofit.common.data import rows
+def _as_large(monkeypatch: pytest.MonkeyPatch, prescaled: bool = True) -> None:
+    """Make the test's small parts count as large: batches gathered one at a time, evaluation in 50-row chunks.
+
+    A streamed training part is then pre-scaled into a temporary file (``prescaled``), or read
+    and scaled per batch from the data's own map, as a part over the resident size is.
+    """
+    from duofit.common.data import prescale, rows
 
     monkeypatch.setattr(rows, "GATHER_PART_BYTES", 0)
     monkeypatch.setattr(rows, "READ_ONCE_BYTES", 0)  # streamed parts read per batch
     monkeypatch.setattr(rows, "STREAM_CHUNK_BYTES", 8 * 4 * 50)  # 50 rows of 4 features (chunk_rows_for)
+    if not prescaled:
+        monkeypatch.setattr(prescale, "RESIDENT_MAP_BYTES", 0)
 
 
 @pytest.mark.torch
@@ -102,14 +111,12 @@ RTOL_F32 = 1e-5
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("large", [False, True], ids=["read-once", "per-batch"])
-def test_keras_npy_equals_in_memory_within_float32(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, large: bool
-) -> None:
+@pytest.mark.parametrize("mode", STREAM_MODES)
+def test_keras_npy_equals_in_memory_within_float32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     npy, npz = _specs(tmp_path, epochs=2)
     memory, prepared = duofit.run(npz, "keras"), load_dataset(npy)
-    if large:
-        _as_large(monkeypatch)
+    if mode != "read-once":
+        _as_large(monkeypatch, prescaled=mode == "pre-scaled")
     _same(duofit.run(npy, "keras", dataset=prepared), memory, rtol=RTOL_F32)
 
 
@@ -151,3 +158,32 @@ def test_keras_pipelines_read_the_shared_order_from_the_map(
         idx = plan.order.epoch(start + epoch)[b * 32 : (b + 1) * 32]
         np.testing.assert_array_equal(np.asarray(xb), plan.dataset.x_train[idx])
         np.testing.assert_array_equal(np.asarray(tb), plan.t_train[idx])
+
+
+def _rows_read(spec: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Rows the run read from its memory maps (every read of a streamed part goes through ``take``)."""
+    read: list[int] = []
+    take = StreamedRows.take
+
+    def counting(self: StreamedRows, source_rows: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        read.append(len(source_rows))
+        return take(self, source_rows, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StreamedRows, "take", counting)
+        duofit.run(spec, backend)
+    return sum(read)
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
+)
+def test_small_streamed_parts_are_read_once_whatever_the_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """Training, validation and test parts under READ_ONCE_BYTES: no re-reading per epoch on either backend."""
+    one, _ = _specs(tmp_path, epochs=1)
+    three, _ = _specs(tmp_path, epochs=3)
+    once = _rows_read(one, backend, monkeypatch)
+    assert once > 0
+    assert _rows_read(three, backend, monkeypatch) == once

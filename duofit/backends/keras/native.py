@@ -40,7 +40,7 @@ import numpy as np
 
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
-from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, read_once
+from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, training_rows
 from duofit.common.errors import BackendError
 
 __all__ = [
@@ -74,12 +74,12 @@ class Native:
 
 
 def _training_part(plan: TrainPlan, dtype: str) -> Part:
-    """The training features; a small streamed part (:func:`~duofit.common.data.read_once`) read into memory once.
+    """The training features as :func:`~duofit.common.data.training_rows` makes them.
 
-    Read once, in the model's dtype (the same scaled values), it is fed as an in-memory part of
-    its size: per-batch reads cost more than a small model's steps.
+    A small streamed part read into memory once, in the model's dtype (the same scaled values),
+    and fed as an in-memory part of its size; a larger one on a resident map pre-scaled once.
     """
-    return read_once(plan.dataset.x_train, dtype)
+    return training_rows(plan.dataset.x_train, dtype)
 
 
 def _generator_batches(plan: TrainPlan, dtype: str, part: Part | None = None) -> Iterator[tuple[np.ndarray, ...]]:

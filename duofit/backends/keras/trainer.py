@@ -32,7 +32,7 @@ from duofit.backends.keras.native import device_name, model_inputs, native, on_d
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.optstate import read_state, write_state
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
-from duofit.common.data import Part
+from duofit.common.data import Part, read_once
 from duofit.common.history import EpochRecorder
 from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
@@ -50,8 +50,9 @@ class _EpochEnd(keras.callbacks.Callback):
         self.spec = plan.spec
         self.heads = heads
         self.loss = loss
-        x_val = plan.dataset.x_val
-        self.x_val = list(model_inputs(x_val, dtype)) if isinstance(x_val, np.ndarray) else x_val  # streamed: per epoch
+        # a small streamed part read once, as torch's loop does; a larger one is read chunk by chunk per epoch
+        x_val = read_once(plan.dataset.x_val, dtype)
+        self.x_val = list(model_inputs(x_val, dtype)) if isinstance(x_val, np.ndarray) else x_val
         self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end

@@ -20,7 +20,15 @@ import numpy as np
 import torch
 
 from duofit.backends.torch.layers import to_model_input
-from duofit.common.data import Part, StreamedRows, chunk_rows_for, eval_chunks, gathered_per_batch, read_once
+from duofit.common.data import (
+    Part,
+    StreamedRows,
+    chunk_rows_for,
+    eval_chunks,
+    gathered_per_batch,
+    read_once,
+    training_rows,
+)
 
 __all__ = ["Inputs"]
 
@@ -32,15 +40,17 @@ class Inputs:
         part: The part's features (``Dataset.x_train`` / ``x_val`` / ``x_test``).
         dtype: The model's float dtype (token ids stay int64).
         device: Where the model runs.
+        training: The training part (pre-scaled where that pays, :func:`~duofit.common.data.training_rows`).
     """
 
-    def __init__(self, part: Part, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(self, part: Part, dtype: torch.dtype, device: torch.device, training: bool = False) -> None:
         self.n = len(part)
         self.dtype, self.device = dtype, device
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        # A small streamed part is read once, in the model's dtype (the same scaled values),
-        # and trained on as an in-memory part: per-batch reads cost more than a small model's steps.
-        part = read_once(part, self._np_dtype)
+        # A small streamed part is read once, in the model's dtype (the same scaled values), and
+        # run as an in-memory part: per-batch reads cost more than a small model's steps. A larger
+        # training part on a resident map is pre-scaled once (duofit.common.data.training_rows).
+        part = training_rows(part, self._np_dtype) if training else read_once(part, self._np_dtype)
         self.stream = part if isinstance(part, StreamedRows) else None
         self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
         self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy

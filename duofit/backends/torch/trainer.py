@@ -223,7 +223,7 @@ def _setup(plan: TrainPlan) -> _Setup:
         penalty=penalty,
         device=device,
         dtype=dtype,
-        x=Inputs(ds.x_train, dtype, device),  # on the device, or streamed per batch (kinds npy, parquet)
+        x=Inputs(ds.x_train, dtype, device, training=True),  # on the device, or streamed per batch (kinds npy, parquet)
         t=targets(plan.t_train, dtype, device),
         x_val=Inputs(ds.x_val, dtype, device),
         t_val=targets(plan.t_val, dtype, device),

@@ -39,6 +39,7 @@ import numpy as np
 from duofit.common.data.dataset import Dataset, Part, targets_for_loss
 from duofit.common.data.features import check_features, prepare_features
 from duofit.common.data.order import BatchOrder, batch_order
+from duofit.common.data.prescale import training_rows
 from duofit.common.data.rows import (
     GATHER_PART_BYTES,
     READ_ONCE_BYTES,
@@ -78,6 +79,7 @@ __all__ = [
     "prepare",
     "read_arrays",
     "spec_parts",
+    "training_rows",
     "targets_for_loss",
 ]
 

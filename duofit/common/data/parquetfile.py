@@ -28,20 +28,18 @@ Example (skipped without pyarrow):
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from duofit.common.data.csvfile import regular_file_size
+from duofit.common.data.tempfiles import temp_folder, temp_npy
 from duofit.common.errors import DataError
 from duofit.common.spec import Spec
 
-__all__ = ["PARQUET_HINT", "TEMP_PREFIX", "open_parquet", "remove_stale_files"]
+__all__ = ["PARQUET_HINT", "TEMP_KIND", "open_parquet"]
 
 PARQUET_HINT = "pip install 'duofit[parquet]' (or pip install pyarrow)"
 
@@ -131,7 +129,7 @@ def _targets(pfile: Any, targets: list[str], path: Path, pa: Any) -> np.ndarray:
     return cols[0] if len(cols) == 1 else np.stack(cols, axis=1)
 
 
-TEMP_PREFIX = "duofit-parquet-"  # + the writing process' id + "-" + a random part + ".npy"
+TEMP_KIND = "parquet"  # temporary files named duofit-parquet-<pid>-*.npy (duofit.common.data.tempfiles)
 
 
 def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -> np.ndarray:
@@ -139,41 +137,30 @@ def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -
     all_f32 = all(str(schema.field(n).type) in ("float", "halffloat") for n in features)
     dtype = np.dtype(np.float32 if all_f32 else np.float64)
     n = pfile.metadata.num_rows
-    folder = Path(tempfile.gettempdir())
-    remove_stale_files(folder)
+    folder = temp_folder()
     _check_room(folder, n * len(features) * dtype.itemsize, path)
-    fd, tmp = tempfile.mkstemp(suffix=".npy", prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=folder)
+
+    def fill(fh: BinaryIO) -> None:
+        for g in range(pfile.num_row_groups):
+            table = pfile.read_row_group(g, columns=features)
+            block = np.empty((table.num_rows, len(features)), dtype=dtype)
+            for j, name in enumerate(features):
+                col = table.column(name)
+                if col.null_count:
+                    raise DataError(
+                        f"data.features: column {name!r} of {path.name} has missing values (row group {g}); "
+                        "fill or drop them before saving",
+                        path="data.features",
+                    )
+                block[:, j] = col.to_numpy()
+            fh.write(block.tobytes())
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.lib.format.write_array_header_1_0(
-                fh, {"descr": dtype.str, "fortran_order": False, "shape": (n, len(features))}
-            )
-            for g in range(pfile.num_row_groups):
-                table = pfile.read_row_group(g, columns=features)
-                block = np.empty((table.num_rows, len(features)), dtype=dtype)
-                for j, name in enumerate(features):
-                    col = table.column(name)
-                    if col.null_count:
-                        raise DataError(
-                            f"data.features: column {name!r} of {path.name} has missing values (row group {g}); "
-                            "fill or drop them before saving",
-                            path="data.features",
-                        )
-                    block[:, j] = col.to_numpy()
-                fh.write(block.tobytes())
-        x = np.load(tmp, mmap_mode="r")
+        return temp_npy(TEMP_KIND, (n, len(features)), dtype, fill)
     except OSError as exc:  # the folder filled up meanwhile, or a row group could not be read
-        _remove(tmp)
         raise DataError(
             f"data.path: cannot convert {path.name}'s features into {folder} ({exc}); {_ROOM_HINT}", path="data.path"
         ) from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    # The file lives as long as its map (every view shares the map object): a map larger than
-    # duofit.common.data.rowfile.RESIDENT_MAP_BYTES is read with pread, by the file's name.
-    weakref.finalize(x._mmap, _remove, tmp)
-    return x
 
 
 _ROOM_HINT = "point TMPDIR at a folder with room, or convert the file to .npy files once (data.kind = 'npy')"
@@ -188,37 +175,3 @@ def _check_room(folder: Path, size: int, path: Path) -> None:
             f"which has {free:,} bytes free; {_ROOM_HINT}",
             path="data.path",
         )
-
-
-def remove_stale_files(folder: Path) -> list[Path]:
-    """Remove the temporary feature files in ``folder`` whose writing process no longer runs (a killed run's).
-
-    Returns:
-        The files removed.
-    """
-    removed = []
-    for file in folder.glob(f"{TEMP_PREFIX}*-*.npy"):
-        pid = file.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            _remove(str(file))
-            removed.append(file)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) is a check on POSIX only (on Windows it would end the process)
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else (or no such check here): leave its files alone
-        return True
-    return True
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
