@@ -99,10 +99,16 @@ def _generator_batches(plan: TrainPlan, dtype: str, part: Part | None = None) ->
     t = loss_targets(plan.t_train, dtype)
     w = plan.sample_weight.astype(dtype) if plan.sample_weight is not None else None
     steps = math.ceil(len(part) / bs)
-    for epoch_order in plan.order.epochs_from(plan.start_epoch):
+
+    def epoch(order: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
         for b in range(steps):
-            idx = epoch_order[b * bs : (b + 1) * bs]
+            idx = order[b * bs : (b + 1) * bs]
             yield (take(idx), t[idx]) if w is None else (take(idx), t[idx], w[idx])
+
+    # One epoch's generator at a time: its order (64 MB at 1e7 samples) is freed when the epoch
+    # ends, before the next one is drawn.
+    for e in range(plan.start_epoch, plan.order.epochs):
+        yield from epoch(plan.order.epoch(e))
 
 
 def model_input(x: np.ndarray, dtype: str) -> np.ndarray:

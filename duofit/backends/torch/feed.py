@@ -4,7 +4,9 @@
 part. In memory (every kind but ``npy`` / ``parquet``, and a streamed part of at most
 ``READ_ONCE_BYTES``, read once) the part is moved to the device once and an epoch's batches
 are contiguous slices of ``index_select(perm)`` (over ``GATHER_PART_BYTES``: gathered one batch
-at a time). Streamed (a larger :class:`~duofit.common.data.StreamedRows`), each batch's rows
+at a time; a training part on a resident map is pre-scaled once into a temporary file and run
+as a tensor over that file's map, :func:`~duofit.common.data.training_rows`). Streamed (a larger
+:class:`~duofit.common.data.StreamedRows`), each batch's rows
 are read from the map in the epoch's order, scaled and cast in one pass and copied to the device
 (through pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and
 concatenates the outputs (one ``(n, outputs)`` tensor, small beside the features).

@@ -4,8 +4,9 @@ Every backend trains epoch ``e`` on ``order.epoch(e)``: a permutation of the tra
 drawn from one numpy stream, ``default_rng([seed, 0x0DE7])``, by ``rng.permutation(n)`` once
 per epoch, in epoch order. Epoch ``e``'s order therefore needs the stream advanced ``e`` times;
 :class:`BatchOrder` keeps a cursor (the generator after the last epoch it drew), so consecutive
-epochs cost ``O(n)`` each, a repeated epoch is served from the last one kept, and any other
-epoch (resume at epoch ``e``, a probe of epoch 0 after training) redraws from the seed. The
+epochs cost ``O(n)`` each, the last epoch asked for again is redrawn from the generator's state
+before it (no order is kept: a 1e7-sample run's is 64 MB), and any other epoch (resume at
+epoch ``e``, a probe of epoch 0 after training) redraws from the seed. The
 orders are bit-identical to the ``(epochs, n)`` array :func:`batch_order` materialises (the
 exported training scripts still load that array: they are small-data tools).
 
@@ -25,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +37,11 @@ __all__ = ["ORDER_STREAM", "BatchOrder", "batch_order"]
 
 # Second word of the order stream's seed: a stream of its own, separate from the initial weights'.
 ORDER_STREAM = 0x0DE7
+
+
+def _draw(rng: np.random.Generator, n: int) -> np.ndarray:
+    """The next epoch's order from ``rng``: ``permutation(n)`` as int64 (already int64 on 64-bit hosts)."""
+    return rng.permutation(n).astype(np.int64, copy=False)
 
 
 class BatchOrder:
@@ -56,7 +63,9 @@ class BatchOrder:
         self._lock = threading.Lock()
         self._rng: np.random.Generator | None = None
         self._next = 0  # the epoch the cursor draws next
-        self._last: tuple[int, np.ndarray] | None = None
+        # The generator as it was before drawing the last epoch: that epoch is redrawn from it
+        # when asked for again (a probe of epoch 0 before training), and no order is kept.
+        self._before_last: tuple[int, np.random.Generator] | None = None
 
     def __repr__(self) -> str:
         return f"BatchOrder(n={self.n}, epochs={self.epochs}, seed={self.seed}, shuffle={self.shuffle})"
@@ -81,17 +90,16 @@ class BatchOrder:
         if not self.shuffle:
             return np.arange(self.n, dtype=np.int64)
         with self._lock:
-            if self._last is not None and self._last[0] == e:
-                return self._last[1].copy()
+            if self._before_last is not None and self._before_last[0] == e:
+                return _draw(copy.deepcopy(self._before_last[1]), self.n)
             if self._rng is None or e < self._next:  # random access backwards: redraw from the seed
                 self._rng, self._next = np.random.default_rng([self.seed, ORDER_STREAM]), 0
             while self._next < e:  # advance the stream past the epochs in between (O(n) each)
                 self._rng.permutation(self.n)
                 self._next += 1
-            perm = self._rng.permutation(self.n).astype(np.int64, copy=False)  # int64 already on 64-bit hosts
+            self._before_last = (e, copy.deepcopy(self._rng))  # the generator's state: a few hundred bytes
             self._next += 1
-            self._last = (e, perm)
-            return perm.copy()
+            return _draw(self._rng, self.n)
 
     def epochs_from(self, start: int = 0) -> Iterator[np.ndarray]:
         """The orders of epochs ``start`` to ``epochs - 1``, each drawn when the consumer reaches it."""

@@ -1,4 +1,4 @@
-"""A streamed training part written once, scaled, in the model's dtype: each batch then a plain gather.
+"""A streamed training part written once, scaled, in the model's dtype: then trained on as an array over its map.
 
 Every training batch of a streamed part is read, scaled and cast (:meth:`StreamedRows.batch`).
 Where the read is a gather from a resident memory map (a file of at most
@@ -8,7 +8,10 @@ in-memory part, beside a ~240 µs step of the scale suite's 20-16-1 MLP (2-core 
 So :func:`training_rows` writes the part once, chunk by chunk, to a temporary ``.npy``
 (:func:`~duofit.common.data.tempfiles.temp_npy`) in the model's dtype and in the part's order,
 holding the values ``batch`` would give (bit for bit: the same float64 quotient rounded once),
-and the batches become gathers of rows of that file, still read per batch from a memory map.
+and returns that map as a plain array: the backends train on it as on an in-memory part over
+:data:`~duofit.common.data.GATHER_PART_BYTES` (a batch gathered per step: torch's
+``index_select``, Keras' generator), while its memory is the file's pages, which the kernel
+can drop and read again (copy-on-write, so torch takes it without a copy; nothing writes).
 
 Left as they are: parts read once into memory (:func:`~duofit.common.data.read_once`), parts
 with nothing to scale or cast, and parts whose copy would exceed the resident size (their
@@ -44,7 +47,7 @@ TEMP_KIND = "scaled"  # temporary files named duofit-scaled-<pid>-*.npy
 
 
 def training_rows(part: Any, dtype: Any) -> Any:
-    """The training part as the backends read it: in memory when small, else streamed, pre-scaled where that pays.
+    """The training part as the backends read it: in memory when small, a pre-scaled map where that pays, else streamed.
 
     Args:
         part: A dataset's training features (an array or a :class:`StreamedRows`).
@@ -65,10 +68,10 @@ def training_rows(part: Any, dtype: Any) -> Any:
             fh.write(np.ascontiguousarray(chunk).tobytes())
 
     try:
-        scaled = temp_npy(TEMP_KIND, part.shape, dtype, fill)
+        scaled = temp_npy(TEMP_KIND, part.shape, dtype, fill, mode="c")
     except OSError:  # the folder filled up meanwhile: stream as before
         return part
-    return StreamedRows(scaled, np.arange(len(part)), part.sample_shape, None)
+    return np.asarray(scaled)  # a plain ndarray view (memmap's own indexing is slow); it keeps the map alive
 
 
 assert READ_ONCE_BYTES < RESIDENT_MAP_BYTES  # read once first, pre-scaled in between, per batch beyond

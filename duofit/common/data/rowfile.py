@@ -38,7 +38,8 @@ __all__ = ["RESIDENT_MAP_BYTES", "SPAN_FACTOR", "RowFile", "read_rows", "row_rea
 # as an in-memory array's would); larger ones through RowFile (nothing mapped). 256 MiB keeps a
 # 1e7 x 20 float32 file (800 MB) under the 1.5 GB peak a streamed run is allowed on a backend
 # whose empty process already takes 800 MB (Keras on TensorFlow), while 1e6 rows (80 MB) stay
-# mapped and stream at in-memory speed.
+# mapped (a training part on such a map is pre-scaled once, duofit.common.data.prescale, and its
+# batches are gathers at nearly in-memory speed).
 RESIDENT_MAP_BYTES = 256 * 2**20
 # A set of rows spanning at most this many times its own size is read as one block (the rows in
 # between are read and dropped): one call instead of one per run.

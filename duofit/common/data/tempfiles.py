@@ -19,7 +19,7 @@ import tempfile
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
@@ -33,12 +33,15 @@ def temp_folder() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def temp_npy(kind: str, shape: tuple[int, ...], dtype: Any, fill: Callable[[BinaryIO], Any]) -> np.memmap:
-    """A new ``.npy`` of ``shape`` and ``dtype`` whose data ``fill`` writes, memory-mapped read-only.
+def temp_npy(
+    kind: str, shape: tuple[int, ...], dtype: Any, fill: Callable[[BinaryIO], Any], mode: Literal["r", "c"] = "r"
+) -> np.memmap:
+    """A new ``.npy`` of ``shape`` and ``dtype`` whose data ``fill`` writes, memory-mapped with ``mode``.
 
-    The file is removed when the map is freed (every view shares the map object), and at once
-    when ``fill`` or the write fails (the exception propagates). Stale files of ``kind`` are
-    removed first.
+    ``mode``: ``"r"`` (read-only) or ``"c"`` (copy-on-write: a writable array whose writes stay
+    in the process, for consumers that refuse read-only arrays; nothing here writes). The file
+    is removed when the map is freed (every view shares the map object), and at once when
+    ``fill`` or the write fails (the exception propagates). Stale files of ``kind`` are removed first.
     """
     folder = temp_folder()
     remove_stale_files(folder, kind)
@@ -48,7 +51,7 @@ def temp_npy(kind: str, shape: tuple[int, ...], dtype: Any, fill: Callable[[Bina
             header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": tuple(shape)}
             np.lib.format.write_array_header_1_0(fh, header)
             fill(fh)
-        x = np.load(tmp, mmap_mode="r")
+        x = np.load(tmp, mmap_mode=mode)
     except BaseException:
         _remove(tmp)
         raise
