@@ -153,7 +153,7 @@ def _features_to_npy(pfile: Any, features: list[str], schema: Any, path: Path) -
                         path="data.features",
                     )
                 block[:, j] = col.to_numpy()
-            fh.write(block.tobytes())
+            fh.write(block.data.cast("B"))  # the block's own bytes, no copy
 
     try:
         return temp_npy(TEMP_KIND, (n, len(features)), dtype, fill)

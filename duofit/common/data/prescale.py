@@ -65,7 +65,7 @@ def training_rows(part: Any, dtype: Any) -> Any:
 
     def fill(fh: BinaryIO) -> None:
         for chunk in part.chunks(dtype=dtype):
-            fh.write(np.ascontiguousarray(chunk).tobytes())
+            fh.write(np.ascontiguousarray(chunk).data.cast("B"))  # the array's own bytes, no copy
 
     try:
         scaled = temp_npy(TEMP_KIND, part.shape, dtype, fill, mode="c")
