@@ -8,7 +8,9 @@ from the arenas, whose free pages stay resident. Peak RSS then creeps up with th
 nothing is kept. :class:`HeapTrimmer` calls ``malloc_trim(0)`` at an epoch end, which
 returns those pages, but only as often as its cost allows: a trim (about 0.5-1 ms in a
 Keras process) runs when the time since the previous one is at least its cost divided by
-:data:`TRIM_BUDGET`, so trimming never takes more than that share of the training time.
+:data:`TRIM_BUDGET`, so trimming never takes more than that share of the training time. (The
+pages a trim returns are faulted in again when reused, a cost outside the budget; measured on the
+seed workload it is a few pages a trim, about a microsecond.)
 
 Only glibc has ``malloc_trim``; elsewhere (macOS, Windows, musl) the trimmer does nothing.
 
@@ -30,10 +32,12 @@ from functools import cache
 
 __all__ = ["TRIM_BUDGET", "HeapTrimmer"]
 
-# Share of the wall time between trims that trimming may take. 1%: below the run-to-run
-# spread of an epoch's time on this project's 2-core benchmark host (2-5%), and a 1e4-row
-# Keras epoch (about 6 ms) still trims every ~15 epochs.
-TRIM_BUDGET = 0.01
+# Share of the wall time between trims that trimming may take. 0.2%: a fifth of the 1%
+# resolution of the benchmark's overhead ratios (duofit-torch / lean-torch <= 1.05), so trimming
+# never shows in them; a 1% budget trimmed after almost every 5-15 ms epoch of the seed workload
+# (0.1 ms a trim in a torch process), about 1% of its time. A Keras process (0.5-1 ms a trim)
+# still trims every 0.25-0.5 s: every 10-25 epochs of 1e5 rows, all of its freed pages each time.
+TRIM_BUDGET = 0.002
 
 
 @cache
