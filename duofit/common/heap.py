@@ -72,12 +72,17 @@ class HeapTrimmer:
         """Whether this C library can trim (glibc)."""
         return self._trim is not None
 
-    def __call__(self) -> bool:
-        """Trim now if enough time has passed since the last trim; returns whether it trimmed."""
+    def __call__(self, force: bool = False) -> bool:
+        """Trim now if enough time has passed since the last trim, or ``force``; returns whether it trimmed.
+
+        ``force``: training ends (its last epoch, or a stop). A run's peak is often reached after
+        training (test outputs, metrics, results), on top of what training left resident, so one
+        trim then is worth its cost whatever the budget.
+        """
         if self._trim is None:
             return False
         start = time.perf_counter()
-        if start - self._last < self._cost / self.budget:
+        if not force and start - self._last < self._cost / self.budget:
             return False
         self._trim(0)
         self._last = time.perf_counter()

@@ -194,9 +194,14 @@ class EpochRecorder:
             row.update({f"val_{k}": v for k, v in vals.items()})
         row.update(lr=self.lr, grad_norm=float(grad_norm), epoch_s=float(seconds))
         self.rows.append(row)
-        self._trim_heap()
         if self.progress is not None:
             self.progress(epoch + 1, self.epochs, row)
+        decision = self._decide(epoch, row, step_losses)
+        self._trim_heap(force=decision.stop or epoch + 1 >= self.epochs)
+        return decision
+
+    def _decide(self, epoch: int, row: dict[str, Any], step_losses: StepLossFn | None) -> EpochDecision:
+        """Divergence, the schedule's next learning rate, early stopping: what follows ``row``'s epoch."""
         if self._is_bad(row["loss"]) or self._is_bad(row["val_loss"]):
             return self._diverged(epoch, row, step_losses)
         self.schedule.end_epoch(epoch, row)  # sets the next epoch's lr (EpochRecorder.lr)

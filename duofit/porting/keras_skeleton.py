@@ -2,7 +2,7 @@
 
 :mod:`duofit.porting.export_keras` fills ``SCRIPT``'s ``$`` fields (``string.Template``) with the
 model, optimizer, loss and callback code. The pipeline is the one duofit's Keras trainer builds on
-TensorFlow (``duofit/backends/keras/native.py`` ``_tf_batches``): one ``flat_map`` per epoch over
+TensorFlow (``duofit/backends/keras/feed.py`` ``tf_batches``): one ``flat_map`` per epoch over
 the bundle's batch order, so a partial last batch stays in its epoch.
 """
 

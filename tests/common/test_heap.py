@@ -75,3 +75,21 @@ def test_every_recorded_epoch_end_offers_a_trim(clock: _Clock) -> None:
     for epoch in range(3):
         rec.end_epoch(epoch, train_loss=1.0, val_loss=1.0, val_outputs=None, seconds=0.1)
     assert clock.trims == 3  # free trims are always worth it
+
+
+def test_training_ends_with_a_trim_whatever_the_budget(clock: _Clock) -> None:
+    rec = EpochRecorder([], "regression", False, None, epochs=3)
+    clock.cost = 10.0  # so costly that no epoch end in between may trim
+    for epoch in range(3):
+        rec.end_epoch(epoch, train_loss=1.0, val_loss=1.0, val_outputs=None, seconds=0.1)
+    assert clock.trims == 2  # the first epoch end, then the last one (forced)
+
+
+def test_a_stop_before_the_last_epoch_trims_too(clock: _Clock) -> None:
+    rec = EpochRecorder([], "regression", False, None, epochs=10)
+    clock.cost = 10.0
+    rec.end_epoch(0, train_loss=1.0, val_loss=1.0, val_outputs=None, seconds=0.1)
+    rec.end_epoch(1, train_loss=1.0, val_loss=1.0, val_outputs=None, seconds=0.1)
+    assert clock.trims == 1
+    decision = rec.end_epoch(2, train_loss=float("nan"), val_loss=1.0, val_outputs=None, seconds=0.1)
+    assert decision.stop and clock.trims == 2  # diverged: training ends here

@@ -4,14 +4,10 @@ Everything else in ``duofit/backends/keras/`` is written with ``keras`` and ``ke
 and runs unchanged on TensorFlow (backend ``keras``), PyTorch (``keras-torch``) and JAX
 (``keras-jax``). What cannot be, lives here, keyed by ``keras.backend.backend()``:
 
-- the input pipeline: a ``tf.data`` pipeline built once on TensorFlow (one compiled step
-  per epoch with ``steps_per_execution``), each epoch's order drawn when the pipeline reaches
-  it; streamed data (kinds ``npy``, ``parquet``) through a prefetched generator of batches read
-  from the memory map; on torch and JAX a generator over the shared batch order
-  (Keras-on-torch requires ``steps_per_execution = 1``; on JAX a partial last
-  batch cannot share an execution with full ones). With sample weights each batch is
-  ``(x, t, w)``, the weights gathered by the same indices (Keras' ``fit`` reads the third
-  element as ``sample_weight``);
+- the input pipeline (:mod:`duofit.backends.keras.feed`): ``tf.data`` on TensorFlow, a
+  generator over the shared batch order on torch and JAX; and how an input used at every epoch
+  (the validation part) is held: a TensorFlow tensor over the array's own buffer, the array
+  itself elsewhere;
 - writing one element of a per-step record without a host sync (in place on TensorFlow
   and torch, functional ``.at[].set`` inside JAX's traced step);
 - gradients of a loss for the probe (``GradientTape`` / ``autograd`` / ``jax.grad``);
@@ -28,8 +24,6 @@ Example (skipped: the name depends on the framework Keras runs on):
 from __future__ import annotations
 
 import contextlib
-import functools
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,8 +33,7 @@ import keras
 import numpy as np
 
 from duofit.backends.base import TrainPlan
-from duofit.backends.keras.losses import loss_targets
-from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, training_rows
+from duofit.backends.keras.feed import generator_batches, no_conversion, tf_batches, tf_resident
 from duofit.common.errors import BackendError
 
 __all__ = [
@@ -48,8 +41,6 @@ __all__ = [
     "device_name",
     "devices",
     "framework_environment",
-    "model_input",
-    "model_inputs",
     "native",
     "on_device",
     "resolve_device",
@@ -67,63 +58,11 @@ class Native:
     init_threads: Callable[[int], None]
     peak_memory_mb: Callable[[], float]
     batches: Callable[[TrainPlan, str], Any]
+    resident: Callable[[np.ndarray], Any]
     steps_per_execution: Callable[[int], int]
     put: Callable[[Any, Any, Any], None]
     value_and_grads: Callable[[keras.Model, Callable[[Any], Any]], tuple[Any, list[Any]]]
     same_avg_pool_ok: bool
-
-
-def _training_part(plan: TrainPlan, dtype: str) -> Part:
-    """The training features as :func:`~duofit.common.data.training_rows` makes them.
-
-    A small streamed part read into memory once, in the model's dtype (the same scaled values),
-    and fed as an in-memory part of its size; a larger one on a resident map pre-scaled once.
-    """
-    return training_rows(plan.dataset.x_train, dtype)
-
-
-def _generator_batches(plan: TrainPlan, dtype: str, part: Part | None = None) -> Iterator[tuple[np.ndarray, ...]]:
-    """Every epoch's batches in the shared order from ``plan.start_epoch``, as numpy (Keras moves them to the device).
-
-    Each epoch's order is drawn when the generator reaches it; streamed features (kinds ``npy``,
-    ``parquet``) are read from their memory map per batch. ``part``: the training features
-    (default: :func:`_training_part`).
-    """
-    bs = plan.spec.train.batch_size
-    part = _training_part(plan, dtype) if part is None else part
-    take: Callable[[np.ndarray], np.ndarray]
-    if isinstance(part, StreamedRows):
-        take = functools.partial(part.batch, dtype=dtype)  # scaled and cast in one pass
-    else:
-        take = model_input(part, dtype).__getitem__
-    t = loss_targets(plan.t_train, dtype)
-    w = plan.sample_weight.astype(dtype) if plan.sample_weight is not None else None
-    steps = math.ceil(len(part) / bs)
-
-    def epoch(order: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
-        for b in range(steps):
-            idx = order[b * bs : (b + 1) * bs]
-            yield (take(idx), t[idx]) if w is None else (take(idx), t[idx], w[idx])
-
-    # One epoch's generator at a time: its order (64 MB at 1e7 samples) is freed when the epoch
-    # ends, before the next one is drawn.
-    for e in range(plan.start_epoch, plan.order.epochs):
-        yield from epoch(plan.order.epoch(e))
-
-
-def model_input(x: np.ndarray, dtype: str) -> np.ndarray:
-    """Features as ``dtype``; integer token ids stay int64 (an embedding looks them up).
-
-    No copy when the features already have that dtype (float32 data of a float32 run): callers
-    only read them (``tf.constant`` and Keras copy what they keep).
-    """
-    return np.asarray(x, dtype=np.int64 if x.dtype.kind in "iu" else dtype)
-
-
-def model_inputs(part: Part, dtype: str) -> Iterator[np.ndarray]:
-    """A part for evaluation as model inputs: the whole array in one piece, a streamed one chunk by chunk."""
-    for chunk in eval_chunks(part):
-        yield model_input(chunk, dtype)
 
 
 # ---- TensorFlow ---------------------------------------------------------------------------
@@ -166,55 +105,6 @@ def _tf_peak_mb() -> float:
     import tensorflow as tf
 
     return float(tf.config.experimental.get_memory_info("GPU:0")["peak"]) / 2**20
-
-
-def _tf_batches(plan: TrainPlan, dtype: str) -> Any:
-    """Training batches in the shared order: epoch e, batch b = ``order.epoch(e)[b*bs:(b+1)*bs]``.
-
-    The data sit in the graph as constants and each epoch's order enters the pipeline when the
-    pipeline reaches that epoch (one Python call per epoch, none per step; ``prefetch`` draws the
-    next epoch's order while this one trains). Streamed or large features: :func:`_tf_generated`.
-    """
-    import tensorflow as tf
-
-    part = _training_part(plan, dtype)
-    if isinstance(part, StreamedRows) or gathered_per_batch(part):  # large: no constant copy in the graph
-        return _tf_generated(plan, dtype, part)
-    bs = plan.spec.train.batch_size
-    x = tf.constant(model_input(part, dtype))
-    t = tf.constant(loss_targets(plan.t_train, dtype))
-    order = tf.data.Dataset.from_generator(
-        lambda: (perm.astype(np.int32) for perm in plan.order.epochs_from(plan.start_epoch)),
-        output_signature=tf.TensorSpec((len(part),), tf.int32),
-    )
-    batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
-    if plan.sample_weight is None:
-        return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
-    w = tf.constant(plan.sample_weight.astype(dtype))
-    return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
-
-
-# Batches the generator pipeline reads ahead: a fixed number. With tf.data.AUTOTUNE the buffer
-# kept growing with the steps run (1e6 streamed rows, 60 epochs: peak RSS +17-25 MiB against +6
-# MiB with 32; a 1e7 Keras run grew 1410 -> 1562 MiB over 40 epochs), at no measurable speed gain.
-GENERATOR_PREFETCH_BATCHES = 32
-
-
-def _tf_generated(plan: TrainPlan, dtype: str, part: Part) -> Any:
-    """Training batches of ``part`` gathered one at a time by :func:`_generator_batches` (streamed: from the map)."""
-    import tensorflow as tf
-
-    t = loss_targets(plan.t_train[:1], dtype)
-    signature = [
-        tf.TensorSpec((None, *plan.dataset.input_shape), tf.as_dtype(dtype)),
-        tf.TensorSpec((None, *t.shape[1:]), tf.as_dtype(t.dtype)),
-    ]
-    if plan.sample_weight is not None:
-        signature.append(tf.TensorSpec((None,), tf.as_dtype(dtype)))
-    batches = tf.data.Dataset.from_generator(
-        lambda: _generator_batches(plan, dtype, part), output_signature=tuple(signature)
-    )
-    return batches.prefetch(GENERATOR_PREFETCH_BATCHES)
 
 
 def _tf_put(var: Any, index: Any, value: Any) -> None:
@@ -353,7 +243,8 @@ _TABLE: dict[str, Native] = {
         _tf_threads,
         _tf_threads,
         _tf_peak_mb,
-        _tf_batches,
+        tf_batches,
+        tf_resident,
         lambda steps: steps,
         _tf_put,
         _tf_value_and_grads,
@@ -366,7 +257,8 @@ _TABLE: dict[str, Native] = {
         _torch_threads,
         _torch_init_threads,
         _torch_peak_mb,
-        _generator_batches,
+        generator_batches,
+        no_conversion,
         lambda steps: 1,
         _torch_put,
         _torch_value_and_grads,
@@ -379,7 +271,8 @@ _TABLE: dict[str, Native] = {
         _jax_threads,
         _jax_threads,
         _jax_peak_mb,
-        _generator_batches,
+        generator_batches,
+        no_conversion,
         lambda steps: 1,
         _jax_put,
         _jax_value_and_grads,

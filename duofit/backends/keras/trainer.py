@@ -24,11 +24,12 @@ import keras
 import numpy as np
 
 from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
+from duofit.backends.keras.feed import model_inputs
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
 from duofit.backends.keras.modes import jit_compile_setting, run_dtype_outputs
-from duofit.backends.keras.native import device_name, model_inputs, native, on_device, resolve_device
+from duofit.backends.keras.native import device_name, native, on_device, resolve_device
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.optstate import read_state, write_state
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
@@ -52,7 +53,9 @@ class _EpochEnd(keras.callbacks.Callback):
         self.loss = loss
         # a small streamed part read once, as torch's loop does; a larger one is read chunk by chunk per epoch
         x_val = read_once(plan.dataset.x_val, dtype)
-        self.x_val = list(model_inputs(x_val, dtype)) if isinstance(x_val, np.ndarray) else x_val
+        # held as the framework's input once (TensorFlow: a tensor over the array, not a conversion per epoch)
+        resident = native().resident
+        self.x_val = [resident(p) for p in model_inputs(x_val, dtype)] if isinstance(x_val, np.ndarray) else x_val
         self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end
@@ -156,10 +159,10 @@ def fit(plan: TrainPlan, recorder: EpochRecorder) -> FitOutput:
     )
 
 
-def _predict(model: Any, part: Part | list[np.ndarray], dtype: str) -> np.ndarray:
+def _predict(model: Any, part: Part | list[Any], dtype: str) -> np.ndarray:
     """Raw outputs in the run's dtype for a part: in one piece when in memory, chunk by chunk when streamed.
 
-    ``part``: a part's features, or their model inputs already cast (a list of pieces).
+    ``part``: a part's features, or their model inputs already made (a list of pieces).
     """
     pieces = part if isinstance(part, list) else model_inputs(part, dtype)
     outs = [run_dtype_outputs(model.predict_on_batch(x), dtype) for x in pieces]

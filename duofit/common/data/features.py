@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from duofit.common.data.aligned import aligned_empty
 from duofit.common.data.npyfile import release_pages
 from duofit.common.data.split import Parts
 from duofit.common.data.text import build_vocabulary, encode_texts
@@ -321,7 +322,7 @@ def _float32_parts(
     """
 
     def part(rows: np.ndarray) -> np.ndarray:
-        out = np.empty((len(rows), *x.shape[1:]), dtype=np.float32)
+        out = aligned_empty((len(rows), *x.shape[1:]), np.float32)  # frameworks can wrap it without a copy
         order = np.argsort(rows, kind="stable")
         for start in range(0, len(rows), rows_per):
             at = order[start : start + rows_per]
