@@ -86,9 +86,11 @@ def model_input(x: np.ndarray, dtype: str) -> np.ndarray:
     """Features as ``dtype``; integer token ids stay int64 (an embedding looks them up).
 
     No copy when the features already have that dtype (float32 data of a float32 run): callers
-    only read them (``tf.constant`` and Keras copy what they keep).
+    only read them (:func:`tf_resident` wraps the array itself, Keras copies what it keeps).
+    Otherwise one copy, 64-byte aligned, so :func:`tf_resident` needs no second one.
     """
-    return np.asarray(x, dtype=np.int64 if x.dtype.kind in "iu" else dtype)
+    target = np.dtype(np.int64 if x.dtype.kind in "iu" else dtype)
+    return np.asarray(x) if x.dtype == target else aligned(x, target)
 
 
 def model_inputs(part: Part, dtype: str) -> Iterator[np.ndarray]:

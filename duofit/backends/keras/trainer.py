@@ -33,7 +33,7 @@ from duofit.backends.keras.native import device_name, native, on_device, resolve
 from duofit.backends.keras.optimizers import make_optimizer
 from duofit.backends.keras.optstate import read_state, write_state
 from duofit.backends.keras.recording import RecordingSequential, record_optimizer, step_records
-from duofit.common.data import Part, read_once
+from duofit.common.data import Part, training_rows
 from duofit.common.history import EpochRecorder
 from duofit.common.optstate import OptimizerState, capture, ends_on_last_step
 
@@ -51,8 +51,9 @@ class _EpochEnd(keras.callbacks.Callback):
         self.spec = plan.spec
         self.heads = heads
         self.loss = loss
-        # a small streamed part read once, as torch's loop does; a larger one is read chunk by chunk per epoch
-        x_val = read_once(plan.dataset.x_val, dtype)
+        # as torch's loop does: a small streamed part read once, a larger one pre-scaled once where that
+        # pays (duofit.common.data.training_rows), else read chunk by chunk at every epoch
+        x_val = training_rows(plan.dataset.x_val, dtype)
         # held as the framework's input once (TensorFlow: a tensor over the array, not a conversion per epoch)
         resident = native().resident
         self.x_val = [resident(p) for p in model_inputs(x_val, dtype)] if isinstance(x_val, np.ndarray) else x_val

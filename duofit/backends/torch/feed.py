@@ -4,8 +4,8 @@
 part. In memory (every kind but ``npy`` / ``parquet``, and a streamed part of at most
 ``READ_ONCE_BYTES``, read once) the part is moved to the device once and an epoch's batches
 are contiguous slices of ``index_select(perm)`` (over ``GATHER_PART_BYTES``: gathered one batch
-at a time; a training part on a resident map is pre-scaled once into a temporary file and run
-as a tensor over that file's map, :func:`~duofit.common.data.training_rows`). Streamed (a larger
+at a time; a training or validation part on a resident map is pre-scaled once into a temporary
+file and run as a tensor over that file's map, :func:`~duofit.common.data.training_rows`). Streamed (a larger
 :class:`~duofit.common.data.StreamedRows`), each batch's rows
 are read from the map in the epoch's order, scaled and cast in one pass and copied to the device
 (through pinned memory on CUDA, ``non_blocking``); evaluation runs the part in chunks and
@@ -42,17 +42,18 @@ class Inputs:
         part: The part's features (``Dataset.x_train`` / ``x_val`` / ``x_test``).
         dtype: The model's float dtype (token ids stay int64).
         device: Where the model runs.
-        training: The training part (pre-scaled where that pays, :func:`~duofit.common.data.training_rows`).
+        every_epoch: A part read at every epoch, training or validation (pre-scaled where that
+            pays, :func:`~duofit.common.data.training_rows`).
     """
 
-    def __init__(self, part: Part, dtype: torch.dtype, device: torch.device, training: bool = False) -> None:
+    def __init__(self, part: Part, dtype: torch.dtype, device: torch.device, every_epoch: bool = False) -> None:
         self.n = len(part)
         self.dtype, self.device = dtype, device
         self._np_dtype = np.float32 if dtype == torch.float32 else np.float64
         # A small streamed part is read once, in the model's dtype (the same scaled values), and
         # run as an in-memory part: per-batch reads cost more than a small model's steps. A larger
-        # training part on a resident map is pre-scaled once (duofit.common.data.training_rows).
-        part = training_rows(part, self._np_dtype) if training else read_once(part, self._np_dtype)
+        # part read at every epoch on a resident map is pre-scaled once (duofit.common.data.training_rows).
+        part = training_rows(part, self._np_dtype) if every_epoch else read_once(part, self._np_dtype)
         self.stream = part if isinstance(part, StreamedRows) else None
         self.resident = None if self.stream is not None else to_model_input(part, dtype, device)
         self.per_batch = gathered_per_batch(part)  # a large part: no epoch-sized permuted copy

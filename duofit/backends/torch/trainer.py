@@ -223,9 +223,9 @@ def _setup(plan: TrainPlan) -> _Setup:
         penalty=penalty,
         device=device,
         dtype=dtype,
-        x=Inputs(ds.x_train, dtype, device, training=True),  # on the device, or streamed per batch (kinds npy, parquet)
+        x=Inputs(ds.x_train, dtype, device, every_epoch=True),  # on the device, or streamed (kinds npy, parquet)
         t=targets(plan.t_train, dtype, device),
-        x_val=Inputs(ds.x_val, dtype, device),
+        x_val=Inputs(ds.x_val, dtype, device, every_epoch=True),
         t_val=targets(plan.t_val, dtype, device),
         order=plan.order,  # one epoch's order at a time
         step_loss=train_step(model, loss_fn, weighted_loss, penalty, tr, device, dtype),

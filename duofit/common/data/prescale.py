@@ -47,10 +47,13 @@ TEMP_KIND = "scaled"  # temporary files named duofit-scaled-<pid>-*.npy
 
 
 def training_rows(part: Any, dtype: Any) -> Any:
-    """The training part as the backends read it: in memory when small, a pre-scaled map where that pays, else streamed.
+    """A part read at every epoch: in memory when small, a pre-scaled map where that pays, else streamed.
+
+    The training part (read per batch) and the validation part (read in chunks at every epoch
+    end) both go through it; the test part, read once, does not.
 
     Args:
-        part: A dataset's training features (an array or a :class:`StreamedRows`).
+        part: A dataset's training or validation features (an array or a :class:`StreamedRows`).
         dtype: The model's float dtype.
     """
     part = read_once(part, dtype)
