@@ -36,12 +36,13 @@ __all__ = [
 # beside the 1.5 GB peak a 10-million-row npy run is allowed.
 STREAM_CHUNK_BYTES = 16 * 2**20
 # An in-memory training part larger than this is fed as a streamed one is: each training batch
-# gathered when the loop reaches it, so no epoch-sized permuted copy (torch) or constant copy of
-# the part (Keras on TensorFlow) sits beside the data; evaluation runs in chunks of
+# gathered when the loop reaches it, so no epoch-sized permuted copy (torch) sits beside the data
+# (Keras on TensorFlow now wraps a small part without a copy, duofit.backends.keras.feed.tf_resident,
+# where a tf.constant held two); evaluation runs in chunks of
 # STREAM_CHUNK_BYTES at any size. Smaller parts keep the one-gather-per-epoch form, the faster
 # one for small data. With it an in-memory run peaks near the data's own size plus the empty
 # process (the scale suite's in-memory bound: at 1e5 x 20 float32, a 6.4 MB training part, the
-# epoch copy took torch 5 MiB and the constant Keras 8.6 MiB over it).
+# epoch copy took torch 5 MiB and a tf.constant Keras 8.6 MiB over it).
 GATHER_PART_BYTES = 4 * 2**20
 # A streamed part that would take at most this in memory (float64) is read into memory once by
 # both backends (chunk by chunk, in the model's dtype) and trained on as an in-memory part:
