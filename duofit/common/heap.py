@@ -8,7 +8,8 @@ from the arenas, whose free pages stay resident. Peak RSS then creeps up with th
 nothing is kept. :class:`HeapTrimmer` calls ``malloc_trim(0)`` at an epoch end, which
 returns those pages, but only as often as its cost allows: a trim (about 0.5-1 ms in a
 Keras process) runs when the time since the previous one is at least its cost divided by
-:data:`TRIM_BUDGET`, so trimming never takes more than that share of the training time. (The
+:data:`TRIM_BUDGET`, so trimming never takes more than that share of the training time, besides
+one trim when training ends (``force``). (The
 pages a trim returns are faulted in again when reused, a cost outside the budget; measured on the
 seed workload it is a few pages a trim, about a microsecond.)
 

@@ -54,3 +54,39 @@ def test_a_resident_training_part_trains_like_a_constant() -> None:
     batches = tf.data.Dataset.from_tensor_slices(idx).batch(8).map(lambda i: tf.gather(t, i))
     got = np.concatenate([b.numpy() for b in batches])
     assert np.array_equal(got, x[idx])
+
+
+def test_the_tensor_outlives_its_array() -> None:
+    """The tensor keeps the numpy buffer alive (DLPack's capsule holds a reference): no dangling memory."""
+    pytest.importorskip("tensorflow")
+    import gc
+
+    from duofit.backends.keras.feed import tf_resident
+
+    def make() -> object:
+        a = aligned_empty((500, 8), np.float64)
+        a[...] = np.arange(4000, dtype=np.float64).reshape(500, 8)
+        return tf_resident(a)
+
+    t = make()
+    gc.collect()
+    _ = [np.ones(4000) for _ in range(50)]  # fresh allocations that would reuse a freed buffer
+    assert np.array_equal(t.numpy(), np.arange(4000, dtype=np.float64).reshape(500, 8))  # type: ignore[attr-defined]
+
+
+def test_held_validation_pieces_are_wrapped_only_where_that_takes_no_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks after the first rarely start on a 64-byte boundary: they stay numpy instead of being copied."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from duofit.backends.keras.feed import held_inputs, tf_resident
+    from duofit.common.data import rows
+
+    monkeypatch.setattr(rows, "STREAM_CHUNK_BYTES", 8 * 3 * 7)  # 7-row chunks of 3 features: 84-byte steps
+    part = aligned_empty((20, 3), np.float32)
+    part[...] = np.arange(60, dtype=np.float32).reshape(20, 3)
+    pieces = held_inputs(part, "float32", tf_resident)
+    assert [len(p) for p in pieces] == [7, 7, 6]
+    assert isinstance(pieces[0], tf.Tensor) and _address(pieces[0]) == part.ctypes.data  # aligned: wrapped
+    assert all(isinstance(p, np.ndarray) and np.shares_memory(p, part) for p in pieces[1:])  # views, no copy
+    np.testing.assert_array_equal(np.concatenate([np.asarray(p) for p in pieces]), part)

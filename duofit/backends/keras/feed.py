@@ -29,11 +29,12 @@ import numpy as np
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
 from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, training_rows
-from duofit.common.data.aligned import aligned, aligned_empty
+from duofit.common.data.aligned import aligned, aligned_empty, is_aligned
 
 __all__ = [
     "GENERATOR_PREFETCH_BATCHES",
     "generator_batches",
+    "held_inputs",
     "model_input",
     "model_inputs",
     "no_conversion",
@@ -99,6 +100,16 @@ def model_inputs(part: Part, dtype: str) -> Iterator[np.ndarray]:
         yield model_input(chunk, dtype)
 
 
+def held_inputs(part: np.ndarray, dtype: str, resident: Callable[[np.ndarray], Any]) -> list[Any]:
+    """An in-memory part's evaluation pieces, kept for every epoch: wrapped by ``resident`` where that takes no copy.
+
+    A piece that is aligned and writeable becomes the framework's tensor over it (TensorFlow:
+    :func:`tf_resident`); any other piece (after the first chunk of a part, a chunk rarely starts
+    on a 64-byte boundary) stays numpy and is converted per call, as a kept copy would double it.
+    """
+    return [resident(p) if is_aligned(p) and p.flags.writeable else p for p in model_inputs(part, dtype)]
+
+
 def tf_batches(plan: TrainPlan, dtype: str) -> Any:
     """Training batches in the shared order: epoch e, batch b = ``order.epoch(e)[b*bs:(b+1)*bs]``.
 
@@ -122,7 +133,7 @@ def tf_batches(plan: TrainPlan, dtype: str) -> Any:
     batches = order.flat_map(lambda idx: tf.data.Dataset.from_tensor_slices(idx).batch(bs))
     if plan.sample_weight is None:
         return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i))).prefetch(tf.data.AUTOTUNE)
-    w = tf_resident(plan.sample_weight.astype(dtype))
+    w = tf_resident(aligned(plan.sample_weight, dtype))
     return batches.map(lambda i: (tf.gather(x, i), tf.gather(t, i), tf.gather(w, i))).prefetch(tf.data.AUTOTUNE)
 
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from duofit.backends.base import FitOutput, TrainPlan, fit_environment, fit_timings, native_epoch_metrics
-from duofit.backends.keras.feed import model_inputs
+from duofit.backends.keras.feed import held_inputs, model_inputs
 from duofit.backends.keras.layers import build_model, floatx, get_weights, set_weights
 from duofit.backends.keras.losses import loss_targets, make_loss
 from duofit.backends.keras.metrics import collect, make_metric
@@ -55,8 +55,7 @@ class _EpochEnd(keras.callbacks.Callback):
         # pays (duofit.common.data.training_rows), else read chunk by chunk at every epoch
         x_val = training_rows(plan.dataset.x_val, dtype)
         # held as the framework's input once (TensorFlow: a tensor over the array, not a conversion per epoch)
-        resident = native().resident
-        self.x_val = [resident(p) for p in model_inputs(x_val, dtype)] if isinstance(x_val, np.ndarray) else x_val
+        self.x_val = held_inputs(x_val, dtype, native().resident) if isinstance(x_val, np.ndarray) else x_val
         self.t_val = loss_targets(plan.t_val, dtype)
         self.best: dict[str, np.ndarray] | None = None
         # train.epoch_metrics = "native": keras.metrics objects, built at the first epoch end

@@ -44,8 +44,8 @@ def _draw(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _restored(state: Mapping[str, Any]) -> np.random.Generator:
-    """A generator in a saved ``bit_generator.state`` (the order stream's bit generator, PCG64)."""
-    bits = np.random.PCG64()
+    """A generator in a saved ``bit_generator.state`` (of the bit generator it names: PCG64 for ``default_rng``)."""
+    bits = getattr(np.random, state["bit_generator"])()
     bits.state = cast(Any, state)  # numpy's stubs type the setter narrower than the getter
     return np.random.Generator(bits)
 

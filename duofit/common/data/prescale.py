@@ -1,4 +1,4 @@
-"""A streamed training part written once, scaled, in the model's dtype: then trained on as an array over its map.
+"""A streamed part read at every epoch (training, validation) written once, scaled: then read as an array over its map.
 
 Every training batch of a streamed part is read, scaled and cast (:meth:`StreamedRows.batch`).
 Where the read is a gather from a resident memory map (a file of at most
