@@ -175,30 +175,20 @@ def _rows_read(spec: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> int:
     return sum(read)
 
 
+@pytest.mark.parametrize("mode", ["read-once", "pre-scaled"])
 @pytest.mark.parametrize(
     "backend", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
 )
-def test_small_streamed_parts_are_read_once_whatever_the_epochs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+def test_streamed_parts_are_read_once_whatever_the_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, mode: str
 ) -> None:
-    """Training, validation and test parts under READ_ONCE_BYTES: no re-reading per epoch on either backend."""
+    """No re-reading per epoch on either backend: parts under READ_ONCE_BYTES are read into memory once,
+    training and validation parts over it on a resident map are pre-scaled once (validation was read
+    at every epoch end before), the test part is read once."""
     one, _ = _specs(tmp_path, epochs=1)
     three, _ = _specs(tmp_path, epochs=3)
+    if mode == "pre-scaled":
+        _as_large(monkeypatch, prescaled=True)
     once = _rows_read(one, backend, monkeypatch)
     assert once > 0
     assert _rows_read(three, backend, monkeypatch) == once
-
-
-@pytest.mark.parametrize(
-    "backend", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
-)
-def test_pre_scaled_parts_are_read_once_whatever_the_epochs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
-) -> None:
-    """Training and validation parts over READ_ONCE_BYTES on a resident map: pre-scaled once, not re-read per epoch."""
-    one, _ = _specs(tmp_path, epochs=1)
-    three, _ = _specs(tmp_path, epochs=3)
-    _as_large(monkeypatch, prescaled=True)
-    once = _rows_read(one, backend, monkeypatch)
-    assert once > 0
-    assert _rows_read(three, backend, monkeypatch) == once  # the validation part too (it was read at every epoch)

@@ -29,7 +29,7 @@ import numpy as np
 from duofit.backends.base import TrainPlan
 from duofit.backends.keras.losses import loss_targets
 from duofit.common.data import Part, StreamedRows, eval_chunks, gathered_per_batch, training_rows
-from duofit.common.data.aligned import aligned, aligned_empty, is_aligned
+from duofit.common.data.aligned import aligned, aligned_copy, is_aligned
 
 __all__ = [
     "GENERATOR_PREFETCH_BATCHES",
@@ -107,7 +107,7 @@ def held_inputs(part: np.ndarray, dtype: str, resident: Callable[[np.ndarray], A
     :func:`tf_resident`); any other piece (after the first chunk of a part, a chunk rarely starts
     on a 64-byte boundary) stays numpy and is converted per call, as a kept copy would double it.
     """
-    return [resident(p) if is_aligned(p) and p.flags.writeable else p for p in model_inputs(part, dtype)]
+    return [resident(p) if _wraps_in_place(p) else p for p in model_inputs(part, dtype)]
 
 
 def tf_batches(plan: TrainPlan, dtype: str) -> Any:
@@ -170,11 +170,13 @@ def tf_resident(a: np.ndarray) -> Any:
     """
     import tensorflow as tf
 
-    arr = aligned(a)
-    if not arr.flags.writeable:
-        arr = aligned_empty(a.shape, a.dtype)
-        arr[...] = a
+    arr = a if _wraps_in_place(a) else aligned_copy(a)
     return tf.experimental.dlpack.from_dlpack(arr.__dlpack__())
+
+
+def _wraps_in_place(a: np.ndarray) -> bool:
+    """Whether DLPack can hand ``a``'s own buffer to TensorFlow: aligned and writeable."""
+    return is_aligned(a) and bool(a.flags.writeable)
 
 
 def no_conversion(a: np.ndarray) -> np.ndarray:

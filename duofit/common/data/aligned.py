@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-__all__ = ["ALIGN_BYTES", "aligned", "aligned_empty", "is_aligned"]
+__all__ = ["ALIGN_BYTES", "aligned", "aligned_copy", "aligned_empty", "is_aligned"]
 
 # TensorFlow's allocator alignment (see the module docstring); also a cache line.
 ALIGN_BYTES = 64
@@ -57,8 +57,11 @@ def is_aligned(a: np.ndarray) -> bool:
 def aligned(a: np.ndarray, dtype: DTypeLike | None = None) -> np.ndarray:
     """``a`` as ``dtype`` (default its own), aligned: ``a`` itself when it already is, else one copy."""
     dt = a.dtype if dtype is None else np.dtype(dtype)
-    if a.dtype == dt and is_aligned(a):
-        return a
-    out = aligned_empty(a.shape, dt)
+    return a if a.dtype == dt and is_aligned(a) else aligned_copy(a, dt)
+
+
+def aligned_copy(a: np.ndarray, dtype: DTypeLike | None = None) -> np.ndarray:
+    """A new aligned, writeable, C-contiguous array with ``a``'s values as ``dtype`` (default its own)."""
+    out = aligned_empty(a.shape, a.dtype if dtype is None else dtype)
     out[...] = a
     return out
